@@ -1,0 +1,92 @@
+#!/usr/bin/env python3
+"""Run Paceline from a fresh checkout: `python3 dev.py demo` or `python3 dev.py test`.
+
+Needs only Python 3.11+. On first use (and whenever pyproject.toml changes) it
+creates `.venv/` beside this file and installs Paceline into it with pip, so
+nothing is installed into the system interpreter.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import subprocess
+import sys
+import venv
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent
+VENV = ROOT / ".venv"
+STAMP = VENV / ".paceline-installed"
+BIN = VENV / ("Scripts" if os.name == "nt" else "bin")
+PYTHON = BIN / ("python.exe" if os.name == "nt" else "python")
+
+USAGE = """usage: python3 dev.py COMMAND [ARGS...]
+
+commands:
+  demo [ARGS]   run the Paceline demo on the embedded database (ARGS go to `paceline demo`)
+  test [ARGS]   run ruff, mypy --strict and the whole pytest suite (ARGS go to pytest)
+  paceline ARGS run any `paceline` command inside the project environment
+"""
+
+
+def _wanted_stamp(extras: str) -> str:
+    digest = hashlib.sha256((ROOT / "pyproject.toml").read_bytes()).hexdigest()
+    return f"{extras}:{digest}"
+
+
+def ensure_env(*, dev: bool) -> None:
+    """Create or refresh `.venv` so that it holds Paceline (and its dev tools)."""
+    if sys.version_info < (3, 11):
+        sys.exit(f"Paceline needs Python 3.11 or newer; this is {sys.version.split()[0]}")
+    extras = "dev" if dev else "run"
+    current = STAMP.read_text() if STAMP.exists() else ""
+    if current == _wanted_stamp(extras) or (not dev and current == _wanted_stamp("dev")):
+        return
+    if not PYTHON.exists():
+        print(f"dev.py: creating the virtual environment in {VENV}", flush=True)
+        venv.EnvBuilder(with_pip=True, clear=True).create(VENV)
+    target = ".[dev]" if dev else "."
+    print(f"dev.py: installing {target} into {VENV} (first run takes a minute)", flush=True)
+    subprocess.run(
+        [str(PYTHON), "-m", "pip", "install", "--quiet", "--disable-pip-version-check", "-e", target],
+        cwd=ROOT,
+        check=True,
+    )
+    STAMP.write_text(_wanted_stamp(extras))
+
+
+def run(argv: list[str]) -> int:
+    """Run one step inside the environment and return its exit code."""
+    print(f"dev.py: $ {' '.join(argv)}", flush=True)
+    return subprocess.run(argv, cwd=ROOT, check=False).returncode
+
+
+def main(args: list[str]) -> int:
+    """Dispatch the dev.py commands."""
+    if not args or args[0] in {"-h", "--help", "help"}:
+        print(USAGE)
+        return 0 if args else 2
+    command, rest = args[0], args[1:]
+    if command == "demo":
+        ensure_env(dev=False)
+        return run([str(BIN / "paceline"), "demo", *rest])
+    if command == "paceline":
+        ensure_env(dev=False)
+        return run([str(BIN / "paceline"), *rest])
+    if command == "test":
+        ensure_env(dev=True)
+        for step in (
+            [str(BIN / "ruff"), "check", "."],
+            [str(BIN / "mypy")],
+        ):
+            code = run(step)
+            if code != 0:
+                return code
+        return run([str(PYTHON), "-m", "pytest", *rest])
+    print(USAGE, file=sys.stderr)
+    return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

@@ -1,0 +1,61 @@
+"""The typed errors of `paceline.store`; each carries the value that caused it."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+
+class StoreError(Exception):
+    """Root of every error raised by `paceline.store`."""
+
+
+class DatabaseUrlError(StoreError, ValueError):
+    """`PACELINE_DATABASE_URL` (or a DSN given in code) cannot be parsed."""
+
+    def __init__(self, url: str, reason: str) -> None:
+        self.url = url
+        super().__init__(f"invalid database URL {redact(url)!r}: {reason}")
+
+
+class ServerUnreachableError(StoreError):
+    """The PostgreSQL server named by a DSN did not accept a connection."""
+
+    def __init__(self, dsn: str, reason: str) -> None:
+        self.dsn = dsn
+        super().__init__(f"cannot reach PostgreSQL at {redact(dsn)}: {reason}")
+
+
+class DataDirError(StoreError):
+    """The embedded server's data directory cannot be used (locked, foreign or unwritable)."""
+
+    def __init__(self, data_dir: Path, reason: str) -> None:
+        self.data_dir = data_dir
+        super().__init__(f"embedded PostgreSQL data directory {data_dir}: {reason}")
+
+
+class MigrationError(StoreError):
+    """A schema migration is missing, altered after it was applied, or failed."""
+
+
+class BatchRejectedError(StoreError, ValueError):
+    """A batch holds a row no device could have sent; nothing of the batch was written."""
+
+    def __init__(self, batch_id: str, stream: str, row: int, reason: str) -> None:
+        self.batch_id = batch_id
+        self.stream = stream
+        self.row = row
+        self.reason = reason
+        super().__init__(f"batch {batch_id!r} rejected: {stream} row {row}: {reason}")
+
+
+def redact(dsn: str) -> str:
+    """Hide the password of a DSN or URL so that it can be logged."""
+    from psycopg.conninfo import conninfo_to_dict, make_conninfo  # noqa: PLC0415
+
+    try:
+        params = conninfo_to_dict(dsn)
+    except Exception:  # noqa: BLE001 - an unparseable DSN is shown without any password guess
+        return "<unparseable DSN>"
+    if "password" in params:
+        params["password"] = "***"
+    return make_conninfo("", **{k: v for k, v in params.items() if v is not None})
