@@ -37,7 +37,7 @@ def _wanted_stamp(extras: str) -> str:
 
 def ensure_env(*, dev: bool) -> None:
     """Create or refresh `.venv` so that it holds Paceline (and its dev tools)."""
-    if sys.version_info < (3, 11):
+    if sys.version_info < (3, 11):  # noqa: UP036 - dev.py must explain itself on old Pythons
         sys.exit(f"Paceline needs Python 3.11 or newer; this is {sys.version.split()[0]}")
     extras = "dev" if dev else "run"
     current = STAMP.read_text() if STAMP.exists() else ""
@@ -49,7 +49,16 @@ def ensure_env(*, dev: bool) -> None:
     target = ".[dev]" if dev else "."
     print(f"dev.py: installing {target} into {VENV} (first run takes a minute)", flush=True)
     subprocess.run(
-        [str(PYTHON), "-m", "pip", "install", "--quiet", "--disable-pip-version-check", "-e", target],
+        [
+            str(PYTHON),
+            "-m",
+            "pip",
+            "install",
+            "--quiet",
+            "--disable-pip-version-check",
+            "-e",
+            target,
+        ],
         cwd=ROOT,
         check=True,
     )

@@ -54,8 +54,17 @@ def redact(dsn: str) -> str:
 
     try:
         params = conninfo_to_dict(dsn)
-    except Exception:  # noqa: BLE001 - an unparseable DSN is shown without any password guess
-        return "<unparseable DSN>"
+    except Exception:
+        from urllib.parse import urlsplit  # noqa: PLC0415
+
+        try:
+            parts = urlsplit(dsn)
+        except ValueError:
+            return "<unparseable>"
+        if parts.password:
+            netloc = parts.netloc.replace(f":{parts.password}@", ":***@")
+            return parts._replace(netloc=netloc).geturl()
+        return dsn
     if "password" in params:
-        params["password"] = "***"
+        params["password"] = "***"  # noqa: S105 - the mask, not a secret
     return make_conninfo("", **{k: v for k, v in params.items() if v is not None})

@@ -1,0 +1,63 @@
+"""The `paceline` command."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from collections.abc import Callable, Sequence
+
+from paceline.cli import db
+from paceline.cli.settings import DOCUMENTED, Settings, SettingsError
+from paceline.store.errors import StoreError
+
+Handler = Callable[[argparse.Namespace, Settings], int]
+
+
+def _epilog() -> str:
+    lines = ["environment variables:"]
+    lines += [
+        f"  {name:<26} {meaning} (default: {default})" for name, default, meaning in DOCUMENTED
+    ]
+    return "\n".join(lines)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser with every subcommand registered."""
+    parser = argparse.ArgumentParser(
+        prog="paceline",
+        description="Paceline: wearables, pacing and graded exposure for chronic pain.",
+        epilog=_epilog(),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("-v", "--verbose", action="store_true", help="log debug detail")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    db.register(commands)
+    from paceline.cli import demo  # noqa: PLC0415 - the demo pulls in every component
+
+    demo.register(commands)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the `paceline` console script."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(
+        level=logging.DEBUG if args.verbose else logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    handler: Handler = args.handler
+    try:
+        settings = Settings.from_env()
+        return handler(args, settings)
+    except (SettingsError, StoreError) as exc:
+        print(f"paceline: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("paceline: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

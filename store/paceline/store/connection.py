@@ -1,0 +1,43 @@
+"""Opening connections to the PostgreSQL server that holds Paceline's data."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import psycopg
+from psycopg.conninfo import conninfo_to_dict
+
+from paceline.store.errors import DatabaseUrlError, ServerUnreachableError
+
+# Long enough for a server that is starting or far away, short enough that a
+# wrong host fails while the operator is still looking at the terminal.
+CONNECT_TIMEOUT_S = 10
+_URL_SCHEMES = ("postgresql://", "postgres://")
+
+
+def check_dsn(dsn: str) -> None:
+    """Raise `DatabaseUrlError` unless `dsn` is a PostgreSQL URL or key=value conninfo."""
+    if not dsn.strip():
+        raise DatabaseUrlError(dsn, "it is empty")
+    if "://" in dsn and not dsn.startswith(_URL_SCHEMES):
+        scheme = dsn.split("://", 1)[0]
+        raise DatabaseUrlError(dsn, f"scheme {scheme!r} is not postgresql:// or postgres://")
+    try:
+        conninfo_to_dict(dsn)
+    except psycopg.ProgrammingError as exc:
+        raise DatabaseUrlError(dsn, str(exc).strip()) from exc
+
+
+def connect(dsn: str, *, autocommit: bool = False, **kwargs: Any) -> psycopg.Connection[Any]:
+    """Connect to `dsn`, turning connection failures into `ServerUnreachableError`."""
+    check_dsn(dsn)
+    kwargs.setdefault("connect_timeout", CONNECT_TIMEOUT_S)
+    try:
+        return psycopg.connect(dsn, autocommit=autocommit, **kwargs)
+    except psycopg.OperationalError as exc:
+        raise ServerUnreachableError(dsn, _first_line(exc)) from exc
+
+
+def _first_line(exc: BaseException) -> str:
+    text = " ".join(line.strip() for line in str(exc).splitlines() if line.strip())
+    return text or type(exc).__name__

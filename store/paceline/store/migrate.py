@@ -1,0 +1,139 @@
+"""Numbered SQL migrations, applied in order, once, under an advisory lock."""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from dataclasses import dataclass
+from datetime import timedelta
+from importlib import resources
+from typing import Any
+
+import psycopg
+
+from paceline.store import timescale
+from paceline.store.errors import MigrationError
+
+# pg_advisory_lock key shared by every Paceline process that migrates: the
+# ASCII of "pace" so that it is recognisable in pg_locks.
+MIGRATION_LOCK_KEY = 0x70616365
+_FILE = re.compile(r"^(\d{4})_([a-z0-9_]+)\.sql$")
+
+
+@dataclass(frozen=True)
+class Migration:
+    """One numbered SQL file."""
+
+    version: int
+    name: str
+    sql: str
+
+    @property
+    def checksum(self) -> str:
+        """SHA-256 of the SQL text, to notice a file edited after it was applied."""
+        return hashlib.sha256(self.sql.encode()).hexdigest()
+
+
+@dataclass(frozen=True)
+class MigrationResult:
+    """What one `migrate` call did."""
+
+    applied: tuple[int, ...]
+    schema_version: int
+    timescale: timescale.TimescaleState
+
+
+def load_migrations() -> list[Migration]:
+    """Every migration shipped with Paceline, in order."""
+    found = []
+    for entry in resources.files("paceline.store").joinpath("migrations").iterdir():
+        match = _FILE.match(entry.name)
+        if match:
+            found.append(Migration(int(match[1]), match[2], entry.read_text(encoding="utf-8")))
+    found.sort(key=lambda m: m.version)
+    versions = [m.version for m in found]
+    if versions != list(range(1, len(found) + 1)):
+        raise MigrationError(f"migration numbers must run 1, 2, 3 … without gaps; found {versions}")
+    return found
+
+
+def applied_versions(conn: psycopg.Connection[Any]) -> dict[int, str]:
+    """Applied migration versions and their checksums (empty on a new database)."""
+    exists = conn.execute("SELECT to_regclass('public.schema_migrations') IS NOT NULL").fetchone()
+    if not exists or not exists[0]:
+        return {}
+    rows = conn.execute("SELECT version, checksum FROM schema_migrations").fetchall()
+    return {int(v): str(c) for v, c in rows}
+
+
+def migrate(
+    conn: psycopg.Connection[Any],
+    *,
+    compress_after: timedelta = timescale.DEFAULT_COMPRESS_AFTER,
+    retention: timedelta | None = None,
+) -> MigrationResult:
+    """Bring the schema up to date, then set up TimescaleDB features if the server has them.
+
+    Safe to run twice and from several processes at once: the work happens
+    under a session advisory lock, and each migration commits in its own
+    transaction together with its row in `schema_migrations`.
+    """
+    if not conn.autocommit:
+        raise MigrationError("migrate() needs a connection in autocommit mode")
+    migrations = load_migrations()
+    conn.execute("SELECT pg_advisory_lock(%s)", (MIGRATION_LOCK_KEY,))
+    try:
+        conn.execute(
+            """
+            CREATE TABLE IF NOT EXISTS schema_migrations (
+                version    integer PRIMARY KEY,
+                name       text NOT NULL,
+                checksum   text NOT NULL,
+                applied_at timestamptz NOT NULL DEFAULT now()
+            )
+            """
+        )
+        done = applied_versions(conn)
+        _check_applied(migrations, done)
+        applied = []
+        for migration in migrations:
+            if migration.version in done:
+                continue
+            try:
+                with conn.transaction():
+                    conn.execute(migration.sql.encode())
+                    conn.execute(
+                        "INSERT INTO schema_migrations (version, name, checksum) VALUES (%s, %s, %s)",
+                        (migration.version, migration.name, migration.checksum),
+                    )
+            except psycopg.Error as exc:
+                raise MigrationError(
+                    f"migration {migration.version:04d}_{migration.name} failed: {exc}"
+                ) from exc
+            applied.append(migration.version)
+        ts_state = timescale.configure(conn, compress_after=compress_after, retention=retention)
+    finally:
+        conn.execute("SELECT pg_advisory_unlock(%s)", (MIGRATION_LOCK_KEY,))
+    return MigrationResult(tuple(applied), migrations[-1].version, ts_state)
+
+
+def _check_applied(migrations: list[Migration], done: dict[int, str]) -> None:
+    known = {m.version: m for m in migrations}
+    for version, checksum in sorted(done.items()):
+        if version not in known:
+            raise MigrationError(
+                f"the database has migration {version}, which this Paceline does not know: "
+                "it was migrated by a newer version"
+            )
+        if known[version].checksum != checksum:
+            m = known[version]
+            raise MigrationError(
+                f"migration {version:04d}_{m.name} was changed after it was applied; "
+                "add a new migration instead of editing an applied one"
+            )
+
+
+def pending(conn: psycopg.Connection[Any]) -> list[Migration]:
+    """Migrations not yet applied to this database."""
+    done = applied_versions(conn)
+    return [m for m in load_migrations() if m.version not in done]

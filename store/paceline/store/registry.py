@@ -1,0 +1,169 @@
+"""People and devices: patients, clinicians, care teams, and wearables bound to patients."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import psycopg
+from psycopg.rows import class_row
+
+from paceline.store.errors import StoreError
+
+
+class NotFoundError(StoreError, LookupError):
+    """A patient, clinician or device that does not exist."""
+
+
+@dataclass(frozen=True)
+class Patient:
+    """A patient as stored."""
+
+    patient_id: int
+    external_ref: str
+    display_name: str
+    birth_year: int | None
+    sex: str
+    hr_max_bpm: int | None
+    hr_rest_bpm: int | None
+    timezone: str
+    enrolled_at: datetime
+
+
+@dataclass(frozen=True)
+class Device:
+    """A wearable as stored."""
+
+    device_id: int
+    address: str
+    name: str | None
+    profile: str
+    patient_id: int | None
+    first_seen: datetime
+    last_seen: datetime
+
+
+def create_patient(
+    conn: psycopg.Connection[Any],
+    *,
+    external_ref: str,
+    display_name: str,
+    birth_year: int | None = None,
+    sex: str = "unspecified",
+    hr_max_bpm: int | None = None,
+    hr_rest_bpm: int | None = None,
+    timezone: str = "UTC",
+    enrolled_at: datetime | None = None,
+) -> Patient:
+    """Enrol a patient and return it."""
+    with conn.cursor(row_factory=class_row(Patient)) as cur:
+        cur.execute(
+            "INSERT INTO patient (external_ref, display_name, birth_year, sex, hr_max_bpm,"
+            " hr_rest_bpm, timezone, enrolled_at) VALUES (%s, %s, %s, %s, %s, %s, %s,"
+            " coalesce(%s, now())) RETURNING patient_id, external_ref, display_name, birth_year,"
+            " sex, hr_max_bpm, hr_rest_bpm, timezone, enrolled_at",
+            (
+                external_ref,
+                display_name,
+                birth_year,
+                sex,
+                hr_max_bpm,
+                hr_rest_bpm,
+                timezone,
+                enrolled_at,
+            ),
+        )
+        patient = cur.fetchone()
+    assert patient is not None
+    return patient
+
+
+def get_patient(conn: psycopg.Connection[Any], patient_id: int) -> Patient:
+    """The patient with `patient_id`, or `NotFoundError`."""
+    with conn.cursor(row_factory=class_row(Patient)) as cur:
+        cur.execute(
+            "SELECT patient_id, external_ref, display_name, birth_year, sex, hr_max_bpm,"
+            " hr_rest_bpm, timezone, enrolled_at FROM patient WHERE patient_id = %s",
+            (patient_id,),
+        )
+        patient = cur.fetchone()
+    if patient is None:
+        raise NotFoundError(f"no patient {patient_id}")
+    return patient
+
+
+def create_clinician(
+    conn: psycopg.Connection[Any], *, username: str, display_name: str, role: str = "clinician"
+) -> int:
+    """Add a clinician account and return its id."""
+    row = conn.execute(
+        "INSERT INTO clinician (username, display_name, role) VALUES (%s, %s, %s)"
+        " RETURNING clinician_id",
+        (username, display_name, role),
+    ).fetchone()
+    assert row is not None
+    return int(row[0])
+
+
+def assign_care_team(
+    conn: psycopg.Connection[Any],
+    *,
+    clinician_id: int,
+    patient_id: int,
+    role: str = "physiotherapist",
+) -> None:
+    """Let a clinician see a patient (idempotent)."""
+    conn.execute(
+        "INSERT INTO care_team (clinician_id, patient_id, role) VALUES (%s, %s, %s)"
+        " ON CONFLICT (clinician_id, patient_id) DO UPDATE SET role = excluded.role",
+        (clinician_id, patient_id, role),
+    )
+
+
+_DEVICE_COLS = "device_id, address, name, profile, patient_id, first_seen, last_seen"
+
+
+def register_device(
+    conn: psycopg.Connection[Any],
+    *,
+    address: str,
+    name: str | None = None,
+    profile: str = "unknown",
+) -> Device:
+    """Record a wearable by BLE address (idempotent: a known address updates name and profile)."""
+    with conn.cursor(row_factory=class_row(Device)) as cur:
+        cur.execute(
+            "INSERT INTO device (address, name, profile) VALUES (%s, %s, %s)"
+            " ON CONFLICT (address) DO UPDATE SET name = coalesce(excluded.name, device.name),"
+            " profile = CASE WHEN excluded.profile = 'unknown' THEN device.profile"
+            " ELSE excluded.profile END"
+            f" RETURNING {_DEVICE_COLS}",
+            (address.upper(), name, profile),
+        )
+        device = cur.fetchone()
+    assert device is not None
+    return device
+
+
+def bind_device(conn: psycopg.Connection[Any], *, address: str, patient_id: int) -> Device:
+    """Assign a registered wearable to a patient; its samples then count as theirs."""
+    get_patient(conn, patient_id)
+    with conn.cursor(row_factory=class_row(Device)) as cur:
+        cur.execute(
+            "UPDATE device SET patient_id = %s, bound_at = now() WHERE address = %s"
+            f" RETURNING {_DEVICE_COLS}",
+            (patient_id, address.upper()),
+        )
+        device = cur.fetchone()
+    if device is None:
+        raise NotFoundError(f"no device with address {address}; scan or register it first")
+    return device
+
+
+def list_devices(conn: psycopg.Connection[Any], *, bound_only: bool = False) -> list[Device]:
+    """All registered wearables (only those bound to a patient with `bound_only`)."""
+    where = " WHERE patient_id IS NOT NULL" if bound_only else ""
+    with conn.cursor(row_factory=class_row(Device)) as cur:
+        cur.execute(f"SELECT {_DEVICE_COLS} FROM device{where} ORDER BY device_id")
+        return cur.fetchall()

@@ -1,0 +1,302 @@
+"""The batch writer: one spool batch lands whole, exactly once, or not at all.
+
+A batch is committed in a single transaction that also inserts its
+`ingest_batch` row, so a batch id that is present has landed completely and a
+replay of it is a no-op. Rows go in with binary COPY. When none of the batch's
+rows can already be stored (no overlap with what the table holds for the same
+patient, device and time span), they are copied straight into the table; when
+some may be, they are copied into a temporary staging table and moved with
+`INSERT … ON CONFLICT DO NOTHING`, so rows re-sent after a reconnect are
+skipped instead of failing the batch.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import numpy as np
+import psycopg
+from numpy.typing import NDArray
+from psycopg import errors as pgerrors
+from psycopg import sql
+
+from paceline.store.columns import HrRows, Rows, RrRows, StepRows
+from paceline.store.copybinary import encode
+from paceline.store.errors import BatchRejectedError
+
+logger = logging.getLogger(__name__)
+
+# Devices stamp samples with the gateway's clock; a sample further ahead than
+# this is a clock fault, not data, and is refused rather than stored.
+MAX_FUTURE_S = 300
+# COPY data is streamed to the server in pieces of this size so that memory
+# stays flat however large a batch is.
+COPY_CHUNK_BYTES = 4 * 1024 * 1024
+
+_TABLES: dict[str, tuple[str, tuple[str, ...]]] = {
+    "hr": ("hr_sample", ("patient_id", "device_id", "time", "bpm", "sensor_contact", "energy_kj")),
+    "rr": ("rr_interval", ("patient_id", "device_id", "time", "rr_ms")),
+    "steps": ("step_sample", ("patient_id", "device_id", "time", "steps")),
+}
+
+
+@dataclass(frozen=True, eq=False)
+class Batch:
+    """Rows of one spool batch, by stream, under one batch id."""
+
+    batch_id: str
+    hr: HrRows | None = None
+    rr: RrRows | None = None
+    steps: StepRows | None = None
+
+    def streams(self) -> list[Rows]:
+        """The non-empty streams of this batch."""
+        return [r for r in (self.hr, self.rr, self.steps) if r is not None and len(r)]
+
+    def __len__(self) -> int:
+        return sum(len(r) for r in self.streams())
+
+
+@dataclass(frozen=True)
+class WriteResult:
+    """What committing one batch did."""
+
+    batch_id: str
+    replayed: bool
+    hr_rows: int = 0
+    rr_rows: int = 0
+    step_rows: int = 0
+    duplicate_rows: int = 0
+
+    @property
+    def inserted(self) -> int:
+        """Rows newly stored by this batch."""
+        return self.hr_rows + self.rr_rows + self.step_rows
+
+
+def write_batch(conn: psycopg.Connection[Any], batch: Batch, *, source: str = "") -> WriteResult:
+    """Commit `batch` exactly once; raise `BatchRejectedError` and write nothing if a row is invalid.
+
+    `conn` must not be inside a transaction: the batch gets its own, committed
+    here. A replayed batch id returns `replayed=True` and changes nothing.
+    """
+    if not batch.batch_id or len(batch.batch_id) > 200:
+        raise BatchRejectedError(batch.batch_id, "batch", 0, "batch id must be 1..200 characters")
+    if conn.info.transaction_status != psycopg.pq.TransactionStatus.IDLE:
+        raise RuntimeError("write_batch needs a connection that is not inside a transaction")
+    streams = [_dedupe_within(rows) for rows in batch.streams()]
+    with conn.transaction():
+        first_us, last_us = _span(streams)
+        claimed = conn.execute(
+            "INSERT INTO ingest_batch (batch_id, source, first_time, last_time)"
+            " VALUES (%s, %s, %s, %s) ON CONFLICT (batch_id) DO NOTHING"
+            " RETURNING (now() + make_interval(secs => %s))",
+            (batch.batch_id, source, _ts(first_us), _ts(last_us), MAX_FUTURE_S),
+        ).fetchone()
+        if claimed is None:
+            logger.info("batch %s was committed before; skipping the replay", batch.batch_id)
+            return WriteResult(batch.batch_id, replayed=True)
+        limit_us = int(claimed[0].timestamp() * 1_000_000)
+        _check_future(batch.batch_id, streams, limit_us)
+        _check_devices(conn, batch.batch_id, streams)
+        counts = {"hr": 0, "rr": 0, "steps": 0}
+        duplicates = sum(len(s) for s in batch.streams()) - sum(len(s) for s in streams)
+        for rows in streams:
+            inserted = _insert(conn, rows)
+            counts[rows.STREAM] = inserted
+            duplicates += len(rows) - inserted
+        conn.execute(
+            "UPDATE ingest_batch SET hr_rows = %s, rr_rows = %s, step_rows = %s,"
+            " duplicate_rows = %s WHERE batch_id = %s",
+            (counts["hr"], counts["rr"], counts["steps"], duplicates, batch.batch_id),
+        )
+        _touch_devices(conn, streams)
+    return WriteResult(
+        batch.batch_id,
+        replayed=False,
+        hr_rows=counts["hr"],
+        rr_rows=counts["rr"],
+        step_rows=counts["steps"],
+        duplicate_rows=duplicates,
+    )
+
+
+_UNIX_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+def _ts(us: int | None) -> datetime | None:
+    return None if us is None else _UNIX_EPOCH + timedelta(microseconds=us)
+
+
+def _iso(us: int) -> str:
+    return (_UNIX_EPOCH + timedelta(microseconds=us)).isoformat()
+
+
+def _span(streams: Sequence[Rows]) -> tuple[int | None, int | None]:
+    if not streams:
+        return None, None
+    return (
+        int(min(int(s.time_us.min()) for s in streams)),
+        int(max(int(s.time_us.max()) for s in streams)),
+    )
+
+
+def _dedupe_within(rows: Rows) -> Rows:
+    """Drop rows that repeat an earlier row's (patient, device, time) key within the batch."""
+    order = np.lexsort((rows.time_us, rows.device_id, rows.patient_id))
+    p, d, t = rows.patient_id[order], rows.device_id[order], rows.time_us[order]
+    first = np.ones(order.size, dtype=np.bool_)
+    first[1:] = (p[1:] != p[:-1]) | (d[1:] != d[:-1]) | (t[1:] != t[:-1])
+    if first.all():
+        return rows
+    keep: NDArray[np.intp] = np.sort(order[first])
+    return rows.take(keep)
+
+
+def _check_future(batch_id: str, streams: Sequence[Rows], limit_us: int) -> None:
+    for rows in streams:
+        ahead = np.flatnonzero(rows.time_us > limit_us)
+        if ahead.size:
+            i = int(ahead[0])
+            raise BatchRejectedError(
+                batch_id,
+                rows.STREAM,
+                i,
+                f"time {_iso(int(rows.time_us[i]))} is more than"
+                f" {MAX_FUTURE_S // 60} minutes in the future",
+            )
+
+
+def _check_devices(conn: psycopg.Connection[Any], batch_id: str, streams: Sequence[Rows]) -> None:
+    if not streams:
+        return
+    device_ids = np.unique(np.concatenate([s.device_id for s in streams]))
+    bound = dict(
+        conn.execute(
+            "SELECT device_id, patient_id FROM device WHERE device_id = ANY(%s)",
+            ([int(d) for d in device_ids],),
+        ).fetchall()
+    )
+    for rows in streams:
+        for device_id in np.unique(rows.device_id):
+            i = int(np.flatnonzero(rows.device_id == device_id)[0])
+            if int(device_id) not in bound:
+                raise BatchRejectedError(batch_id, rows.STREAM, i, f"unknown device {device_id}")
+            owner = bound[int(device_id)]
+            wrong = np.flatnonzero((rows.device_id == device_id) & (rows.patient_id != owner))
+            if wrong.size:
+                j = int(wrong[0])
+                raise BatchRejectedError(
+                    batch_id,
+                    rows.STREAM,
+                    j,
+                    f"device {device_id} is bound to patient {owner},"
+                    f" not patient {rows.patient_id[j]}",
+                )
+
+
+def _may_overlap(conn: psycopg.Connection[Any], table: str, rows: Rows) -> bool:
+    """Whether the table already holds any row in the batch's span for one of its (patient, device)."""
+    keys = np.stack([rows.patient_id, rows.device_id], axis=1)
+    pairs, inverse = np.unique(keys, axis=0, return_inverse=True)
+    inverse = inverse.reshape(-1)
+    lo = np.full(len(pairs), np.iinfo(np.int64).max)
+    hi = np.full(len(pairs), np.iinfo(np.int64).min)
+    np.minimum.at(lo, inverse, rows.time_us)
+    np.maximum.at(hi, inverse, rows.time_us)
+    row = conn.execute(
+        sql.SQL(
+            "SELECT EXISTS (SELECT 1 FROM unnest(%s::bigint[], %s::bigint[],"
+            " %s::timestamptz[], %s::timestamptz[]) AS k(pid, did, lo, hi)"
+            " WHERE EXISTS (SELECT 1 FROM {} s WHERE s.patient_id = k.pid"
+            " AND s.time BETWEEN k.lo AND k.hi AND s.device_id = k.did))"
+        ).format(sql.Identifier(table)),
+        (
+            [int(x) for x in pairs[:, 0]],
+            [int(x) for x in pairs[:, 1]],
+            [_ts(int(x)) for x in lo],
+            [_ts(int(x)) for x in hi],
+        ),
+    ).fetchone()
+    return bool(row and row[0])
+
+
+def _copy(
+    conn: psycopg.Connection[Any], target: sql.Composable, columns: tuple[str, ...], rows: Rows
+) -> None:
+    payload = memoryview(encode(rows))
+    statement = sql.SQL("COPY {} ({}) FROM STDIN (FORMAT BINARY)").format(
+        target, sql.SQL(", ").join(map(sql.Identifier, columns))
+    )
+    with conn.cursor() as cur, cur.copy(statement) as copy:
+        for start in range(0, len(payload), COPY_CHUNK_BYTES):
+            copy.write(payload[start : start + COPY_CHUNK_BYTES])
+
+
+def _insert(conn: psycopg.Connection[Any], rows: Rows) -> int:
+    """Store `rows`, skipping any already stored; return how many were new."""
+    table, columns = _TABLES[rows.STREAM]
+    if not _may_overlap(conn, table, rows):
+        try:
+            with conn.transaction():
+                _copy(conn, sql.Identifier(table), columns, rows)
+            return len(rows)
+        except pgerrors.UniqueViolation:
+            # Another writer stored some of these rows after the overlap check.
+            logger.info("fast path hit rows stored concurrently in %s; deduplicating", table)
+    stage = sql.Identifier(f"paceline_stage_{rows.STREAM}")
+    conn.execute(
+        sql.SQL(
+            "CREATE TEMP TABLE IF NOT EXISTS {} (LIKE {} INCLUDING DEFAULTS) ON COMMIT DELETE ROWS"
+        ).format(stage, sql.Identifier(table))
+    )
+    conn.execute(sql.SQL("TRUNCATE {}").format(stage))
+    _copy(conn, stage, columns, rows)
+    cols = sql.SQL(", ").join(map(sql.Identifier, columns))
+    cur = conn.execute(
+        sql.SQL("INSERT INTO {} ({}) SELECT {} FROM {} ON CONFLICT DO NOTHING").format(
+            sql.Identifier(table), cols, cols, stage
+        )
+    )
+    return max(cur.rowcount, 0)
+
+
+def _touch_devices(conn: psycopg.Connection[Any], streams: Sequence[Rows]) -> None:
+    if not streams:
+        return
+    device_ids = np.concatenate([s.device_id for s in streams])
+    times = np.concatenate([s.time_us for s in streams])
+    ids, inverse = np.unique(device_ids, return_inverse=True)
+    last = np.full(ids.size, np.iinfo(np.int64).min)
+    np.maximum.at(last, inverse.reshape(-1), times)
+    conn.execute(
+        "UPDATE device d SET last_seen = greatest(d.last_seen, k.seen)"
+        " FROM unnest(%s::bigint[], %s::timestamptz[]) AS k(did, seen) WHERE d.device_id = k.did",
+        ([int(i) for i in ids], [_ts(int(t)) for t in last]),
+    )
+
+
+def quarantine(
+    conn: psycopg.Connection[Any],
+    *,
+    batch_id: str,
+    stream: str,
+    rows: Sequence[dict[str, Any]],
+    reason: str,
+    source: str = "",
+) -> int:
+    """Keep rows that cannot be stored, with the reason, in `ingest_quarantine`; return the count."""
+    if not rows:
+        return 0
+    with conn.transaction(), conn.cursor() as cur:
+        cur.executemany(
+            "INSERT INTO ingest_quarantine (batch_id, source, stream, row_data, reason)"
+            " VALUES (%s, %s, %s, %s::jsonb, %s)",
+            [(batch_id, source, stream, json.dumps(r), reason) for r in rows],
+        )
+    return len(rows)

@@ -1,0 +1,81 @@
+"""Nobody sees a patient they should not: row-level security over the care team."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime
+from typing import Any
+
+import psycopg
+import pytest
+
+from paceline.store import Batch, HrRows, registry, write_batch
+from paceline.store.access import audit, clinician_session
+from tests.factories import patient_with_device
+
+
+def _clinician(conn: psycopg.Connection[Any]) -> int:
+    return registry.create_clinician(conn, username=f"c{uuid.uuid4().hex[:8]}", display_name="Dr X")
+
+
+def test_a_clinician_sees_only_patients_on_their_care_team(conn: psycopg.Connection[Any]) -> None:
+    mine, my_device = patient_with_device(conn)
+    theirs, their_device = patient_with_device(conn)
+    me, other = _clinician(conn), _clinician(conn)
+    registry.assign_care_team(conn, clinician_id=me, patient_id=mine)
+    registry.assign_care_team(conn, clinician_id=other, patient_id=theirs)
+    conn.commit()
+    t = datetime(2026, 5, 1, tzinfo=UTC)
+    for pid, did in ((mine, my_device), (theirs, their_device)):
+        write_batch(
+            conn,
+            Batch(
+                f"rls-{pid}", hr=HrRows.of(patient_id=[pid], device_id=[did], time=[t], bpm=[60])
+            ),
+        )
+
+    with clinician_session(conn, me):
+        patients = {r[0] for r in conn.execute("SELECT patient_id FROM patient").fetchall()}
+        samples = {r[0] for r in conn.execute("SELECT patient_id FROM hr_sample").fetchall()}
+        devices = {r[0] for r in conn.execute("SELECT device_id FROM device").fetchall()}
+    assert patients == {mine}
+    assert samples == {mine}
+    assert devices == {my_device}
+
+
+def test_without_a_clinician_id_the_role_sees_nothing(conn: psycopg.Connection[Any]) -> None:
+    patient_with_device(conn)
+    with conn.transaction():
+        conn.execute("SET LOCAL ROLE paceline_clinician")
+        assert conn.execute("SELECT count(*) FROM patient").fetchone() == (0,)
+
+
+def test_a_clinician_cannot_write_a_diary_for_someone_elses_patient(
+    conn: psycopg.Connection[Any],
+) -> None:
+    theirs, _ = patient_with_device(conn)
+    me = _clinician(conn)
+    conn.commit()
+    with pytest.raises(psycopg.errors.InsufficientPrivilege), clinician_session(conn, me):
+        conn.execute(
+            "INSERT INTO self_report (patient_id, reported_at, pain_now) VALUES (%s, now(), 3)",
+            (theirs,),
+        )
+    conn.rollback()
+
+
+def test_a_clinician_session_can_append_but_not_read_the_audit_log(
+    conn: psycopg.Connection[Any],
+) -> None:
+    mine, _ = patient_with_device(conn)
+    me = _clinician(conn)
+    registry.assign_care_team(conn, clinician_id=me, patient_id=mine)
+    conn.commit()
+    with clinician_session(conn, me):
+        audit(conn, actor="dr", clinician_id=me, patient_id=mine, action="view", obj="hr_sample")
+    with pytest.raises(psycopg.errors.InsufficientPrivilege), clinician_session(conn, me):
+        conn.execute("SELECT count(*) FROM audit_log")
+    conn.rollback()
+    assert conn.execute(
+        "SELECT count(*) FROM audit_log WHERE clinician_id = %s AND patient_id = %s", (me, mine)
+    ).fetchone() == (1,)
