@@ -36,7 +36,9 @@ def test_a_clinician_sees_only_patients_on_their_care_team(conn: psycopg.Connect
 
     with clinician_session(conn, me):
         patients = {r[0] for r in conn.execute("SELECT patient_id FROM patient").fetchall()}
-        samples = {r[0] for r in conn.execute("SELECT patient_id FROM hr_sample").fetchall()}
+        samples = {
+            r[0] for r in conn.execute("SELECT patient_id FROM clinician_hr_sample").fetchall()
+        }
         devices = {r[0] for r in conn.execute("SELECT device_id FROM device").fetchall()}
     assert patients == {mine}
     assert samples == {mine}
@@ -79,3 +81,37 @@ def test_a_clinician_session_can_append_but_not_read_the_audit_log(
     assert conn.execute(
         "SELECT count(*) FROM audit_log WHERE clinician_id = %s AND patient_id = %s", (me, mine)
     ).fetchone() == (1,)
+
+
+@pytest.mark.parametrize("table", ["hr_sample", "rr_interval", "step_sample"])
+def test_a_clinician_session_cannot_read_raw_sample_tables_directly(
+    conn: psycopg.Connection[Any], table: str
+) -> None:
+    me = _clinician(conn)
+    conn.commit()
+    with pytest.raises(psycopg.errors.InsufficientPrivilege), clinician_session(conn, me):
+        conn.execute(f"SELECT count(*) FROM {table}")
+    conn.rollback()
+
+
+def test_no_chunk_of_a_sample_table_is_readable_by_the_clinician_role(
+    conn: psycopg.Connection[Any], require_timescaledb: None
+) -> None:
+    """TimescaleDB copies a hypertable's grants to its chunks, which row security does not reach."""
+    pid, did = patient_with_device(conn)
+    t = datetime(2026, 5, 3, tzinfo=UTC)
+    write_batch(
+        conn,
+        Batch(f"chunks-{pid}", hr=HrRows.of(patient_id=[pid], device_id=[did], time=[t], bpm=[60])),
+    )
+    rows = conn.execute(
+        "SELECT c.oid::regclass::text FROM pg_class c JOIN pg_inherits i ON i.inhrelid = c.oid"
+        " WHERE i.inhparent IN ('hr_sample'::regclass, 'rr_interval'::regclass,"
+        " 'step_sample'::regclass)"
+    ).fetchall()
+    assert rows, "writing a sample should have created a chunk"
+    for (chunk,) in rows:
+        granted = conn.execute(
+            "SELECT has_table_privilege('paceline_clinician', %s, 'SELECT')", (chunk,)
+        ).fetchone()
+        assert granted == (False,), chunk

@@ -111,7 +111,10 @@ def migrate(
                     f"migration {migration.version:04d}_{migration.name} failed: {exc}"
                 ) from exc
             applied.append(migration.version)
-        ts_state = timescale.configure(conn, compress_after=compress_after, retention=retention)
+        try:
+            ts_state = timescale.configure(conn, compress_after=compress_after, retention=retention)
+        except psycopg.Error as exc:
+            raise MigrationError(f"setting up TimescaleDB failed: {exc}") from exc
     finally:
         conn.execute("SELECT pg_advisory_unlock(%s)", (MIGRATION_LOCK_KEY,))
     return MigrationResult(tuple(applied), migrations[-1].version, ts_state)

@@ -201,14 +201,18 @@ def _check_devices(conn: psycopg.Connection[Any], batch_id: str, streams: Sequen
 
 
 def _may_overlap(conn: psycopg.Connection[Any], table: str, rows: Rows) -> bool:
-    """Whether the table already holds any row in the batch's span for one of its (patient, device)."""
-    keys = np.stack([rows.patient_id, rows.device_id], axis=1)
-    pairs, inverse = np.unique(keys, axis=0, return_inverse=True)
-    inverse = inverse.reshape(-1)
-    lo = np.full(len(pairs), np.iinfo(np.int64).max)
-    hi = np.full(len(pairs), np.iinfo(np.int64).min)
-    np.minimum.at(lo, inverse, rows.time_us)
-    np.maximum.at(hi, inverse, rows.time_us)
+    """Whether the table already holds any row in the batch's span for one of its (patient, device).
+
+    Called after `_check_devices`, so each device id belongs to exactly one
+    patient and grouping by device is grouping by (patient, device).
+    """
+    devices, first = np.unique(rows.device_id, return_index=True)
+    patients = rows.patient_id[first]
+    lo = np.empty(devices.size, dtype=np.int64)
+    hi = np.empty(devices.size, dtype=np.int64)
+    for k, device in enumerate(devices):
+        times = rows.time_us[rows.device_id == device] if devices.size > 1 else rows.time_us
+        lo[k], hi[k] = times.min(), times.max()
     row = conn.execute(
         sql.SQL(
             "SELECT EXISTS (SELECT 1 FROM unnest(%s::bigint[], %s::bigint[],"
@@ -217,8 +221,8 @@ def _may_overlap(conn: psycopg.Connection[Any], table: str, rows: Rows) -> bool:
             " AND s.time BETWEEN k.lo AND k.hi AND s.device_id = k.did))"
         ).format(sql.Identifier(table)),
         (
-            [int(x) for x in pairs[:, 0]],
-            [int(x) for x in pairs[:, 1]],
+            [int(x) for x in patients],
+            [int(x) for x in devices],
             [_ts(int(x)) for x in lo],
             [_ts(int(x)) for x in hi],
         ),

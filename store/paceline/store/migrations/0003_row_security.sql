@@ -1,7 +1,14 @@
 -- Row-level security: a clinician session sees only the patients of its care team.
 --
 -- Services (ingest, scheduler) connect as the owner of the tables and are not
--- subject to these policies. The dashboard runs each clinician's queries under
+-- subject to these policies.
+--
+-- The raw sample tables are the exception: TimescaleDB refuses compression on
+-- a hypertable with row security (and row security on a hypertable does not
+-- reach its chunk tables, which inherit its grants). So the clinician role
+-- gets no privilege on hr_sample, rr_interval or step_sample at all, and reads
+-- samples only through the security-barrier views clinician_* below, which
+-- run with the owner's rights and filter by the same care-team rule. The dashboard runs each clinician's queries under
 -- the role paceline_clinician with `paceline.clinician_id` set for the
 -- transaction (see paceline.store.access); without that setting nothing is
 -- visible.
@@ -36,7 +43,7 @@ DECLARE
     t text;
 BEGIN
     FOREACH t IN ARRAY ARRAY[
-        'patient', 'device', 'hr_sample', 'rr_interval', 'step_sample', 'self_report',
+        'patient', 'device', 'self_report',
         'questionnaire_response', 'exposure_item', 'exposure_session', 'daily_metrics',
         'pacing_plan', 'flag', 'alert'
     ] LOOP
@@ -62,8 +69,16 @@ CREATE POLICY append_own ON audit_log FOR INSERT TO paceline_clinician
     WITH CHECK (clinician_id = paceline_current_clinician());
 
 GRANT USAGE ON SCHEMA public TO paceline_clinician;
-GRANT SELECT ON patient, device, hr_sample, rr_interval, step_sample, daily_metrics,
-    care_team, clinician TO paceline_clinician;
+GRANT SELECT ON patient, device, daily_metrics, care_team, clinician TO paceline_clinician;
+
+CREATE VIEW clinician_hr_sample WITH (security_barrier) AS
+    SELECT * FROM hr_sample WHERE paceline_may_see(patient_id);
+CREATE VIEW clinician_rr_interval WITH (security_barrier) AS
+    SELECT * FROM rr_interval WHERE paceline_may_see(patient_id);
+CREATE VIEW clinician_step_sample WITH (security_barrier) AS
+    SELECT * FROM step_sample WHERE paceline_may_see(patient_id);
+GRANT SELECT ON clinician_hr_sample, clinician_rr_interval, clinician_step_sample
+    TO paceline_clinician;
 GRANT SELECT, INSERT, UPDATE ON self_report, questionnaire_response, exposure_item,
     exposure_session, pacing_plan, flag, alert TO paceline_clinician;
 GRANT INSERT ON audit_log TO paceline_clinician;
