@@ -23,9 +23,14 @@ def check_dsn(dsn: str) -> None:
         scheme = dsn.split("://", 1)[0]
         raise DatabaseUrlError(dsn, f"scheme {scheme!r} is not postgresql:// or postgres://")
     try:
-        conninfo_to_dict(dsn)
+        params = conninfo_to_dict(dsn)
     except psycopg.ProgrammingError as exc:
         raise DatabaseUrlError(dsn, str(exc).strip()) from exc
+    # libpq accepts any text here and fails only when connecting, with a
+    # message that reads like a network problem; say what is wrong up front.
+    for port in str(params.get("port") or "").split(","):
+        if port and not (port.isdigit() and 0 < int(port) < 65536):
+            raise DatabaseUrlError(dsn, f"port {port!r} is not a number from 1 to 65535")
 
 
 def connect(dsn: str, *, autocommit: bool = False, **kwargs: Any) -> psycopg.Connection[Any]:

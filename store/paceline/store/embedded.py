@@ -8,11 +8,15 @@ on a Unix socket, and stops when the last Paceline process using it exits.
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import logging
 import os
 import shutil
 import subprocess
+import time
 import warnings
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -24,6 +28,10 @@ from paceline.store.errors import DataDirError
 logger = logging.getLogger(__name__)
 
 PGDATA_NAME = "pgdata"
+LOCK_NAME = ".paceline-start.lock"
+# initdb plus a first start takes a few seconds on a slow disk; a holder that
+# keeps the lock far longer than that is stuck, and the operator should know.
+START_LOCK_TIMEOUT_S = 60.0
 
 
 def default_data_dir() -> Path:
@@ -74,9 +82,20 @@ class EmbeddedServer:
         return self.data_dir / PGDATA_NAME
 
     @classmethod
-    def start(cls, data_dir: Path, *, delete_on_stop: bool = False) -> EmbeddedServer:
+    def start(
+        cls,
+        data_dir: Path,
+        *,
+        delete_on_stop: bool = False,
+        lock_timeout_s: float = START_LOCK_TIMEOUT_S,
+    ) -> EmbeddedServer:
         """Start (or join) the embedded server whose cluster lives in `data_dir`."""
         data_dir = data_dir.expanduser().resolve()
+        with _start_lock(data_dir, lock_timeout_s):
+            return cls._start_locked(data_dir, delete_on_stop)
+
+    @classmethod
+    def _start_locked(cls, data_dir: Path, delete_on_stop: bool) -> EmbeddedServer:
         _prepare(data_dir)
         pgdata = data_dir / PGDATA_NAME
         _check_version(pgdata)
@@ -101,13 +120,42 @@ class EmbeddedServer:
         self._handle.cleanup()
 
 
-def _prepare(data_dir: Path) -> None:
+@contextlib.contextmanager
+def _start_lock(data_dir: Path, timeout_s: float) -> Iterator[None]:
+    """Serialise starts of the same data directory across processes, and say who holds it."""
     try:
         data_dir.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise DataDirError(data_dir, f"cannot create it: {exc.strerror}") from exc
     if not os.access(data_dir, os.W_OK | os.X_OK):
         raise DataDirError(data_dir, "it is not writable by this user")
+    with (data_dir / LOCK_NAME).open("a+") as lock:
+        deadline = time.monotonic() + timeout_s
+        while True:
+            try:
+                fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if time.monotonic() >= deadline:
+                    lock.seek(0)
+                    holder = lock.read().strip() or "unknown"
+                    raise DataDirError(
+                        data_dir,
+                        f"it is locked by another process (pid {holder}) that has been"
+                        f" starting the server for over {timeout_s:g} s",
+                    ) from None
+                time.sleep(0.1)
+        try:
+            lock.seek(0)
+            lock.truncate()
+            lock.write(str(os.getpid()))
+            lock.flush()
+            yield
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
+
+
+def _prepare(data_dir: Path) -> None:
     pgdata = data_dir / PGDATA_NAME
     if pgdata.exists() and not pgdata.is_dir():
         raise DataDirError(data_dir, f"{pgdata} exists and is not a directory")
