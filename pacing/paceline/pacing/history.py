@@ -1,0 +1,121 @@
+"""A patient's history as plain arrays, one element per local day: what every rule reads."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import date, datetime, time, timedelta
+from zoneinfo import ZoneInfo
+
+import numpy as np
+
+from paceline.pacing.days import DayLoad, Measure
+from paceline.pacing.diary import DiaryDay
+from paceline.pacing.errors import PacingError
+from paceline.pacing.exposure import SessionRecord
+from paceline.pacing.load import FloatArray, LoadState, load_state
+from paceline.pacing.plan import PlanSettings, PlanVersion, version_on
+
+
+@dataclass(frozen=True)
+class History:
+    """Days from `start` to `end` with load, plan, diary and exposure sessions lined up by day."""
+
+    days: tuple[DayLoad, ...]
+    diary: Mapping[date, DiaryDay]
+    plans: tuple[PlanVersion, ...]
+    sessions: tuple[SessionRecord, ...]
+    timezone: str
+    measure: Measure
+    #: Each day's load in the measure of the plan in effect that day (NaN: not valid).
+    values: FloatArray
+    #: The quota in effect each day (NaN before a baseline exists).
+    quotas: FloatArray
+    #: Acute and chronic load in `measure` (the current plan's measure) for all days.
+    load: LoadState
+    pain: FloatArray
+    sleep: FloatArray
+    fear: FloatArray
+    settings: tuple[PlanSettings, ...]
+
+    @property
+    def start(self) -> date:
+        """First day."""
+        return self.days[0].day
+
+    @property
+    def end(self) -> date:
+        """Last day (the day evaluated)."""
+        return self.days[-1].day
+
+    def __len__(self) -> int:
+        return len(self.days)
+
+    def index(self, day: date) -> int:
+        """Position of `day` in the arrays."""
+        i = (day - self.start).days
+        if not 0 <= i < len(self.days):
+            raise PacingError(f"{day} is outside the history {self.start} to {self.end}")
+        return i
+
+    def day_end(self, i: int) -> datetime:
+        """The instant day `i` ends in the patient's time zone."""
+        return datetime.combine(
+            self.days[i].day + timedelta(days=1), time(), ZoneInfo(self.timezone)
+        )
+
+    def plan_on(self, i: int) -> PlanVersion | None:
+        """The plan version in effect on day `i`."""
+        return version_on(self.plans, self.days[i].day)
+
+
+def _diary_array(diary: Mapping[date, DiaryDay], days: Sequence[DayLoad], attr: str) -> FloatArray:
+    out = np.full(len(days), np.nan)
+    for i, d in enumerate(days):
+        entry = diary.get(d.day)
+        value = None if entry is None else getattr(entry, attr)
+        if value is not None:
+            out[i] = float(value)
+    return out
+
+
+def build(
+    days: Sequence[DayLoad],
+    diary: Mapping[date, DiaryDay],
+    plans: Sequence[PlanVersion],
+    sessions: Sequence[SessionRecord] = (),
+    *,
+    timezone: str = "UTC",
+    measure: Measure | None = None,
+) -> History:
+    """Line up days, diary, plans and sessions; `measure` defaults to the latest plan's."""
+    if not days:
+        raise PacingError("a history needs at least one day")
+    ordered = sorted(plans, key=lambda p: p.version)
+    m = measure or (ordered[-1].measure if ordered else Measure.ACTIVE_MINUTES)
+    values = np.full(len(days), np.nan)
+    quotas = np.full(len(days), np.nan)
+    settings: list[PlanSettings] = []
+    for i, d in enumerate(days):
+        plan = version_on(ordered, d.day)
+        settings.append(plan.settings if plan is not None else PlanSettings())
+        v = d.value(plan.measure if plan is not None else m)
+        if v is not None:
+            values[i] = v
+        if plan is not None and plan.quota is not None:
+            quotas[i] = plan.quota
+    return History(
+        days=tuple(days),
+        diary=dict(diary),
+        plans=tuple(ordered),
+        sessions=tuple(sessions),
+        timezone=timezone,
+        measure=m,
+        values=values,
+        quotas=quotas,
+        load=load_state([d.value(m) for d in days]),
+        pain=_diary_array(diary, days, "pain"),
+        sleep=_diary_array(diary, days, "sleep_quality"),
+        fear=_diary_array(diary, days, "fear_of_movement"),
+        settings=tuple(settings),
+    )

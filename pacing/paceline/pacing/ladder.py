@@ -1,0 +1,234 @@
+"""The fear ladder at the edges: edit rungs, plan and record sessions, show progress."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime, timedelta
+from typing import Any, Final
+
+import psycopg
+
+from paceline.pacing import records
+from paceline.pacing.diary import check_note
+from paceline.pacing.errors import ExposureError, OutOfRangeError
+from paceline.pacing.exposure import (
+    ItemProgress,
+    ItemStatus,
+    LadderItem,
+    SessionLoad,
+    SessionRecord,
+    SessionStatus,
+    check_scale,
+    item_progress,
+)
+from paceline.store.access import audit
+
+ACTIVITY_MAX_CHARS: Final = 200
+#: Window used for the objective link of a done session recorded without start and end.
+DEFAULT_SESSION: Final = timedelta(minutes=60)
+
+
+def _actor(clinician_id: int | None) -> str:
+    return "patient" if clinician_id is None else f"clinician:{clinician_id}"
+
+
+def _check_activity(activity: str) -> None:
+    if not 1 <= len(activity.strip()) <= ACTIVITY_MAX_CHARS:
+        raise ExposureError(f"an activity is described in 1 to {ACTIVITY_MAX_CHARS} characters")
+
+
+def ladder(conn: psycopg.Connection[Any], patient_id: int) -> list[LadderItem]:
+    """The patient's fear ladder, bottom rung first."""
+    records.patient_context(conn, patient_id)
+    return records.ladder_items(conn, patient_id)
+
+
+def add_item(
+    conn: psycopg.Connection[Any],
+    patient_id: int,
+    *,
+    activity: str,
+    fear_rating: int,
+    position: int | None = None,
+    clinician_id: int | None = None,
+) -> LadderItem:
+    """Add a feared activity with its fear rating (0-100); default position is the top."""
+    _check_activity(activity)
+    check_scale("fear_rating", fear_rating)
+    records.patient_context(conn, patient_id)
+    with conn.transaction():
+        items = records.ladder_items(conn, patient_id)
+        if position is None:
+            position = max((i.position for i in items), default=-1) + 1
+        if position < 0:
+            raise OutOfRangeError("position", position, 0, float("inf"))
+        item = records.insert_item(
+            conn,
+            patient_id,
+            activity=activity.strip(),
+            fear_rating=fear_rating,
+            position=position,
+            created_by=clinician_id,
+        )
+        audit(
+            conn,
+            actor=_actor(clinician_id),
+            action="ladder.add",
+            obj="exposure_item",
+            patient_id=patient_id,
+            clinician_id=clinician_id,
+            detail={"item_id": item.item_id, "activity": item.activity, "fear": fear_rating},
+        )
+    return item
+
+
+def edit_item(
+    conn: psycopg.Connection[Any],
+    patient_id: int,
+    item_id: int,
+    *,
+    activity: str | None = None,
+    fear_rating: int | None = None,
+    position: int | None = None,
+    status: ItemStatus | None = None,
+    clinician_id: int | None = None,
+) -> LadderItem:
+    """Change a rung (activity, fear rating, order or status), audited."""
+    if activity is not None:
+        _check_activity(activity)
+    check_scale("fear_rating", fear_rating)
+    if position is not None and position < 0:
+        raise OutOfRangeError("position", position, 0, float("inf"))
+    with conn.transaction():
+        item = records.ladder_item(conn, patient_id, item_id)
+        edited = replace(
+            item,
+            activity=activity.strip() if activity is not None else item.activity,
+            fear_rating=fear_rating if fear_rating is not None else item.fear_rating,
+            position=position if position is not None else item.position,
+            status=status or item.status,
+        )
+        stored = records.update_item(conn, edited, patient_id)
+        audit(
+            conn,
+            actor=_actor(clinician_id),
+            action="ladder.edit",
+            obj="exposure_item",
+            patient_id=patient_id,
+            clinician_id=clinician_id,
+            detail={
+                "item_id": item_id,
+                "before": {
+                    "activity": item.activity,
+                    "fear": item.fear_rating,
+                    "position": item.position,
+                    "status": item.status.value,
+                },
+                "after": {
+                    "activity": stored.activity,
+                    "fear": stored.fear_rating,
+                    "position": stored.position,
+                    "status": stored.status.value,
+                },
+            },
+        )
+    return stored
+
+
+def plan_session(
+    conn: psycopg.Connection[Any], patient_id: int, item_id: int, *, planned_at: datetime
+) -> SessionRecord:
+    """Plan an exposure session against a rung."""
+    if planned_at.tzinfo is None:
+        raise ExposureError("planned_at needs a time zone")
+    ctx = records.patient_context(conn, patient_id)
+    with conn.transaction():
+        item = records.ladder_item(conn, patient_id, item_id)
+        if item.status is not ItemStatus.ACTIVE:
+            raise ExposureError(f"ladder item {item_id} is {item.status.value}, not active")
+        return records.insert_session(conn, ctx, item_id, planned_at)
+
+
+def record_session(
+    conn: psycopg.Connection[Any],
+    patient_id: int,
+    session_id: int,
+    *,
+    done: bool,
+    started_at: datetime | None = None,
+    ended_at: datetime | None = None,
+    fear_before: int | None = None,
+    fear_after: int | None = None,
+    expected_harm: int | None = None,
+    actual_harm: int | None = None,
+    note: str | None = None,
+    now: datetime | None = None,
+) -> SessionRecord:
+    """Record a session as done (with fear and harm ratings, 0-100) or skipped."""
+    for name, value in (
+        ("fear_before", fear_before),
+        ("fear_after", fear_after),
+        ("expected_harm", expected_harm),
+        ("actual_harm", actual_harm),
+    ):
+        check_scale(name, value)
+    if note is not None:
+        check_note("note", note)
+    for when in (started_at, ended_at):
+        if when is not None and when.tzinfo is None:
+            raise ExposureError("session times need a time zone")
+        if when is not None and when > (now or datetime.now(UTC)) + timedelta(minutes=5):
+            raise ExposureError(f"session time {when.isoformat()} is in the future")
+    if started_at is not None and ended_at is not None and ended_at < started_at:
+        raise ExposureError("a session cannot end before it starts")
+    ctx = records.patient_context(conn, patient_id)
+    with conn.transaction():
+        current = records.session(conn, ctx, session_id)
+        updated = replace(
+            current,
+            status=SessionStatus.DONE if done else SessionStatus.SKIPPED,
+            started_at=started_at,
+            ended_at=ended_at,
+            fear_before=fear_before,
+            fear_after=fear_after,
+            expected_harm=expected_harm,
+            actual_harm=actual_harm,
+            note=note,
+        )
+        records.update_session(conn, ctx, updated)
+    return updated
+
+
+@dataclass(frozen=True)
+class SessionView:
+    """A session with the objective heart rate and steps of its time window."""
+
+    session: SessionRecord
+    load: SessionLoad | None
+
+
+@dataclass(frozen=True)
+class ItemReport:
+    """Progress on one rung, the sessions behind it, and the move-up decision."""
+
+    item: LadderItem
+    progress: ItemProgress
+    sessions: tuple[SessionView, ...]
+
+
+def session_view(conn: psycopg.Connection[Any], patient_id: int, s: SessionRecord) -> SessionView:
+    """Link a done session to the HR and steps recorded while it ran."""
+    if s.status is not SessionStatus.DONE:
+        return SessionView(s, None)
+    start = s.started_at or s.planned_at
+    end = s.ended_at or start + DEFAULT_SESSION
+    return SessionView(s, records.session_load(conn, patient_id, s.session_id, start, end))
+
+
+def item_report(conn: psycopg.Connection[Any], patient_id: int, item_id: int) -> ItemReport:
+    """Progress on one rung for the clinician: fear across sessions and whether to move up."""
+    ctx = records.patient_context(conn, patient_id)
+    item = records.ladder_item(conn, patient_id, item_id)
+    own = records.sessions(conn, ctx, item_id=item_id)
+    progress = item_progress(item, own, records.ladder_items(conn, patient_id))
+    return ItemReport(item, progress, tuple(session_view(conn, patient_id, s) for s in own))

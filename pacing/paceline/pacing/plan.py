@@ -1,0 +1,591 @@
+"""Graded activity: baseline tolerance, quotas, quota-contingent progression and flare step-back.
+
+The operant graded-activity model (Fordyce 1976; Lindström et al. 1992): measure
+a baseline of tolerated activity, set the first quota below it, and raise the
+quota in fixed steps on a schedule whenever the quota was met, whatever the pain
+(quota-contingent, never pain-contingent). A flare steps the quota back and the
+plan rebuilds from there with the same steps (the setback plan of Nicholas,
+Molloy, Tonkin & Beeston, Manage Your Pain, 3rd ed. 2011). All functions here are pure: they take plan versions
+and days and return new frozen values.
+
+References
+----------
+Fordyce WE. Behavioral methods for chronic pain and illness. St Louis: Mosby; 1976.
+Lindström I, Ohlund C, Eek C, et al. The effect of graded activity on patients
+with subacute low back pain: a randomized prospective clinical study with an
+operant-conditioning behavioral approach. Phys Ther 1992;72:279-290.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from datetime import date, timedelta
+from enum import Enum, StrEnum
+from statistics import fmean
+from typing import Any, Final
+
+from paceline.pacing.days import DayLoad, Measure
+from paceline.pacing.errors import OutOfRangeError, PlanError
+from paceline.pacing.evidence import JSON, Evidence, iso, num
+
+DEFAULT_BASELINE_DAYS: Final = 5
+DEFAULT_START_FRACTION: Final = 0.8
+DEFAULT_STEP_FRACTION: Final = 0.1
+STEP_FRACTION_RANGE: Final = (0.05, 0.2)
+DEFAULT_PERIOD_DAYS: Final = 7
+# "Met on enough days": 5 of 7 valid days, so one or two bad days do not hold
+# the plan back while a week mostly below quota does.
+DEFAULT_MET_FRACTION: Final = 0.7
+# A period with fewer valid (worn) days than this fraction decides nothing: the
+# quota is neither raised nor counted as unmet, it simply waits.
+DEFAULT_MIN_VALID_FRACTION: Final = 0.5
+DEFAULT_FLARE_FRACTION: Final = 0.8
+# Repeated flares never take the quota below half the baseline tolerance.
+DEFAULT_FLOOR_FRACTION: Final = 0.5
+DEFAULT_ENVELOPE_FRACTION: Final = 1.2
+DEFAULT_BUST_FRACTION: Final = 0.7
+DEFAULT_MAX_ABOVE_CEILING_MIN: Final = 30.0
+
+
+class Cause(StrEnum):
+    """Why a plan version was made."""
+
+    DEFAULT = "default"
+    CLINICIAN = "clinician"
+    BASELINE = "baseline"
+    PROGRESSION = "progression"
+    FLARE = "flare"
+
+
+def _check(name: str, value: float, low: float, high: float) -> None:
+    if isinstance(value, bool) or not low <= value <= high:
+        raise OutOfRangeError(name, value, low, high)
+
+
+@dataclass(frozen=True)
+class PlanSettings:
+    """The tunable thresholds of a plan (stored in `pacing_plan.params`)."""
+
+    baseline_days: int = DEFAULT_BASELINE_DAYS
+    met_fraction: float = DEFAULT_MET_FRACTION
+    min_valid_fraction: float = DEFAULT_MIN_VALID_FRACTION
+    flare_fraction: float = DEFAULT_FLARE_FRACTION
+    floor_fraction: float = DEFAULT_FLOOR_FRACTION
+    envelope_fraction: float = DEFAULT_ENVELOPE_FRACTION
+    bust_fraction: float = DEFAULT_BUST_FRACTION
+    max_above_ceiling_min: float = DEFAULT_MAX_ABOVE_CEILING_MIN
+    target: float | None = None
+
+    def __post_init__(self) -> None:
+        """Refuse settings outside clinically sensible ranges."""
+        _check("baseline_days", self.baseline_days, 3, 28)
+        _check("met_fraction", self.met_fraction, 0.1, 1.0)
+        _check("min_valid_fraction", self.min_valid_fraction, 0.1, 1.0)
+        _check("flare_fraction", self.flare_fraction, 0.3, 1.0)
+        _check("floor_fraction", self.floor_fraction, 0.0, 1.0)
+        _check("envelope_fraction", self.envelope_fraction, 1.05, 3.0)
+        _check("bust_fraction", self.bust_fraction, 0.1, 0.95)
+        _check("max_above_ceiling_min", self.max_above_ceiling_min, 0.0, 1440.0)
+        if self.target is not None:
+            _check("target", self.target, 0.0, 1e7)
+
+    def as_json(self) -> dict[str, JSON]:
+        """The settings as stored in the plan's params."""
+        return {
+            "baseline_days": self.baseline_days,
+            "met_fraction": self.met_fraction,
+            "min_valid_fraction": self.min_valid_fraction,
+            "flare_fraction": self.flare_fraction,
+            "floor_fraction": self.floor_fraction,
+            "envelope_fraction": self.envelope_fraction,
+            "bust_fraction": self.bust_fraction,
+            "max_above_ceiling_min": self.max_above_ceiling_min,
+            "target": self.target,
+        }
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, object]) -> PlanSettings:
+        """Settings from stored params; missing keys take their defaults."""
+        changes: dict[str, Any] = {}
+        for key in cls().as_json():
+            value = data.get(key)
+            if value is None:
+                continue
+            if isinstance(value, bool) or not isinstance(value, int | float):
+                raise PlanError(f"plan setting {key} must be a number; got {value!r}")
+            changes[key] = int(value) if key == "baseline_days" else float(value)
+        return replace(cls(), **changes)
+
+
+@dataclass(frozen=True)
+class PlanVersion:
+    """One version of a patient's pacing plan, in effect from its `valid_from` day."""
+
+    version: int
+    measure: Measure
+    baseline: float | None
+    quota: float | None
+    valid_from: date
+    cause: Cause
+    reason: str
+    start_fraction: float = DEFAULT_START_FRACTION
+    step_fraction: float = DEFAULT_STEP_FRACTION
+    period_days: int = DEFAULT_PERIOD_DAYS
+    hr_ceiling_bpm: int | None = None
+    settings: PlanSettings = field(default_factory=PlanSettings)
+    created_by: int | None = None
+    flare_start: date | None = None
+    evidence: Evidence = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        """Refuse a plan the database or the clinical model would not accept."""
+        if self.version < 1:
+            raise PlanError(f"plan versions start at 1; got {self.version}")
+        _check("start_fraction", self.start_fraction, 0.05, 1.5)
+        _check("step_fraction", self.step_fraction, *STEP_FRACTION_RANGE)
+        _check("period_days", self.period_days, 1, 60)
+        if self.hr_ceiling_bpm is not None:
+            _check("hr_ceiling_bpm", self.hr_ceiling_bpm, 60, 220)
+        for name in ("baseline", "quota"):
+            value = getattr(self, name)
+            if value is not None and (math.isnan(value) or value < 0):
+                raise OutOfRangeError(name, value, 0, math.inf)
+        if not 1 <= len(self.reason) <= 2000:
+            raise PlanError("a plan change needs a reason of 1 to 2,000 characters")
+
+    @property
+    def step(self) -> float | None:
+        """How much the quota rises per met period (a fraction of the baseline)."""
+        return None if self.baseline is None else self.step_fraction * self.baseline
+
+    def params_json(self) -> dict[str, JSON]:
+        """What goes into `pacing_plan.params`: the settings and the why of this version."""
+        return {
+            **self.settings.as_json(),
+            "cause": self.cause.value,
+            "flare_start": iso(self.flare_start),
+            "evidence": dict(self.evidence),
+        }
+
+
+def round_quota(m: Measure, value: float) -> float:
+    """A quota rounded to what a patient can aim for (10 steps, 0.1 minute or load point)."""
+    if m is Measure.STEPS:
+        return float(round(value / 10.0) * 10)
+    return round(value, 1)
+
+
+@dataclass(frozen=True)
+class Baseline:
+    """Baseline tolerance from the first valid days, or how many are still missing."""
+
+    value: float | None
+    days_used: tuple[date, ...]
+    days_needed: int
+
+    @property
+    def ready(self) -> bool:
+        """Whether enough valid days were seen."""
+        return self.value is not None
+
+
+def baseline_tolerance(days: Sequence[DayLoad], m: Measure, n_days: int) -> Baseline:
+    """Mean load of the first `n_days` valid days (non-wear days excluded) (Lindström 1992)."""
+    used = [(d.day, v) for d in days if (v := d.value(m)) is not None][:n_days]
+    if len(used) < n_days:
+        return Baseline(None, tuple(d for d, _ in used), n_days)
+    return Baseline(fmean(v for _, v in used), tuple(d for d, _ in used), n_days)
+
+
+@dataclass(frozen=True)
+class PeriodOutcome:
+    """Whether the quota was met on enough days of one progression period."""
+
+    start: date
+    end: date
+    quota: float
+    valid_days: int
+    met_days: int
+    required: int
+    decided: bool
+
+    @property
+    def met(self) -> bool:
+        """Met on enough valid days, with enough valid days to decide."""
+        return self.decided and self.met_days >= self.required
+
+    def as_json(self) -> dict[str, JSON]:
+        """Evidence for the plan change."""
+        return {
+            "period": [iso(self.start), iso(self.end)],
+            "quota": num(self.quota),
+            "valid_days": self.valid_days,
+            "met_days": self.met_days,
+            "required": self.required,
+        }
+
+
+def period_outcome(
+    days: Sequence[DayLoad], plan: PlanVersion, start: date, end: date
+) -> PeriodOutcome:
+    """Count the valid days of [start, end] on which the plan's quota was met."""
+    if plan.quota is None:
+        raise PlanError("a period can only be judged against a quota")
+    in_period = [d for d in days if start <= d.day <= end]
+    vals = [v for d in in_period if (v := d.value(plan.measure)) is not None]
+    n_days = (end - start).days + 1
+    min_valid = math.ceil(plan.settings.min_valid_fraction * n_days)
+    required = max(1, math.ceil(plan.settings.met_fraction * len(vals) - 1e-9))
+    met = sum(1 for v in vals if v >= plan.quota)
+    return PeriodOutcome(start, end, plan.quota, len(vals), met, required, len(vals) >= min_valid)
+
+
+@dataclass(frozen=True)
+class FlareOnset:
+    """A flare episode: the day it began and the day it was confirmed."""
+
+    start: date
+    confirmed: date
+
+
+def _with_baseline(cur: PlanVersion, base: Baseline, day: date) -> PlanVersion:
+    assert base.value is not None
+    quota = round_quota(cur.measure, cur.start_fraction * base.value)
+    return replace(
+        cur,
+        version=cur.version + 1,
+        baseline=round(base.value, 2),
+        quota=quota,
+        valid_from=day + timedelta(days=1),
+        cause=Cause.BASELINE,
+        reason=(
+            f"baseline {base.value:.1f} {cur.measure.unit} from the first {len(base.days_used)}"
+            f" valid days; quota starts at {cur.start_fraction:.0%} of it: {quota:g}"
+        ),
+        created_by=None,
+        flare_start=None,
+        evidence={
+            "baseline_days": [iso(d) for d in base.days_used],
+            "baseline": num(base.value),
+            "start_fraction": cur.start_fraction,
+        },
+    )
+
+
+def _stepped_back(cur: PlanVersion, flare: FlareOnset, valid_from: date) -> PlanVersion:
+    assert cur.quota is not None and cur.baseline is not None
+    floor = cur.settings.floor_fraction * cur.baseline
+    quota = round_quota(cur.measure, max(cur.settings.flare_fraction * cur.quota, floor))
+    return replace(
+        cur,
+        version=cur.version + 1,
+        quota=quota,
+        valid_from=valid_from,
+        cause=Cause.FLARE,
+        reason=(
+            f"flare from {flare.start.isoformat()}: quota stepped back to"
+            f" {cur.settings.flare_fraction:.0%} of {cur.quota:g} = {quota:g}; rebuild from there"
+        ),
+        created_by=None,
+        flare_start=flare.start,
+        evidence={
+            "flare_start": iso(flare.start),
+            "flare_confirmed": iso(flare.confirmed),
+            "previous_quota": cur.quota,
+            "flare_fraction": cur.settings.flare_fraction,
+            "floor": num(floor),
+        },
+    )
+
+
+def _progressed(cur: PlanVersion, outcome: PeriodOutcome) -> PlanVersion | None:
+    assert cur.quota is not None and cur.step is not None
+    target = cur.settings.target
+    if target is not None and cur.quota >= target:
+        return None
+    quota = round_quota(cur.measure, cur.quota + cur.step)
+    if target is not None:
+        quota = min(quota, target)
+    if quota <= cur.quota:
+        return None
+    return replace(
+        cur,
+        version=cur.version + 1,
+        quota=quota,
+        valid_from=outcome.end + timedelta(days=1),
+        cause=Cause.PROGRESSION,
+        reason=(
+            f"quota met on {outcome.met_days} of {outcome.valid_days} valid days"
+            f" ({outcome.start.isoformat()} to {outcome.end.isoformat()}):"
+            f" raised by {cur.step_fraction:.0%} of baseline to {quota:g}"
+        ),
+        created_by=None,
+        flare_start=None,
+        evidence={**outcome.as_json(), "step": num(cur.step), "new_quota": quota},
+    )
+
+
+#: A flare within this many days of one the plan already stepped back for (a
+#: clinician's declaration, say) is the same flare.
+SAME_FLARE_DAYS: Final = 3
+
+
+def _already_stepped(flare: FlareOnset, starts: Sequence[date]) -> bool:
+    return any(abs((flare.start - s).days) <= SAME_FLARE_DAYS for s in starts)
+
+
+def default_plan(valid_from: date, m: Measure = Measure.ACTIVE_MINUTES) -> PlanVersion:
+    """Version 1 with every default: the baseline is measured from `valid_from` on."""
+    return PlanVersion(
+        version=1,
+        measure=m,
+        baseline=None,
+        quota=None,
+        valid_from=valid_from,
+        cause=Cause.DEFAULT,
+        reason=(
+            f"default plan: baseline from the first {DEFAULT_BASELINE_DAYS} valid days, quota"
+            f" from {DEFAULT_START_FRACTION:.0%} of it, +{DEFAULT_STEP_FRACTION:.0%} of baseline"
+            f" each {DEFAULT_PERIOD_DAYS} days when met"
+        ),
+    )
+
+
+def step_back(
+    current: PlanVersion, *, flare_day: date, valid_from: date, reason: str, created_by: int | None
+) -> PlanVersion:
+    """A flare declared by a clinician: the quota steps back and the plan rebuilds from there."""
+    if current.quota is None or current.baseline is None:
+        raise PlanError("there is no quota to step back yet (the baseline is still being measured)")
+    stepped = _stepped_back(current, FlareOnset(flare_day, flare_day), valid_from)
+    return replace(stepped, reason=f"{stepped.reason}. {reason}", created_by=created_by)
+
+
+def advance(
+    versions: Sequence[PlanVersion],
+    days: Sequence[DayLoad],
+    flares: Sequence[FlareOnset],
+    through: date,
+) -> list[PlanVersion]:
+    """The plan versions due by the end of `through`, in order, from the latest version on.
+
+    Replays the days since the latest version took effect: the baseline is set
+    once enough valid days are in, a confirmed flare steps the quota back, and
+    at the end of each period a quota met on enough days rises by one step.
+    Pure and idempotent: once the returned versions are stored, calling again
+    for the same day returns nothing.
+    """
+    if not versions:
+        raise PlanError("advance needs at least the first plan version")
+    cur = versions[-1]
+    stepped = [v.flare_start for v in versions if v.flare_start is not None]
+    pending = sorted(
+        (f for f in flares if not _already_stepped(f, stepped) and f.confirmed <= through),
+        key=lambda f: f.confirmed,
+    )
+    new: list[PlanVersion] = []
+    # A flare confirmed the day before the latest version took effect was not yet
+    # known when that version was made (a late diary); step back from it now.
+    for f in pending:
+        if f.confirmed == cur.valid_from - timedelta(days=1) and cur.quota is not None:
+            cur = _stepped_back(cur, f, cur.valid_from)
+            new.append(cur)
+            stepped.append(f.start)
+    pending = [
+        f for f in pending if not _already_stepped(f, stepped) and f.confirmed >= cur.valid_from
+    ]
+    one_day = timedelta(days=1)
+    d = cur.valid_from
+    while d <= through:
+        if cur.baseline is None:
+            # The baseline is ready on the day its last valid day is in; nothing else
+            # (no quota, no flare step-back) happens before that.
+            window = [x for x in days if cur.valid_from <= x.day <= through]
+            base = baseline_tolerance(window, cur.measure, cur.settings.baseline_days)
+            if not base.ready:
+                break
+            cur = _with_baseline(cur, base, base.days_used[-1])
+            new.append(cur)
+            d = cur.valid_from
+            continue
+        if cur.quota is None:
+            cur = replace(
+                cur,
+                version=cur.version + 1,
+                quota=round_quota(cur.measure, cur.start_fraction * cur.baseline),
+                valid_from=d,
+                cause=Cause.BASELINE,
+                reason=f"quota starts at {cur.start_fraction:.0%} of the baseline",
+                created_by=None,
+                flare_start=None,
+                evidence={"baseline": cur.baseline},
+            )
+            new.append(cur)
+        flare = next((f for f in pending if f.confirmed == d), None)
+        if flare is not None:
+            cur = _stepped_back(cur, flare, d + one_day)
+            new.append(cur)
+            pending.remove(flare)
+        elif ((d - cur.valid_from).days + 1) % cur.period_days == 0:
+            outcome = period_outcome(days, cur, d - timedelta(days=cur.period_days - 1), d)
+            raised = _progressed(cur, outcome) if outcome.met else None
+            if raised is not None:
+                cur = raised
+                new.append(cur)
+        d += one_day
+    return new
+
+
+class Unset(Enum):
+    """Marks a plan field the clinician did not touch (None means "clear it")."""
+
+    UNSET = "unset"
+
+
+UNSET: Final = Unset.UNSET
+
+
+def revise(
+    current: PlanVersion | None,
+    *,
+    valid_from: date,
+    reason: str,
+    created_by: int | None,
+    measure: Measure | None = None,
+    baseline: float | Unset | None = UNSET,
+    quota: float | Unset | None = UNSET,
+    start_fraction: float | None = None,
+    step_fraction: float | None = None,
+    period_days: int | None = None,
+    hr_ceiling_bpm: int | Unset | None = UNSET,
+    settings: PlanSettings | None = None,
+) -> PlanVersion:
+    """A clinician's change as the next version; untouched fields carry over.
+
+    Changing the measure without giving a baseline measures a new baseline;
+    giving a baseline without a quota starts the quota at the start fraction;
+    clearing the baseline (None) measures it again.
+    """
+    base = current or default_plan(valid_from)
+    m = measure or base.measure
+    new_baseline = base.baseline if m is base.measure else None
+    new_quota = base.quota if m is base.measure else None
+    start = start_fraction if start_fraction is not None else base.start_fraction
+    if not isinstance(baseline, Unset):
+        new_baseline = baseline
+        new_quota = None if baseline is None else round_quota(m, start * baseline)
+    if not isinstance(quota, Unset):
+        new_quota = quota
+    if new_quota is not None and new_baseline is None:
+        raise PlanError(
+            "a quota needs a baseline (progression steps are a fraction of it):"
+            " give both, or leave both to be measured"
+        )
+    return PlanVersion(
+        version=current.version + 1 if current else 1,
+        measure=m,
+        baseline=new_baseline,
+        quota=new_quota,
+        valid_from=valid_from,
+        cause=Cause.CLINICIAN,
+        reason=reason,
+        start_fraction=start,
+        step_fraction=step_fraction if step_fraction is not None else base.step_fraction,
+        period_days=period_days if period_days is not None else base.period_days,
+        hr_ceiling_bpm=(
+            base.hr_ceiling_bpm if isinstance(hr_ceiling_bpm, Unset) else hr_ceiling_bpm
+        ),
+        settings=settings or base.settings,
+        created_by=created_by,
+    )
+
+
+def version_on(versions: Sequence[PlanVersion], day: date) -> PlanVersion | None:
+    """The version in effect on `day`: the highest version that took effect by then."""
+    current = None
+    for v in sorted(versions, key=lambda v: v.version):
+        if v.valid_from <= day:
+            current = v
+    return current
+
+
+class TodayState(StrEnum):
+    """Where today stands against the plan."""
+
+    BASELINE = "baseline"
+    BELOW = "below"
+    MET = "met"
+    ABOVE_ENVELOPE = "above_envelope"
+
+
+@dataclass(frozen=True)
+class TodayStatus:
+    """Today's quota, what is done so far and what is left, with a sentence for the patient."""
+
+    day: date
+    measure: Measure
+    quota: float | None
+    done: float
+    remaining: float | None
+    fraction: float | None
+    state: TodayState
+    message: str
+
+
+def _about(m: Measure, amount: float) -> str:
+    """Round an amount the way a person would say it ("about 25 active minutes")."""
+    if m is Measure.STEPS:
+        return f"{round(amount, -2):,.0f}" if amount >= 100 else f"{amount:.0f}"
+    if m is Measure.ACTIVE_MINUTES and amount >= 10:
+        return f"{5 * round(amount / 5):.0f}"
+    return f"{amount:.0f}"
+
+
+def today(
+    plan: PlanVersion, so_far: DayLoad | None, day: date, *, baseline_days_seen: int = 0
+) -> TodayStatus:
+    """Today's position against the plan, for the patient view."""
+    m = plan.measure
+    done = 0.0
+    if so_far is not None:
+        raw = {
+            Measure.ACTIVE_MINUTES: so_far.active_min,
+            Measure.STEPS: float(so_far.steps),
+            Measure.TRIMP: so_far.trimp or 0.0,
+        }[m]
+        done = float(raw)
+    if plan.quota is None:
+        need = plan.settings.baseline_days
+        return TodayStatus(
+            day,
+            m,
+            None,
+            done,
+            None,
+            None,
+            TodayState.BASELINE,
+            f"We are measuring your usual activity: {min(baseline_days_seen, need)} of {need}"
+            " valid days so far. Go about your day as usual.",
+        )
+    quota = plan.quota
+    remaining = max(quota - done, 0.0)
+    fraction = done / quota if quota > 0 else None
+    unit = m.unit
+    if fraction is not None and fraction > plan.settings.envelope_fraction:
+        state = TodayState.ABOVE_ENVELOPE
+        message = (
+            f"You are above today's plan ({_about(m, done)} of {_about(m, quota)} {unit});"
+            " time to ease off and rest."
+        )
+    elif done >= quota:
+        state = TodayState.MET
+        message = (
+            f"You have met today's plan ({_about(m, done)} of {_about(m, quota)} {unit})."
+            " Stopping here is part of the plan."
+        )
+    else:
+        state = TodayState.BELOW
+        message = f"You have about {_about(m, remaining)} {unit} left in today's plan."
+    return TodayStatus(day, m, quota, done, remaining, fraction, state, message)

@@ -1,0 +1,130 @@
+"""The pacing plan at the edges: read it, let a clinician change it, and today's patient view."""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime
+from typing import Any
+
+import psycopg
+
+from paceline.pacing import records
+from paceline.pacing.days import Measure, from_row
+from paceline.pacing.engine import store_plan_versions
+from paceline.pacing.errors import PlanError
+from paceline.pacing.plan import (
+    UNSET,
+    PlanSettings,
+    PlanVersion,
+    TodayStatus,
+    Unset,
+    revise,
+    step_back,
+    today,
+    version_on,
+)
+
+
+def plan_history(conn: psycopg.Connection[Any], patient_id: int) -> list[PlanVersion]:
+    """Every version of the patient's plan, oldest first (with who and why)."""
+    return records.plan_versions(conn, records.patient_context(conn, patient_id))
+
+
+def current_plan(
+    conn: psycopg.Connection[Any], patient_id: int, day: date | None = None
+) -> PlanVersion | None:
+    """The plan in effect on `day` (default: the patient's today), or None before any plan."""
+    ctx = records.patient_context(conn, patient_id)
+    when = day or ctx.local_day(datetime.now(UTC))
+    return version_on(records.plan_versions(conn, ctx), when)
+
+
+def set_plan(
+    conn: psycopg.Connection[Any],
+    patient_id: int,
+    *,
+    clinician_id: int,
+    reason: str,
+    measure: Measure | None = None,
+    baseline: float | Unset | None = UNSET,
+    quota: float | Unset | None = UNSET,
+    start_fraction: float | None = None,
+    step_fraction: float | None = None,
+    period_days: int | None = None,
+    hr_ceiling_bpm: int | Unset | None = UNSET,
+    settings: PlanSettings | None = None,
+    valid_from: date | None = None,
+    now: datetime | None = None,
+) -> PlanVersion:
+    """A clinician sets or overrides the plan: a new version with who and why, audited."""
+    ctx = records.patient_context(conn, patient_id)
+    moment = now or datetime.now(UTC)
+    with conn.transaction():
+        records.lock_patient(conn, patient_id)
+        versions = records.plan_versions(conn, ctx)
+        new = revise(
+            versions[-1] if versions else None,
+            valid_from=valid_from or ctx.local_day(moment),
+            reason=reason,
+            created_by=clinician_id,
+            measure=measure,
+            baseline=baseline,
+            quota=quota,
+            start_fraction=start_fraction,
+            step_fraction=step_fraction,
+            period_days=period_days,
+            hr_ceiling_bpm=hr_ceiling_bpm,
+            settings=settings,
+        )
+        store_plan_versions(
+            conn,
+            ctx,
+            [new],
+            actor=f"clinician:{clinician_id}",
+            valid_from_at=None if valid_from else moment,
+        )
+    return new
+
+
+def declare_flare(
+    conn: psycopg.Connection[Any],
+    patient_id: int,
+    *,
+    clinician_id: int,
+    reason: str,
+    day: date | None = None,
+    now: datetime | None = None,
+) -> PlanVersion:
+    """A clinician records a flare: the quota steps back from `day` (default today)."""
+    ctx = records.patient_context(conn, patient_id)
+    moment = now or datetime.now(UTC)
+    flare_day = day or ctx.local_day(moment)
+    with conn.transaction():
+        records.lock_patient(conn, patient_id)
+        versions = records.plan_versions(conn, ctx)
+        if not versions:
+            raise PlanError(f"patient {patient_id} has no plan yet")
+        new = step_back(
+            versions[-1],
+            flare_day=flare_day,
+            valid_from=flare_day,
+            reason=reason,
+            created_by=clinician_id,
+        )
+        store_plan_versions(conn, ctx, [new], actor=f"clinician:{clinician_id}")
+    return new
+
+
+def today_status(
+    conn: psycopg.Connection[Any], patient_id: int, *, now: datetime | None = None
+) -> TodayStatus | None:
+    """Where today stands against the plan, for the patient view (None before any plan)."""
+    ctx = records.patient_context(conn, patient_id)
+    day = ctx.local_day(now or datetime.now(UTC))
+    versions = records.plan_versions(conn, ctx)
+    plan = version_on(versions, day)
+    if plan is None:
+        return None
+    rows = records.metrics_rows(conn, patient_id, plan.valid_from, day)
+    so_far = next((from_row(r) for r in rows if r.day == day), None)
+    seen = sum(1 for r in rows if r.day < day and from_row(r).value(plan.measure) is not None)
+    return today(plan, so_far, day, baseline_days_seen=seen)

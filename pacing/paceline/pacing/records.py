@@ -1,0 +1,635 @@
+"""Pacing's typed reads and writes: SQL only, no clinical rules.
+
+Rows come back as the frozen values the pure modules take (`MetricsRow`,
+`DiaryRecord`, `PlanVersion`, `SessionRecord`, …). Days are the patient's local
+days: timestamps are converted with the patient's time zone in SQL.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import date, datetime, time, timedelta
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import numpy as np
+import psycopg
+from psycopg.rows import class_row, dict_row
+
+from paceline.pacing.days import MetricsRow, measure
+from paceline.pacing.diary import DiaryEntry, DiaryRecord
+from paceline.pacing.errors import PlanError, UnknownExposureError, UnknownPatientError
+from paceline.pacing.exposure import (
+    ItemStatus,
+    LadderItem,
+    SessionLoad,
+    SessionRecord,
+    SessionStatus,
+)
+from paceline.pacing.flags import Flag, Severity
+from paceline.pacing.plan import Cause, PlanSettings, PlanVersion
+from paceline.pacing.questionnaires import QuestionnaireScore
+from paceline.store import registry
+
+
+def to_json(value: object) -> str:
+    """JSON text for a jsonb column (numpy scalars become plain numbers)."""
+
+    def coerce(o: object) -> object:
+        if isinstance(o, np.generic):
+            return o.item()
+        if isinstance(o, date):
+            return o.isoformat()
+        raise TypeError(f"{type(o).__name__} is not JSON serialisable")
+
+    return json.dumps(value, default=coerce, sort_keys=True)
+
+
+@dataclass(frozen=True)
+class PatientContext:
+    """What pacing needs to know about a patient: time zone and enrolment."""
+
+    patient_id: int
+    timezone: str
+    enrolled_at: datetime
+
+    @property
+    def zone(self) -> ZoneInfo:
+        """The patient's time zone."""
+        return ZoneInfo(self.timezone)
+
+    @property
+    def enrolled_day(self) -> date:
+        """The local day of enrolment."""
+        return self.enrolled_at.astimezone(self.zone).date()
+
+    def local_day(self, when: datetime) -> date:
+        """The patient's local day of an instant."""
+        return when.astimezone(self.zone).date()
+
+    def day_start(self, day: date) -> datetime:
+        """The instant a local day begins."""
+        return datetime.combine(day, time(), self.zone)
+
+
+def patient_context(conn: psycopg.Connection[Any], patient_id: int) -> PatientContext:
+    """The patient's time zone and enrolment, or `UnknownPatientError`."""
+    try:
+        p = registry.get_patient(conn, patient_id)
+    except registry.NotFoundError:
+        raise UnknownPatientError(patient_id) from None
+    return PatientContext(p.patient_id, p.timezone, p.enrolled_at)
+
+
+def lock_patient(conn: psycopg.Connection[Any], patient_id: int) -> None:
+    """Serialise pacing writes for one patient until the transaction ends."""
+    # Key space: the ASCII of "pcng" in the first argument, the patient in the second.
+    conn.execute("SELECT pg_advisory_xact_lock(%s, %s)", (0x70636E67, patient_id % 2**31))
+
+
+# Daily metrics and diary -----------------------------------------------------------------
+
+_METRICS_COLS = (
+    "day, wear_min, active_min, steps, trimp_banister, trimp_edwards, above_ceiling_min, hr_samples"
+)
+
+
+def metrics_rows(
+    conn: psycopg.Connection[Any], patient_id: int, start: date, end: date
+) -> list[MetricsRow]:
+    """The daily-metrics rows of days `start` … `end`."""
+    with conn.cursor(row_factory=class_row(MetricsRow)) as cur:
+        cur.execute(
+            f"SELECT {_METRICS_COLS} FROM daily_metrics"
+            " WHERE patient_id = %s AND day BETWEEN %s AND %s ORDER BY day",
+            (patient_id, start, end),
+        )
+        return cur.fetchall()
+
+
+def diary_records(
+    conn: psycopg.Connection[Any], ctx: PatientContext, start: date, end: date
+) -> list[DiaryRecord]:
+    """Diary entries of local days `start` … `end`, oldest first."""
+    with conn.cursor(row_factory=class_row(DiaryRecord)) as cur:
+        cur.execute(
+            "SELECT (reported_at AT TIME ZONE %(tz)s)::date AS day, reported_at, pain_now,"
+            " pain_average, pain_worst, fatigue, mood, sleep_quality, fear_of_movement"
+            " FROM self_report WHERE patient_id = %(p)s"
+            " AND reported_at >= %(lo)s AND reported_at < %(hi)s ORDER BY reported_at",
+            {
+                "tz": ctx.timezone,
+                "p": ctx.patient_id,
+                "lo": ctx.day_start(start),
+                "hi": ctx.day_start(end + timedelta(days=1)),
+            },
+        )
+        return cur.fetchall()
+
+
+REPORT_COLUMNS = (
+    "pain_now",
+    "pain_average",
+    "pain_worst",
+    "fatigue",
+    "mood",
+    "sleep_quality",
+    "fear_of_movement",
+    "note",
+)
+
+
+def insert_self_report(
+    conn: psycopg.Connection[Any], patient_id: int, entry: DiaryEntry, key: str | None
+) -> tuple[int, bool, dict[str, Any]]:
+    """Store a diary entry once per idempotency key: (report id, whether new, stored values)."""
+    values = [getattr(entry, c) for c in REPORT_COLUMNS]
+    row = conn.execute(
+        "INSERT INTO self_report (patient_id, reported_at, " + ", ".join(REPORT_COLUMNS) + ","
+        " idempotency_key) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)"
+        " ON CONFLICT (patient_id, idempotency_key) DO NOTHING RETURNING report_id",
+        (patient_id, entry.reported_at, *values, key),
+    ).fetchone()
+    if row is not None:
+        return int(row[0]), True, {}
+    with conn.cursor(row_factory=dict_row) as cur:
+        cur.execute(
+            "SELECT report_id, reported_at, " + ", ".join(REPORT_COLUMNS) + " FROM self_report"
+            " WHERE patient_id = %s AND idempotency_key = %s",
+            (patient_id, key),
+        )
+        stored = cur.fetchone()
+    assert stored is not None
+    return int(stored.pop("report_id")), False, stored
+
+
+def insert_questionnaire(
+    conn: psycopg.Connection[Any],
+    patient_id: int,
+    score: QuestionnaireScore,
+    answered_at: datetime,
+    key: str | None,
+) -> tuple[int, bool, dict[str, Any]]:
+    """Store a scored answer sheet once per idempotency key: (id, whether new, stored values)."""
+    row = conn.execute(
+        "INSERT INTO questionnaire_response (patient_id, instrument, answered_at, items, total,"
+        " scores, idempotency_key) VALUES (%s, %s, %s, %s, %s, %s::jsonb, %s)"
+        " ON CONFLICT (patient_id, idempotency_key) DO NOTHING RETURNING response_id",
+        (
+            patient_id,
+            score.instrument.value,
+            answered_at,
+            list(score.answers),
+            score.total,
+            to_json(score.as_json()),
+            key,
+        ),
+    ).fetchone()
+    if row is not None:
+        return int(row[0]), True, {}
+    with conn.cursor(row_factory=dict_row) as cur:
+        cur.execute(
+            "SELECT response_id, instrument, answered_at, items FROM questionnaire_response"
+            " WHERE patient_id = %s AND idempotency_key = %s",
+            (patient_id, key),
+        )
+        stored = cur.fetchone()
+    assert stored is not None
+    return int(stored.pop("response_id")), False, stored
+
+
+# Plans -----------------------------------------------------------------------------------
+
+
+def _plan(row: Mapping[str, Any]) -> PlanVersion:
+    params = row["params"] or {}
+    flare_start = params.get("flare_start")
+    try:
+        cause = Cause(params.get("cause", Cause.CLINICIAN.value))
+    except ValueError:
+        cause = Cause.CLINICIAN
+    return PlanVersion(
+        version=row["version"],
+        measure=measure(row["measure"]),
+        baseline=row["baseline"],
+        quota=row["quota"],
+        valid_from=row["valid_day"],
+        cause=cause,
+        reason=row["reason"],
+        start_fraction=row["start_fraction"],
+        step_fraction=row["step_fraction"],
+        period_days=row["period_days"],
+        hr_ceiling_bpm=row["hr_ceiling_bpm"],
+        settings=PlanSettings.from_json(params),
+        created_by=row["created_by"],
+        flare_start=None if flare_start is None else date.fromisoformat(flare_start),
+        evidence=params.get("evidence") or {},
+    )
+
+
+def plan_versions(conn: psycopg.Connection[Any], ctx: PatientContext) -> list[PlanVersion]:
+    """Every version of the patient's plan, oldest first."""
+    with conn.cursor(row_factory=dict_row) as cur:
+        cur.execute(
+            "SELECT version, measure, baseline::float8 AS baseline, quota::float8 AS quota,"
+            " start_fraction::float8 AS start_fraction, step_fraction::float8 AS step_fraction,"
+            " period_days, hr_ceiling_bpm, (valid_from AT TIME ZONE %s)::date AS valid_day,"
+            " params, created_by, reason FROM pacing_plan WHERE patient_id = %s ORDER BY version",
+            (ctx.timezone, ctx.patient_id),
+        )
+        rows = cur.fetchall()
+    # real columns hold single precision; round back to what was written.
+    out = []
+    for r in rows:
+        for k in ("baseline", "quota", "start_fraction", "step_fraction"):
+            if r[k] is not None:
+                r[k] = round(r[k], 4)
+        out.append(_plan(r))
+    return out
+
+
+def insert_plan_version(
+    conn: psycopg.Connection[Any], ctx: PatientContext, plan: PlanVersion, valid_from: datetime
+) -> int:
+    """Store one plan version; a version number already taken raises `PlanError`."""
+    try:
+        with conn.transaction():
+            row = conn.execute(
+                "INSERT INTO pacing_plan (patient_id, version, measure, baseline, quota,"
+                " start_fraction, step_fraction, period_days, hr_ceiling_bpm, valid_from, params,"
+                " created_by, reason) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s::jsonb,"
+                " %s, %s) RETURNING plan_id",
+                (
+                    ctx.patient_id,
+                    plan.version,
+                    plan.measure.value,
+                    plan.baseline,
+                    plan.quota,
+                    plan.start_fraction,
+                    plan.step_fraction,
+                    plan.period_days,
+                    plan.hr_ceiling_bpm,
+                    valid_from,
+                    to_json(plan.params_json()),
+                    plan.created_by,
+                    plan.reason,
+                ),
+            ).fetchone()
+    except psycopg.errors.UniqueViolation:
+        raise PlanError(
+            f"plan version {plan.version} of patient {ctx.patient_id} was written concurrently;"
+            " reload the plan and try again"
+        ) from None
+    assert row is not None
+    return int(row[0])
+
+
+# Flags and flare risk ----------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class StoredFlag:
+    """A flag row as stored."""
+
+    flag_id: int
+    rule_id: str
+    window_start: datetime
+    window_end: datetime
+    severity: str
+    status: str
+
+
+def stored_flags(
+    conn: psycopg.Connection[Any], patient_id: int, rule_ids: Sequence[str], since: datetime
+) -> list[StoredFlag]:
+    """The patient's flags of `rule_ids` that are unresolved or end after `since`."""
+    with conn.cursor(row_factory=class_row(StoredFlag)) as cur:
+        cur.execute(
+            "SELECT flag_id, rule_id, window_start, window_end, severity, status FROM flag"
+            " WHERE patient_id = %s AND rule_id = ANY(%s)"
+            " AND (status <> 'resolved' OR window_end >= %s) ORDER BY window_start",
+            (patient_id, list(rule_ids), since),
+        )
+        return cur.fetchall()
+
+
+def upsert_flag(
+    conn: psycopg.Connection[Any],
+    patient_id: int,
+    flag: Flag,
+    *,
+    window_start: datetime,
+    window_end: datetime,
+    status: str,
+) -> tuple[int, bool]:
+    """Insert or update the flag of (patient, rule, window start): (flag id, whether it changed).
+
+    An acknowledged flag that is still active stays acknowledged.
+    """
+    row = conn.execute(
+        "INSERT INTO flag AS f (patient_id, rule_id, window_start, window_end, severity,"
+        " evidence, status) VALUES (%s, %s, %s, %s, %s, %s::jsonb, %s)"
+        " ON CONFLICT (patient_id, rule_id, window_start) DO UPDATE SET"
+        " window_end = excluded.window_end, severity = excluded.severity,"
+        " evidence = excluded.evidence,"
+        " status = CASE WHEN f.status = 'acknowledged' AND excluded.status = 'open'"
+        "   THEN 'acknowledged' ELSE excluded.status END, updated_at = now()"
+        " WHERE (f.window_end, f.severity, f.evidence) IS DISTINCT FROM"
+        "   (excluded.window_end, excluded.severity, excluded.evidence)"
+        " OR (f.status <> excluded.status"
+        "   AND NOT (f.status = 'acknowledged' AND excluded.status = 'open'))"
+        " RETURNING flag_id",
+        (
+            patient_id,
+            flag.rule_id,
+            window_start,
+            window_end,
+            flag.severity.value,
+            to_json(flag.evidence),
+            status,
+        ),
+    ).fetchone()
+    if row is not None:
+        return int(row[0]), True
+    found = conn.execute(
+        "SELECT flag_id FROM flag WHERE patient_id = %s AND rule_id = %s AND window_start = %s",
+        (patient_id, flag.rule_id, window_start),
+    ).fetchone()
+    assert found is not None
+    return int(found[0]), False
+
+
+def resolve_flags(conn: psycopg.Connection[Any], flag_ids: Iterable[int]) -> None:
+    """Mark flags resolved (their condition no longer holds)."""
+    ids = list(flag_ids)
+    if ids:
+        conn.execute(
+            "UPDATE flag SET status = 'resolved', updated_at = now()"
+            " WHERE flag_id = ANY(%s) AND status <> 'resolved'",
+            (ids,),
+        )
+
+
+@dataclass(frozen=True)
+class FlagView:
+    """A stored flag for display: rule, window, severity, status and the evidence behind it."""
+
+    flag_id: int
+    rule_id: str
+    window_start: datetime
+    window_end: datetime
+    severity: Severity
+    status: str
+    evidence: dict[str, Any]
+
+
+def flags_for(
+    conn: psycopg.Connection[Any], patient_id: int, *, include_resolved: bool = False
+) -> list[FlagView]:
+    """The patient's flags, newest window first (open and acknowledged ones unless told)."""
+    where = "" if include_resolved else " AND status <> 'resolved'"
+    with conn.cursor(row_factory=dict_row) as cur:
+        cur.execute(
+            "SELECT flag_id, rule_id, window_start, window_end, severity, status, evidence"
+            f" FROM flag WHERE patient_id = %s{where} ORDER BY window_start DESC, rule_id",
+            (patient_id,),
+        )
+        rows = cur.fetchall()
+    return [FlagView(**{**r, "severity": Severity(r["severity"])}) for r in rows]
+
+
+def acknowledge_flag(conn: psycopg.Connection[Any], flag_id: int) -> None:
+    """A clinician has seen the flag (it stays acknowledged while its condition holds)."""
+    conn.execute(
+        "UPDATE flag SET status = 'acknowledged', updated_at = now()"
+        " WHERE flag_id = %s AND status = 'open'",
+        (flag_id,),
+    )
+
+
+def upsert_flare_risk(
+    conn: psycopg.Connection[Any],
+    patient_id: int,
+    day: date,
+    *,
+    score: float,
+    model: str,
+    factors: Mapping[str, Any],
+) -> None:
+    """Store the day's flare-risk score (replacing an earlier computation of the same day)."""
+    conn.execute(
+        "INSERT INTO flare_risk (patient_id, day, score, model, factors)"
+        " VALUES (%s, %s, %s, %s, %s::jsonb) ON CONFLICT (patient_id, day) DO UPDATE SET"
+        " score = excluded.score, model = excluded.model, factors = excluded.factors,"
+        " computed_at = now()",
+        (patient_id, day, score, model, to_json(factors)),
+    )
+
+
+def flare_risk_history(
+    conn: psycopg.Connection[Any], patient_id: int, start: date, end: date
+) -> list[tuple[date, float]]:
+    """Stored daily flare-risk scores of days `start` … `end`."""
+    rows = conn.execute(
+        "SELECT day, score::float8 FROM flare_risk WHERE patient_id = %s"
+        " AND day BETWEEN %s AND %s ORDER BY day",
+        (patient_id, start, end),
+    ).fetchall()
+    return [(r[0], float(r[1])) for r in rows]
+
+
+# Exposure ------------------------------------------------------------------------------------
+
+_ITEM_COLS = "item_id, activity, fear_rating, position, status"
+
+
+def _item(row: Mapping[str, Any]) -> LadderItem:
+    return LadderItem(
+        row["item_id"],
+        row["activity"],
+        row["fear_rating"],
+        row["position"],
+        ItemStatus(row["status"]),
+    )
+
+
+def ladder_items(conn: psycopg.Connection[Any], patient_id: int) -> list[LadderItem]:
+    """The patient's fear ladder, bottom rung first."""
+    with conn.cursor(row_factory=dict_row) as cur:
+        cur.execute(
+            f"SELECT {_ITEM_COLS} FROM exposure_item WHERE patient_id = %s"
+            " ORDER BY position, item_id",
+            (patient_id,),
+        )
+        return [_item(r) for r in cur.fetchall()]
+
+
+def ladder_item(conn: psycopg.Connection[Any], patient_id: int, item_id: int) -> LadderItem:
+    """One ladder item of the patient, or `UnknownExposureError`."""
+    with conn.cursor(row_factory=dict_row) as cur:
+        cur.execute(
+            f"SELECT {_ITEM_COLS} FROM exposure_item WHERE patient_id = %s AND item_id = %s",
+            (patient_id, item_id),
+        )
+        row = cur.fetchone()
+    if row is None:
+        raise UnknownExposureError(f"patient {patient_id} has no ladder item {item_id}")
+    return _item(row)
+
+
+def insert_item(
+    conn: psycopg.Connection[Any],
+    patient_id: int,
+    *,
+    activity: str,
+    fear_rating: int,
+    position: int,
+    created_by: int | None,
+) -> LadderItem:
+    """Add a rung to the ladder."""
+    with conn.cursor(row_factory=dict_row) as cur:
+        cur.execute(
+            "INSERT INTO exposure_item (patient_id, activity, fear_rating, position, created_by)"
+            f" VALUES (%s, %s, %s, %s, %s) RETURNING {_ITEM_COLS}",
+            (patient_id, activity, fear_rating, position, created_by),
+        )
+        row = cur.fetchone()
+    assert row is not None
+    return _item(row)
+
+
+def update_item(conn: psycopg.Connection[Any], item: LadderItem, patient_id: int) -> LadderItem:
+    """Write an edited rung back."""
+    with conn.cursor(row_factory=dict_row) as cur:
+        cur.execute(
+            "UPDATE exposure_item SET activity = %s, fear_rating = %s, position = %s,"
+            " status = %s, updated_at = now() WHERE item_id = %s AND patient_id = %s"
+            f" RETURNING {_ITEM_COLS}",
+            (
+                item.activity,
+                item.fear_rating,
+                item.position,
+                item.status.value,
+                item.item_id,
+                patient_id,
+            ),
+        )
+        row = cur.fetchone()
+    if row is None:
+        raise UnknownExposureError(f"patient {patient_id} has no ladder item {item.item_id}")
+    return _item(row)
+
+
+_SESSION_COLS = (
+    "session_id, item_id, planned_at, (planned_at AT TIME ZONE %(tz)s)::date AS planned_day,"
+    " status, started_at, ended_at, fear_before, fear_after, expected_harm, actual_harm, note"
+)
+
+
+def _session(row: Mapping[str, Any]) -> SessionRecord:
+    return SessionRecord(**{**row, "status": SessionStatus(row["status"])})
+
+
+def sessions(
+    conn: psycopg.Connection[Any],
+    ctx: PatientContext,
+    *,
+    item_id: int | None = None,
+    start: date | None = None,
+    end: date | None = None,
+) -> list[SessionRecord]:
+    """Exposure sessions of the patient (optionally of one item, or planned in a day range)."""
+    where = ["patient_id = %(p)s"]
+    params: dict[str, Any] = {"tz": ctx.timezone, "p": ctx.patient_id}
+    if item_id is not None:
+        where.append("item_id = %(item)s")
+        params["item"] = item_id
+    if start is not None:
+        where.append("planned_at >= %(lo)s")
+        params["lo"] = ctx.day_start(start)
+    if end is not None:
+        where.append("planned_at < %(hi)s")
+        params["hi"] = ctx.day_start(end + timedelta(days=1))
+    with conn.cursor(row_factory=dict_row) as cur:
+        cur.execute(
+            f"SELECT {_SESSION_COLS} FROM exposure_session WHERE {' AND '.join(where)}"
+            " ORDER BY planned_at, session_id",
+            params,
+        )
+        return [_session(r) for r in cur.fetchall()]
+
+
+def session(conn: psycopg.Connection[Any], ctx: PatientContext, session_id: int) -> SessionRecord:
+    """One session of the patient, or `UnknownExposureError`."""
+    with conn.cursor(row_factory=dict_row) as cur:
+        cur.execute(
+            f"SELECT {_SESSION_COLS} FROM exposure_session"
+            " WHERE patient_id = %(p)s AND session_id = %(s)s",
+            {"tz": ctx.timezone, "p": ctx.patient_id, "s": session_id},
+        )
+        row = cur.fetchone()
+    if row is None:
+        raise UnknownExposureError(f"patient {ctx.patient_id} has no exposure session {session_id}")
+    return _session(row)
+
+
+def insert_session(
+    conn: psycopg.Connection[Any], ctx: PatientContext, item_id: int, planned_at: datetime
+) -> SessionRecord:
+    """Plan a session against an item."""
+    row = conn.execute(
+        "INSERT INTO exposure_session (item_id, patient_id, planned_at) VALUES (%s, %s, %s)"
+        " RETURNING session_id",
+        (item_id, ctx.patient_id, planned_at),
+    ).fetchone()
+    assert row is not None
+    return session(conn, ctx, int(row[0]))
+
+
+def update_session(conn: psycopg.Connection[Any], ctx: PatientContext, s: SessionRecord) -> None:
+    """Write a session's outcome back."""
+    conn.execute(
+        "UPDATE exposure_session SET status = %s, started_at = %s, ended_at = %s,"
+        " fear_before = %s, fear_after = %s, expected_harm = %s, actual_harm = %s, note = %s"
+        " WHERE session_id = %s AND patient_id = %s",
+        (
+            s.status.value,
+            s.started_at,
+            s.ended_at,
+            s.fear_before,
+            s.fear_after,
+            s.expected_harm,
+            s.actual_harm,
+            s.note,
+            s.session_id,
+            ctx.patient_id,
+        ),
+    )
+
+
+def session_load(
+    conn: psycopg.Connection[Any], patient_id: int, session_id: int, start: datetime, end: datetime
+) -> SessionLoad:
+    """Heart rate and steps recorded for the patient between `start` and `end`."""
+    hr = conn.execute(
+        "SELECT count(*), avg(bpm)::float8, max(bpm) FROM hr_sample"
+        " WHERE patient_id = %s AND time >= %s AND time < %s",
+        (patient_id, start, end),
+    ).fetchone()
+    steps = conn.execute(
+        "SELECT coalesce(sum(steps), 0) FROM step_sample"
+        " WHERE patient_id = %s AND time > %s AND time <= %s",
+        (patient_id, start, end),
+    ).fetchone()
+    assert hr is not None and steps is not None
+    return SessionLoad(
+        session_id=session_id,
+        start=start,
+        end=end,
+        hr_samples=int(hr[0]),
+        mean_hr_bpm=None if hr[1] is None else float(hr[1]),
+        max_hr_bpm=None if hr[2] is None else int(hr[2]),
+        steps=int(steps[0]),
+    )

@@ -1,0 +1,233 @@
+"""The daily-metrics rollup: stored samples → `paceline.signal.daily` → `daily_metrics`.
+
+Incremental: the batch writer queues, per patient, the time span each batch
+added samples to (`sample_span`). The rollup takes those spans, turns them
+into the patient's local calendar days (a day is midnight to midnight in the
+patient's time zone, so 23 or 25 hours across a DST change), recomputes only
+those days from all their samples, upserts one `daily_metrics` row per day and
+removes the spans, all in one transaction. Days that received nothing new are
+never recomputed; a failed rollup leaves its spans queued for the next run.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import defaultdict
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, time, timedelta
+from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+import numpy as np
+import psycopg
+from numpy.typing import NDArray
+from psycopg.types.json import Jsonb
+
+from paceline.pacing.errors import PacingError
+from paceline.signal.daily import DailyMetrics, PatientPhysiology, daily_metrics
+
+logger = logging.getLogger(__name__)
+
+# pg_advisory_xact_lock key for the rollup ("roll"): two schedulers or a
+# scheduler and a manual run must not compute the same day twice at once.
+ROLLUP_LOCK_KEY = 0x726F6C6C
+_COPY_HEADER_BYTES = 19
+_COPY_TRAILER_BYTES = 2
+_HR = np.dtype(
+    [
+        ("n", ">i2"),
+        ("l0", ">i4"),
+        ("t", ">i8"),
+        ("l1", ">i4"),
+        ("bpm", ">i2"),
+        ("l2", ">i4"),
+        ("contact", ">i2"),
+    ]
+)
+_RR = np.dtype([("n", ">i2"), ("l0", ">i4"), ("t", ">i8"), ("l1", ">i4"), ("rr", ">f8")])
+_STEPS = np.dtype([("n", ">i2"), ("l0", ">i4"), ("t", ">i8"), ("l1", ">i4"), ("steps", ">i4")])
+_EPOCH_US = "(extract(epoch FROM time) * 1000000)::int8"
+
+
+@dataclass(frozen=True)
+class DaySamples:
+    """Every stored sample of one patient in `[start, end)`, as numpy columns (epoch µs times)."""
+
+    hr_time: NDArray[np.int64]
+    hr_bpm: NDArray[np.int16]
+    hr_contact: NDArray[np.int8]
+    rr_time: NDArray[np.int64]
+    rr_ms: NDArray[np.float64]
+    step_time: NDArray[np.int64]
+    step_count: NDArray[np.int32]
+
+    @property
+    def rows(self) -> int:
+        """How many sample rows were read."""
+        return int(self.hr_time.size + self.rr_time.size + self.step_time.size)
+
+
+@dataclass(frozen=True)
+class RollupResult:
+    """What one rollup run did."""
+
+    patients: int
+    days: int
+    rows_read: int
+
+
+def local_day_bounds(day: date, tz: ZoneInfo) -> tuple[datetime, datetime]:
+    """UTC start and end of a local calendar day (23 or 25 hours long across DST changes)."""
+    start = datetime.combine(day, time(0), tzinfo=tz).astimezone(UTC)
+    end = datetime.combine(day + timedelta(days=1), time(0), tzinfo=tz).astimezone(UTC)
+    return start, end
+
+
+def days_in_span(first: datetime, last: datetime, tz: ZoneInfo) -> list[date]:
+    """The local calendar days that the instants `first`..`last` fall on."""
+    d, last_day = first.astimezone(tz).date(), last.astimezone(tz).date()
+    days = []
+    while d <= last_day:
+        days.append(d)
+        d += timedelta(days=1)
+    return days
+
+
+def _zone(name: str, patient_id: int) -> ZoneInfo:
+    try:
+        return ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError) as exc:
+        raise PacingError(f"patient {patient_id} has an unknown time zone {name!r}") from exc
+
+
+def _copy_out(
+    conn: psycopg.Connection[Any], query: str, params: tuple[Any, ...], dtype: np.dtype[Any]
+) -> NDArray[Any]:
+    with (
+        conn.cursor() as cur,
+        cur.copy(f"COPY ({query}) TO STDOUT (FORMAT BINARY)", params) as copy,
+    ):
+        data = b"".join(bytes(block) for block in copy)
+    body = data[_COPY_HEADER_BYTES:-_COPY_TRAILER_BYTES] if data else b""
+    return np.frombuffer(body, dtype=dtype)
+
+
+def load_day(
+    conn: psycopg.Connection[Any], patient_id: int, start: datetime, end: datetime
+) -> DaySamples:
+    """Read one patient's samples of `[start, end)` with binary COPY straight into numpy."""
+    window = "patient_id = %s AND time >= %s AND time < %s"
+    params = (patient_id, start, end)
+    hr = _copy_out(
+        conn,
+        f"SELECT {_EPOCH_US}, bpm, coalesce(sensor_contact::int, -1)::int2 FROM hr_sample WHERE {window}",
+        params,
+        _HR,
+    )
+    rr = _copy_out(conn, f"SELECT {_EPOCH_US}, rr_ms FROM rr_interval WHERE {window}", params, _RR)
+    # A step row counts the interval that ends at its time, so the row stamped
+    # at midnight belongs to the day that midnight ends.
+    steps = _copy_out(
+        conn,
+        f"SELECT {_EPOCH_US}, steps FROM step_sample"
+        " WHERE patient_id = %s AND time > %s AND time <= %s",
+        params,
+        _STEPS,
+    )
+    return DaySamples(
+        hr_time=hr["t"].astype(np.int64),
+        hr_bpm=hr["bpm"].astype(np.int16),
+        hr_contact=hr["contact"].astype(np.int8),
+        rr_time=rr["t"].astype(np.int64),
+        rr_ms=rr["rr"].astype(np.float64),
+        step_time=steps["t"].astype(np.int64),
+        step_count=steps["steps"].astype(np.int32),
+    )
+
+
+def physiology(conn: psycopg.Connection[Any], patient_id: int, day: date) -> PatientPhysiology:
+    """The anchors for one patient-day: age that year, sex, measured HRmax/rest, the plan's ceiling."""
+    row = conn.execute(
+        "SELECT p.birth_year, p.sex, p.hr_max_bpm, p.hr_rest_bpm,"
+        " (SELECT pp.hr_ceiling_bpm FROM pacing_plan pp WHERE pp.patient_id = p.patient_id"
+        "   AND pp.valid_from < %s ORDER BY pp.version DESC LIMIT 1)"
+        " FROM patient p WHERE p.patient_id = %s",
+        (datetime.combine(day + timedelta(days=1), time(0), tzinfo=UTC), patient_id),
+    ).fetchone()
+    if row is None:
+        raise PacingError(f"no patient {patient_id}")
+    birth_year, sex, hr_max, hr_rest, ceiling = row
+    return PatientPhysiology(
+        age_years=float(day.year - birth_year) if birth_year else None,
+        sex=sex,
+        hr_max_bpm=float(hr_max) if hr_max else None,
+        hr_rest_bpm=float(hr_rest) if hr_rest else None,
+        hr_ceiling_bpm=float(ceiling) if ceiling else None,
+    )
+
+
+def compute_day(
+    conn: psycopg.Connection[Any], patient_id: int, day: date, tz: ZoneInfo
+) -> tuple[DailyMetrics, int]:
+    """Compute one patient-day from its stored samples; return the metrics and rows read."""
+    start, end = local_day_bounds(day, tz)
+    samples = load_day(conn, patient_id, start, end)
+    metrics = daily_metrics(
+        start=np.datetime64(start.replace(tzinfo=None), "us"),
+        end=np.datetime64(end.replace(tzinfo=None), "us"),
+        profile=physiology(conn, patient_id, day),
+        hr_time=samples.hr_time,
+        hr_bpm=samples.hr_bpm,
+        hr_contact=samples.hr_contact,
+        rr_time=samples.rr_time,
+        rr_ms=samples.rr_ms,
+        step_time=samples.step_time,
+        step_count=samples.step_count,
+    )
+    return metrics, samples.rows
+
+
+def upsert_day(
+    conn: psycopg.Connection[Any], patient_id: int, day: date, metrics: DailyMetrics
+) -> None:
+    """Insert or replace the `daily_metrics` row of one patient-day."""
+    row = metrics.to_row()
+    columns = list(row)
+    values = [Jsonb(row[c]) if c == "extra" else row[c] for c in columns]
+    placeholders = ", ".join(["%s"] * (len(columns) + 2))
+    updates = ", ".join(f"{c} = excluded.{c}" for c in columns)
+    conn.execute(
+        f"INSERT INTO daily_metrics (patient_id, day, {', '.join(columns)}) VALUES ({placeholders})"
+        f" ON CONFLICT (patient_id, day) DO UPDATE SET {updates}, computed_at = now()",
+        (patient_id, day, *values),
+    )
+
+
+def rollup(conn: psycopg.Connection[Any]) -> RollupResult:
+    """Recompute every patient-day that received new samples since the last run."""
+    with conn.transaction():
+        conn.execute("SELECT pg_advisory_xact_lock(%s)", (ROLLUP_LOCK_KEY,))
+        spans = conn.execute(
+            "DELETE FROM sample_span s USING patient p WHERE p.patient_id = s.patient_id"
+            " RETURNING s.patient_id, p.timezone, s.first_time, s.last_time"
+        ).fetchall()
+        todo: dict[tuple[int, str], set[date]] = defaultdict(set)
+        for patient_id, tz_name, first, last in spans:
+            todo[(patient_id, tz_name)].update(
+                days_in_span(first, last, _zone(tz_name, patient_id))
+            )
+        rows = 0
+        for (patient_id, tz_name), days in sorted(todo.items()):
+            tz = _zone(tz_name, patient_id)
+            for day in sorted(days):
+                metrics, read = compute_day(conn, patient_id, day, tz)
+                upsert_day(conn, patient_id, day, metrics)
+                rows += read
+    result = RollupResult(
+        patients=len(todo), days=sum(len(d) for d in todo.values()), rows_read=rows
+    )
+    if result.days:
+        logger.info(
+            "daily metrics: %d day(s) of %d patient(s) recomputed", result.days, result.patients
+        )
+    return result

@@ -1,0 +1,49 @@
+"""The catalogue of flag rules the engine evaluates, each with its spec and its day-by-day detector."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Final
+
+from paceline.pacing import avoidance, contingency, cycling, dataquality, flare, overexertion
+from paceline.pacing.flags import DaySignal, Flag, RuleSpec, episodes
+from paceline.pacing.history import History
+
+
+@dataclass(frozen=True)
+class Rule:
+    """A flag rule: what it is called and how it reads a history."""
+
+    spec: RuleSpec
+    detect: Callable[[History], list[DaySignal]]
+
+    def flags(self, h: History) -> list[Flag]:
+        """The rule's episodes over the whole history."""
+        return episodes(self.spec, self.detect(h))
+
+
+RULES: Final[tuple[Rule, ...]] = (
+    Rule(overexertion.OVER_QUOTA, overexertion.over_quota),
+    Rule(overexertion.ABOVE_CEILING, overexertion.above_ceiling),
+    Rule(overexertion.ACWR_SPIKE, overexertion.acwr_spike),
+    Rule(overexertion.PAIN_AFTER_BOOM, overexertion.pain_after_boom),
+    Rule(avoidance.UNDER_QUOTA, avoidance.under_quota),
+    Rule(avoidance.CHRONIC_DECLINE, avoidance.chronic_decline),
+    Rule(avoidance.SKIPPED_EXPOSURE, avoidance.skipped_exposure),
+    Rule(avoidance.FEAR_AVOIDANCE, avoidance.fear_avoidance),
+    Rule(contingency.PAIN_CONTINGENT, contingency.pain_contingent),
+    Rule(cycling.BOOM_BUST, cycling.boom_bust),
+    Rule(dataquality.NO_WEAR, dataquality.no_wear),
+    Rule(dataquality.DEVICE_SILENT, dataquality.device_silent),
+    Rule(dataquality.MISSING_DIARY, dataquality.missing_diary),
+    Rule(flare.FLARE_EPISODE, flare.flare_episode),
+)
+
+#: Every rule id the engine manages, including the flare-risk rule computed apart.
+RULE_IDS: Final[tuple[str, ...]] = (*(r.spec.rule_id for r in RULES), flare.FLARE_RISK.rule_id)
+
+
+def all_flags(h: History) -> list[Flag]:
+    """Every rule's episodes over the history (the flare-risk rule excepted)."""
+    return [f for rule in RULES for f in rule.flags(h)]

@@ -1,0 +1,99 @@
+"""Personal load → pain response and the 48 h flare-risk score, on simulated series."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from paceline.pacing.flare import PRIOR_RESPONSE, flare_risk, risk_series, shrunk_response
+from paceline.pacing.load import ewma, load_state
+from paceline.pacing.response import ResponseStatus, estimate
+
+
+def _series(n: int, seed: int, slope: float) -> tuple[np.ndarray, np.ndarray]:
+    """Loads with occasional spikes; pain rises `slope` points the day after excess load."""
+    rng = np.random.default_rng(seed)
+    loads = 40 * rng.lognormal(0, 0.15, n)
+    loads[rng.random(n) < 0.15] *= 2.2
+    excess = np.nan_to_num(load_state(loads).excess)
+    pain = 4 + slope * np.concatenate(([0.0], excess[:-1])) + rng.normal(0, 0.4, n)
+    return loads, pain
+
+
+def test_ewma_follows_williams_2017_seeded_with_the_first_week() -> None:
+    lam = 2 / 8
+    loads = [10.0, None, 20.0, 30.0, 40.0, 50.0, 60.0, 70.0, 80.0]
+    out = ewma(loads, 7)
+    seed = (10 + 20 + 30 + 40 + 50 + 60 + 70) / 7
+    assert out[0] == pytest.approx(lam * 10 + (1 - lam) * seed)
+    assert out[1] == out[0]
+    assert out[2] == pytest.approx(lam * 20 + (1 - lam) * out[0])
+
+
+def test_too_little_data_says_not_enough_data_yet() -> None:
+    loads, pain = _series(15, seed=1, slope=2.0)
+    r = estimate(load_state(loads).excess, pain)
+    assert r.status is ResponseStatus.NOT_ENOUGH_DATA
+    assert r.message.startswith("Not enough data yet")
+    assert r.cumulative is None
+
+
+def test_the_response_recovers_a_known_lagged_effect_within_its_interval() -> None:
+    loads, pain = _series(120, seed=2, slope=3.0)
+    r = estimate(load_state(loads).excess, pain)
+    assert r.status is ResponseStatus.ESTIMATED
+    assert r.lag_slopes is not None and r.ci95 is not None
+    assert r.lag_slopes[1] == pytest.approx(3.0, abs=0.6)
+    # mean over lags 0, 1, 2 of (0, 3, 0) = 1
+    assert r.ci95[0] < 1.0 < r.ci95[1]
+
+
+def test_a_patient_whose_pain_ignores_load_has_a_response_near_zero() -> None:
+    loads, pain = _series(120, seed=3, slope=0.0)
+    r = estimate(load_state(loads).excess, pain)
+    assert r.ci95 is not None
+    assert r.ci95[0] < 0 < r.ci95[1]
+
+
+def test_the_personal_response_is_shrunk_toward_the_prior_by_its_precision() -> None:
+    loads, pain = _series(120, seed=2, slope=3.0)
+    r = estimate(load_state(loads).excess, pain)
+    assert r.cumulative is not None
+    shrunk = shrunk_response(r)
+    assert min(PRIOR_RESPONSE, r.cumulative) <= shrunk <= max(PRIOR_RESPONSE, r.cumulative)
+
+
+def test_flare_risk_rises_after_a_spike_and_names_it_first() -> None:
+    n = 40
+    loads = np.full(n, 40.0)
+    pain = np.full(n, 4.0)
+    sleep = np.full(n, 7.0)
+    calm = risk_series(loads, pain, sleep)[-1]
+    loads[-1] = 100.0
+    spiked = risk_series(loads, pain, sleep)[-1]
+    assert spiked.score > calm.score
+    assert spiked.contributing[0].name == "expected_pain_rise"
+    assert calm.contributing == ()
+
+
+def test_flare_risk_counts_poor_sleep_and_rising_pain() -> None:
+    n = 30
+    loads = np.full(n, 40.0)
+    state = load_state(loads)
+    pain = np.full(n, 4.0)
+    sleep = np.full(n, 7.0)
+    base = flare_risk(state.excess, state.ratio, pain, sleep, n - 1)
+    pain[-3:] = [5.0, 6.0, 7.0]
+    sleep[-2:] = 3.0
+    worse = flare_risk(state.excess, state.ratio, pain, sleep, n - 1)
+    names = {f.name for f in worse.contributing}
+    assert {"pain_trend", "pain_above_usual", "sleep_deficit"} <= names
+    assert worse.score > base.score
+
+
+def test_flare_risk_uses_only_data_up_to_the_day() -> None:
+    loads, pain = _series(60, seed=4, slope=2.0)
+    sleep = np.full(60, 7.0)
+    full = risk_series(loads, pain, sleep, 30)
+    cut = risk_series(loads[:41], pain[:41], sleep[:41], 30)
+    assert [r.score for r in full[:11]] == [r.score for r in cut]

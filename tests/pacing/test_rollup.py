@@ -1,0 +1,209 @@
+"""The daily-metrics rollup: incremental, per local day, equal to the pure computation."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, date, datetime, timedelta
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import numpy as np
+import psycopg
+import pytest
+
+from paceline.pacing.errors import PacingError
+from paceline.pacing.rollup import days_in_span, local_day_bounds, physiology, rollup
+from paceline.signal.daily import daily_metrics
+from paceline.signal.simulate import SimulatedDay, simulate_day
+from paceline.store import Batch, HrRows, RrRows, StepRows, registry, write_batch
+
+US_PER_DAY = 86_400_000_000
+DAY1 = date(2026, 3, 2)
+
+
+def _patient(conn: psycopg.Connection[Any], tz: str = "UTC") -> tuple[int, int]:
+    tag = uuid.uuid4().hex[:10]
+    p = registry.create_patient(
+        conn,
+        external_ref=f"R-{tag}",
+        display_name="Rollup",
+        birth_year=1975,
+        sex="male",
+        timezone=tz,
+    )
+    address = ":".join(tag[i : i + 2] for i in range(0, 10, 2)) + ":01"
+    registry.register_device(conn, address=address)
+    d = registry.bind_device(conn, address=address, patient_id=p.patient_id)
+    conn.commit()
+    return p.patient_id, d.device_id
+
+
+def _start_us(day: date, tz: str = "UTC") -> int:
+    start, _ = local_day_bounds(day, ZoneInfo(tz))
+    return int(start.timestamp()) * 1_000_000
+
+
+def _store_day(
+    conn: psycopg.Connection[Any], pid: int, did: int, sim: SimulatedDay, label: str
+) -> None:
+    """Store a simulated day as the ingest path would: no-reading (0 bpm) samples are not stored."""
+    reading = sim.hr_bpm > 0
+    hr_t = sim.hr_time_us[reading].astype("datetime64[us]")
+    contact = [None if c < 0 else bool(c) for c in sim.hr_contact[reading]]
+    n_hr, n_rr, n_st = int(reading.sum()), sim.rr_time_us.size, sim.step_time_us.size
+    write_batch(
+        conn,
+        Batch(
+            f"{label}-{uuid.uuid4()}",
+            hr=HrRows.of(
+                patient_id=np.full(n_hr, pid),
+                device_id=np.full(n_hr, did),
+                time=hr_t,
+                bpm=np.round(sim.hr_bpm[reading]),
+                sensor_contact=contact,
+            ),
+            rr=RrRows.of(
+                patient_id=np.full(n_rr, pid),
+                device_id=np.full(n_rr, did),
+                time=sim.rr_time_us.astype("datetime64[us]"),
+                rr_ms=sim.rr_ms,
+            ),
+            steps=StepRows.of(
+                patient_id=np.full(n_st, pid),
+                device_id=np.full(n_st, did),
+                time=sim.step_time_us.astype("datetime64[us]"),
+                steps=sim.steps,
+            ),
+        ),
+    )
+
+
+def _computed_at(conn: psycopg.Connection[Any], pid: int) -> dict[date, datetime]:
+    rows = conn.execute(
+        "SELECT day, computed_at FROM daily_metrics WHERE patient_id = %s", (pid,)
+    ).fetchall()
+    conn.commit()
+    return dict(rows)
+
+
+def test_rollup_stores_what_the_pure_daily_function_computes(conn: psycopg.Connection[Any]) -> None:
+    pid, did = _patient(conn)
+    sim = simulate_day(start_us=_start_us(DAY1), seed=3)
+    _store_day(conn, pid, did, sim, "d1")
+    result = rollup(conn)
+    assert (result.patients, result.days) == (1, 1)
+    reading = sim.hr_bpm > 0
+    expected = daily_metrics(
+        start=sim.start_us,
+        end=sim.start_us + US_PER_DAY,
+        profile=physiology(conn, pid, DAY1),
+        hr_time=sim.hr_time_us[reading],
+        hr_bpm=np.round(sim.hr_bpm[reading]),
+        hr_contact=sim.hr_contact[reading],
+        rr_time=sim.rr_time_us,
+        rr_ms=sim.rr_ms,
+        step_time=sim.step_time_us,
+        step_count=sim.steps,
+    ).to_row()
+    row = conn.execute(
+        "SELECT wear_min, steps, active_min, trimp_banister, rmssd_ms, hr_samples, rr_intervals"
+        " FROM daily_metrics WHERE patient_id = %s AND day = %s",
+        (pid, DAY1),
+    ).fetchone()
+    assert row is not None
+    assert row[0] == pytest.approx(expected["wear_min"], rel=1e-6)
+    assert row[1] == expected["steps"] == int(sim.steps.sum())
+    assert row[2] == pytest.approx(expected["active_min"], rel=1e-6)
+    assert row[3] == pytest.approx(expected["trimp_banister"], rel=1e-6)
+    assert row[4] == pytest.approx(expected["rmssd_ms"], rel=1e-6)
+    assert (row[5], row[6]) == (expected["hr_samples"], expected["rr_intervals"])
+    assert 1_300 < row[0] < 1_440  # the simulated day has two off-body breaks
+
+
+def test_only_days_that_received_new_samples_are_recomputed(conn: psycopg.Connection[Any]) -> None:
+    pid, did = _patient(conn)
+    for offset in (0, 1):
+        day = DAY1 + timedelta(days=offset)
+        _store_day(
+            conn, pid, did, simulate_day(start_us=_start_us(day), seed=offset), f"inc{offset}"
+        )
+    assert rollup(conn).days == 2
+    before = _computed_at(conn, pid)
+    assert rollup(conn).days == 0
+    assert _computed_at(conn, pid) == before
+
+    late = simulate_day(start_us=_start_us(DAY1 + timedelta(days=1)), seed=9)
+    t = late.hr_time_us[-5:].astype("datetime64[us]") + np.timedelta64(500, "ms")
+    write_batch(
+        conn,
+        Batch(
+            f"late-{uuid.uuid4()}",
+            hr=HrRows.of(patient_id=[pid] * 5, device_id=[did] * 5, time=t, bpm=[80] * 5),
+        ),
+    )
+    assert rollup(conn).days == 1
+    after = _computed_at(conn, pid)
+    assert after[DAY1] == before[DAY1]
+    assert after[DAY1 + timedelta(days=1)] > before[DAY1 + timedelta(days=1)]
+
+
+def test_a_replayed_batch_queues_no_recomputation(conn: psycopg.Connection[Any]) -> None:
+    pid, did = _patient(conn)
+    t = datetime(2026, 3, 5, 12, tzinfo=UTC)
+    batch = Batch(
+        f"r-{uuid.uuid4()}", hr=HrRows.of(patient_id=[pid], device_id=[did], time=[t], bpm=[70])
+    )
+    write_batch(conn, batch)
+    assert rollup(conn).days == 1
+    write_batch(conn, batch)
+    assert rollup(conn).days == 0
+
+
+def test_days_are_the_patients_local_calendar_days(conn: psycopg.Connection[Any]) -> None:
+    pid, did = _patient(conn, tz="America/New_York")
+    # 03:00 UTC on 3 March is 22:00 on 2 March in New York.
+    t = datetime(2026, 3, 3, 3, 0, tzinfo=UTC)
+    write_batch(
+        conn,
+        Batch(
+            f"tz-{uuid.uuid4()}",
+            hr=HrRows.of(patient_id=[pid], device_id=[did], time=[t], bpm=[70]),
+        ),
+    )
+    rollup(conn)
+    assert set(_computed_at(conn, pid)) == {date(2026, 3, 2)}
+
+
+def test_a_dst_change_day_is_23_hours_long() -> None:
+    start, end = local_day_bounds(date(2026, 3, 8), ZoneInfo("America/New_York"))
+    assert end - start == timedelta(hours=23)
+    start, end = local_day_bounds(date(2026, 11, 1), ZoneInfo("America/New_York"))
+    assert end - start == timedelta(hours=25)
+
+
+def test_a_span_over_midnight_touches_both_days() -> None:
+    tz = ZoneInfo("Europe/Berlin")
+    first = datetime(2026, 6, 1, 21, 30, tzinfo=UTC)  # 23:30 local
+    last = datetime(2026, 6, 1, 22, 30, tzinfo=UTC)  # 00:30 local next day
+    assert days_in_span(first, last, tz) == [date(2026, 6, 1), date(2026, 6, 2)]
+
+
+def test_a_failed_rollup_keeps_its_work_queued(conn: psycopg.Connection[Any]) -> None:
+    pid, did = _patient(conn, tz="Mars/Olympus_Mons")
+    t = datetime(2026, 3, 6, 12, tzinfo=UTC)
+    write_batch(
+        conn,
+        Batch(
+            f"f-{uuid.uuid4()}", hr=HrRows.of(patient_id=[pid], device_id=[did], time=[t], bpm=[70])
+        ),
+    )
+    with pytest.raises(PacingError, match="unknown time zone 'Mars/Olympus_Mons'"):
+        rollup(conn)
+    conn.rollback()
+    queued = conn.execute(
+        "SELECT count(*) FROM sample_span WHERE patient_id = %s", (pid,)
+    ).fetchone()
+    assert queued == (1,)
+    conn.execute("UPDATE patient SET timezone = 'UTC' WHERE patient_id = %s", (pid,))
+    conn.commit()
+    assert rollup(conn).days == 1
