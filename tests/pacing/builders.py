@@ -7,15 +7,12 @@ from dataclasses import replace
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 
-import psycopg
-
 from paceline.pacing.days import DayLoad
 from paceline.pacing.diary import DiaryRecord, by_day
 from paceline.pacing.exposure import SessionRecord
 from paceline.pacing.flags import Flag
 from paceline.pacing.history import History, build
 from paceline.pacing.plan import Cause, PlanVersion, default_plan
-from paceline.pacing.simulate import SimDay
 
 START = date(2026, 3, 2)
 
@@ -78,43 +75,6 @@ def history(
             )
         ]
     return build(days, by_day(records), plans, sessions)
-
-
-def insert_sim_day(conn: psycopg.Connection[Any], patient_id: int, d: SimDay) -> None:
-    """Store one simulated day: its daily-metrics row (unless silent) and its diary entry."""
-    if d.reported:
-        row = d.metrics_row()
-        conn.execute(
-            "INSERT INTO daily_metrics (patient_id, day, wear_min, zone_min, above_ceiling_min,"
-            " trimp_banister, steps, active_min, hr_samples) VALUES (%s, %s, %s, %s, %s, %s, %s,"
-            " %s, %s) ON CONFLICT (patient_id, day) DO UPDATE SET wear_min = excluded.wear_min,"
-            " active_min = excluded.active_min, steps = excluded.steps",
-            (
-                patient_id,
-                row["day"],
-                row["wear_min"],
-                row["zone_min"],
-                row["above_ceiling_min"],
-                row["trimp_banister"],
-                row["steps"],
-                row["active_min"],
-                row["hr_samples"],
-            ),
-        )
-    if d.pain is not None:
-        conn.execute(
-            "INSERT INTO self_report (patient_id, reported_at, pain_now, pain_average, pain_worst,"
-            " sleep_quality, fear_of_movement) VALUES (%s, %s, %s, %s, %s, %s, %s)",
-            (
-                patient_id,
-                datetime.combine(d.day, time(20), UTC),
-                d.pain,
-                d.pain,
-                d.pain,
-                d.sleep,
-                d.fear,
-            ),
-        )
 
 
 def day_evidence(flag: Flag, index: int = -1) -> dict[str, Any]:

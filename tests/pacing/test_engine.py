@@ -16,10 +16,10 @@ from paceline.pacing.days import Measure
 from paceline.pacing.engine import Evaluation, evaluate_patient
 from paceline.pacing.errors import PacingError, PlanError, UnknownPatientError
 from paceline.pacing.plan import Cause
+from paceline.pacing.replay import store_sim_day as insert_sim_day
 from paceline.pacing.simulate import SimDay
 from paceline.store import connect, registry
 from paceline.store.access import clinician_session
-from tests.pacing.builders import insert_sim_day
 
 START = date(2026, 3, 2)
 

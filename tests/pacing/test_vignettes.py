@@ -14,13 +14,12 @@ from typing import Any
 
 import psycopg
 
-from paceline.pacing import ladder
-from paceline.pacing.engine import Evaluation, evaluate_patient
+from paceline.pacing import replay
+from paceline.pacing.engine import Evaluation
 from paceline.pacing.plan import Cause, PlanVersion
 from paceline.pacing.planning import plan_history
 from paceline.pacing.simulate import Persona, SimPatient
 from paceline.store import registry
-from tests.pacing.builders import insert_sim_day
 
 START = date(2026, 3, 2)
 DAYS = 42
@@ -45,28 +44,10 @@ def play(
     days: int = DAYS,
     skip_exposures_every: int | None = None,
 ) -> list[Evaluation]:
-    """Simulate and evaluate `days` days; optionally plan an exposure every few days and skip it."""
-    item_id = None
-    if skip_exposures_every is not None:
-        item_id = ladder.add_item(
-            conn, patient_id, activity="bending to load the dishwasher", fear_rating=70
-        ).item_id
-    quota: float | None = None
-    out = []
-    for i in range(days):
-        d = START + timedelta(days=i)
-        insert_sim_day(conn, patient_id, sim.next_day(d, quota))
-        if item_id is not None and skip_exposures_every and i % skip_exposures_every == 0:
-            planned = datetime.combine(d, time(10), UTC)
-            s = ladder.plan_session(conn, patient_id, item_id, planned_at=planned)
-            ladder.record_session(
-                conn, patient_id, s.session_id, done=False, now=planned + timedelta(hours=2)
-            )
-        ev = evaluate_patient(conn, patient_id, d)
-        conn.commit()
-        out.append(ev)
-        quota = ev.next_plan.quota if ev.next_plan is not None else None
-    return out
+    """Simulate and evaluate `days` days from START, as the nightly job would."""
+    return replay.play(
+        conn, patient_id, sim, start=START, days=days, skip_exposures_every=skip_exposures_every
+    )
 
 
 def flagged_rules(conn: psycopg.Connection[Any], patient_id: int) -> set[str]:
