@@ -26,6 +26,7 @@ USAGE = """usage: python3 dev.py COMMAND [ARGS...]
 commands:
   demo [ARGS]   run the Paceline demo on the embedded database (ARGS go to `paceline demo`)
   test [ARGS]   run ruff, mypy --strict and the whole pytest suite (ARGS go to pytest)
+  bench [NAME]  run the benchmarks in bench/ (all, or the named ones) and summarise them
   paceline ARGS run any `paceline` command inside the project environment
 """
 
@@ -71,6 +72,34 @@ def run(argv: list[str]) -> int:
     return subprocess.run(argv, cwd=ROOT, check=False).returncode
 
 
+def bench(names: list[str]) -> int:
+    """Run each benchmark script and print the JSON line it ends with, one per script."""
+    import json  # noqa: PLC0415
+
+    scripts = sorted((ROOT / "bench").glob("*.py"))
+    chosen = [s for s in scripts if not names or s.stem in names]
+    unknown = set(names) - {s.stem for s in scripts}
+    if unknown:
+        print(f"dev.py: no such benchmark: {', '.join(sorted(unknown))}", file=sys.stderr)
+        return 2
+    results: dict[str, object] = {}
+    for script in chosen:
+        # -P keeps bench/ off sys.path: bench/signal.py would otherwise shadow
+        # the standard library's signal module for every script run from there.
+        argv = [str(PYTHON), "-P", str(script)]
+        print(f"dev.py: $ {' '.join(argv)}", flush=True)
+        proc = subprocess.run(argv, cwd=ROOT, check=False, capture_output=True, text=True)
+        sys.stdout.write(proc.stdout)
+        sys.stderr.write(proc.stderr)
+        lines = proc.stdout.strip().splitlines()
+        if proc.returncode != 0 or not lines:
+            print(f"dev.py: {script.name} failed (exit {proc.returncode})", file=sys.stderr)
+            return proc.returncode or 1
+        results[script.stem] = json.loads(lines[-1])
+    print(json.dumps(results, indent=2))
+    return 0
+
+
 def main(args: list[str]) -> int:
     """Dispatch the dev.py commands."""
     if not args or args[0] in {"-h", "--help", "help"}:
@@ -83,6 +112,9 @@ def main(args: list[str]) -> int:
     if command == "paceline":
         ensure_env(dev=False)
         return run([str(BIN / "paceline"), *rest])
+    if command == "bench":
+        ensure_env(dev=True)
+        return bench(rest)
     if command == "test":
         ensure_env(dev=True)
         for step in (
