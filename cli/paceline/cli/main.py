@@ -7,7 +7,7 @@ import logging
 import sys
 from collections.abc import Callable, Sequence
 
-from paceline.cli import db
+from paceline.cli import db, devices, ingest, metrics
 from paceline.cli.settings import DOCUMENTED, Settings, SettingsError
 from paceline.store.errors import StoreError
 
@@ -33,6 +33,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("-v", "--verbose", action="store_true", help="log debug detail")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     db.register(commands)
+    devices.register(commands)
+    ingest.register(commands)
+    metrics.register(commands)
     from paceline.cli import demo  # noqa: PLC0415 - the demo pulls in every component
 
     demo.register(commands)

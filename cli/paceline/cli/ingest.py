@@ -1,0 +1,179 @@
+"""`paceline ingest run` (the daemon, on real or simulated wearables) and `paceline ingest status`."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+import time
+from typing import Any
+
+from paceline.cli.database import database_dsn
+from paceline.cli.settings import Settings
+from paceline.devices.simulator import SimulatedBleakClient
+from paceline.ingest import IngestError
+from paceline.ingest.daemon import DaemonConfig, IngestDaemon, Progress, load_bindings
+from paceline.ingest.simulation import build_fleet, register_fleet, simulated_start
+from paceline.ingest.spool import Spool, SpoolStatus, spool_path
+from paceline.store.connection import connect
+from paceline.store.migrate import migrate
+
+FOREVER_S = 7 * 24 * 3600.0
+"""How much simulated time an open-ended `--simulate` run is planned for (it starts that far
+back, so that even a long accelerated run never produces samples from the future)."""
+
+
+def register(commands: Any) -> None:
+    """Add the `ingest` command group."""
+    ingest = commands.add_parser("ingest", help="the gateway daemon: wearables → spool → database")
+    sub = ingest.add_subparsers(dest="ingest_command", required=True, metavar="SUBCOMMAND")
+
+    run = sub.add_parser("run", help="run the ingest daemon for all bound devices")
+    run.add_argument(
+        "--simulate", type=int, default=0, metavar="N", help="stream N simulated wearables instead"
+    )
+    run.add_argument(
+        "--speed",
+        type=float,
+        default=1.0,
+        metavar="X",
+        help="simulated seconds per real second (with --simulate; default 1)",
+    )
+    run.add_argument(
+        "--duration", type=float, default=None, metavar="S", help="stop after S seconds"
+    )
+    run.add_argument(
+        "--progress",
+        type=float,
+        default=5.0,
+        metavar="S",
+        help="print progress every S seconds (0: never; default 5)",
+    )
+    run.add_argument("--gateway-id", default=None, help="name of this gateway in batch ids")
+    run.set_defaults(handler=run_daemon)
+
+    status = sub.add_parser("status", help="spool backlog, upload lag and per-device counters")
+    status.set_defaults(handler=run_status)
+
+
+def _progress_printer(started: float) -> Any:
+    def show(progress: Progress) -> None:
+        elapsed = time.monotonic() - started
+        for d in progress.devices:
+            print(
+                f"[{elapsed:7.1f}s] {d.address} {d.state:<10} received {d.received:>8}"
+                f"  spooled {d.spooled:>8}  uploaded {d.uploaded:>8}"
+                f"  zero-hr {d.zero_hr}  malformed {d.malformed}  reconnects {d.reconnects}"
+                + (f"  last error: {d.last_error}" if d.last_error else ""),
+                flush=True,
+            )
+        error = f"  upload error: {progress.upload_error}" if progress.upload_error else ""
+        print(
+            f"[{elapsed:7.1f}s] backlog {progress.backlog_rows} rows, lag {progress.lag_s:.1f} s{error}",
+            flush=True,
+        )
+
+    return show
+
+
+def run_daemon(args: argparse.Namespace, settings: Settings) -> int:
+    """Run the daemon until Ctrl-C, SIGTERM or `--duration`."""
+    try:
+        return _run_daemon(args, settings)
+    except IngestError as exc:
+        print(f"paceline: error: {exc}", file=sys.stderr)
+        return 2
+
+
+def _run_daemon(args: argparse.Namespace, settings: Settings) -> int:
+    path = spool_path(settings.data_dir)
+    config = DaemonConfig(progress_every_s=args.progress or None)
+    started = time.monotonic()
+    with database_dsn(settings) as dsn:
+        kwargs: dict[str, Any] = {}
+        if args.simulate:
+            covers = args.duration if args.duration is not None else FOREVER_S / args.speed
+            fleet = build_fleet(
+                args.simulate,
+                speed=args.speed,
+                start=simulated_start(args.speed, covers, daytime=True),
+            )
+            with connect(dsn, autocommit=True) as conn:
+                migrate(conn, compress_after=settings.compress_after, retention=settings.retention)
+            with connect(dsn) as conn:
+                bindings = register_fleet(conn, fleet)
+            kwargs = {
+                "locate": fleet.locate,
+                "clock": fleet.clock,
+                "backend": SimulatedBleakClient,
+                "client_kwargs": fleet.client_kwargs(),
+            }
+            print(f"simulating {len(bindings)} wearable(s) at {args.speed:g}x", flush=True)
+        else:
+            with Spool.open(path, gateway_id=args.gateway_id) as spool:
+                bindings = load_bindings(dsn, spool)
+            if not bindings:
+                print(
+                    "no bound devices: scan with `paceline devices scan`, then"
+                    " `paceline devices bind ADDRESS --patient ID` (or try --simulate 3)",
+                    file=sys.stderr,
+                )
+                return 1
+        for b in bindings:
+            print(f"device {b.device_id} {b.address} ({b.profile}) → patient {b.patient_id}")
+        print(f"spool: {path}", flush=True)
+        daemon = IngestDaemon(
+            bindings,
+            spool_path=path,
+            dsn=dsn,
+            config=config,
+            gateway_id=args.gateway_id,
+            on_progress=_progress_printer(started),
+            **kwargs,
+        )
+        asyncio.run(daemon.run(duration_s=args.duration))
+    with Spool.open(path) as spool:
+        print(format_status(spool.status()))
+    return 0
+
+
+def format_status(status: SpoolStatus) -> str:
+    """The spool status as the lines an operator reads."""
+    lines = [
+        f"spool:        {status.path}",
+        f"gateway:      {status.gateway_id} (spool {status.spool_id})",
+        f"records:      {status.last_seq} spooled, {status.acked_seq} acknowledged",
+        f"backlog:      {status.pending_rows} rows in {status.pending_records} records",
+        f"lag:          {status.lag_s():.1f} s",
+        f"in flight:    {status.in_flight or '-'}",
+    ]
+    names = (
+        "received",
+        "zero_hr",
+        "malformed",
+        "spooled",
+        "uploaded",
+        "quarantined",
+        "corrupt_records",
+    )
+    if status.counters:
+        lines.append("device " + " ".join(f"{n:>12}" for n in names))
+        for device_id, counts in sorted(status.counters.items()):
+            label = "gw" if device_id == 0 else str(device_id)
+            lines.append(f"{label:>6} " + " ".join(f"{counts.get(n, 0):>12}" for n in names))
+    return "\n".join(lines)
+
+
+def run_status(args: argparse.Namespace, settings: Settings) -> int:
+    """Print the spool's backlog, lag and counters."""
+    path = spool_path(settings.data_dir)
+    if not path.exists():
+        print(f"no spool at {path}: the daemon has not run here yet")
+        return 1
+    try:
+        with Spool.open(path) as spool:
+            print(format_status(spool.status()))
+    except IngestError as exc:
+        print(f"paceline: error: {exc}", file=sys.stderr)
+        return 2
+    return 0

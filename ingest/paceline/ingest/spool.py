@@ -1,0 +1,553 @@
+"""The durable local spool: an SQLite file in WAL mode between the device tasks and the uploader.
+
+Every flush of the daemon commits its chunks in one transaction; what is committed
+survives a crash of the daemon. Records are keyed by a sequence number that only grows
+(`AUTOINCREMENT`, so a number is never reused even after the newest records were pruned:
+a reused number would make a new batch look like a replay and be skipped).
+
+The uploader takes the records after the acknowledged watermark in contiguous runs. A run
+is first written to the `outbox` table under its batch id
+(`{gateway}/{spool}:{first_seq}-{last_seq}`) and only then sent, so after a crash the same
+rows are re-sent under the same id and the store recognises the replay. Acknowledging a
+batch advances the watermark and removes it from the outbox in one transaction.
+
+`synchronous=FULL`: with WAL, NORMAL already survives a crash of the process, but a
+gateway is a Raspberry Pi that people unplug, and FULL also survives losing power. It costs
+one fsync per flush (about one a second), which an SD card absorbs easily.
+
+Every record carries a CRC-32; a record whose bytes no longer match (a flipped bit on an
+SD card, a torn page) is handed to the uploader as corrupt, to be quarantined and counted,
+while the records around it are recovered.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import logging
+import os
+import socket
+import sqlite3
+import time
+import uuid
+from collections.abc import Iterable, Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Final
+
+from paceline.ingest import IngestError
+from paceline.ingest.records import PAYLOAD, Chunk, RecordError
+
+logger = logging.getLogger(__name__)
+
+SPOOL_FILE: Final = "spool.sqlite"
+BUSY_TIMEOUT_MS: Final = 30_000
+"""How long one side waits for the other's write lock; commits take milliseconds, so
+thirty seconds only runs out when the other process hangs."""
+DEFAULT_BATCH_ROWS: Final = 50_000
+"""Rows per upload batch: large enough that COPY runs at full speed (the per-transaction
+overhead is a few milliseconds), small enough that one batch is a few megabytes."""
+DEFAULT_KEEP_UPLOADED_S: Final = 24 * 3600.0
+"""Uploaded records stay a day, so a database restored from last night's backup can be
+refilled from the gateway."""
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS chunk (
+    seq         INTEGER PRIMARY KEY AUTOINCREMENT,
+    stream      TEXT NOT NULL,
+    patient_id  INTEGER NOT NULL,
+    device_id   INTEGER NOT NULL,
+    n           INTEGER NOT NULL,
+    data        BLOB NOT NULL,
+    crc         INTEGER NOT NULL,
+    spooled_us  INTEGER NOT NULL
+);
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS outbox (
+    batch_id    TEXT PRIMARY KEY,
+    first_seq   INTEGER NOT NULL,
+    last_seq    INTEGER NOT NULL
+);
+CREATE TABLE IF NOT EXISTS counter (
+    device_id   INTEGER NOT NULL,
+    name        TEXT NOT NULL,
+    value       INTEGER NOT NULL,
+    PRIMARY KEY (device_id, name)
+);
+CREATE TABLE IF NOT EXISTS step_state (
+    device_id   INTEGER PRIMARY KEY,
+    last_count  INTEGER NOT NULL
+);
+CREATE TABLE IF NOT EXISTS binding (
+    address     TEXT PRIMARY KEY,
+    device_id   INTEGER NOT NULL,
+    patient_id  INTEGER NOT NULL,
+    name        TEXT,
+    profile     TEXT NOT NULL
+);
+"""
+
+GATEWAY_DEVICE: Final = 0
+"""Counter key for what belongs to no device (corrupt records whose device is unknown)."""
+
+
+class SpoolError(IngestError):
+    """The spool file cannot be opened or read at all."""
+
+    def __init__(self, path: Path, reason: str) -> None:
+        self.path = path
+        self.reason = reason
+        super().__init__(f"spool {path}: {reason}")
+
+
+@dataclass(frozen=True)
+class CorruptRecord:
+    """A spool record that cannot be trusted: its sequence number, why, and its raw bytes if readable."""
+
+    seq: int
+    reason: str
+    device_id: int
+    raw_hex: str | None
+
+
+@dataclass(frozen=True)
+class SpoolBatch:
+    """A contiguous run of spool records to upload under one batch id."""
+
+    batch_id: str
+    first_seq: int
+    last_seq: int
+    chunks: tuple[tuple[int, Chunk], ...]
+    corrupt: tuple[CorruptRecord, ...] = ()
+
+    @property
+    def rows(self) -> int:
+        """Rows of the intact records (samples and rejected payloads)."""
+        return sum(chunk.count for _seq, chunk in self.chunks)
+
+
+@dataclass(frozen=True)
+class DeviceBinding:
+    """A bound wearable as the daemon last saw it in the database (kept for when it is away)."""
+
+    address: str
+    device_id: int
+    patient_id: int
+    name: str | None
+    profile: str
+
+
+@dataclass(frozen=True)
+class SpoolStatus:
+    """Backlog, lag and counters of a spool."""
+
+    path: Path
+    gateway_id: str
+    spool_id: str
+    last_seq: int
+    acked_seq: int
+    pending_records: int
+    pending_rows: int
+    oldest_pending_us: int | None
+    in_flight: str | None
+    counters: Mapping[int, Mapping[str, int]] = field(default_factory=dict)
+
+    def lag_s(self, now_us: int | None = None) -> float:
+        """Seconds since the oldest record not yet uploaded was spooled (0 when none is)."""
+        if self.oldest_pending_us is None:
+            return 0.0
+        now = time.time_ns() // 1000 if now_us is None else now_us
+        return max(0.0, (now - self.oldest_pending_us) / 1e6)
+
+
+@contextmanager
+def daemon_lock(path: Path) -> Iterator[None]:
+    """Hold the spool's daemon lock while the block runs; `SpoolError` if another daemon holds it.
+
+    Two daemons on one spool would upload the same outbox twice over and race each other
+    for every record; the lock is an flock, so the kernel releases it when a daemon dies.
+    """
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path.with_name(path.name + ".lock"), os.O_CREAT | os.O_RDWR, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError as exc:
+        os.close(fd)
+        raise SpoolError(path, "another ingest daemon is using it") from exc
+    try:
+        yield
+    finally:
+        fcntl.flock(fd, fcntl.LOCK_UN)
+        os.close(fd)
+
+
+def default_gateway_id() -> str:
+    """The host name, which tells an operator which gateway a batch came from."""
+    name = socket.gethostname().split(".")[0] or "gateway"
+    return name[:64]
+
+
+def spool_path(data_dir: Path) -> Path:
+    """Where the spool lives under `PACELINE_DATA_DIR`."""
+    return data_dir / "spool" / SPOOL_FILE
+
+
+class Spool:
+    """One connection to the spool file; use one per thread (the daemon's writer, the uploader)."""
+
+    def __init__(self, path: Path, conn: sqlite3.Connection) -> None:
+        self.path = path
+        self._conn = conn
+        self.gateway_id = self._meta("gateway_id") or default_gateway_id()
+        self.spool_id = self._meta("spool_id") or ""
+
+    @classmethod
+    def open(cls, path: Path, *, gateway_id: str | None = None, synchronous: str = "FULL") -> Spool:
+        """Open (creating if needed) the spool at `path`."""
+        if synchronous not in ("FULL", "NORMAL", "EXTRA"):
+            raise ValueError(f"synchronous must be FULL, NORMAL or EXTRA, not {synchronous!r}")
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            conn = sqlite3.connect(
+                path, timeout=BUSY_TIMEOUT_MS / 1000, isolation_level=None, check_same_thread=False
+            )
+        except (OSError, sqlite3.Error) as exc:
+            raise SpoolError(path, f"cannot open it: {exc}") from exc
+        try:
+            conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+            mode = conn.execute("PRAGMA journal_mode = WAL").fetchone()
+            if not mode or str(mode[0]).lower() != "wal":
+                raise SpoolError(path, f"the file system does not support WAL mode ({mode})")
+            conn.execute(f"PRAGMA synchronous = {synchronous}")
+            with _transaction(conn):
+                _create(conn)
+                if gateway_id:
+                    _set_meta(conn, "gateway_id", gateway_id)
+                elif not _get_meta(conn, "gateway_id"):
+                    _set_meta(conn, "gateway_id", default_gateway_id())
+                if not _get_meta(conn, "spool_id"):
+                    _set_meta(conn, "spool_id", uuid.uuid4().hex[:8])
+                if not _get_meta(conn, "acked_seq"):
+                    _set_meta(conn, "acked_seq", "0")
+                if not _get_meta(conn, "rows_appended"):
+                    _set_meta(conn, "rows_acked", "0")
+                    _set_meta(conn, "rows_appended", "0")
+        except sqlite3.DatabaseError as exc:
+            conn.close()
+            raise SpoolError(path, f"it is not a usable spool: {exc}") from exc
+        return cls(path, conn)
+
+    def close(self) -> None:
+        """Close the connection."""
+        self._conn.close()
+
+    def __enter__(self) -> Spool:
+        """Use as a context manager that closes the spool."""
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        """Close the spool."""
+        self.close()
+
+    def _meta(self, key: str) -> str | None:
+        return _get_meta(self._conn, key)
+
+    @property
+    def acked_seq(self) -> int:
+        """The highest sequence number the database has acknowledged."""
+        return int(self._meta("acked_seq") or 0)
+
+    # ------------------------------------------------------------------ the daemon's side
+
+    def append(
+        self,
+        chunks: Iterable[Chunk],
+        counters: Mapping[tuple[int, str], int] | None = None,
+        step_counts: Mapping[int, int] | None = None,
+    ) -> int:
+        """Commit `chunks` and counter increments in one durable transaction; return the last seq.
+
+        `step_counts` are the devices' cumulative step counters as of these chunks; kept in
+        the same transaction, so a restarted daemon continues each counter exactly where
+        the spooled rows end (neither counting steps twice nor dropping the interval).
+        """
+        now_us = time.time_ns() // 1000
+        rows = [
+            (c.stream, c.patient_id, c.device_id, c.count, c.data, c.crc, now_us)
+            for c in chunks
+            if c.count
+        ]
+        increments = dict(counters or {})
+        for _s, _p, device_id, count, *_rest in rows:
+            name = "spooled" if _s != PAYLOAD else "malformed_spooled"
+            increments[(device_id, name)] = increments.get((device_id, name), 0) + count
+        with _transaction(self._conn):
+            if rows:
+                self._conn.executemany(
+                    "INSERT INTO chunk (stream, patient_id, device_id, n, data, crc, spooled_us)"
+                    " VALUES (?, ?, ?, ?, ?, ?, ?)",
+                    rows,
+                )
+            _add_counters(self._conn, increments)
+            _bump_meta(self._conn, "rows_appended", sum(r[3] for r in rows))
+            if step_counts:
+                self._conn.executemany(
+                    "INSERT INTO step_state (device_id, last_count) VALUES (?, ?)"
+                    " ON CONFLICT (device_id) DO UPDATE SET last_count = excluded.last_count",
+                    list(step_counts.items()),
+                )
+            last = self._conn.execute("SELECT max(seq) FROM chunk").fetchone()
+        return int(last[0] or 0) if last else 0
+
+    def save_bindings(self, bindings: Iterable[DeviceBinding]) -> None:
+        """Remember the bound devices, for a daemon that starts while the database is away."""
+        with _transaction(self._conn):
+            self._conn.execute("DELETE FROM binding")
+            self._conn.executemany(
+                "INSERT INTO binding (address, device_id, patient_id, name, profile)"
+                " VALUES (?, ?, ?, ?, ?)",
+                [(b.address, b.device_id, b.patient_id, b.name, b.profile) for b in bindings],
+            )
+
+    def load_step_counts(self) -> dict[int, int]:
+        """Each device's cumulative step counter as of the last committed rows."""
+        rows = self._conn.execute("SELECT device_id, last_count FROM step_state").fetchall()
+        return {int(d): int(c) for d, c in rows}
+
+    def load_bindings(self) -> list[DeviceBinding]:
+        """The bound devices saved last time."""
+        rows = self._conn.execute(
+            "SELECT address, device_id, patient_id, name, profile FROM binding ORDER BY device_id"
+        ).fetchall()
+        return [DeviceBinding(*row) for row in rows]
+
+    # ------------------------------------------------------------------ the uploader's side
+
+    def next_batch(self, max_rows: int = DEFAULT_BATCH_ROWS) -> SpoolBatch | None:
+        """The batch to upload next: the one in flight if any, else a new run of records."""
+        if max_rows < 1:
+            raise ValueError(f"max_rows must be positive, got {max_rows}")
+        with _transaction(self._conn):
+            planned = self._conn.execute(
+                "SELECT batch_id, first_seq, last_seq FROM outbox ORDER BY first_seq LIMIT 1"
+            ).fetchone()
+            if planned is None:
+                acked = int(_get_meta(self._conn, "acked_seq") or 0)
+                runs = self._conn.execute(
+                    "SELECT seq, n FROM chunk WHERE seq > ? ORDER BY seq LIMIT 100000", (acked,)
+                ).fetchall()
+                if not runs:
+                    return None
+                total, last_seq = 0, int(runs[0][0])
+                for seq, n in runs:
+                    if total and total + int(n) > max_rows:
+                        break
+                    total += int(n)
+                    last_seq = int(seq)
+                first_seq = acked + 1
+                batch_id = f"{self.gateway_id}/{self.spool_id}:{first_seq}-{last_seq}"
+                self._conn.execute(
+                    "INSERT INTO outbox (batch_id, first_seq, last_seq) VALUES (?, ?, ?)",
+                    (batch_id, first_seq, last_seq),
+                )
+                planned = (batch_id, first_seq, last_seq)
+        batch_id, first_seq, last_seq = str(planned[0]), int(planned[1]), int(planned[2])
+        chunks, corrupt = self._read(first_seq, last_seq)
+        return SpoolBatch(batch_id, first_seq, last_seq, tuple(chunks), tuple(corrupt))
+
+    def _read(
+        self, first_seq: int, last_seq: int
+    ) -> tuple[list[tuple[int, Chunk]], list[CorruptRecord]]:
+        """The records of a run, checked; a record that fails its check is set aside as corrupt."""
+        query = (
+            "SELECT seq, stream, patient_id, device_id, n, data, crc FROM chunk"
+            " WHERE seq BETWEEN ? AND ? ORDER BY seq"
+        )
+        try:
+            raw = self._conn.execute(query, (first_seq, last_seq)).fetchall()
+        except sqlite3.DatabaseError:
+            logger.exception(
+                "spool records %s-%s unreadable; reading one by one", first_seq, last_seq
+            )
+            raw = self._read_one_by_one(first_seq, last_seq)
+        chunks: list[tuple[int, Chunk]] = []
+        corrupt: list[CorruptRecord] = []
+        for row in raw:
+            seq = int(row[0])
+            if len(row) == 2:
+                corrupt.append(CorruptRecord(seq, str(row[1]), GATEWAY_DEVICE, None))
+                continue
+            _seq, stream, patient_id, device_id, n, data, crc = row
+            try:
+                chunk = Chunk.verified(
+                    seq,
+                    stream=str(stream),
+                    patient_id=int(patient_id),
+                    device_id=int(device_id),
+                    count=int(n),
+                    data=bytes(data),
+                    crc=int(crc),
+                )
+            except (RecordError, TypeError, ValueError) as exc:
+                reason = exc.reason if isinstance(exc, RecordError) else str(exc)
+                device = int(device_id) if isinstance(device_id, int) else GATEWAY_DEVICE
+                raw_hex = bytes(data).hex() if isinstance(data, bytes | bytearray) else None
+                corrupt.append(CorruptRecord(seq, reason, device, raw_hex))
+                logger.warning(
+                    "spool record %s is corrupt (%s); it will be quarantined", seq, reason
+                )
+                continue
+            chunks.append((seq, chunk))
+        return chunks, corrupt
+
+    def _read_one_by_one(self, first_seq: int, last_seq: int) -> list[tuple[object, ...]]:
+        """Read a damaged run record by record, so that one bad page costs only its own records."""
+        try:
+            seqs = [
+                int(r[0])
+                for r in self._conn.execute(
+                    "SELECT seq FROM chunk WHERE seq BETWEEN ? AND ? ORDER BY seq",
+                    (first_seq, last_seq),
+                )
+            ]
+        except sqlite3.DatabaseError as exc:
+            raise SpoolError(
+                self.path, f"cannot list records {first_seq}-{last_seq}: {exc}"
+            ) from exc
+        out: list[tuple[object, ...]] = []
+        for seq in seqs:
+            try:
+                row = self._conn.execute(
+                    "SELECT seq, stream, patient_id, device_id, n, data, crc FROM chunk"
+                    " WHERE seq = ?",
+                    (seq,),
+                ).fetchone()
+            except sqlite3.DatabaseError as exc:
+                out.append((seq, f"unreadable: {exc}"))
+                continue
+            if row is not None:
+                out.append(tuple(row))
+        return out
+
+    def ack(self, batch: SpoolBatch, counters: Mapping[tuple[int, str], int] | None = None) -> None:
+        """Record that the database holds `batch`: advance the watermark, clear the outbox."""
+        with _transaction(self._conn):
+            self._conn.execute("DELETE FROM outbox WHERE batch_id = ?", (batch.batch_id,))
+            acked = int(_get_meta(self._conn, "acked_seq") or 0)
+            if batch.last_seq > acked:
+                try:
+                    row = self._conn.execute(
+                        "SELECT coalesce(sum(n), 0) FROM chunk WHERE seq > ? AND seq <= ?",
+                        (acked, batch.last_seq),
+                    ).fetchone()
+                    rows = int(row[0]) if row else batch.rows
+                except sqlite3.DatabaseError:
+                    rows = batch.rows  # a damaged page: count what could be read
+                _set_meta(self._conn, "acked_seq", str(batch.last_seq))
+                _bump_meta(self._conn, "rows_acked", rows)
+            _add_counters(self._conn, dict(counters or {}))
+
+    def prune(self, keep_uploaded_s: float = DEFAULT_KEEP_UPLOADED_S) -> int:
+        """Delete uploaded records spooled more than `keep_uploaded_s` ago; return how many."""
+        cutoff_us = time.time_ns() // 1000 - int(keep_uploaded_s * 1e6)
+        with _transaction(self._conn):
+            acked = int(_get_meta(self._conn, "acked_seq") or 0)
+            cur = self._conn.execute(
+                "DELETE FROM chunk WHERE seq <= ? AND spooled_us < ?", (acked, cutoff_us)
+            )
+        return max(cur.rowcount, 0)
+
+    def status(self) -> SpoolStatus:
+        """Backlog, lag and counters as committed now (constant time, however large the backlog)."""
+        conn = self._conn
+        with _transaction(conn, "DEFERRED"):
+            acked = int(_get_meta(conn, "acked_seq") or 0)
+            appended = int(_get_meta(conn, "rows_appended") or 0)
+            uploaded = int(_get_meta(conn, "rows_acked") or 0)
+            last = conn.execute("SELECT seq FROM sqlite_sequence WHERE name = 'chunk'").fetchone()
+            oldest = conn.execute(
+                "SELECT spooled_us FROM chunk WHERE seq > ? ORDER BY seq LIMIT 1", (acked,)
+            ).fetchone()
+            flight = conn.execute("SELECT batch_id FROM outbox LIMIT 1").fetchone()
+            counters: dict[int, dict[str, int]] = {}
+            for device_id, name, value in conn.execute(
+                "SELECT device_id, name, value FROM counter ORDER BY device_id, name"
+            ):
+                counters.setdefault(int(device_id), {})[str(name)] = int(value)
+        last_seq = int(last[0]) if last else 0
+        return SpoolStatus(
+            path=self.path,
+            gateway_id=self.gateway_id,
+            spool_id=self.spool_id,
+            last_seq=last_seq,
+            acked_seq=acked,
+            # Sequence numbers are gap-free: a rolled-back append rolls its numbers back too.
+            pending_records=max(0, last_seq - acked),
+            pending_rows=max(0, appended - uploaded),
+            oldest_pending_us=None if oldest is None else int(oldest[0]),
+            in_flight=None if flight is None else str(flight[0]),
+            counters=counters,
+        )
+
+
+@contextmanager
+def _transaction(conn: sqlite3.Connection, mode: str = "IMMEDIATE") -> Iterator[None]:
+    """BEGIN IMMEDIATE (or DEFERRED, for reads) … COMMIT on an autocommit connection."""
+    conn.execute(f"BEGIN {mode}")
+    try:
+        yield
+    except BaseException:
+        if conn.in_transaction:  # SQLite may already have rolled back (disk full, I/O error)
+            conn.execute("ROLLBACK")
+        raise
+    conn.execute("COMMIT")
+
+
+def _create(conn: sqlite3.Connection) -> None:
+    for statement in _SCHEMA.split(";"):
+        if statement.strip():
+            conn.execute(statement)
+
+
+def _get_meta(conn: sqlite3.Connection, key: str) -> str | None:
+    row = conn.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
+    return None if row is None else str(row[0])
+
+
+def _set_meta(conn: sqlite3.Connection, key: str, value: str) -> None:
+    conn.execute(
+        "INSERT INTO meta (key, value) VALUES (?, ?)"
+        " ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+        (key, value),
+    )
+
+
+def _bump_meta(conn: sqlite3.Connection, key: str, by: int) -> None:
+    if by:
+        _set_meta(conn, key, str(int(_get_meta(conn, key) or 0) + by))
+
+
+def _add_counters(conn: sqlite3.Connection, increments: Mapping[tuple[int, str], int]) -> None:
+    rows = [(d, n, v) for (d, n), v in increments.items() if v]
+    if rows:
+        conn.executemany(
+            "INSERT INTO counter (device_id, name, value) VALUES (?, ?, ?)"
+            " ON CONFLICT (device_id, name) DO UPDATE SET value = value + excluded.value",
+            rows,
+        )
+
+
+__all__ = [
+    "DEFAULT_BATCH_ROWS",
+    "DEFAULT_KEEP_UPLOADED_S",
+    "SPOOL_FILE",
+    "CorruptRecord",
+    "DeviceBinding",
+    "Spool",
+    "SpoolBatch",
+    "SpoolError",
+    "SpoolStatus",
+    "daemon_lock",
+    "default_gateway_id",
+    "spool_path",
+]

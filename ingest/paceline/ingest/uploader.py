@@ -1,0 +1,666 @@
+"""The uploader: drains the spool into the store in batches, exactly once, whatever fails.
+
+Each spool batch goes through `paceline.store.write_batch` under the batch id the spool
+planned for it, so a batch re-sent after a crash or a lost connection is recognised and
+skipped. Rows the store would refuse are taken out before sending and quarantined with
+the reason: rows of a device that is unknown or now bound to another patient, rows from
+more than five minutes in the future, values no device could send. Whatever the writer
+still rejects splits the batch around the row it names, so the good rows land and only
+the bad one is quarantined; the pieces get ids derived from the batch id, so a replay of
+the split is a no-op too, and the store's deduplication covers the rest. Rejected
+payloads and corrupt spool records are quarantined with the batch, once.
+
+Database errors that come and go (connection lost, administrator shutdown, server
+starting, failover) are retried with exponential backoff; the batch stays in the spool's
+outbox meanwhile and the spool keeps growing behind it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import hashlib
+import logging
+import random
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any, Final
+
+import numpy as np
+import psycopg
+from numpy.typing import NDArray
+
+from paceline.ingest import IngestError
+from paceline.ingest.backoff import Backoff
+from paceline.ingest.records import PAYLOAD, SAMPLE_DTYPES, Chunk
+from paceline.ingest.spool import (
+    DEFAULT_BATCH_ROWS,
+    DEFAULT_KEEP_UPLOADED_S,
+    CorruptRecord,
+    Spool,
+    SpoolBatch,
+)
+from paceline.store import (
+    Batch,
+    BatchRejectedError,
+    ColumnError,
+    HrRows,
+    RrRows,
+    ServerUnreachableError,
+    StepRows,
+    connect,
+    quarantine,
+    write_batch,
+)
+from paceline.store.columns import MAX_ENERGY_KJ, Rows
+from paceline.store.writer import MAX_FUTURE_S
+
+logger = logging.getLogger(__name__)
+
+PRUNE_EVERY_S: Final = 600.0
+"""How often uploaded records past their keep time are deleted (a cheap indexed DELETE)."""
+MAX_BATCH_ID: Final = 200
+"""The store's limit on batch id length; longer split ids are shortened with a hash."""
+MAX_QUARANTINED_HEX: Final = 65_536
+"""Raw bytes kept of a corrupt spool record, as hex characters: enough to inspect it,
+bounded so that one damaged megabyte does not bloat the quarantine table."""
+
+DB_BACKOFF: Final = Backoff(base_s=0.5, cap_s=30.0)
+"""Retry after database errors: quick for a blip, every half minute during an outage."""
+
+
+class UploadError(IngestError):
+    """A batch could not be uploaded this time; `transient` says whether retrying is expected to help."""
+
+    def __init__(self, batch_id: str, reason: str, *, transient: bool) -> None:
+        self.batch_id = batch_id
+        self.reason = reason
+        self.transient = transient
+        super().__init__(f"batch {batch_id}: {reason}")
+
+
+def is_transient(exc: BaseException) -> bool:
+    """Whether a database error is one that goes away on its own.
+
+    Connection loss, administrator shutdown, a server still starting, serialization
+    failures, deadlocks, cancelled statements and a full disk are all
+    `OperationalError`s; a closed connection is an `InterfaceError`; a read-only
+    transaction means a failover in progress. Anything else (a missing table, a
+    constraint the schema should not have) needs a person, though retrying stays safe.
+    """
+    return isinstance(
+        exc,
+        psycopg.OperationalError
+        | psycopg.InterfaceError
+        | ServerUnreachableError
+        | psycopg.errors.ReadOnlySqlTransaction,
+    )
+
+
+# --------------------------------------------------------------------------- batch columns
+
+_KEY_FIELDS: Final = [("patient_id", "<i8"), ("device_id", "<i8")]
+
+
+def _with_keys(stream: str) -> np.dtype[np.void]:
+    return np.dtype(_KEY_FIELDS + SAMPLE_DTYPES[stream].descr)
+
+
+_KEYED: Final = {stream: _with_keys(stream) for stream in SAMPLE_DTYPES}
+
+
+@dataclass(frozen=True, eq=False)
+class Columns:
+    """The sample rows of a batch, one keyed record array per stream."""
+
+    streams: dict[str, NDArray[np.void]]
+
+    @classmethod
+    def of_chunks(cls, chunks: list[Chunk]) -> Columns:
+        """Concatenate the sample chunks of a spool batch, stream by stream."""
+        parts: dict[str, list[NDArray[np.void]]] = {s: [] for s in SAMPLE_DTYPES}
+        for chunk in chunks:
+            if chunk.stream == PAYLOAD:
+                continue
+            samples = chunk.samples()
+            keyed = np.empty(samples.size, dtype=_KEYED[chunk.stream])
+            keyed["patient_id"] = chunk.patient_id
+            keyed["device_id"] = chunk.device_id
+            for name in samples.dtype.names or ():
+                keyed[name] = samples[name]
+            parts[chunk.stream].append(keyed)
+        return cls(
+            {s: np.concatenate(p) if p else np.empty(0, dtype=_KEYED[s]) for s, p in parts.items()}
+        )
+
+    def __len__(self) -> int:
+        return sum(int(a.size) for a in self.streams.values())
+
+    def select(self, stream: str, index: NDArray[np.intp] | slice) -> Columns:
+        """Only the rows at `index` of `stream`; the other streams empty."""
+        return Columns({s: (a[index] if s == stream else a[:0]) for s, a in self.streams.items()})
+
+    def without(self, stream: str, index: NDArray[np.intp]) -> Columns:
+        """Everything except the rows at `index` of `stream`."""
+        keep = np.ones(self.streams[stream].size, dtype=np.bool_)
+        keep[index] = False
+        return Columns({s: (a[keep] if s == stream else a) for s, a in self.streams.items()})
+
+    def halves(self) -> tuple[Columns, Columns]:
+        """Two pieces of about equal size (for a rejection that names no row)."""
+        order = [(s, int(a.size)) for s, a in self.streams.items()]
+        total = sum(n for _s, n in order)
+        target = total // 2
+        first: dict[str, NDArray[np.void]] = {}
+        second: dict[str, NDArray[np.void]] = {}
+        seen = 0
+        for s, n in order:
+            cut = min(n, max(0, target - seen))
+            first[s] = self.streams[s][:cut]
+            second[s] = self.streams[s][cut:]
+            seen += n
+        return Columns(first), Columns(second)
+
+    def row(self, stream: str, i: int) -> dict[str, Any]:
+        """One row as JSON-able values (for quarantine)."""
+        record = self.streams[stream][i]
+        names = record.dtype.names or ()
+        return {name: record[name].item() for name in names}
+
+    def rows_per_device(self) -> dict[int, int]:
+        """How many rows each device has in these columns."""
+        counts: dict[int, int] = {}
+        for a in self.streams.values():
+            ids, n = np.unique(a["device_id"], return_counts=True)
+            for device_id, count in zip(ids.tolist(), n.tolist(), strict=True):
+                counts[device_id] = counts.get(device_id, 0) + count
+        return counts
+
+    def dedupe(self) -> tuple[Columns, int]:
+        """Drop rows repeating an earlier row's (patient, device, time) key, as the writer would.
+
+        Done here so that a row number in the writer's rejection is a row number of ours.
+        """
+        out: dict[str, NDArray[np.void]] = {}
+        dropped = 0
+        for s, a in self.streams.items():
+            order = np.lexsort((a["time_us"], a["device_id"], a["patient_id"]))
+            p, d, t = a["patient_id"][order], a["device_id"][order], a["time_us"][order]
+            first = np.ones(order.size, dtype=np.bool_)
+            first[1:] = (p[1:] != p[:-1]) | (d[1:] != d[:-1]) | (t[1:] != t[:-1])
+            if first.all():
+                out[s] = a
+                continue
+            keep = np.sort(order[first])
+            dropped += int(a.size - keep.size)
+            out[s] = a[keep]
+        return Columns(out), dropped
+
+    def to_rows(self, stream: str) -> Rows:
+        """Validated store columns for one stream; raises `ColumnError` naming the row."""
+        a = self.streams[stream]
+        time_col = a["time_us"].astype("datetime64[us]")
+        if stream == "hr":
+            rows = HrRows.of(
+                patient_id=a["patient_id"],
+                device_id=a["device_id"],
+                time=time_col,
+                bpm=a["bpm"],
+            )
+            energy = a["energy_kj"].astype(np.int64)
+            bad = np.flatnonzero((energy < -1) | (energy > MAX_ENERGY_KJ))
+            if bad.size:
+                i = int(bad[0])
+                raise ColumnError(stream, i, f"energy_kj {energy[i]} is outside 0..{MAX_ENERGY_KJ}")
+            # The spool's sentinels (-1) map straight onto the writer's own encoding, without
+            # a per-row Python detour through None that would halve the drain rate.
+            return dataclasses.replace(
+                rows,
+                sensor_contact=np.clip(a["contact"], -1, 1).astype(np.int8),
+                energy_kj=np.maximum(energy, 0).astype(np.int32),
+                energy_present=energy >= 0,
+            )
+        if stream == "rr":
+            return RrRows.of(
+                patient_id=a["patient_id"],
+                device_id=a["device_id"],
+                time=time_col,
+                rr_ms=a["rr_ms"],
+            )
+        return StepRows.of(
+            patient_id=a["patient_id"], device_id=a["device_id"], time=time_col, steps=a["steps"]
+        )
+
+    def to_batch(self, batch_id: str) -> Batch:
+        """A store batch of these columns; raises `ColumnError` if a value is invalid."""
+        made: dict[str, Any] = {}
+        for s, a in self.streams.items():
+            if a.size:
+                made[s] = self.to_rows(s)
+        return Batch(batch_id, hr=made.get("hr"), rr=made.get("rr"), steps=made.get("steps"))
+
+
+def _short(batch_id: str) -> str:
+    """Keep a derived batch id within the store's limit (deterministically)."""
+    if len(batch_id) <= MAX_BATCH_ID:
+        return batch_id
+    digest = hashlib.sha1(batch_id.encode(), usedforsecurity=False).hexdigest()[:20]
+    return f"{batch_id[:120]}#{digest}"
+
+
+# --------------------------------------------------------------------------- the uploader
+
+
+@dataclass
+class _Quarantined:
+    """Rows to quarantine for one batch, grouped the way `store.quarantine` takes them."""
+
+    by_key: dict[tuple[str, str], list[dict[str, Any]]] = field(default_factory=dict)
+    per_device: dict[int, int] = field(default_factory=dict)
+
+    def add(self, stream: str, reason: str, row: dict[str, Any], device_id: int) -> None:
+        self.by_key.setdefault((stream, reason), []).append(row)
+        self.per_device[device_id] = self.per_device.get(device_id, 0) + 1
+
+    def __len__(self) -> int:
+        return sum(len(rows) for rows in self.by_key.values())
+
+
+@dataclass
+class _Written:
+    """What the pieces of one batch that the store accepted held."""
+
+    inserted: int = 0
+    duplicates: int = 0
+    replayed: bool = False
+    pieces: int = 0
+    per_device: dict[int, int] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class UploadReport:
+    """What uploading one spool batch did."""
+
+    batch_id: str
+    rows: int
+    inserted: int
+    duplicates: int
+    quarantined: int
+    corrupt_records: int
+    replayed: bool
+    pieces: int
+    seconds: float
+
+
+ConnectFn = Callable[[str], psycopg.Connection[Any]]
+
+
+def _autocommit_connect(dsn: str) -> psycopg.Connection[Any]:
+    return connect(dsn, autocommit=True, application_name="paceline-uploader")
+
+
+class Uploader:
+    """Moves spool batches into the database; one per gateway, on its own connections."""
+
+    def __init__(
+        self,
+        spool: Spool,
+        dsn: str,
+        *,
+        batch_rows: int = DEFAULT_BATCH_ROWS,
+        backoff: Backoff = DB_BACKOFF,
+        connect_fn: ConnectFn = _autocommit_connect,
+        keep_uploaded_s: float = DEFAULT_KEEP_UPLOADED_S,
+        rng: random.Random | None = None,
+    ) -> None:
+        self.spool = spool
+        self.dsn = dsn
+        self.batch_rows = batch_rows
+        self.backoff = backoff
+        self._connect_fn = connect_fn
+        self._conn: psycopg.Connection[Any] | None = None
+        self._keep_uploaded_s = keep_uploaded_s
+        self._last_prune = 0.0
+        self._rng = rng or random.Random()
+        self.failures = 0
+        self.last_error: str | None = None
+        self.uploaded_rows = 0
+        self._wake = asyncio.Event()
+
+    def nudge(self) -> None:
+        """Cut an idle wait short: there is something to upload (or a stop to notice)."""
+        self._wake.set()
+
+    @property
+    def source(self) -> str:
+        """What the `ingest_batch.source` column says about this gateway."""
+        return self.spool.gateway_id
+
+    def close(self) -> None:
+        """Close the database connection (the spool stays open)."""
+        if self._conn is not None:
+            self._conn.close()
+            self._conn = None
+
+    def _connection(self) -> psycopg.Connection[Any]:
+        if self._conn is None or self._conn.closed:
+            self._conn = self._connect_fn(self.dsn)
+        return self._conn
+
+    # ------------------------------------------------------------------ one batch
+
+    def upload_once(self) -> UploadReport | None:
+        """Upload the next spool batch; None when the spool is drained.
+
+        Raises `UploadError` when the database failed; the batch then stays planned and
+        is retried, under the same id, by the next call.
+        """
+        batch = self.spool.next_batch(self.batch_rows)
+        if batch is None:
+            return None
+        started = time.perf_counter()
+        try:
+            report = self._upload(batch, started)
+        except (psycopg.Error, ServerUnreachableError) as exc:
+            transient = is_transient(exc)
+            self._drop_connection()
+            raise UploadError(batch.batch_id, _describe(exc), transient=transient) from exc
+        self.uploaded_rows += report.inserted + report.duplicates
+        self._maybe_prune()
+        return report
+
+    def _drop_connection(self) -> None:
+        conn, self._conn = self._conn, None
+        if conn is not None:
+            try:
+                conn.close()
+            except psycopg.Error:
+                logger.debug("closing a broken connection failed", exc_info=True)
+
+    def _upload(self, batch: SpoolBatch, started: float) -> UploadReport:
+        conn = self._connection()
+        chunks = [chunk for _seq, chunk in batch.chunks]
+        held = _Quarantined()
+        for seq, chunk in batch.chunks:
+            if chunk.stream == PAYLOAD:
+                for item in chunk.payloads():
+                    held.add(
+                        PAYLOAD,
+                        str(item.get("reason", "malformed payload")),
+                        {**item, "spool_seq": seq},
+                        chunk.device_id,
+                    )
+        for record in batch.corrupt:
+            held.add(
+                PAYLOAD,
+                f"spool record failed its check: {record.reason}",
+                _corrupt_row(record),
+                record.device_id,
+            )
+
+        columns = Columns.of_chunks(chunks)
+        total = len(columns)
+        columns = self._route(conn, columns, held)
+        columns = _validated(columns, held)
+        columns, duplicates = columns.dedupe()
+        written = self._write(conn, batch.batch_id, columns, held)
+        self._quarantine(conn, batch.batch_id, held)
+
+        counters: dict[tuple[int, str], int] = {}
+        for device_id, n in written.per_device.items():
+            counters[(device_id, "uploaded")] = n
+        for device_id, n in held.per_device.items():
+            counters[(device_id, "quarantined")] = counters.get((device_id, "quarantined"), 0) + n
+        if batch.corrupt:
+            for record in batch.corrupt:
+                key = (record.device_id, "corrupt_records")
+                counters[key] = counters.get(key, 0) + 1
+        self.spool.ack(batch, counters)
+        return UploadReport(
+            batch_id=batch.batch_id,
+            rows=total,
+            inserted=written.inserted,
+            duplicates=duplicates + written.duplicates,
+            quarantined=len(held),
+            corrupt_records=len(batch.corrupt),
+            replayed=written.replayed,
+            pieces=written.pieces,
+            seconds=time.perf_counter() - started,
+        )
+
+    def _route(
+        self, conn: psycopg.Connection[Any], columns: Columns, held: _Quarantined
+    ) -> Columns:
+        """Take out rows the writer would refuse for a reason that concerns many rows at once.
+
+        Those are rows of a device the store does not know or has bound to another patient
+        (a re-bound strap's backlog), and rows from more than five minutes in the future by
+        the server's clock (a gateway whose clock was stepped back). The writer would
+        refuse the batch for each of them in turn; one look here saves a split per row.
+        The writer stays the authority: anything it still refuses is split out later.
+        """
+        device_ids = sorted(columns.rows_per_device())
+        if not device_ids:
+            return columns
+        rows = conn.execute(
+            "SELECT d.device_id, d.patient_id,"
+            " (extract(epoch FROM now() + make_interval(secs => %s)) * 1000000)::bigint"
+            " FROM unnest(%s::bigint[]) AS k(device_id) LEFT JOIN device d USING (device_id)",
+            (MAX_FUTURE_S, device_ids),
+        ).fetchall()
+        limit_us = int(rows[0][2])
+        bound: dict[int, int | None] = {
+            int(d): (None if p is None else int(p)) for d, p, _limit in rows if d is not None
+        }
+        keys = np.array(device_ids, dtype=np.int64)
+        owners = np.array([-1 if bound.get(d) is None else bound[d] for d in device_ids])
+        out = columns
+        for stream, a in columns.streams.items():
+            if not a.size:
+                continue
+            owner = owners[np.searchsorted(keys, a["device_id"])]
+            wrong = np.flatnonzero((owner != a["patient_id"]) | (a["time_us"] > limit_us))
+            if not wrong.size:
+                continue
+            for i in wrong.tolist():
+                device_id = int(a["device_id"][i])
+                if device_id not in bound:
+                    reason = f"unknown device {device_id}"
+                elif bound[device_id] is None:
+                    reason = f"device {device_id} is not bound to a patient"
+                elif bound[device_id] != int(a["patient_id"][i]):
+                    reason = (
+                        f"device {device_id} is bound to patient {bound[device_id]},"
+                        f" not patient {int(a['patient_id'][i])}"
+                    )
+                else:
+                    reason = f"time is more than {MAX_FUTURE_S // 60} minutes in the future"
+                held.add(stream, reason, columns.row(stream, i), device_id)
+            out = out.without(stream, wrong)
+        return out
+
+    def _write(
+        self, conn: psycopg.Connection[Any], batch_id: str, columns: Columns, held: _Quarantined
+    ) -> _Written:
+        """Write the columns, splitting around rejected rows (which go to `held`)."""
+        written = _Written()
+        stack: list[tuple[str, Columns]] = [(batch_id, columns)]
+        while stack:
+            piece_id, piece = stack.pop()
+            written.pieces += 1
+            try:
+                result = write_batch(conn, piece.to_batch(piece_id), source=self.source)
+            except BatchRejectedError as exc:
+                stack.extend(self._split(piece_id, piece, exc, held))
+                continue
+            written.replayed = written.replayed or result.replayed
+            if result.replayed:
+                written.duplicates += len(piece)
+            else:
+                written.inserted += result.inserted
+                written.duplicates += result.duplicate_rows
+            for device_id, n in piece.rows_per_device().items():
+                written.per_device[device_id] = written.per_device.get(device_id, 0) + n
+        return written
+
+    def _split(
+        self, piece_id: str, piece: Columns, exc: BatchRejectedError, held: _Quarantined
+    ) -> list[tuple[str, Columns]]:
+        """The pieces to try after `exc` rejected `piece`, or nothing if the rejected row is held."""
+        size = len(piece)
+        rows = piece.streams.get(exc.stream)
+        if size == 1:
+            stream = next(s for s, a in piece.streams.items() if a.size)
+            device_id = int(piece.streams[stream]["device_id"][0])
+            held.add(stream, exc.reason, piece.row(stream, 0), device_id)
+            logger.warning("quarantined a row of batch %s: %s", piece_id, exc.reason)
+            return []
+        if rows is not None and 0 <= exc.row < rows.size:
+            index = np.array([exc.row], dtype=np.intp)
+            # The stack pops the rest first, so the good rows are committed before the
+            # named row is tried on its own.
+            return [
+                (_short(f"{piece_id}!{exc.stream}{exc.row}"), piece.select(exc.stream, index)),
+                (_short(f"{piece_id}-{exc.stream}{exc.row}"), piece.without(exc.stream, index)),
+            ]
+        first, second = piece.halves()
+        return [(_short(f"{piece_id}/a"), first), (_short(f"{piece_id}/b"), second)]
+
+    def _quarantine(self, conn: psycopg.Connection[Any], batch_id: str, held: _Quarantined) -> None:
+        """Store the held rows once: a replayed batch finds its quarantine already written."""
+        if not len(held):
+            return
+        with conn.transaction():
+            done = conn.execute(
+                "SELECT EXISTS (SELECT 1 FROM ingest_quarantine WHERE batch_id = %s)", (batch_id,)
+            ).fetchone()
+            if done and done[0]:
+                return
+            for (stream, reason), rows in sorted(held.by_key.items()):
+                quarantine(
+                    conn,
+                    batch_id=batch_id,
+                    stream=stream,
+                    rows=rows,
+                    reason=reason,
+                    source=self.source,
+                )
+
+    def _maybe_prune(self) -> None:
+        now = time.monotonic()
+        if now - self._last_prune >= PRUNE_EVERY_S:
+            self._last_prune = now
+            removed = self.spool.prune(self._keep_uploaded_s)
+            if removed:
+                logger.info("pruned %s uploaded spool records", removed)
+
+    # ------------------------------------------------------------------ loops
+
+    def drain(self, *, max_batches: int | None = None) -> list[UploadReport]:
+        """Upload until the spool is drained (errors propagate); return what each batch did."""
+        reports: list[UploadReport] = []
+        while max_batches is None or len(reports) < max_batches:
+            report = self.upload_once()
+            if report is None:
+                break
+            reports.append(report)
+        return reports
+
+    async def run(
+        self,
+        stop: asyncio.Event,
+        *,
+        idle_s: float = 0.5,
+        sleep: Callable[[float], Awaitable[None]] | None = None,
+        on_report: Callable[[UploadReport], None] | None = None,
+    ) -> None:
+        """Upload until `stop` is set, backing off after database errors; never raises them."""
+        attempt = 0
+        while not stop.is_set():
+            try:
+                report = await asyncio.to_thread(self.upload_once)
+            except UploadError as exc:
+                delay = self.backoff.delay_s(attempt, self._rng.random())
+                self.failures += 1
+                self.last_error = exc.reason
+                log = logger.warning if exc.transient else logger.error
+                log("upload of %s failed (%s); retrying in %.1f s", exc.batch_id, exc.reason, delay)
+                attempt += 1
+                await _wait(stop, delay, sleep)
+                continue
+            except Exception:
+                # A bug must not stop the uploader; the batch stays planned for the retry.
+                delay = self.backoff.max_delay_s
+                self.failures += 1
+                self.last_error = "internal error"
+                logger.exception("upload failed unexpectedly; retrying in %.1f s", delay)
+                await _wait(stop, delay, sleep)
+                continue
+            attempt = 0
+            self.last_error = None
+            if report is None:
+                await _wait(stop, idle_s, sleep, self._wake)
+                self._wake.clear()
+            elif on_report is not None:
+                on_report(report)
+
+
+async def _wait(
+    stop: asyncio.Event,
+    seconds: float,
+    sleep: Callable[[float], Awaitable[None]] | None,
+    wake: asyncio.Event | None = None,
+) -> None:
+    """Sleep `seconds`, or until `stop` (or `wake`) is set, whichever comes first."""
+    if sleep is not None:
+        await sleep(seconds)
+        return
+    waiters = [asyncio.ensure_future(stop.wait())]
+    if wake is not None:
+        waiters.append(asyncio.ensure_future(wake.wait()))
+    try:
+        await asyncio.wait(waiters, timeout=seconds, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for waiter in waiters:
+            waiter.cancel()
+        await asyncio.gather(*waiters, return_exceptions=True)
+
+
+def _validated(columns: Columns, held: _Quarantined) -> Columns:
+    """Take out, one by one, the rows holding values no device could send."""
+    out = columns
+    for stream in SAMPLE_DTYPES:
+        while out.streams[stream].size:
+            try:
+                out.to_rows(stream)
+                break
+            except ColumnError as exc:
+                row = out.row(stream, exc.row)
+                held.add(stream, exc.reason, row, int(row["device_id"]))
+                out = out.without(stream, np.array([exc.row], dtype=np.intp))
+    return out
+
+
+def _corrupt_row(record: CorruptRecord) -> dict[str, Any]:
+    raw = record.raw_hex
+    return {
+        "spool_seq": record.seq,
+        "hex": None if raw is None else raw[:MAX_QUARANTINED_HEX],
+        "truncated": raw is not None and len(raw) > MAX_QUARANTINED_HEX,
+    }
+
+
+def _describe(exc: BaseException) -> str:
+    text = " ".join(line.strip() for line in str(exc).splitlines() if line.strip())
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+
+
+__all__ = [
+    "DB_BACKOFF",
+    "Columns",
+    "UploadError",
+    "UploadReport",
+    "Uploader",
+    "is_transient",
+]

@@ -1,0 +1,68 @@
+"""`paceline devices …` and `paceline ingest …` end to end, on simulated wearables and a real database."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import psycopg
+import pytest
+
+from paceline.cli.main import main
+from paceline.store import registry
+
+
+@pytest.fixture
+def env(db_dsn: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Point the CLI at the module's database and a private data directory."""
+    monkeypatch.setenv("PACELINE_DATABASE_URL", db_dsn)
+    monkeypatch.setenv("PACELINE_DATA_DIR", str(tmp_path))
+    return tmp_path
+
+
+def test_ingest_run_simulate_fills_the_database_and_prints_progress(
+    env: Path, conn: psycopg.Connection[Any], capsys: pytest.CaptureFixture[str]
+) -> None:
+    code = main(
+        ["ingest", "run", "--simulate", "3", "--speed", "60", "--duration", "3", "--progress", "1"]
+    )
+    out = capsys.readouterr().out
+    assert code == 0
+    assert "simulating 3 wearable(s)" in out
+    assert "received" in out and "spooled" in out and "uploaded" in out
+    assert "backlog:      0 rows" in out
+    hr = conn.execute("SELECT count(*) FROM hr_sample").fetchone()
+    conn.commit()
+    assert hr is not None and hr[0] > 0
+    assert main(["ingest", "status"]) == 0
+    status = capsys.readouterr().out
+    assert "lag:" in status and "uploaded" in status
+
+
+def test_ingest_status_without_a_spool_says_so(
+    env: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["ingest", "status"]) == 1
+    assert "has not run here yet" in capsys.readouterr().out
+
+
+def test_devices_scan_lists_what_each_wearable_can_give(
+    env: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["devices", "scan", "--simulate", "3", "--timeout", "0.5"]) == 0
+    out = capsys.readouterr().out
+    assert out.count("C0:5E:ED:") == 3
+    assert "hr_strap" in out and "pinetime" in out
+    assert "battery, hr, rr" in out
+
+
+def test_devices_bind_assigns_a_wearable_to_a_patient(
+    env: Path, conn: psycopg.Connection[Any], capsys: pytest.CaptureFixture[str]
+) -> None:
+    patient = registry.create_patient(conn, external_ref="CLI-BIND", display_name="Bind Me")
+    conn.commit()
+    assert main(["devices", "bind", "aa:bb:cc:00:11:22", "--patient", str(patient.patient_id)]) == 0
+    assert f"bound to patient {patient.patient_id}" in capsys.readouterr().out
+    assert main(["devices", "list", "--bound"]) == 0
+    assert "AA:BB:CC:00:11:22" in capsys.readouterr().out
+    assert main(["devices", "bind", "aa:bb:cc:00:11:23", "--patient", "999999"]) == 1
