@@ -124,6 +124,20 @@ def test_windows_without_enough_beats_are_nan() -> None:
     assert np.isnan(win.rmssd_ms[1:]).all()
 
 
+def test_windows_after_the_last_beat_are_empty_not_an_error() -> None:
+    """A partial day (a gateway that started mid-afternoon) leaves trailing windows empty."""
+    rr = simulate_rr(1200, seed=8)
+    t = T0 + np.round(np.cumsum(rr) * 1000).astype(np.int64)
+    end = T0 + 86_400 * S
+    win = hrv.windows(t, rr, start=T0, end=end, window_s=300)
+    filled = int(np.count_nonzero(win.n_intervals))
+    assert filled == int(np.ceil((t[-1] - T0) / (300 * S)))
+    assert win.n_intervals.sum() == rr.size
+    assert np.isnan(win.rmssd_ms[filled:]).all()
+    ref = hrv.between(t, rr, T0, T0 + 300 * S)
+    assert win.rmssd_ms[0] == pytest.approx(ref.rmssd_ms, rel=1e-12)
+
+
 def test_between_selects_a_night() -> None:
     rr = np.concatenate((np.full(100, 1000.0), np.full(100, 600.0)))
     t = T0 + np.round(np.cumsum(rr) * 1000).astype(np.int64)

@@ -61,6 +61,9 @@ def _segment_sums(values: FloatArray, lo: IntArray, hi: IntArray) -> FloatArray:
     idx = np.empty(2 * lo.shape[0], dtype=np.intp)
     idx[0::2] = lo
     idx[1::2] = hi
+    # Windows after the last value start at len(values) (len(values) + 1 for
+    # arrays of successive pairs); the pad element answers for all of them.
+    np.minimum(idx, values.shape[0], out=idx)
     out = np.add.reduceat(padded, idx)[0::2]
     out[hi <= lo] = 0.0
     return np.asarray(out, dtype=np.float64)
