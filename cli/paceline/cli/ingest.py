@@ -86,52 +86,57 @@ def run_daemon(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _run_daemon(args: argparse.Namespace, settings: Settings) -> int:
+    with database_dsn(settings) as dsn:
+        return stream(args, settings, dsn)
+
+
+def stream(args: argparse.Namespace, settings: Settings, dsn: str) -> int:
+    """Run the daemon against `dsn` as `args` say (`simulate`, `speed`, `duration`, …)."""
     path = spool_path(settings.data_dir)
     config = DaemonConfig(progress_every_s=args.progress or None)
     started = time.monotonic()
-    with database_dsn(settings) as dsn:
-        kwargs: dict[str, Any] = {}
-        if args.simulate:
-            covers = args.duration if args.duration is not None else FOREVER_S / args.speed
-            fleet = build_fleet(
-                args.simulate,
-                speed=args.speed,
-                start=simulated_start(args.speed, covers, daytime=True),
-            )
-            with connect(dsn, autocommit=True) as conn:
-                migrate(conn, compress_after=settings.compress_after, retention=settings.retention)
-            with connect(dsn) as conn:
-                bindings = register_fleet(conn, fleet)
-            kwargs = {
-                "locate": fleet.locate,
-                "clock": fleet.clock,
-                "backend": SimulatedBleakClient,
-                "client_kwargs": fleet.client_kwargs(),
-            }
-            print(f"simulating {len(bindings)} wearable(s) at {args.speed:g}x", flush=True)
-        else:
-            with Spool.open(path, gateway_id=args.gateway_id) as spool:
-                bindings = load_bindings(dsn, spool)
-            if not bindings:
-                print(
-                    "no bound devices: scan with `paceline devices scan`, then"
-                    " `paceline devices bind ADDRESS --patient ID` (or try --simulate 3)",
-                    file=sys.stderr,
-                )
-                return 1
-        for b in bindings:
-            print(f"device {b.device_id} {b.address} ({b.profile}) → patient {b.patient_id}")
-        print(f"spool: {path}", flush=True)
-        daemon = IngestDaemon(
-            bindings,
-            spool_path=path,
-            dsn=dsn,
-            config=config,
-            gateway_id=args.gateway_id,
-            on_progress=_progress_printer(started),
-            **kwargs,
+    kwargs: dict[str, Any] = {}
+    if args.simulate:
+        covers = args.duration if args.duration is not None else FOREVER_S / args.speed
+        fleet = build_fleet(
+            args.simulate,
+            speed=args.speed,
+            start=simulated_start(args.speed, covers, daytime=True),
         )
-        asyncio.run(daemon.run(duration_s=args.duration))
+        with connect(dsn, autocommit=True) as conn:
+            migrate(conn, compress_after=settings.compress_after, retention=settings.retention)
+        with connect(dsn) as conn:
+            bindings = register_fleet(conn, fleet)
+        kwargs = {
+            "locate": fleet.locate,
+            "clock": fleet.clock,
+            "backend": SimulatedBleakClient,
+            "client_kwargs": fleet.client_kwargs(),
+        }
+        print(f"simulating {len(bindings)} wearable(s) at {args.speed:g}x", flush=True)
+    else:
+        with Spool.open(path, gateway_id=args.gateway_id) as spool:
+            bindings = load_bindings(dsn, spool)
+        if not bindings:
+            print(
+                "no bound devices: scan with `paceline devices scan`, then"
+                " `paceline devices bind ADDRESS --patient ID` (or try --simulate 3)",
+                file=sys.stderr,
+            )
+            return 1
+    for b in bindings:
+        print(f"device {b.device_id} {b.address} ({b.profile}) → patient {b.patient_id}")
+    print(f"spool: {path}", flush=True)
+    daemon = IngestDaemon(
+        bindings,
+        spool_path=path,
+        dsn=dsn,
+        config=config,
+        gateway_id=args.gateway_id,
+        on_progress=_progress_printer(started),
+        **kwargs,
+    )
+    asyncio.run(daemon.run(duration_s=args.duration))
     with Spool.open(path) as spool:
         print(format_status(spool.status()))
     return 0

@@ -19,7 +19,7 @@ import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import platformdirs
 
@@ -70,11 +70,17 @@ def bin_path(program: str) -> Path:
 
 @dataclass
 class EmbeddedServer:
-    """A running embedded PostgreSQL and the data directory it serves."""
+    """A running embedded PostgreSQL and the data directory it serves.
+
+    Within one process, starts of the same data directory share one handle and
+    are counted, so a command that starts the server inside another command's
+    use of it does not stop it under that command when it finishes.
+    """
 
     data_dir: Path
     dsn: str
     _handle: Any
+    _holders: ClassVar[dict[Path, int]] = {}
 
     @property
     def pgdata(self) -> Path:
@@ -113,10 +119,16 @@ class EmbeddedServer:
             raise DataDirError(data_dir, f"cannot start the server: {exc}") from exc
         dsn = handle.get_uri()
         logger.debug("embedded PostgreSQL ready in %s", pgdata)
+        cls._holders[data_dir] = cls._holders.get(data_dir, 0) + 1
         return cls(data_dir=data_dir, dsn=dsn, _handle=handle)
 
     def stop(self) -> None:
-        """Release this process's hold on the server; the last holder stops it."""
+        """Release this hold on the server; when no process holds it any more, it stops."""
+        left = self._holders.get(self.data_dir, 0) - 1
+        if left > 0:
+            self._holders[self.data_dir] = left
+            return
+        self._holders.pop(self.data_dir, None)
         self._handle.cleanup()
 
 
