@@ -10,9 +10,9 @@ reading, a 250 ms RR) are kept: cleaning is the signal layer's job.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from datetime import datetime
-from typing import Any
+from typing import Any, Self
 
 import numpy as np
 from numpy.typing import NDArray
@@ -94,8 +94,26 @@ def _whole(stream: str, name: str, arr: NDArray[np.float64]) -> None:
         raise ColumnError(stream, row, f"{name} {arr[row]} is not a whole number")
 
 
+class _Columns:
+    """Shared behaviour of the column batches: length, row selection, one row as JSON."""
+
+    time_us: Int64Array
+
+    def __len__(self) -> int:
+        return int(self.time_us.size)
+
+    def take(self, index: NDArray[np.intp]) -> Self:
+        """The rows at `index`, in that order."""
+        columns = (getattr(self, f.name)[index] for f in fields(self))  # type: ignore[arg-type]
+        return type(self)(*columns)
+
+    def row(self, i: int) -> dict[str, Any]:
+        """Row `i` as plain JSON-able values (for quarantine and error messages)."""
+        return {f.name: getattr(self, f.name)[i].item() for f in fields(self)}  # type: ignore[arg-type]
+
+
 @dataclass(frozen=True, eq=False)
-class HrRows:
+class HrRows(_Columns):
     """Heart-rate samples: one row per notification that carried a reading."""
 
     patient_id: Int64Array
@@ -159,21 +177,6 @@ class HrRows:
             present,
         )
 
-    def __len__(self) -> int:
-        return int(self.time_us.size)
-
-    def take(self, index: NDArray[np.intp]) -> HrRows:
-        """The rows at `index`, in that order."""
-        return HrRows(
-            self.patient_id[index],
-            self.device_id[index],
-            self.time_us[index],
-            self.bpm[index],
-            self.sensor_contact[index],
-            self.energy_kj[index],
-            self.energy_present[index],
-        )
-
     def row(self, i: int) -> dict[str, Any]:
         """Row `i` as plain JSON-able values (for quarantine and error messages)."""
         return {
@@ -187,7 +190,7 @@ class HrRows:
 
 
 @dataclass(frozen=True, eq=False)
-class RrRows:
+class RrRows(_Columns):
     """Beat-to-beat RR intervals, one row per beat, timed at the end of the beat."""
 
     patient_id: Int64Array
@@ -218,27 +221,9 @@ class RrRows:
             _ids(s, "patient_id", patient_id, n), _ids(s, "device_id", device_id, n), time_us, rr
         )
 
-    def __len__(self) -> int:
-        return int(self.time_us.size)
-
-    def take(self, index: NDArray[np.intp]) -> RrRows:
-        """The rows at `index`, in that order."""
-        return RrRows(
-            self.patient_id[index], self.device_id[index], self.time_us[index], self.rr_ms[index]
-        )
-
-    def row(self, i: int) -> dict[str, Any]:
-        """Row `i` as plain JSON-able values."""
-        return {
-            "patient_id": int(self.patient_id[i]),
-            "device_id": int(self.device_id[i]),
-            "time_us": int(self.time_us[i]),
-            "rr_ms": float(self.rr_ms[i]),
-        }
-
 
 @dataclass(frozen=True, eq=False)
-class StepRows:
+class StepRows(_Columns):
     """Steps counted in the interval that ends at `time`."""
 
     patient_id: Int64Array
@@ -272,24 +257,6 @@ class StepRows:
             time_us,
             counts.astype(np.int32),
         )
-
-    def __len__(self) -> int:
-        return int(self.time_us.size)
-
-    def take(self, index: NDArray[np.intp]) -> StepRows:
-        """The rows at `index`, in that order."""
-        return StepRows(
-            self.patient_id[index], self.device_id[index], self.time_us[index], self.steps[index]
-        )
-
-    def row(self, i: int) -> dict[str, Any]:
-        """Row `i` as plain JSON-able values."""
-        return {
-            "patient_id": int(self.patient_id[i]),
-            "device_id": int(self.device_id[i]),
-            "time_us": int(self.time_us[i]),
-            "steps": int(self.steps[i]),
-        }
 
 
 Rows = HrRows | RrRows | StepRows
