@@ -23,6 +23,9 @@ def test_help_lists_every_environment_variable(capsys: pytest.CaptureFixture[str
         "PACELINE_DATA_DIR",
         "PACELINE_COMPRESS_AFTER",
         "PACELINE_RETENTION",
+        "PACELINE_ROLLUP_EVERY",
+        "PACELINE_EVALUATE_EVERY",
+        "PACELINE_STANDBY_POLL",
     ):
         assert name in out
 

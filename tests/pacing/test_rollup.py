@@ -11,7 +11,6 @@ import numpy as np
 import psycopg
 import pytest
 
-from paceline.pacing.errors import PacingError
 from paceline.pacing.rollup import days_in_span, local_day_bounds, physiology, rollup
 from paceline.signal.daily import daily_metrics
 from paceline.signal.simulate import SimulatedDay, simulate_day
@@ -188,22 +187,32 @@ def test_a_span_over_midnight_touches_both_days() -> None:
     assert days_in_span(first, last, tz) == [date(2026, 6, 1), date(2026, 6, 2)]
 
 
-def test_a_failed_rollup_keeps_its_work_queued(conn: psycopg.Connection[Any]) -> None:
-    pid, did = _patient(conn, tz="Mars/Olympus_Mons")
+def test_a_patient_that_cannot_be_computed_stays_queued_and_others_go_on(
+    conn: psycopg.Connection[Any],
+) -> None:
+    bad, bad_device = _patient(conn)
+    good, good_device = _patient(conn)
+    # registry refuses unknown zones; this is what an edit behind its back looks like
+    conn.execute("UPDATE patient SET timezone = 'Mars/Olympus_Mons' WHERE patient_id = %s", (bad,))
+    conn.commit()
     t = datetime(2026, 3, 6, 12, tzinfo=UTC)
-    write_batch(
-        conn,
-        Batch(
-            f"f-{uuid.uuid4()}", hr=HrRows.of(patient_id=[pid], device_id=[did], time=[t], bpm=[70])
-        ),
-    )
-    with pytest.raises(PacingError, match="unknown time zone 'Mars/Olympus_Mons'"):
-        rollup(conn)
-    conn.rollback()
+    for pid, did in ((bad, bad_device), (good, good_device)):
+        write_batch(
+            conn,
+            Batch(
+                f"f-{uuid.uuid4()}",
+                hr=HrRows.of(patient_id=[pid], device_id=[did], time=[t], bpm=[70]),
+            ),
+        )
+    result = rollup(conn)
+    assert (result.patients, result.days, result.failed) == (1, 1, (bad,))
+    assert set(_computed_at(conn, good)) == {date(2026, 3, 6)}
     queued = conn.execute(
-        "SELECT count(*) FROM sample_span WHERE patient_id = %s", (pid,)
-    ).fetchone()
-    assert queued == (1,)
-    conn.execute("UPDATE patient SET timezone = 'UTC' WHERE patient_id = %s", (pid,))
+        "SELECT patient_id, count(*) FROM sample_span WHERE patient_id IN (%s, %s)"
+        " GROUP BY patient_id",
+        (bad, good),
+    ).fetchall()
+    assert queued == [(bad, 1)]
+    conn.execute("UPDATE patient SET timezone = 'UTC' WHERE patient_id = %s", (bad,))
     conn.commit()
     assert rollup(conn).days == 1

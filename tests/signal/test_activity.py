@@ -12,8 +12,9 @@ def test_heart_rate_or_cadence_makes_a_minute_active() -> None:
     hr = np.array([70.0, 125.0, 80.0, np.nan, 125.0])
     spm = np.array([0.0, 0.0, 110.0, 105.0, 0.0])
     worn[4] = False
-    out = classify_minutes(worn=worn, hr_bpm=hr, steps_per_minute=spm,
-                           active_hr_bpm=120, sedentary_hr_bpm=100)
+    out = classify_minutes(
+        worn=worn, hr_bpm=hr, steps_per_minute=spm, active_hr_bpm=120, sedentary_hr_bpm=100
+    )
     assert out.active.tolist() == [False, True, True, True, False]
     assert out.sedentary.tolist() == [True, False, False, False, False]
 
@@ -22,16 +23,22 @@ def test_sedentary_needs_every_available_signal_to_be_low() -> None:
     worn = np.ones(4, dtype=np.bool_)
     hr = np.array([70.0, 110.0, np.nan, np.nan])
     spm = np.array([30.0, 0.0, 5.0, np.nan])
-    out = classify_minutes(worn=worn, hr_bpm=hr, steps_per_minute=spm,
-                           active_hr_bpm=120, sedentary_hr_bpm=100)
+    out = classify_minutes(
+        worn=worn, hr_bpm=hr, steps_per_minute=spm, active_hr_bpm=120, sedentary_hr_bpm=100
+    )
     # walking slowly; light heart rate; low cadence alone; nothing known.
     assert out.sedentary.tolist() == [False, False, True, False]
 
 
 def test_not_worn_is_neither_active_nor_sedentary() -> None:
     worn = np.zeros(3, dtype=np.bool_)
-    out = classify_minutes(worn=worn, hr_bpm=np.full(3, 60.0), steps_per_minute=np.zeros(3),
-                           active_hr_bpm=120, sedentary_hr_bpm=100)
+    out = classify_minutes(
+        worn=worn,
+        hr_bpm=np.full(3, 60.0),
+        steps_per_minute=np.zeros(3),
+        active_hr_bpm=120,
+        sedentary_hr_bpm=100,
+    )
     assert not out.active.any() and not out.sedentary.any()
 
 

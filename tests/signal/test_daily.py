@@ -23,7 +23,11 @@ from tests.signal.conftest import US_PER_DAY, FitbitHR
 
 MIGRATION = (
     Path(__file__).resolve().parents[2]
-    / "store" / "paceline" / "store" / "migrations" / "0002_clinical.sql"
+    / "store"
+    / "paceline"
+    / "store"
+    / "migrations"
+    / "0002_clinical.sql"
 )
 PROFILE = PatientPhysiology(age_years=45, sex="female", hr_ceiling_bpm=115.0)
 H = 3_600_000_000
@@ -58,7 +62,10 @@ def test_counts_and_wear_match_the_simulated_truth(
     assert metrics.rr_intervals == sim_day.rr_ms.shape[0]
     assert metrics.wear_min == float(sim_day.true_worn.sum()) == 1390.0
     assert metrics.nonwear_min == {
-        "no_data": 0, "no_contact": 20, "flat_signal": 30, "no_movement": 0,
+        "no_data": 0,
+        "no_contact": 20,
+        "flat_signal": 30,
+        "no_movement": 0,
     }
     assert metrics.hr_no_contact == 20 * 60
     assert metrics.hr_jumps == sim_day.n_spikes
@@ -123,8 +130,15 @@ def test_to_row_has_exactly_the_daily_metrics_columns(metrics: DailyMetrics) -> 
 def test_a_day_without_any_data_is_not_a_day_without_activity() -> None:
     m = daily_metrics(start=0, end=US_PER_DAY, profile=PROFILE)
     assert m.wear_min == 0.0 and not m.worn and not m.valid_day
-    for name in ("trimp_banister", "trimp_edwards", "step_load", "resting_hr_bpm",
-                 "mean_hr_bpm", "rmssd_ms", "sdnn_ms"):
+    for name in (
+        "trimp_banister",
+        "trimp_edwards",
+        "step_load",
+        "resting_hr_bpm",
+        "mean_hr_bpm",
+        "rmssd_ms",
+        "sdnn_ms",
+    ):
         assert getattr(m, name) is None, name
     assert m.zone_min == (0.0,) * 6
     assert (m.steps, m.active_min, m.activity_bouts, m.hr_samples) == (0, 0.0, 0, 0)
@@ -135,16 +149,27 @@ def test_a_day_without_any_data_is_not_a_day_without_activity() -> None:
 
 def test_a_band_off_the_skin_all_day_is_not_worn() -> None:
     t = np.arange(0, US_PER_DAY, 1_000_000, dtype=np.int64)
-    m = daily_metrics(start=0, end=US_PER_DAY, profile=PROFILE, hr_time=t,
-                      hr_bpm=np.zeros(t.shape[0]), hr_contact=np.zeros(t.shape[0], np.int8))
+    m = daily_metrics(
+        start=0,
+        end=US_PER_DAY,
+        profile=PROFILE,
+        hr_time=t,
+        hr_bpm=np.zeros(t.shape[0]),
+        hr_contact=np.zeros(t.shape[0], np.int8),
+    )
     assert m.wear_min == 0.0
     assert m.nonwear_min["no_contact"] == 1440
     assert m.trimp_edwards is None and m.mean_hr_bpm is None
 
 
 def test_a_step_only_band_still_gives_wear_activity_and_step_load(sim_day: SimulatedDay) -> None:
-    m = daily_metrics(start=sim_day.start_us, end=sim_day.start_us + US_PER_DAY, profile=PROFILE,
-                      step_time=sim_day.step_time_us, step_count=sim_day.steps)
+    m = daily_metrics(
+        start=sim_day.start_us,
+        end=sim_day.start_us + US_PER_DAY,
+        profile=PROFILE,
+        step_time=sim_day.step_time_us,
+        step_count=sim_day.steps,
+    )
     assert m.trimp_banister is None and m.trimp_edwards is None and m.rmssd_ms is None
     assert m.steps == int(sim_day.steps.sum())
     assert m.step_load is not None and m.step_load > 0
@@ -185,9 +210,14 @@ def test_given_resting_hr_and_reserve_zones(sim_day: SimulatedDay) -> None:
 
 
 def test_a_25_hour_day_is_accepted(sim_day: SimulatedDay) -> None:
-    m = daily_metrics(start=sim_day.start_us, end=sim_day.start_us + US_PER_DAY + H,
-                      profile=PROFILE, hr_time=sim_day.hr_time_us, hr_bpm=sim_day.hr_bpm,
-                      hr_contact=sim_day.hr_contact)
+    m = daily_metrics(
+        start=sim_day.start_us,
+        end=sim_day.start_us + US_PER_DAY + H,
+        profile=PROFILE,
+        hr_time=sim_day.hr_time_us,
+        hr_bpm=sim_day.hr_bpm,
+        hr_contact=sim_day.hr_contact,
+    )
     assert m.wear_min == 1390.0
 
 
@@ -206,9 +236,16 @@ def test_bad_day_bounds_and_profiles_raise_typed_errors() -> None:
 
 def test_real_fitbit_day(fitbit: FitbitHR) -> None:
     start = fitbit.day_start_us("2016-05-11")
-    m = daily_metrics(start=start, end=start + US_PER_DAY, profile=PatientPhysiology(age_years=40),
-                      hr_time=fitbit.time_us, hr_bpm=fitbit.bpm)
-    in_day = int(np.count_nonzero((fitbit.time_us >= start) & (fitbit.time_us < start + US_PER_DAY)))
+    m = daily_metrics(
+        start=start,
+        end=start + US_PER_DAY,
+        profile=PatientPhysiology(age_years=40),
+        hr_time=fitbit.time_us,
+        hr_bpm=fitbit.bpm,
+    )
+    in_day = int(
+        np.count_nonzero((fitbit.time_us >= start) & (fitbit.time_us < start + US_PER_DAY))
+    )
     assert m.hr_samples == in_day == 7913
     assert 850 < m.wear_min < 940 and m.valid_day
     assert m.nonwear_min["no_data"] == 1440 - m.wear_min
@@ -219,9 +256,7 @@ def test_real_fitbit_day(fitbit: FitbitHR) -> None:
     assert not m.steps_available and m.step_load is None
 
 
-def test_row_upserts_into_the_real_daily_metrics_table(
-    conn: Any, metrics: DailyMetrics
-) -> None:
+def test_row_upserts_into_the_real_daily_metrics_table(conn: Any, metrics: DailyMetrics) -> None:
     from psycopg.types.json import Jsonb
 
     patient = conn.execute(

@@ -101,13 +101,15 @@ def test_windows_equal_time_domain_on_each_window() -> None:
     cleaned = clean_rr(rr, time=t)
     assert cleaned.time_us is not None
     end = T0 + 1200 * S
-    win = hrv.windows(cleaned.time_us, cleaned.rr_ms, start=T0, end=end, window_s=300,
-                      adjacent=cleaned.adjacent)
+    win = hrv.windows(
+        cleaned.time_us, cleaned.rr_ms, start=T0, end=end, window_s=300, adjacent=cleaned.adjacent
+    )
     assert win.start_us.tolist() == [T0 + k * 300 * S for k in range(4)]
     for k in range(4):
         lo = T0 + k * 300 * S
-        ref = hrv.between(cleaned.time_us, cleaned.rr_ms, lo, lo + 300 * S,
-                          adjacent=cleaned.adjacent)
+        ref = hrv.between(
+            cleaned.time_us, cleaned.rr_ms, lo, lo + 300 * S, adjacent=cleaned.adjacent
+        )
         assert win.n_intervals[k] == ref.n_intervals
         assert win.mean_nn_ms[k] == pytest.approx(ref.mean_nn_ms, rel=1e-12)
         assert win.sdnn_ms[k] == pytest.approx(ref.sdnn_ms, rel=1e-9)
@@ -117,8 +119,7 @@ def test_windows_equal_time_domain_on_each_window() -> None:
 
 def test_windows_without_enough_beats_are_nan() -> None:
     t = T0 + np.array([1, 2, 3, 700, 701], dtype=np.int64) * S
-    win = hrv.windows(t, [800.0, 810, 790, 805, 795], start=T0, end=T0 + 900 * S,
-                      min_intervals=3)
+    win = hrv.windows(t, [800.0, 810, 790, 805, 795], start=T0, end=T0 + 900 * S, min_intervals=3)
     assert win.n_intervals.tolist() == [3, 0, 2]
     assert not np.isnan(win.rmssd_ms[0])
     assert np.isnan(win.rmssd_ms[1:]).all()

@@ -15,7 +15,14 @@ PACKAGE = Path(paceline.signal.__file__).parent
 MODULES = sorted(PACKAGE.glob("*.py"))
 # Standard-library modules with no I/O that the package may use.
 ALLOWED_ROOTS = {
-    "__future__", "collections", "dataclasses", "enum", "math", "typing", "numpy", "scipy",
+    "__future__",
+    "collections",
+    "dataclasses",
+    "enum",
+    "math",
+    "typing",
+    "numpy",
+    "scipy",
 }
 
 

@@ -35,8 +35,9 @@ def test_cadence_bands_follow_the_issue() -> None:
 
 def test_step_load_by_hand() -> None:
     # 30 min at 110 (band 3), 20 min at 70 (band 2), 60 min at 10 (band 1), zeros, no data.
-    spm = np.concatenate([np.full(30, 110.0), np.full(20, 70.0), np.full(60, 10.0),
-                          np.zeros(100), [np.nan] * 10])
+    spm = np.concatenate(
+        [np.full(30, 110.0), np.full(20, 70.0), np.full(60, 10.0), np.zeros(100), [np.nan] * 10]
+    )
     assert step_load(spm) == pytest.approx(30 * 3 + 20 * 2 + 60 * 1)
     assert step_load(spm, weights=(0.5, 1.0, 4.0)) == pytest.approx(30 * 4 + 20 + 30)
 

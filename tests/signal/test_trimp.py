@@ -58,8 +58,15 @@ def test_banister_rejects_bad_anchors_and_sex() -> None:
 def test_edwards_trimp_by_hand() -> None:
     # HRmax 200: zones 100/120/140/160/180 bpm. 10 min at 110 (z1), 5 at 150 (z3),
     # 2 at 185 (z5), 20 at 90 (below z1), all at 1 Hz.
-    bpm = np.concatenate([np.full(600, 110.0), np.full(300, 150.0), np.full(120, 185.0),
-                          np.full(1200, 90.0), [np.nan] * 60])
+    bpm = np.concatenate(
+        [
+            np.full(600, 110.0),
+            np.full(300, 150.0),
+            np.full(120, 185.0),
+            np.full(1200, 90.0),
+            [np.nan] * 60,
+        ]
+    )
     assert edwards(bpm, hr_max_bpm=200, step_s=1) == pytest.approx(10 * 1 + 5 * 3 + 2 * 5)
 
 
@@ -70,8 +77,10 @@ def test_edwards_boundaries_belong_to_the_upper_zone() -> None:
 
 def test_both_trimps_grow_with_intensity() -> None:
     levels = [80.0, 110.0, 130.0, 150.0, 170.0]
-    ban = [banister(np.full(600, b), hr_rest_bpm=60, hr_max_bpm=185, sex="female", step_s=1)
-           for b in levels]
+    ban = [
+        banister(np.full(600, b), hr_rest_bpm=60, hr_max_bpm=185, sex="female", step_s=1)
+        for b in levels
+    ]
     edw = [edwards(np.full(600, b), hr_max_bpm=185, step_s=1) for b in levels]
     assert ban == sorted(ban) and len(set(ban)) == len(ban)
     assert edw == sorted(edw)

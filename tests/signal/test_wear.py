@@ -40,7 +40,9 @@ def test_each_minute_gets_a_reason() -> None:
     hr = _minutes([1.0, 0.2, 0.0, 0.0, 0.0, 0.0, 1.0])
     spm = np.array([0, 0, 0, 12, 0, 0, 0], dtype=np.float64)
     w = wear_minutes(
-        start_us=T0, n_minutes=7, hr=hr,
+        start_us=T0,
+        n_minutes=7,
+        hr=hr,
         no_contact_time_us=np.array([T0 + 2 * MIN + 5 * S]),
         flat_time_us=np.array([T0 + 4 * MIN]),
         steps_per_minute=spm,

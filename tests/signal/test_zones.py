@@ -140,8 +140,15 @@ def test_time_in_zones_counts_minutes() -> None:
 
 def test_above_ceiling_uses_the_same_hysteresis() -> None:
     bpm = np.array([110, 116, 118, 117, 115, 113, 112])
-    assert above(bpm, 115, hysteresis_bpm=2).tolist() == [False, False, True, True, True, True,
-                                                          False]
+    assert above(bpm, 115, hysteresis_bpm=2).tolist() == [
+        False,
+        False,
+        True,
+        True,
+        True,
+        True,
+        False,
+    ]
 
 
 def test_ceiling_from_reserve_and_from_the_patients_own_baseline() -> None:

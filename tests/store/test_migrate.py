@@ -114,3 +114,10 @@ def test_audit_log_is_append_only(conn: psycopg.Connection[Any]) -> None:
     conn.rollback()
     with pytest.raises(psycopg.errors.InsufficientPrivilege, match="append-only"):
         conn.execute("DELETE FROM audit_log")
+
+
+def test_a_patient_with_an_unknown_time_zone_is_refused(conn: psycopg.Connection[Any]) -> None:
+    from paceline.store.registry import InvalidTimezoneError, create_patient
+
+    with pytest.raises(InvalidTimezoneError, match="Mars/Olympus_Mons"):
+        create_patient(conn, external_ref="tz-x", display_name="X", timezone="Mars/Olympus_Mons")

@@ -25,6 +25,7 @@ from psycopg.types.json import Jsonb
 
 from paceline.pacing.errors import PacingError
 from paceline.signal.daily import DailyMetrics, PatientPhysiology, daily_metrics
+from paceline.signal.errors import SignalError
 
 logger = logging.getLogger(__name__)
 
@@ -74,6 +75,7 @@ class RollupResult:
     patients: int
     days: int
     rows_read: int
+    failed: tuple[int, ...] = ()
 
 
 def local_day_bounds(day: date, tz: ZoneInfo) -> tuple[datetime, datetime]:
@@ -204,30 +206,43 @@ def upsert_day(
 
 
 def rollup(conn: psycopg.Connection[Any]) -> RollupResult:
-    """Recompute every patient-day that received new samples since the last run."""
+    """Recompute every patient-day that received new samples since the last run.
+
+    Each patient is done in a savepoint of its own: a patient whose days cannot
+    be computed (an invalid time zone, say) is logged and keeps its spans
+    queued, and everyone else's days are still computed.
+    """
+    patients = days = rows = 0
+    failed: list[int] = []
     with conn.transaction():
         conn.execute("SELECT pg_advisory_xact_lock(%s)", (ROLLUP_LOCK_KEY,))
         spans = conn.execute(
-            "DELETE FROM sample_span s USING patient p WHERE p.patient_id = s.patient_id"
-            " RETURNING s.patient_id, p.timezone, s.first_time, s.last_time"
+            "SELECT s.span_id, s.patient_id, p.timezone, s.first_time, s.last_time"
+            " FROM sample_span s JOIN patient p USING (patient_id) ORDER BY s.patient_id"
         ).fetchall()
-        todo: dict[tuple[int, str], set[date]] = defaultdict(set)
-        for patient_id, tz_name, first, last in spans:
-            todo[(patient_id, tz_name)].update(
-                days_in_span(first, last, _zone(tz_name, patient_id))
-            )
-        rows = 0
-        for (patient_id, tz_name), days in sorted(todo.items()):
-            tz = _zone(tz_name, patient_id)
-            for day in sorted(days):
-                metrics, read = compute_day(conn, patient_id, day, tz)
-                upsert_day(conn, patient_id, day, metrics)
-                rows += read
-    result = RollupResult(
-        patients=len(todo), days=sum(len(d) for d in todo.values()), rows_read=rows
-    )
+        by_patient: dict[tuple[int, str], list[tuple[int, datetime, datetime]]] = defaultdict(list)
+        for span_id, patient_id, tz_name, first, last in spans:
+            by_patient[(patient_id, tz_name)].append((span_id, first, last))
+        for (patient_id, tz_name), queued in by_patient.items():
+            try:
+                with conn.transaction():
+                    tz = _zone(tz_name, patient_id)
+                    todo = sorted({d for _, f, t in queued for d in days_in_span(f, t, tz)})
+                    for day in todo:
+                        metrics, read = compute_day(conn, patient_id, day, tz)
+                        upsert_day(conn, patient_id, day, metrics)
+                        rows += read
+                    conn.execute(
+                        "DELETE FROM sample_span WHERE span_id = ANY(%s)",
+                        ([span_id for span_id, _, _ in queued],),
+                    )
+            except (PacingError, SignalError) as exc:
+                logger.error("daily metrics of patient %s left queued: %s", patient_id, exc)
+                failed.append(patient_id)
+                continue
+            patients += 1
+            days += len(todo)
+    result = RollupResult(patients=patients, days=days, rows_read=rows, failed=tuple(failed))
     if result.days:
-        logger.info(
-            "daily metrics: %d day(s) of %d patient(s) recomputed", result.days, result.patients
-        )
+        logger.info("daily metrics: %d day(s) of %d patient(s) recomputed", days, patients)
     return result

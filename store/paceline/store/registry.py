@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import psycopg
 from psycopg.rows import class_row
@@ -56,7 +57,8 @@ def create_patient(
     timezone: str = "UTC",
     enrolled_at: datetime | None = None,
 ) -> Patient:
-    """Enrol a patient and return it."""
+    """Enrol a patient and return it; `timezone` must be an IANA zone name (e.g. Europe/Berlin)."""
+    check_timezone(timezone)
     with conn.cursor(row_factory=class_row(Patient)) as cur:
         cur.execute(
             "INSERT INTO patient (external_ref, display_name, birth_year, sex, hr_max_bpm,"
@@ -77,6 +79,20 @@ def create_patient(
         patient = cur.fetchone()
     assert patient is not None
     return patient
+
+
+class InvalidTimezoneError(StoreError, ValueError):
+    """A time zone name that is not in the IANA database."""
+
+
+def check_timezone(name: str) -> None:
+    """Raise `InvalidTimezoneError` unless `name` is a known IANA time zone."""
+    try:
+        ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError) as exc:
+        raise InvalidTimezoneError(
+            f"unknown time zone {name!r}: use an IANA name such as Europe/Berlin"
+        ) from exc
 
 
 def get_patient(conn: psycopg.Connection[Any], patient_id: int) -> Patient:
