@@ -216,3 +216,104 @@ def test_a_patient_that_cannot_be_computed_stays_queued_and_others_go_on(
     conn.execute("UPDATE patient SET timezone = 'UTC' WHERE patient_id = %s", (bad,))
     conn.commit()
     assert rollup(conn).days == 1
+
+
+def _second_device(conn: psycopg.Connection[Any], pid: int) -> int:
+    address = ":".join(uuid.uuid4().hex[i : i + 2] for i in range(0, 10, 2)) + ":02"
+    registry.register_device(conn, address=address)
+    device = registry.bind_device(conn, address=address, patient_id=pid)
+    conn.commit()
+    return device.device_id
+
+
+def test_two_wearables_counting_the_same_walk_do_not_double_the_steps(
+    conn: psycopg.Connection[Any],
+) -> None:
+    pid, band = _patient(conn)
+    watch = _second_device(conn, pid)
+    minutes = [datetime(2026, 3, 9, 10, m, tzinfo=UTC) for m in range(1, 31)]
+    # The band reports once a minute; the watch twice a minute, a little lower.
+    band_rows = StepRows.of(
+        patient_id=[pid] * 30, device_id=[band] * 30, time=minutes, steps=[100] * 30
+    )
+    halves = [t - timedelta(seconds=30) for t in minutes] + minutes
+    watch_rows = StepRows.of(
+        patient_id=[pid] * 60, device_id=[watch] * 60, time=sorted(halves), steps=[45] * 60
+    )
+    write_batch(conn, Batch(f"s-{uuid.uuid4()}", steps=band_rows))
+    write_batch(conn, Batch(f"s-{uuid.uuid4()}", steps=watch_rows))
+    rollup(conn)
+    row = conn.execute(
+        "SELECT steps FROM daily_metrics WHERE patient_id = %s AND day = '2026-03-09'", (pid,)
+    ).fetchone()
+    assert row == (3000,)
+
+
+def test_rr_intervals_come_from_one_device_not_two_interleaved(
+    conn: psycopg.Connection[Any],
+) -> None:
+    pid, strap = _patient(conn)
+    watch = _second_device(conn, pid)
+    start = datetime(2026, 3, 10, 9, 0, tzinfo=UTC)
+    strap_rr = 800.0 + 40.0 * np.sin(np.arange(600) / 3.0)
+    strap_t = [start + timedelta(milliseconds=float(x)) for x in np.cumsum(strap_rr)]
+    watch_rr = np.full(300, 1000.0)
+    watch_t = [start + timedelta(milliseconds=float(x) + 1) for x in np.cumsum(watch_rr)]
+    write_batch(
+        conn,
+        Batch(
+            f"rr-{uuid.uuid4()}",
+            rr=RrRows.of(
+                patient_id=[pid] * 600, device_id=[strap] * 600, time=strap_t, rr_ms=strap_rr
+            ),
+        ),
+    )
+    write_batch(
+        conn,
+        Batch(
+            f"rr-{uuid.uuid4()}",
+            rr=RrRows.of(
+                patient_id=[pid] * 300, device_id=[watch] * 300, time=watch_t, rr_ms=watch_rr
+            ),
+        ),
+    )
+    rollup(conn)
+    row = conn.execute(
+        "SELECT rr_intervals FROM daily_metrics WHERE patient_id = %s AND day = '2026-03-10'",
+        (pid,),
+    ).fetchone()
+    assert row == (600,)
+
+
+def test_a_database_error_on_one_patient_leaves_the_others_computed(
+    conn: psycopg.Connection[Any],
+) -> None:
+    bad, bad_device = _patient(conn)
+    good, good_device = _patient(conn)
+    t = datetime(2026, 3, 11, 12, tzinfo=UTC)
+    for pid, did in ((bad, bad_device), (good, good_device)):
+        write_batch(
+            conn,
+            Batch(
+                f"e-{uuid.uuid4()}",
+                hr=HrRows.of(patient_id=[pid], device_id=[did], time=[t], bpm=[70]),
+            ),
+        )
+    # A trigger stands in for a database failure (disk full, timeout) on one patient's row.
+    conn.execute(
+        "CREATE FUNCTION fail_for() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN"
+        f" IF NEW.patient_id = {bad} THEN RAISE EXCEPTION 'disk full'; END IF; RETURN NEW; END $$"
+    )
+    conn.execute(
+        "CREATE TRIGGER fail_for BEFORE INSERT ON daily_metrics FOR EACH ROW EXECUTE FUNCTION fail_for()"
+    )
+    conn.commit()
+    try:
+        result = rollup(conn)
+    finally:
+        conn.execute("DROP TRIGGER fail_for ON daily_metrics")
+        conn.execute("DROP FUNCTION fail_for")
+        conn.commit()
+    assert result.failed == (bad,)
+    assert set(_computed_at(conn, good)) == {date(2026, 3, 11)}
+    assert rollup(conn).days == 1

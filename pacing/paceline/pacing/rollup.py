@@ -117,23 +117,44 @@ def _copy_out(
 def load_day(
     conn: psycopg.Connection[Any], patient_id: int, start: datetime, end: datetime
 ) -> DaySamples:
-    """Read one patient's samples of `[start, end)` with binary COPY straight into numpy."""
+    """Read one patient's samples of `[start, end)` with binary COPY straight into numpy.
+
+    A patient may wear two devices at once (a band and a watch). Heart rate
+    comes from all of them (the signal layer averages samples that share a
+    grid cell). RR intervals come from the one device with the most beats
+    that day, because interleaving two beat series would make every
+    successive difference, and so RMSSD, meaningless. Steps are taken per
+    minute as the largest count any device reported for that minute, because
+    two devices count the same steps and adding them would double the load.
+    """
     window = "patient_id = %s AND time >= %s AND time < %s"
     params = (patient_id, start, end)
     hr = _copy_out(
         conn,
-        f"SELECT {_EPOCH_US}, bpm, coalesce(sensor_contact::int, -1)::int2 FROM hr_sample WHERE {window}",
+        f"SELECT {_EPOCH_US}, bpm, coalesce(sensor_contact::int, -1)::int2"
+        f" FROM hr_sample WHERE {window}",
         params,
         _HR,
     )
-    rr = _copy_out(conn, f"SELECT {_EPOCH_US}, rr_ms FROM rr_interval WHERE {window}", params, _RR)
+    rr = _copy_out(
+        conn,
+        f"SELECT {_EPOCH_US}, rr_ms FROM rr_interval WHERE {window} AND device_id = ("
+        f" SELECT device_id FROM rr_interval WHERE {window}"
+        " GROUP BY device_id ORDER BY count(*) DESC, device_id LIMIT 1)",
+        params + params,
+        _RR,
+    )
     # A step row counts the interval that ends at its time, so the row stamped
-    # at midnight belongs to the day that midnight ends.
+    # at midnight belongs to the day that midnight ends; each row is placed in
+    # the minute that ends at or after its time.
     steps = _copy_out(
         conn,
-        f"SELECT {_EPOCH_US}, steps FROM step_sample"
-        " WHERE patient_id = %s AND time > %s AND time <= %s",
-        params,
+        "SELECT (extract(epoch FROM minute_end) * 1000000)::int8, max(steps)::int4 FROM ("
+        " SELECT device_id, date_bin('1 minute', time - interval '1 microsecond', %s)"
+        "   + interval '1 minute' AS minute_end, sum(steps) AS steps"
+        " FROM step_sample WHERE patient_id = %s AND time > %s AND time <= %s"
+        " GROUP BY device_id, minute_end) per_device GROUP BY minute_end",
+        (start, patient_id, start, end),
         _STEPS,
     )
     return DaySamples(
@@ -238,6 +259,15 @@ def rollup(conn: psycopg.Connection[Any]) -> RollupResult:
                     )
             except (PacingError, SignalError) as exc:
                 logger.error("daily metrics of patient %s left queued: %s", patient_id, exc)
+                failed.append(patient_id)
+                continue
+            except psycopg.Error:
+                if conn.broken:
+                    raise
+                # A statement timeout or an out-of-memory on one patient's
+                # days must not cancel everyone else's: the savepoint undid
+                # this patient's work and kept their spans queued.
+                logger.exception("daily metrics of patient %s left queued", patient_id)
                 failed.append(patient_id)
                 continue
             patients += 1
