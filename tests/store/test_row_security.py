@@ -115,3 +115,47 @@ def test_no_chunk_of_a_sample_table_is_readable_by_the_clinician_role(
             "SELECT has_table_privilege('paceline_clinician', %s, 'SELECT')", (chunk,)
         ).fetchone()
         assert granted == (False,), chunk
+
+
+def test_an_exposure_session_cannot_point_at_another_patients_item(
+    conn: psycopg.Connection[Any],
+) -> None:
+    mine, _ = patient_with_device(conn)
+    theirs, _ = patient_with_device(conn)
+    me = _clinician(conn)
+    registry.assign_care_team(conn, clinician_id=me, patient_id=mine)
+    row = conn.execute(
+        "INSERT INTO exposure_item (patient_id, activity, fear_rating, position)"
+        " VALUES (%s, 'lifting a bag', 60, 0) RETURNING item_id",
+        (theirs,),
+    ).fetchone()
+    assert row is not None
+    conn.commit()
+    with pytest.raises(psycopg.errors.ForeignKeyViolation), clinician_session(conn, me):
+        conn.execute(
+            "INSERT INTO exposure_session (item_id, patient_id, planned_at) VALUES (%s, %s, now())",
+            (row[0], mine),
+        )
+    conn.rollback()
+
+
+def test_a_clinician_session_inserts_without_seeing_sequence_counters(
+    conn: psycopg.Connection[Any],
+) -> None:
+    mine, _ = patient_with_device(conn)
+    me = _clinician(conn)
+    registry.assign_care_team(conn, clinician_id=me, patient_id=mine)
+    conn.commit()
+    with clinician_session(conn, me):
+        conn.execute(
+            "INSERT INTO self_report (patient_id, reported_at, pain_now) VALUES (%s, now(), 4)",
+            (mine,),
+        )
+        readable = conn.execute(
+            "SELECT count(*) FROM pg_sequences WHERE last_value IS NOT NULL"
+        ).fetchone()
+    assert readable == (0,)
+    granted = conn.execute(
+        "SELECT has_sequence_privilege('paceline_clinician', 'patient_patient_id_seq', 'USAGE')"
+    ).fetchone()
+    assert granted == (False,)
