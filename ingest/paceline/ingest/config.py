@@ -22,6 +22,11 @@ climbing it, so a device that connects and falls over at once cannot spin."""
 SHUTDOWN_GRACE_S: Final = 10.0
 """Real seconds device tasks get to disconnect on shutdown before they are cancelled
 (two bounded disconnects' worth)."""
+UPLOADER_STOP_S: Final = 5.0
+"""Real seconds the uploader gets, after the drain, to finish the batch in hand on shutdown;
+then its task is cancelled. Its batch stays in the spool's outbox and is re-sent under the
+same id next run, so nothing is lost or doubled; a call blocked on a dead network ends in
+its thread when the connection's TCP timeouts fire (`DB_KEEPALIVE`)."""
 MAX_BUFFER_ROWS: Final = 5_000_000
 """Rows kept in memory while the spool cannot be written (a full disk): about an hour of
 a hundred devices; beyond it the oldest are dropped and counted, not the daemon."""
@@ -40,6 +45,7 @@ class DaemonConfig:
     shutdown_grace_s: float = SHUTDOWN_GRACE_S
     disconnect_timeout_s: float = DISCONNECT_TIMEOUT_S
     drain_on_stop_s: float = 5.0
+    uploader_stop_s: float = UPLOADER_STOP_S
     batch_rows: int = DEFAULT_BATCH_ROWS
     upload_idle_s: float = 1.0
     upload_backoff: Backoff = DB_BACKOFF
@@ -57,4 +63,11 @@ class DaemonConfig:
 DEFAULT_CONFIG: Final = DaemonConfig()
 """What a gateway runs with."""
 
-__all__ = ["DEFAULT_CONFIG", "MAX_BUFFER_ROWS", "SHUTDOWN_GRACE_S", "STABLE_LINK_S", "DaemonConfig"]
+__all__ = [
+    "DEFAULT_CONFIG",
+    "MAX_BUFFER_ROWS",
+    "SHUTDOWN_GRACE_S",
+    "STABLE_LINK_S",
+    "UPLOADER_STOP_S",
+    "DaemonConfig",
+]

@@ -260,18 +260,37 @@ class IngestDaemon:
         running.upload_stop.set()
         if self.uploader is not None:
             self.uploader.nudge()
-        if running.uploader is not None:
-            await asyncio.gather(running.uploader, return_exceptions=True)
+        uploader_stopped = await self._stop_uploader(running.uploader)
         if running.progress is not None:
             running.progress.cancel()
             await asyncio.gather(running.progress, return_exceptions=True)
             self._report_progress(await self._status())
-        if self.uploader is not None:
+        if self.uploader is not None and uploader_stopped:
             await asyncio.to_thread(self._close_uploader)
         if self._writer is not None:
             await self._in_writer(self._writer.close)
         self._executor.shutdown(wait=True)
         logger.info("ingest daemon stopped")
+
+    async def _stop_uploader(self, task: asyncio.Task[None] | None) -> bool:
+        """Let the uploader finish its batch for `uploader_stop_s`, then cancel it; True if it ended.
+
+        A cancelled upload leaves its batch in the spool's outbox, re-sent under the same
+        id next run. Its thread may still be inside a database call (a dead network); the
+        connection and spool are then left open rather than closed under it.
+        """
+        if task is None:
+            return True
+        done, _pending = await asyncio.wait([task], timeout=self.config.uploader_stop_s)
+        if done:
+            return True
+        logger.warning(
+            "uploader still busy after %.1f s; stopping it, its batch stays in the spool",
+            self.config.uploader_stop_s,
+        )
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+        return False
 
     async def _drain(self, timeout_s: float) -> None:
         """Give the uploader up to `timeout_s` to empty the spool, unless the database is failing."""
@@ -310,7 +329,13 @@ class IngestDaemon:
 
     async def flush(self) -> int:
         """Commit everything queued to the spool now; return the rows committed."""
-        chunks = self.buffer.take()
+        try:
+            chunks = self.buffer.take()
+        except Exception:
+            # `take` empties the buffer only once it has packed every row, so they wait
+            # for the next flush; the counters are not taken either.
+            logger.exception("cannot pack %s buffered rows; keeping them", len(self.buffer))
+            return 0
         deltas = self._counter_deltas()
         steps = {
             w.binding.device_id: w.step_count
@@ -351,7 +376,12 @@ class IngestDaemon:
         while not stop.is_set():
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), timeout=self.config.flush_interval_s)
-            await self.flush()
+            try:
+                await self.flush()
+            except Exception:
+                # `flush` keeps what it could not commit; a flusher that died here would
+                # leave every later sample in memory, never reaching the spool.
+                logger.exception("flush failed; retrying at the next interval")
 
     # ------------------------------------------------------------------ progress
 

@@ -11,6 +11,7 @@ that keys the sample) and `received_us` (the wall clock read at receipt).
 from __future__ import annotations
 
 import json
+import math
 import zlib
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -26,7 +27,10 @@ HR_DTYPE: Final = np.dtype(
     [
         ("time_us", "<i8"),
         ("received_us", "<i8"),
-        ("bpm", "<i2"),
+        # uint16: the Heart Rate Measurement characteristic sends bpm as uint8 or uint16, so
+        # every value a device can send fits (and the record size stays what int16 had).
+        # What no heart could beat (above 300) is quarantined by the uploader, with the reason.
+        ("bpm", "<u2"),
         ("contact", "i1"),  # -1: the sensor cannot tell whether it touches skin
         ("energy_kj", "<i4"),  # -1: not sent
     ]
@@ -185,15 +189,21 @@ class SampleBuffer:
         self._add(PAYLOAD, patient_id, device_id, payload)
 
     def take(self) -> list[Chunk]:
-        """Everything queued, as chunks; the buffer is empty afterwards."""
-        pending, self._pending, self._rows = self._pending, {}, 0
+        """Everything queued, as chunks; the buffer is empty afterwards.
+
+        Never raises for a row's values: a row that does not fit its stream's layout is
+        turned into a rejected payload (bound for quarantine, with the reason), so one
+        bad value can neither stop a flush nor take the other rows down with it.
+        """
         chunks: list[Chunk] = []
-        for (stream, patient_id, device_id), rows in pending.items():
+        for (stream, patient_id, device_id), rows in self._pending.items():
             if stream == PAYLOAD:
                 chunks.append(Chunk.of_payloads(patient_id, device_id, rows))
             else:
-                array = np.array(rows, dtype=SAMPLE_DTYPES[stream])
-                chunks.append(Chunk.of_samples(stream, patient_id, device_id, array))
+                chunks.extend(_pack(stream, patient_id, device_id, rows))
+        # Emptied only once every row is packed: should packing fail after all, the rows
+        # stay queued for the next flush instead of being lost.
+        self._pending, self._rows = {}, 0
         return chunks
 
     def restore(self, chunks: Iterable[Chunk]) -> None:
@@ -208,6 +218,52 @@ class SampleBuffer:
         for (stream, patient_id, device_id), rows in newer.items():
             for row in rows:
                 self._add(stream, patient_id, device_id, row)
+
+
+def _pack(stream: str, patient_id: int, device_id: int, rows: list[Any]) -> list[Chunk]:
+    """One chunk of the rows that fit the stream's layout, one payload chunk of those that do not."""
+    dtype = SAMPLE_DTYPES[stream]
+    try:
+        return [Chunk.of_samples(stream, patient_id, device_id, np.array(rows, dtype=dtype))]
+    except (OverflowError, ValueError, TypeError):
+        pass  # find the rows at fault; the rest is packed as usual
+    good: list[Any] = []
+    bad: list[dict[str, Any]] = []
+    for row in rows:
+        try:
+            np.array([row], dtype=dtype)
+        except (OverflowError, ValueError, TypeError) as exc:
+            bad.append(_unpackable(stream, row, exc))
+        else:
+            good.append(row)
+    chunks = [Chunk.of_payloads(patient_id, device_id, bad)]
+    if good:
+        chunks.append(Chunk.of_samples(stream, patient_id, device_id, np.array(good, dtype=dtype)))
+    return chunks
+
+
+def _jsonable(value: Any) -> Any:
+    """`value` itself if JSON (and PostgreSQL's jsonb, which has no NaN) can hold it, else its repr."""
+    if isinstance(value, bool | int | str) or value is None:
+        return value
+    if isinstance(value, float) and math.isfinite(value):
+        return value
+    return repr(value)
+
+
+def _unpackable(stream: str, row: Any, exc: Exception) -> dict[str, Any]:
+    """A rejected payload describing a sample row whose values do not fit the spool."""
+    values = [_jsonable(v) for v in row]
+    item: dict[str, Any] = {
+        "stream": stream,
+        "values": values,
+        "reason": f"{stream} sample does not fit the spool: {exc}",
+    }
+    names = SAMPLE_DTYPES[stream].names or ()
+    for name, value in zip(names, values, strict=False):
+        if name in ("time_us", "received_us"):
+            item[name] = value
+    return item
 
 
 __all__ = [

@@ -33,7 +33,7 @@ from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Final
+from typing import Any, Final
 
 from paceline.ingest import IngestError
 from paceline.ingest.records import PAYLOAD, Chunk, RecordError
@@ -47,6 +47,8 @@ thirty seconds only runs out when the other process hangs."""
 DEFAULT_BATCH_ROWS: Final = 50_000
 """Rows per upload batch: large enough that COPY runs at full speed (the per-transaction
 overhead is a few milliseconds), small enough that one batch is a few megabytes."""
+MAX_BATCH_RECORDS: Final = 100_000
+"""Records per upload batch at most, so that planning a run of tiny records stays bounded."""
 DEFAULT_KEEP_UPLOADED_S: Final = 24 * 3600.0
 """Uploaded records stay a day, so a database restored from last night's backup can be
 refilled from the gateway."""
@@ -324,36 +326,78 @@ class Spool:
     # ------------------------------------------------------------------ the uploader's side
 
     def next_batch(self, max_rows: int = DEFAULT_BATCH_ROWS) -> SpoolBatch | None:
-        """The batch to upload next: the one in flight if any, else a new run of records."""
+        """The batch to upload next: the one in flight if any, else a new run of records.
+
+        Runs are planned by sequence number from the watermark on, not by scanning the
+        table: numbers are gap-free, so a record that cannot be read (a damaged page) is
+        still part of a run, and is set aside as corrupt instead of blocking every run.
+        """
         if max_rows < 1:
             raise ValueError(f"max_rows must be positive, got {max_rows}")
-        with _transaction(self._conn):
-            planned = self._conn.execute(
-                "SELECT batch_id, first_seq, last_seq FROM outbox ORDER BY first_seq LIMIT 1"
-            ).fetchone()
-            if planned is None:
-                acked = int(_get_meta(self._conn, "acked_seq") or 0)
-                runs = self._conn.execute(
-                    "SELECT seq, n FROM chunk WHERE seq > ? ORDER BY seq LIMIT 100000", (acked,)
-                ).fetchall()
-                if not runs:
-                    return None
-                total, last_seq = 0, int(runs[0][0])
-                for seq, n in runs:
-                    if total and total + int(n) > max_rows:
-                        break
-                    total += int(n)
-                    last_seq = int(seq)
-                first_seq = acked + 1
-                batch_id = f"{self.gateway_id}/{self.spool_id}:{first_seq}-{last_seq}"
-                self._conn.execute(
-                    "INSERT INTO outbox (batch_id, first_seq, last_seq) VALUES (?, ?, ?)",
-                    (batch_id, first_seq, last_seq),
-                )
-                planned = (batch_id, first_seq, last_seq)
+        while True:
+            planned = self._in_flight()
+            if planned is not None:
+                break
+            # Planning reads records, which can meet a damaged page; SQLite fails the rest
+            # of a write transaction after that, so it reads outside one (one statement
+            # each). Only this uploader moves the watermark, so the plan stays valid if it
+            # is still unchanged when the outbox row is written.
+            acked = self.acked_seq
+            newest = self._newest_seq()
+            if newest <= acked:
+                return None
+            last_seq = self._plan(acked + 1, newest, max_rows)
+            batch_id = f"{self.gateway_id}/{self.spool_id}:{acked + 1}-{last_seq}"
+            with _transaction(self._conn):
+                if self._in_flight() is None and self.acked_seq == acked:
+                    self._conn.execute(
+                        "INSERT INTO outbox (batch_id, first_seq, last_seq) VALUES (?, ?, ?)",
+                        (batch_id, acked + 1, last_seq),
+                    )
         batch_id, first_seq, last_seq = str(planned[0]), int(planned[1]), int(planned[2])
         chunks, corrupt = self._read(first_seq, last_seq)
         return SpoolBatch(batch_id, first_seq, last_seq, tuple(chunks), tuple(corrupt))
+
+    def _in_flight(self) -> tuple[str, int, int] | None:
+        """The planned batch not yet acknowledged, as (batch id, first seq, last seq)."""
+        row = self._conn.execute(
+            "SELECT batch_id, first_seq, last_seq FROM outbox ORDER BY first_seq LIMIT 1"
+        ).fetchone()
+        return None if row is None else (str(row[0]), int(row[1]), int(row[2]))
+
+    def _newest_seq(self) -> int:
+        """The highest sequence number ever given out (0 for an empty spool)."""
+        row = self._conn.execute("SELECT seq FROM sqlite_sequence WHERE name = 'chunk'").fetchone()
+        return 0 if row is None else int(row[0])
+
+    def _plan(self, first_seq: int, newest_seq: int, max_rows: int) -> int:
+        """The last sequence number of a run from `first_seq` holding about `max_rows` rows."""
+        end = min(newest_seq, first_seq + MAX_BATCH_RECORDS - 1)
+        try:
+            sizes = dict(
+                self._conn.execute(
+                    "SELECT seq, n FROM chunk WHERE seq BETWEEN ? AND ?", (first_seq, end)
+                ).fetchall()
+            )
+        except sqlite3.DatabaseError:
+            logger.exception("spool records %s-%s unreadable; sizing one by one", first_seq, end)
+            sizes = None
+        total, last_seq = 0, first_seq
+        for seq in range(first_seq, end + 1):
+            n = sizes.get(seq, 0) if sizes is not None else self._size(seq)
+            if total and total + int(n) > max_rows:
+                break
+            total += int(n)
+            last_seq = seq
+        return last_seq
+
+    def _size(self, seq: int) -> int:
+        """Rows of one record; 0 for one that cannot be read (it goes to quarantine as corrupt)."""
+        try:
+            row = self._conn.execute("SELECT n FROM chunk WHERE seq = ?", (seq,)).fetchone()
+        except sqlite3.DatabaseError:
+            return 0
+        return int(row[0]) if row is not None and isinstance(row[0], int) else 0
 
     def _read(
         self, first_seq: int, last_seq: int
@@ -364,18 +408,29 @@ class Spool:
             " WHERE seq BETWEEN ? AND ? ORDER BY seq"
         )
         try:
-            raw = self._conn.execute(query, (first_seq, last_seq)).fetchall()
+            raw: list[tuple[Any, ...]] = [
+                tuple(row) for row in self._conn.execute(query, (first_seq, last_seq))
+            ]
         except sqlite3.DatabaseError:
             logger.exception(
                 "spool records %s-%s unreadable; reading one by one", first_seq, last_seq
             )
             raw = self._read_one_by_one(first_seq, last_seq)
+        present = {row[0] for row in raw}
+        # Numbers past the watermark are never deleted, so one that is absent was lost.
+        raw.extend(
+            (seq, "missing from the spool")
+            for seq in range(first_seq, last_seq + 1)
+            if seq not in present
+        )
+        raw.sort(key=lambda row: int(row[0]))
         chunks: list[tuple[int, Chunk]] = []
         corrupt: list[CorruptRecord] = []
         for row in raw:
             seq = int(row[0])
             if len(row) == 2:
                 corrupt.append(CorruptRecord(seq, str(row[1]), GATEWAY_DEVICE, None))
+                logger.warning("spool record %s is unreadable (%s); quarantining it", seq, row[1])
                 continue
             _seq, stream, patient_id, device_id, n, data, crc = row
             try:
@@ -400,22 +455,10 @@ class Spool:
             chunks.append((seq, chunk))
         return chunks, corrupt
 
-    def _read_one_by_one(self, first_seq: int, last_seq: int) -> list[tuple[object, ...]]:
+    def _read_one_by_one(self, first_seq: int, last_seq: int) -> list[tuple[Any, ...]]:
         """Read a damaged run record by record, so that one bad page costs only its own records."""
-        try:
-            seqs = [
-                int(r[0])
-                for r in self._conn.execute(
-                    "SELECT seq FROM chunk WHERE seq BETWEEN ? AND ? ORDER BY seq",
-                    (first_seq, last_seq),
-                )
-            ]
-        except sqlite3.DatabaseError as exc:
-            raise SpoolError(
-                self.path, f"cannot list records {first_seq}-{last_seq}: {exc}"
-            ) from exc
-        out: list[tuple[object, ...]] = []
-        for seq in seqs:
+        out: list[tuple[Any, ...]] = []
+        for seq in range(first_seq, last_seq + 1):
             try:
                 row = self._conn.execute(
                     "SELECT seq, stream, patient_id, device_id, n, data, crc FROM chunk"
@@ -431,20 +474,26 @@ class Spool:
 
     def ack(self, batch: SpoolBatch, counters: Mapping[tuple[int, str], int] | None = None) -> None:
         """Record that the database holds `batch`: advance the watermark, clear the outbox."""
+        acked_before = self.acked_seq
+        try:  # outside the transaction: a damaged page would fail the rest of it
+            row = self._conn.execute(
+                "SELECT coalesce(sum(n), 0) FROM chunk WHERE seq > ? AND seq <= ?",
+                (acked_before, batch.last_seq),
+            ).fetchone()
+            rows = int(row[0]) if row else batch.rows
+        except sqlite3.DatabaseError:
+            rows = batch.rows  # a damaged page: count what could be read
         with _transaction(self._conn):
             self._conn.execute("DELETE FROM outbox WHERE batch_id = ?", (batch.batch_id,))
             acked = int(_get_meta(self._conn, "acked_seq") or 0)
             if batch.last_seq > acked:
-                try:
-                    row = self._conn.execute(
-                        "SELECT coalesce(sum(n), 0) FROM chunk WHERE seq > ? AND seq <= ?",
-                        (acked, batch.last_seq),
-                    ).fetchone()
-                    rows = int(row[0]) if row else batch.rows
-                except sqlite3.DatabaseError:
-                    rows = batch.rows  # a damaged page: count what could be read
                 _set_meta(self._conn, "acked_seq", str(batch.last_seq))
-                _bump_meta(self._conn, "rows_acked", rows)
+                _bump_meta(self._conn, "rows_acked", rows if acked == acked_before else batch.rows)
+                if batch.last_seq >= self._newest_seq():
+                    # Everything appended is now uploaded or set aside, including the rows
+                    # of unreadable records, which no sum over the table can count.
+                    appended = _get_meta(self._conn, "rows_appended") or "0"
+                    _set_meta(self._conn, "rows_acked", appended)
             _add_counters(self._conn, dict(counters or {}))
 
     def prune(self, keep_uploaded_s: float = DEFAULT_KEEP_UPLOADED_S) -> int:
@@ -465,15 +514,18 @@ class Spool:
             appended = int(_get_meta(conn, "rows_appended") or 0)
             uploaded = int(_get_meta(conn, "rows_acked") or 0)
             last = conn.execute("SELECT seq FROM sqlite_sequence WHERE name = 'chunk'").fetchone()
-            oldest = conn.execute(
-                "SELECT spooled_us FROM chunk WHERE seq > ? ORDER BY seq LIMIT 1", (acked,)
-            ).fetchone()
             flight = conn.execute("SELECT batch_id FROM outbox LIMIT 1").fetchone()
             counters: dict[int, dict[str, int]] = {}
             for device_id, name, value in conn.execute(
                 "SELECT device_id, name, value FROM counter ORDER BY device_id, name"
             ):
                 counters.setdefault(int(device_id), {})[str(name)] = int(value)
+        try:  # outside the transaction: a damaged page would fail the rest of it
+            oldest = conn.execute(
+                "SELECT spooled_us FROM chunk WHERE seq > ? ORDER BY seq LIMIT 1", (acked,)
+            ).fetchone()
+        except sqlite3.DatabaseError:
+            oldest = None  # a damaged page; the uploader sets its records aside
         last_seq = int(last[0]) if last else 0
         return SpoolStatus(
             path=self.path,

@@ -4,11 +4,16 @@ Each spool batch goes through `paceline.store.write_batch` under the batch id th
 planned for it, so a batch re-sent after a crash or a lost connection is recognised and
 skipped. Rows the store would refuse are taken out before sending and quarantined with
 the reason: rows of a device that is unknown or now bound to another patient, rows from
-more than five minutes in the future, values no device could send. Whatever the writer
-still rejects splits the batch around the row it names, so the good rows land and only
-the bad one is quarantined; the pieces get ids derived from the batch id, so a replay of
-the split is a no-op too, and the store's deduplication covers the rest. Rejected
-payloads and corrupt spool records are quarantined with the batch, once.
+more than five minutes in the future, values no device could send. Rejected payloads and
+corrupt spool records are set aside with them.
+
+Which rows are sent and which are set aside depends on the database at the time (a
+binding, the server's clock), so it must be decided once: the set-aside rows go into
+`ingest_quarantine` in the batch's own transaction (`write_batch(quarantined=...)`). The
+attempt that claims the batch id records both; a replay records neither and is only
+acknowledged. Whatever the writer still rejects (a binding changed between the look and
+the write) is moved to the set-aside rows and the batch is tried again under the same id,
+so the good rows land and only the bad one is quarantined.
 
 Database errors that come and go (connection lost, administrator shutdown, server
 starting, failover) are retried with exponential backoff; the batch stays in the spool's
@@ -19,9 +24,9 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-import hashlib
 import logging
 import random
+import sqlite3
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -50,7 +55,6 @@ from paceline.store import (
     ServerUnreachableError,
     StepRows,
     connect,
-    quarantine,
     write_batch,
 )
 from paceline.store.columns import MAX_ENERGY_KJ, Rows
@@ -60,14 +64,24 @@ logger = logging.getLogger(__name__)
 
 PRUNE_EVERY_S: Final = 600.0
 """How often uploaded records past their keep time are deleted (a cheap indexed DELETE)."""
-MAX_BATCH_ID: Final = 200
-"""The store's limit on batch id length; longer split ids are shortened with a hash."""
 MAX_QUARANTINED_HEX: Final = 65_536
 """Raw bytes kept of a corrupt spool record, as hex characters: enough to inspect it,
 bounded so that one damaged megabyte does not bloat the quarantine table."""
 
 DB_BACKOFF: Final = Backoff(base_s=0.5, cap_s=30.0)
 """Retry after database errors: quick for a blip, every half minute during an outage."""
+DB_KEEPALIVE: Final[dict[str, int]] = {
+    "keepalives": 1,
+    "keepalives_idle": 5,
+    "keepalives_interval": 2,
+    "keepalives_count": 3,
+    "tcp_user_timeout": 15_000,
+}
+"""TCP keepalive of the uploader's connection: behind a dead network (a gateway whose Wi-Fi
+dropped mid-COPY) a blocked call must fail within about 20 s, so that the batch is retried
+and a SIGTERM is not held up, rather than after the kernel's two-hour default. The values
+and the reasoning are those of the scheduler's lock connection
+(`paceline.pacing.scheduler.LOCK_KEEPALIVE`), which ingest may not import."""
 
 
 class UploadError(IngestError):
@@ -137,30 +151,11 @@ class Columns:
     def __len__(self) -> int:
         return sum(int(a.size) for a in self.streams.values())
 
-    def select(self, stream: str, index: NDArray[np.intp] | slice) -> Columns:
-        """Only the rows at `index` of `stream`; the other streams empty."""
-        return Columns({s: (a[index] if s == stream else a[:0]) for s, a in self.streams.items()})
-
     def without(self, stream: str, index: NDArray[np.intp]) -> Columns:
         """Everything except the rows at `index` of `stream`."""
         keep = np.ones(self.streams[stream].size, dtype=np.bool_)
         keep[index] = False
         return Columns({s: (a[keep] if s == stream else a) for s, a in self.streams.items()})
-
-    def halves(self) -> tuple[Columns, Columns]:
-        """Two pieces of about equal size (for a rejection that names no row)."""
-        order = [(s, int(a.size)) for s, a in self.streams.items()]
-        total = sum(n for _s, n in order)
-        target = total // 2
-        first: dict[str, NDArray[np.void]] = {}
-        second: dict[str, NDArray[np.void]] = {}
-        seen = 0
-        for s, n in order:
-            cut = min(n, max(0, target - seen))
-            first[s] = self.streams[s][:cut]
-            second[s] = self.streams[s][cut:]
-            seen += n
-        return Columns(first), Columns(second)
 
     def row(self, stream: str, i: int) -> dict[str, Any]:
         """One row as JSON-able values (for quarantine)."""
@@ -241,20 +236,12 @@ class Columns:
         return Batch(batch_id, hr=made.get("hr"), rr=made.get("rr"), steps=made.get("steps"))
 
 
-def _short(batch_id: str) -> str:
-    """Keep a derived batch id within the store's limit (deterministically)."""
-    if len(batch_id) <= MAX_BATCH_ID:
-        return batch_id
-    digest = hashlib.sha1(batch_id.encode(), usedforsecurity=False).hexdigest()[:20]
-    return f"{batch_id[:120]}#{digest}"
-
-
 # --------------------------------------------------------------------------- the uploader
 
 
 @dataclass
 class _Quarantined:
-    """Rows to quarantine for one batch, grouped the way `store.quarantine` takes them."""
+    """Rows set aside from one batch, with their reasons, and how many each device had."""
 
     by_key: dict[tuple[str, str], list[dict[str, Any]]] = field(default_factory=dict)
     per_device: dict[int, int] = field(default_factory=dict)
@@ -265,6 +252,14 @@ class _Quarantined:
 
     def __len__(self) -> int:
         return sum(len(rows) for rows in self.by_key.values())
+
+    def entries(self) -> list[tuple[str, dict[str, Any], str]]:
+        """(stream, row, reason) of every held row, as `write_batch(quarantined=...)` takes them."""
+        return [
+            (stream, row, reason)
+            for (stream, reason), rows in sorted(self.by_key.items())
+            for row in rows
+        ]
 
 
 @dataclass
@@ -297,7 +292,7 @@ ConnectFn = Callable[[str], psycopg.Connection[Any]]
 
 
 def _autocommit_connect(dsn: str) -> psycopg.Connection[Any]:
-    return connect(dsn, autocommit=True, application_name="paceline-uploader")
+    return connect(dsn, autocommit=True, application_name="paceline-uploader", **DB_KEEPALIVE)
 
 
 class Uploader:
@@ -401,12 +396,12 @@ class Uploader:
 
         columns = Columns.of_chunks(chunks)
         total = len(columns)
-        columns = self._route(conn, columns, held)
         columns = _validated(columns, held)
         columns, duplicates = columns.dedupe()
         written = self._write(conn, batch.batch_id, columns, held)
-        self._quarantine(conn, batch.batch_id, held)
 
+        # On a replay these are this attempt's view of the batch: the database already
+        # holds the first attempt's decision, which counters cannot see.
         counters: dict[tuple[int, str], int] = {}
         for device_id, n in written.per_device.items():
             counters[(device_id, "uploaded")] = n
@@ -483,75 +478,55 @@ class Uploader:
     def _write(
         self, conn: psycopg.Connection[Any], batch_id: str, columns: Columns, held: _Quarantined
     ) -> _Written:
-        """Write the columns, splitting around rejected rows (which go to `held`)."""
+        """Commit the batch with its set-aside rows in one transaction, under its own id.
+
+        Each try first routes the rows against the database as it is now; a row the writer
+        still rejects joins `held` and the batch is tried again under the same id. Every
+        try takes at least one row out, so this ends. Nothing is committed but by the try
+        that claims the batch id, so no later try can decide differently about a row.
+        """
         written = _Written()
-        stack: list[tuple[str, Columns]] = [(batch_id, columns)]
-        while stack:
-            piece_id, piece = stack.pop()
+        while True:
             written.pieces += 1
+            columns = self._route(conn, columns, held)
             try:
-                result = write_batch(conn, piece.to_batch(piece_id), source=self.source)
-            except BatchRejectedError as exc:
-                stack.extend(self._split(piece_id, piece, exc, held))
-                continue
-            written.replayed = written.replayed or result.replayed
-            if result.replayed:
-                written.duplicates += len(piece)
-            else:
-                written.inserted += result.inserted
-                written.duplicates += result.duplicate_rows
-            for device_id, n in piece.rows_per_device().items():
-                written.per_device[device_id] = written.per_device.get(device_id, 0) + n
-        return written
-
-    def _split(
-        self, piece_id: str, piece: Columns, exc: BatchRejectedError, held: _Quarantined
-    ) -> list[tuple[str, Columns]]:
-        """The pieces to try after `exc` rejected `piece`, or nothing if the rejected row is held."""
-        size = len(piece)
-        rows = piece.streams.get(exc.stream)
-        if size == 1:
-            stream = next(s for s, a in piece.streams.items() if a.size)
-            device_id = int(piece.streams[stream]["device_id"][0])
-            held.add(stream, exc.reason, piece.row(stream, 0), device_id)
-            logger.warning("quarantined a row of batch %s: %s", piece_id, exc.reason)
-            return []
-        if rows is not None and 0 <= exc.row < rows.size:
-            index = np.array([exc.row], dtype=np.intp)
-            # The stack pops the rest first, so the good rows are committed before the
-            # named row is tried on its own.
-            return [
-                (_short(f"{piece_id}!{exc.stream}{exc.row}"), piece.select(exc.stream, index)),
-                (_short(f"{piece_id}-{exc.stream}{exc.row}"), piece.without(exc.stream, index)),
-            ]
-        first, second = piece.halves()
-        return [(_short(f"{piece_id}/a"), first), (_short(f"{piece_id}/b"), second)]
-
-    def _quarantine(self, conn: psycopg.Connection[Any], batch_id: str, held: _Quarantined) -> None:
-        """Store the held rows once: a replayed batch finds its quarantine already written."""
-        if not len(held):
-            return
-        with conn.transaction():
-            done = conn.execute(
-                "SELECT EXISTS (SELECT 1 FROM ingest_quarantine WHERE batch_id = %s)", (batch_id,)
-            ).fetchone()
-            if done and done[0]:
-                return
-            for (stream, reason), rows in sorted(held.by_key.items()):
-                quarantine(
+                result = write_batch(
                     conn,
-                    batch_id=batch_id,
-                    stream=stream,
-                    rows=rows,
-                    reason=reason,
+                    columns.to_batch(batch_id),
                     source=self.source,
+                    quarantined=held.entries(),
                 )
+            except BatchRejectedError as exc:
+                rows = columns.streams.get(exc.stream)
+                if rows is None or not 0 <= exc.row < rows.size:
+                    raise UploadError(
+                        batch_id, f"the store rejected the batch: {exc.reason}", transient=False
+                    ) from exc
+                row = columns.row(exc.stream, exc.row)
+                held.add(exc.stream, exc.reason, row, int(row["device_id"]))
+                columns = columns.without(exc.stream, np.array([exc.row], dtype=np.intp))
+                logger.warning("quarantined a row of batch %s: %s", batch_id, exc.reason)
+                continue
+            break
+        written.replayed = result.replayed
+        if result.replayed:
+            written.duplicates = len(columns)
+        else:
+            written.inserted = result.inserted
+            written.duplicates = result.duplicate_rows
+        written.per_device = columns.rows_per_device()
+        return written
 
     def _maybe_prune(self) -> None:
         now = time.monotonic()
         if now - self._last_prune >= PRUNE_EVERY_S:
             self._last_prune = now
-            removed = self.spool.prune(self._keep_uploaded_s)
+            try:
+                removed = self.spool.prune(self._keep_uploaded_s)
+            except sqlite3.DatabaseError:
+                # A damaged page among the uploaded records; they are in the database.
+                logger.exception("cannot prune the spool")
+                return
             if removed:
                 logger.info("pruned %s uploaded spool records", removed)
 
@@ -658,6 +633,7 @@ def _describe(exc: BaseException) -> str:
 
 __all__ = [
     "DB_BACKOFF",
+    "DB_KEEPALIVE",
     "Columns",
     "UploadError",
     "UploadReport",

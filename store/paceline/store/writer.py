@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -72,6 +72,7 @@ class WriteResult:
     rr_rows: int = 0
     step_rows: int = 0
     duplicate_rows: int = 0
+    quarantined_rows: int = 0
 
     @property
     def inserted(self) -> int:
@@ -79,11 +80,22 @@ class WriteResult:
         return self.hr_rows + self.rr_rows + self.step_rows
 
 
-def write_batch(conn: psycopg.Connection[Any], batch: Batch, *, source: str = "") -> WriteResult:
+def write_batch(
+    conn: psycopg.Connection[Any],
+    batch: Batch,
+    *,
+    source: str = "",
+    quarantined: Sequence[tuple[str, Mapping[str, Any], str]] = (),
+) -> WriteResult:
     """Commit `batch` exactly once; raise `BatchRejectedError` and write nothing if a row is invalid.
 
     `conn` must not be inside a transaction: the batch gets its own, committed
     here. A replayed batch id returns `replayed=True` and changes nothing.
+
+    `quarantined` holds the (stream, row, reason) of rows the caller set aside
+    from this batch; they go to `ingest_quarantine` in the batch's own
+    transaction, so the rows stored and the rows set aside are decided once, by
+    whichever attempt claims the batch id (a replay inserts neither).
     """
     if not batch.batch_id or len(batch.batch_id) > 200:
         raise BatchRejectedError(batch.batch_id, "batch", 0, "batch id must be 1..200 characters")
@@ -118,6 +130,7 @@ def write_batch(conn: psycopg.Connection[Any], batch: Batch, *, source: str = ""
         _touch_devices(conn, streams)
         if any(counts.values()):
             _record_spans(conn, streams)
+        _insert_quarantined(conn, batch.batch_id, source, quarantined)
     return WriteResult(
         batch.batch_id,
         replayed=False,
@@ -125,7 +138,27 @@ def write_batch(conn: psycopg.Connection[Any], batch: Batch, *, source: str = ""
         rr_rows=counts["rr"],
         step_rows=counts["steps"],
         duplicate_rows=duplicates,
+        quarantined_rows=len(quarantined),
     )
+
+
+def _insert_quarantined(
+    conn: psycopg.Connection[Any],
+    batch_id: str,
+    source: str,
+    rows: Sequence[tuple[str, Mapping[str, Any], str]],
+) -> None:
+    if not rows:
+        return
+    with conn.cursor() as cur:
+        cur.executemany(
+            "INSERT INTO ingest_quarantine (batch_id, source, stream, row_data, reason)"
+            " VALUES (%s, %s, %s, %s::jsonb, %s)",
+            [
+                (batch_id, source, stream, json.dumps(dict(row)), reason)
+                for stream, row, reason in rows
+            ],
+        )
 
 
 _UNIX_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)

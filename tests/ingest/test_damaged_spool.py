@@ -1,0 +1,101 @@
+"""A damaged page of the spool file costs only the records on it; the rest drains, once."""
+
+from __future__ import annotations
+
+import sqlite3
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import psycopg
+import pytest
+
+from paceline.ingest.records import Chunk, SampleBuffer, epoch_us
+from paceline.ingest.spool import Spool
+from paceline.ingest.uploader import Uploader
+from tests.factories import patient_with_device
+
+RECORDS = 400
+ROWS_PER_RECORD = 5
+LEAF_TABLE_PAGE = 0x0D
+"""First byte of a table b-tree leaf page (SQLite file format, 1.6)."""
+
+
+def _record(patient_id: int, device_id: int, first_us: int) -> Chunk:
+    buffer = SampleBuffer()
+    for i in range(ROWS_PER_RECORD):
+        t = first_us + i * 1_000_000
+        buffer.add_hr(
+            patient_id,
+            device_id,
+            time_us=t,
+            received_us=t,
+            bpm=60 + i,
+            sensor_contact=True,
+            energy_kj=None,
+        )
+    (chunk,) = buffer.take()
+    return chunk
+
+
+def _damage_a_leaf_page(path: Path, data_by_seq: dict[int, bytes]) -> set[int]:
+    """Overwrite, with garbage, the table page holding the middle record; return its records."""
+    raw = sqlite3.connect(path)
+    raw.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    raw.close()
+    content = bytearray(path.read_bytes())
+    page_size = int.from_bytes(content[16:18], "big")
+    page_of = {seq: content.find(data) // page_size for seq, data in data_by_seq.items()}
+    assert all(content.find(data) > 0 for data in data_by_seq.values())
+    page = page_of[RECORDS // 2]
+    assert page > 0, "not the header and schema page"
+    start = page * page_size
+    assert content[start] == LEAF_TABLE_PAGE
+    content[start : start + page_size] = b"\xa5" * page_size
+    path.write_bytes(bytes(content))
+    return {seq for seq, p in page_of.items() if p == page}
+
+
+def test_a_damaged_page_sets_its_records_aside_and_the_rest_drains_once(
+    conn: psycopg.Connection[Any], db_dsn: str, tmp_path: Path
+) -> None:
+    pid, did = patient_with_device(conn)
+    start = epoch_us(datetime.now(UTC).replace(microsecond=0) - timedelta(days=1))
+    path = tmp_path / "spool.sqlite"
+    with Spool.open(path, gateway_id="gw-damage", synchronous="NORMAL") as spool:
+        records = [_record(pid, did, start + k * 10_000_000) for k in range(RECORDS)]
+        assert spool.append(records) == RECORDS
+    data_by_seq = {seq: chunk.data for seq, chunk in enumerate(records, start=1)}
+    lost = _damage_a_leaf_page(path, data_by_seq)
+    assert 1 < len(lost) < RECORDS // 4
+    with sqlite3.connect(path) as raw, pytest.raises(sqlite3.DatabaseError):
+        raw.execute("SELECT count(*) FROM chunk").fetchone()
+
+    with Spool.open(path) as spool:
+        reports = Uploader(spool, db_dsn, batch_rows=200).drain()
+        status = spool.status()
+
+    assert sum(r.corrupt_records for r in reports) == len(lost)
+    assert sum(r.duplicates for r in reports) == 0
+    expected = sorted(
+        start + k * 10_000_000 + i * 1_000_000
+        for k in range(RECORDS)
+        if k + 1 not in lost
+        for i in range(ROWS_PER_RECORD)
+    )
+    times = conn.execute(
+        "SELECT (extract(epoch FROM time) * 1000000)::bigint FROM hr_sample"
+        " WHERE device_id = %s ORDER BY time",
+        (did,),
+    ).fetchall()
+    held = conn.execute(
+        "SELECT (row_data->>'spool_seq')::int, reason FROM ingest_quarantine"
+        " WHERE source = 'gw-damage' AND batch_id LIKE %s",
+        (f"gw-damage/{status.spool_id}:%",),
+    ).fetchall()
+    conn.commit()
+    assert [int(t) for (t,) in times] == expected
+    assert sorted(int(seq) for seq, _reason in held) == sorted(lost)
+    assert all("unreadable" in reason for _seq, reason in held)
+    assert (status.acked_seq, status.pending_rows) == (RECORDS, 0)
+    assert status.counters[0]["corrupt_records"] == len(lost)
