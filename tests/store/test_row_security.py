@@ -152,7 +152,8 @@ def test_a_clinician_session_inserts_without_seeing_sequence_counters(
             (mine,),
         )
         readable = conn.execute(
-            "SELECT count(*) FROM pg_sequences WHERE last_value IS NOT NULL"
+            "SELECT count(*) FROM pg_sequences WHERE schemaname = 'public'"
+            " AND last_value IS NOT NULL"
         ).fetchone()
     assert readable == (0,)
     granted = conn.execute(
