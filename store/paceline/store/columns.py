@@ -68,6 +68,22 @@ def _ids(stream: str, name: str, values: Sequence[int] | NDArray[Any], n: int) -
     return arr.astype(np.int64, copy=False)
 
 
+def _keys(
+    stream: str,
+    patient_id: Sequence[int] | NDArray[Any],
+    device_id: Sequence[int] | NDArray[Any],
+    time: Sequence[datetime] | NDArray[Any],
+) -> tuple[Int64Array, Int64Array, Int64Array]:
+    """The key columns every stream has: patient, device and time (epoch µs), validated."""
+    time_us = to_epoch_us(stream, time)
+    n = time_us.size
+    return (
+        _ids(stream, "patient_id", patient_id, n),
+        _ids(stream, "device_id", device_id, n),
+        time_us,
+    )
+
+
 def _numbers(
     stream: str, name: str, values: Sequence[Any] | NDArray[Any], n: int
 ) -> NDArray[np.float64]:
@@ -139,7 +155,7 @@ class HrRows(_Columns):
     ) -> HrRows:
         """Validate heart-rate columns; raise `ColumnError` naming the first bad row."""
         s = cls.STREAM
-        time_us = to_epoch_us(s, time)
+        pids, dids, time_us = _keys(s, patient_id, device_id, time)
         n = time_us.size
         bpm_f = _numbers(s, "bpm", bpm, n)
         _whole(s, "bpm", bpm_f)
@@ -168,8 +184,8 @@ class HrRows(_Columns):
                 )
             energy = filled.astype(np.int32)
         return cls(
-            _ids(s, "patient_id", patient_id, n),
-            _ids(s, "device_id", device_id, n),
+            pids,
+            dids,
             time_us,
             bpm_f.astype(np.int16),
             contact,
@@ -211,15 +227,13 @@ class RrRows(_Columns):
     ) -> RrRows:
         """Validate RR columns; raise `ColumnError` naming the first bad row."""
         s = cls.STREAM
-        time_us = to_epoch_us(s, time)
+        pids, dids, time_us = _keys(s, patient_id, device_id, time)
         n = time_us.size
         rr = _numbers(s, "rr_ms", rr_ms, n)
         row = _first((rr <= 0) | (rr > MAX_RR_MS))
         if row is not None:
             raise ColumnError(s, row, f"rr_ms {rr[row]:g} is outside (0, {MAX_RR_MS:g}]")
-        return cls(
-            _ids(s, "patient_id", patient_id, n), _ids(s, "device_id", device_id, n), time_us, rr
-        )
+        return cls(pids, dids, time_us, rr)
 
 
 @dataclass(frozen=True, eq=False)
@@ -244,7 +258,7 @@ class StepRows(_Columns):
     ) -> StepRows:
         """Validate step columns; raise `ColumnError` naming the first bad row."""
         s = cls.STREAM
-        time_us = to_epoch_us(s, time)
+        pids, dids, time_us = _keys(s, patient_id, device_id, time)
         n = time_us.size
         counts = _numbers(s, "steps", steps, n)
         _whole(s, "steps", counts)
@@ -252,8 +266,8 @@ class StepRows(_Columns):
         if row is not None:
             raise ColumnError(s, row, f"steps {counts[row]:g} is outside 0..{MAX_STEPS_PER_ROW}")
         return cls(
-            _ids(s, "patient_id", patient_id, n),
-            _ids(s, "device_id", device_id, n),
+            pids,
+            dids,
             time_us,
             counts.astype(np.int32),
         )
