@@ -119,6 +119,7 @@ def main(args: list[str]) -> int:
         ensure_env(dev=True)
         for step in (
             [str(BIN / "ruff"), "check", "."],
+            [str(BIN / "ruff"), "format", "--check", "."],
             [str(BIN / "mypy")],
         ):
             code = run(step)

@@ -206,7 +206,7 @@ def main() -> int:
     try:
         copy_ms, copy_rows = copy_out_ms(day)
         print(f"COPY out of {copy_rows} rows: {copy_ms:.2f} ms (best of {COPY_REPEATS})")
-    except Exception as exc:  # any database failure: report it, keep the CPU figures
+    except Exception as exc:  # noqa: BLE001 - any database failure: report it, keep the CPU figures
         copy_error = f"{type(exc).__name__}: {exc}"
         print(f"COPY out skipped: {copy_error}", file=sys.stderr)
 

@@ -281,7 +281,7 @@ def test_two_workers_evaluating_the_same_patient_day_write_one_outcome(db_dsn: s
             with connect(db_dsn, autocommit=True) as c:
                 barrier.wait()
                 evaluate_patient(c, pid, START + timedelta(days=8))
-        except BaseException as exc:  # reported to the main thread
+        except BaseException as exc:  # noqa: BLE001 - any failure is reported to the main thread
             errors.append(exc)
 
     threads = [threading.Thread(target=worker) for _ in range(2)]

@@ -57,7 +57,7 @@ def test_tanaka_is_above_fox_after_forty_and_all_formulas_fall_with_age() -> Non
 
 def test_percent_hrmax_and_karvonen_boundaries() -> None:
     assert percent_hrmax_zones(200).bounds_bpm == pytest.approx((100, 120, 140, 160, 180))
-    # Karvonen: 60 + f * (180 - 60)
+    # Karvonen: resting 60 plus the fraction of the reserve (180 minus 60).
     assert hrr_zones(180, 60, (0.5, 0.7)).bounds_bpm == pytest.approx((120, 144))
     with pytest.raises(ParameterError):
         hrr_zones(150, 160)

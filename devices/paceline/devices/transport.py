@@ -354,7 +354,7 @@ class DeviceLink:
         return resolved
 
     def _on_disconnected(self, generation: int, _client: BleakClient) -> None:
-        """bleak's disconnected callback: report an unsolicited loss of the current session."""
+        """Bleak's disconnected callback: report an unsolicited loss of the current session."""
         if generation != self._generation:
             # Our own disconnect() moved the generation on before asking: nothing was lost.
             return
@@ -374,7 +374,7 @@ class DeviceLink:
         return self._client, self._profile
 
     def _characteristic(self, client: BleakClient, binding: Binding) -> BleakGATTCharacteristic:
-        """bleak's characteristic object for a binding (by handle: UUIDs may repeat)."""
+        """Bleak's characteristic object for a binding (by handle: UUIDs may repeat)."""
         characteristic = client.services.get_characteristic(binding.handle)
         if characteristic is None:
             raise LinkError(self.address, "lookup", f"handle {binding.handle} vanished")

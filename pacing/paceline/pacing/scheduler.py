@@ -50,6 +50,7 @@ from paceline.pacing.engine import Evaluation, evaluate_patient
 from paceline.pacing.errors import PacingError
 from paceline.pacing.rollup import RollupResult, rollup
 from paceline.store.connection import connect
+from paceline.store.errors import StoreError
 
 logger = logging.getLogger(__name__)
 
@@ -540,7 +541,7 @@ class Scheduler:
                     application_name=f"paceline-scheduler {self.name}"[:_APPLICATION_NAME_MAX],
                     **LOCK_KEEPALIVE,
                 )
-            except Exception as exc:
+            except (psycopg.Error, StoreError) as exc:
                 if not self._unreachable:
                     logger.warning(
                         "scheduler %s cannot reach the database (%s); retrying every %g s",

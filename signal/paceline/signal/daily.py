@@ -363,15 +363,22 @@ def daily_metrics(
     day = window_slice(t_hr, start_us, end_us)
     t_hr, bpm_raw, contact = t_hr[day], bpm_raw[day], contact[day]
     hr = clean_hr(
-        t_hr, bpm_raw, contact,
-        min_bpm=config.min_bpm, max_bpm=config.max_bpm,
-        jump_bpm=config.jump_bpm, jump_window=config.jump_window,
+        t_hr,
+        bpm_raw,
+        contact,
+        min_bpm=config.min_bpm,
+        max_bpm=config.max_bpm,
+        jump_bpm=config.jump_bpm,
+        jump_window=config.jump_window,
     )
     flat = wear.flat_mask(hr.time_us, hr.bpm, min_duration_s=config.flat_min_s)
     grid = resample(
-        hr.time_us[~flat], hr.bpm[~flat],
-        start_us=start_us, end_us=end_us,
-        step_s=config.grid_step_s, max_gap_s=config.max_gap_s,
+        hr.time_us[~flat],
+        hr.bpm[~flat],
+        start_us=start_us,
+        end_us=end_us,
+        step_s=config.grid_step_s,
+        max_gap_s=config.max_gap_s,
     )
     hr_minutes = per_minute(grid)
 
@@ -439,16 +446,17 @@ def daily_metrics(
     # 6. load
     trimp_b = (
         trimp.banister(
-            worn_grid.values, hr_rest_bpm=hr_rest, hr_max_bpm=hr_max,
-            sex=profile.sex, step_s=grid.step_s,
+            worn_grid.values,
+            hr_rest_bpm=hr_rest,
+            hr_max_bpm=hr_max,
+            sex=profile.sex,
+            step_s=grid.step_s,
         )
         if has_hr and hr_rest is not None
         else None
     )
     trimp_e = (
-        trimp.edwards(worn_grid.values, hr_max_bpm=hr_max, step_s=grid.step_s)
-        if has_hr
-        else None
+        trimp.edwards(worn_grid.values, hr_max_bpm=hr_max, step_s=grid.step_s) if has_hr else None
     )
     spm_worn = None if spm is None else np.where(worn, spm, np.nan)
     load_steps = (
@@ -497,9 +505,15 @@ def daily_metrics(
     rr_day = window_slice(t_rr, start_us, end_us)
     t_rr, rr = t_rr[rr_day], rr[rr_day]
     nn = clean_rr(
-        rr, time=t_rr, method=config.rr_method, threshold=config.rr_threshold,
-        window=config.rr_window, min_rr_ms=config.rr_min_ms, max_rr_ms=config.rr_max_ms,
-        action=config.rr_action, max_gap_s=config.rr_max_gap_s,
+        rr,
+        time=t_rr,
+        method=config.rr_method,
+        threshold=config.rr_threshold,
+        window=config.rr_window,
+        min_rr_ms=config.rr_min_ms,
+        max_rr_ms=config.rr_max_ms,
+        action=config.rr_action,
+        max_gap_s=config.rr_max_gap_s,
     )
     nn_time = nn.time_us if nn.time_us is not None else t_rr[:0]
     day_hrv = None
@@ -511,8 +525,12 @@ def daily_metrics(
     rmssd_5min: float | None = None
     if nn.n_kept >= config.min_rr_intervals:
         win = hrv.windows(
-            nn_time, nn.rr_ms, start=start_us, end=end_us,
-            window_s=config.hrv_window_s, adjacent=nn.adjacent,
+            nn_time,
+            nn.rr_ms,
+            start=start_us,
+            end=end_us,
+            window_s=config.hrv_window_s,
+            adjacent=nn.adjacent,
             min_intervals=config.min_rr_intervals,
         )
         good = win.rmssd_ms[~np.isnan(win.rmssd_ms)]

@@ -131,7 +131,8 @@ def monotony_strain(
     need = window_days if min_days is None else min_days
     if window_days < 2 or not 2 <= need <= window_days or ddof not in (0, 1):
         raise ParameterError(
-            "window_days/min_days/ddof", (window_days, min_days, ddof),
+            "window_days/min_days/ddof",
+            (window_days, min_days, ddof),
             "need window_days >= 2, 2 <= min_days <= window_days, ddof 0 or 1",
         )
     x = _daily(load)

@@ -61,8 +61,11 @@ def ipfm_beats(
     model. IEEE Trans Biomed Eng 2000;47(8):985-996.
     """
     if rsa_fraction < 0 or lf_fraction < 0 or jitter_ms < 0:
-        raise ParameterError("rsa_fraction/lf_fraction/jitter_ms", (rsa_fraction, lf_fraction,
-                             jitter_ms), "must be >= 0")
+        raise ParameterError(
+            "rsa_fraction/lf_fraction/jitter_ms",
+            (rsa_fraction, lf_fraction, jitter_ms),
+            "must be >= 0",
+        )
     n_s = hr_bpm_1hz.shape[0]
     n = int(n_s * _FS)
     t = np.arange(n) / _FS
@@ -106,8 +109,9 @@ def simulate_rr(
     Electrophysiol 2010;33(11):1407-1417.
     """
     if duration_s < 10 or not 30.0 <= mean_hr_bpm <= 200.0:
-        raise ParameterError("duration_s/mean_hr_bpm", (duration_s, mean_hr_bpm),
-                             "need >= 10 s and 30-200 bpm")
+        raise ParameterError(
+            "duration_s/mean_hr_bpm", (duration_s, mean_hr_bpm), "need >= 10 s and 30-200 bpm"
+        )
     rng = np.random.default_rng(seed)
     n_s = int(duration_s)
     hr = mean_hr_bpm + hr_sd_bpm * _slow_noise(rng, n_s, tau_s=60.0, fs=1.0)

@@ -225,8 +225,10 @@ def wear_minutes(
         reason[has_row] = WearReason.WORN
         reason[has_row & step_nonwear(steps_per_minute)] = WearReason.NO_MOVEMENT
     # A sensor that says it is off the skin outweighs a zero step count.
-    for times, why in ((flat_time_us, WearReason.FLAT_SIGNAL),
-                       (no_contact_time_us, WearReason.NO_CONTACT)):
+    for times, why in (
+        (flat_time_us, WearReason.FLAT_SIGNAL),
+        (no_contact_time_us, WearReason.NO_CONTACT),
+    ):
         if times is not None:
             hit = np.zeros(n_minutes, dtype=np.bool_)
             hit[minute_of(as_epoch_us(times), start_us, n_minutes)] = True

@@ -364,8 +364,9 @@ def calibrate_ceiling(
     x = np.asarray(minute_bpm, dtype=np.float64).reshape(-1)
     x = x[~np.isnan(x)]
     if x.shape[0] < min_minutes:
-        raise InsufficientDataError("ceiling calibration (minutes of heart rate)", min_minutes,
-                                    int(x.shape[0]))
+        raise InsufficientDataError(
+            "ceiling calibration (minutes of heart rate)", min_minutes, int(x.shape[0])
+        )
     return float(np.percentile(x, percentile))
 
 

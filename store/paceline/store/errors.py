@@ -50,11 +50,12 @@ class BatchRejectedError(StoreError, ValueError):
 
 def redact(dsn: str) -> str:
     """Hide the password of a DSN or URL so that it can be logged."""
+    import psycopg  # noqa: PLC0415
     from psycopg.conninfo import conninfo_to_dict, make_conninfo  # noqa: PLC0415
 
     try:
         params = conninfo_to_dict(dsn)
-    except Exception:
+    except psycopg.Error:
         from urllib.parse import urlsplit  # noqa: PLC0415
 
         try:

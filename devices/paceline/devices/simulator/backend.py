@@ -155,7 +155,7 @@ class SimulatedBleakClient(BaseBleakClient):
         _LOGGER.debug("%s: unpairing is a no-op for simulated devices", self.address)
 
     def _build_services(self, device: SimulatedWearable) -> BleakGATTServiceCollection:
-        """bleak's service collection for the device: real UUIDs, properties, handles, CCCDs."""
+        """Bleak's service collection for the device: real UUIDs, properties, handles, CCCDs."""
         collection = BleakGATTServiceCollection()
         handle = 1
         for spec in device.services:
