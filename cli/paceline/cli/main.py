@@ -7,7 +7,7 @@ import logging
 import sys
 from collections.abc import Callable, Sequence
 
-from paceline.cli import db, devices, ingest, metrics, scheduler
+from paceline.cli import accounts, db, devices, ingest, metrics, scheduler
 from paceline.cli.settings import DOCUMENTED, Settings, SettingsError
 from paceline.store.errors import StoreError
 
@@ -18,7 +18,10 @@ def _epilog() -> str:
     lines = ["environment variables:"]
     lines += [
         f"  {name:<26} {meaning} (default: {default})"
-        for name, default, meaning in (*DOCUMENTED, *scheduler.SCHEDULER_SETTINGS)
+        for name, default, meaning in (
+            *DOCUMENTED,
+            *scheduler.SCHEDULER_SETTINGS,
+        )
     ]
     return "\n".join(lines)
 
@@ -38,6 +41,7 @@ def build_parser() -> argparse.ArgumentParser:
     ingest.register(commands)
     metrics.register(commands)
     scheduler.register(commands)
+    accounts.register(commands)
     from paceline.cli import demo  # noqa: PLC0415 - the demo pulls in every component
 
     demo.register(commands)

@@ -1,0 +1,223 @@
+"""Dashboard logins: argon2id hashes, lockout after five failures, admin lock, the CLI."""
+
+from __future__ import annotations
+
+import io
+import json
+import uuid
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import argon2
+import psycopg
+import pytest
+
+from paceline.cli.main import main
+from paceline.dashboard import auth
+from paceline.store import accounts, registry
+from paceline.store.accounts import AccountError, Role
+from paceline.store.connection import connect
+
+NOW = datetime(2026, 11, 20, 9, 0, tzinfo=UTC)
+PASSWORD = "correct horse battery"  # noqa: S105 - a test login
+
+
+def _clinician(conn: psycopg.Connection[Any]) -> int:
+    tag = uuid.uuid4().hex[:8]
+    clinician_id = registry.create_clinician(conn, username=f"c{tag}", display_name=f"Dr {tag}")
+    conn.commit()
+    return clinician_id
+
+
+def _account(conn: psycopg.Connection[Any], password: str = PASSWORD) -> str:
+    username = f"u{uuid.uuid4().hex[:8]}"
+    accounts.create_account(
+        conn,
+        username=username,
+        role=Role.CLINICIAN,
+        clinician_id=_clinician(conn),
+        password_hash=auth.hash_password(password),
+        email=f"{username}@clinic.example",
+    )
+    return username
+
+
+def test_passwords_are_stored_as_argon2id(conn: psycopg.Connection[Any]) -> None:
+    username = _account(conn)
+    (stored,) = conn.execute(
+        "SELECT password_hash FROM account WHERE username = %s", (username,)
+    ).fetchone() or ("",)
+    assert stored.startswith("$argon2id$")
+    assert PASSWORD not in stored
+
+
+def test_a_right_password_signs_in_and_a_wrong_one_does_not(conn: psycopg.Connection[Any]) -> None:
+    username = _account(conn)
+    who = auth.authenticate(conn, username, PASSWORD, now=NOW)
+    assert who.username == username and who.role is Role.CLINICIAN
+    assert who.clinician_id is not None and who.patient_id is None
+    with pytest.raises(auth.BadCredentialsError):
+        auth.authenticate(conn, username, PASSWORD + "x", now=NOW)
+    with pytest.raises(auth.BadCredentialsError):
+        auth.authenticate(conn, "nobody-here", PASSWORD, now=NOW)
+
+
+def test_the_email_address_also_names_the_account(conn: psycopg.Connection[Any]) -> None:
+    username = _account(conn)
+    assert auth.authenticate(conn, f"{username}@CLINIC.example", PASSWORD, now=NOW).username == (
+        username
+    )
+    assert auth.identity_for_email(conn, f"{username}@clinic.example", now=NOW) is not None
+    assert auth.identity_for_email(conn, "stranger@clinic.example", now=NOW) is None
+
+
+def test_five_failures_lock_the_account_for_fifteen_minutes(conn: psycopg.Connection[Any]) -> None:
+    username = _account(conn)
+    for _ in range(auth.MAX_FAILURES - 1):
+        with pytest.raises(auth.BadCredentialsError):
+            auth.authenticate(conn, username, "wrong password", now=NOW)
+    with pytest.raises(auth.LockedOutError) as locked:
+        auth.authenticate(conn, username, "wrong password", now=NOW)
+    assert locked.value.until == NOW + timedelta(minutes=15)
+    # While locked, even the right password is refused.
+    with pytest.raises(auth.LockedOutError):
+        auth.authenticate(conn, username, PASSWORD, now=NOW + timedelta(minutes=14))
+    who = auth.authenticate(conn, username, PASSWORD, now=NOW + timedelta(minutes=15, seconds=1))
+    assert who.username == username
+    # A success clears the count: four more failures do not lock.
+    for _ in range(auth.MAX_FAILURES - 1):
+        with pytest.raises(auth.BadCredentialsError):
+            auth.authenticate(conn, username, "wrong", now=NOW + timedelta(minutes=20))
+
+
+def test_failures_interrupted_by_a_success_do_not_add_up(conn: psycopg.Connection[Any]) -> None:
+    username = _account(conn)
+    for _ in range(3):
+        with pytest.raises(auth.BadCredentialsError):
+            auth.authenticate(conn, username, "wrong", now=NOW)
+    auth.authenticate(conn, username, PASSWORD, now=NOW)
+    for _ in range(3):
+        with pytest.raises(auth.BadCredentialsError):
+            auth.authenticate(conn, username, "wrong", now=NOW)
+    assert accounts.get_account(conn, username).failed_attempts == 3
+
+
+def test_an_administrator_lock_holds_until_unlocked(conn: psycopg.Connection[Any]) -> None:
+    username = _account(conn)
+    accounts.set_disabled(conn, username, disabled=True)
+    with pytest.raises(auth.DisabledError):
+        auth.authenticate(conn, username, PASSWORD, now=NOW + timedelta(days=30))
+    accounts.set_disabled(conn, username, disabled=False)
+    assert auth.authenticate(conn, username, PASSWORD, now=NOW).username == username
+
+
+def test_an_outdated_hash_is_replaced_on_login(conn: psycopg.Connection[Any]) -> None:
+    username = _account(conn)
+    weak = argon2.PasswordHasher(time_cost=1, memory_cost=8, parallelism=1).hash(PASSWORD)
+    accounts.set_password_hash(conn, username, weak)
+    auth.authenticate(conn, username, PASSWORD, now=NOW)
+    (stored,) = conn.execute(
+        "SELECT password_hash FROM account WHERE username = %s", (username,)
+    ).fetchone() or ("",)
+    assert stored != weak
+    assert not argon2.PasswordHasher().check_needs_rehash(stored)
+
+
+def test_short_passwords_and_bad_usernames_are_refused() -> None:
+    with pytest.raises(auth.WeakPasswordError):
+        auth.hash_password("short")
+    with pytest.raises(AccountError, match="username"):
+        accounts.check_username("Robert'); DROP TABLE account;--")
+
+
+def test_an_account_names_the_person_its_role_needs(conn: psycopg.Connection[Any]) -> None:
+    with pytest.raises(AccountError, match="clinician account names one clinician"):
+        accounts.create_account(
+            conn, username="nobody", role=Role.CLINICIAN, password_hash=auth.hash_password(PASSWORD)
+        )
+    with pytest.raises(AccountError, match="no such clinician"):
+        accounts.create_account(
+            conn,
+            username="ghost",
+            role=Role.CLINICIAN,
+            clinician_id=10**9,
+            password_hash=auth.hash_password(PASSWORD),
+        )
+
+
+def test_the_dashboard_role_reaches_accounts_only_through_the_login_functions(
+    conn: psycopg.Connection[Any],
+) -> None:
+    username = _account(conn)
+    conn.execute("SET ROLE paceline_dashboard")
+    try:
+        assert accounts.login_lookup(conn, username) is not None
+        with pytest.raises(psycopg.errors.InsufficientPrivilege):
+            conn.execute("SELECT count(*) FROM account")
+        conn.rollback()
+        conn.execute("SET ROLE paceline_clinician")
+        with pytest.raises(psycopg.errors.InsufficientPrivilege):
+            conn.execute("SELECT * FROM paceline_login_lookup(%s)", (username,))
+    finally:
+        conn.rollback()
+        conn.execute("RESET ROLE")
+
+
+def test_idle_timeout_comes_from_the_environment() -> None:
+    assert auth.idle_timeout({}) == timedelta(minutes=30)
+    assert auth.idle_timeout({"PACELINE_DASHBOARD_IDLE_TIMEOUT": "5"}) == timedelta(minutes=5)
+    with pytest.raises(ValueError, match="PACELINE_DASHBOARD_IDLE_TIMEOUT"):
+        auth.idle_timeout({"PACELINE_DASHBOARD_IDLE_TIMEOUT": "soon"})
+    session = auth.Session(auth.Identity(1, "a", Role.ADMIN, "A"), last_seen=NOW)
+    assert not session.expired(NOW + timedelta(minutes=30), timedelta(minutes=30))
+    assert session.expired(NOW + timedelta(minutes=31), timedelta(minutes=30))
+
+
+# The `paceline accounts` command -------------------------------------------------------------
+
+
+def _cli(monkeypatch: pytest.MonkeyPatch, dsn: str, argv: list[str], stdin: str = "") -> int:
+    monkeypatch.setenv("PACELINE_DATABASE_URL", dsn)
+    monkeypatch.setattr("sys.stdin", io.StringIO(stdin))
+    return main(argv)
+
+
+def test_accounts_command_adds_lists_locks_and_changes_passwords(
+    db_dsn: str, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with connect(db_dsn) as c:
+        clinician_id = _clinician(c)
+    add = ["accounts", "add", "dr.lee", "--role", "clinician", "--clinician", str(clinician_id)]
+    assert _cli(monkeypatch, db_dsn, [*add, "--password-stdin"], PASSWORD + "\n") == 0
+    assert _cli(monkeypatch, db_dsn, [*add, "--password-stdin"], PASSWORD + "\n") == 2
+    assert "already taken" in capsys.readouterr().err
+    assert _cli(monkeypatch, db_dsn, ["accounts", "lock", "dr.lee"]) == 0
+    capsys.readouterr()
+    assert _cli(monkeypatch, db_dsn, ["accounts", "list", "--json"]) == 0
+    rows = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    lee = next(r for r in rows if r["username"] == "dr.lee")
+    assert lee["role"] == "clinician" and lee["clinician_id"] == clinician_id
+    assert lee["state"] == "locked"
+    assert _cli(monkeypatch, db_dsn, ["accounts", "lock", "dr.lee", "--unlock"]) == 0
+    new = "another long passphrase"
+    assert (
+        _cli(monkeypatch, db_dsn, ["accounts", "passwd", "dr.lee", "--password-stdin"], new + "\n")
+        == 0
+    )
+    with connect(db_dsn) as c:
+        assert auth.authenticate(c, "dr.lee", new, now=NOW).clinician_id == clinician_id
+        with pytest.raises(auth.BadCredentialsError):
+            auth.authenticate(c, "dr.lee", PASSWORD, now=NOW)
+    capsys.readouterr()
+    assert _cli(monkeypatch, db_dsn, ["accounts", "list"]) == 0
+    assert "dr.lee" in capsys.readouterr().out
+
+
+def test_accounts_command_refuses_a_weak_password_and_an_unknown_login(
+    db_dsn: str, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    argv = ["accounts", "add", "root.admin", "--role", "admin", "--password-stdin"]
+    assert _cli(monkeypatch, db_dsn, argv, "short\n") == 2
+    assert "at least 10 characters" in capsys.readouterr().err
+    assert _cli(monkeypatch, db_dsn, ["accounts", "lock", "nobody"]) == 2
+    assert "no such account" in capsys.readouterr().err
