@@ -13,7 +13,8 @@ import pytest
 from paceline.signal.simulate import SimulatedDay, simulate_day
 from paceline.signal.timebase import FloatArray, IntArray
 
-FITBIT_CSV = Path("/work/shared/data/fitbit-heartrate-5s-one-user.csv")
+FITBIT_CSV = Path(__file__).resolve().parent.parent / "data" / "fitbit-heartrate-5s-one-user.csv"
+"""Kept in the repository with its source and licence (tests/data/README.md)."""
 US_PER_DAY = 86_400_000_000
 
 
@@ -43,8 +44,6 @@ def _load_fitbit() -> FitbitHR:
 @pytest.fixture(scope="session")
 def fitbit() -> FitbitHR:
     """Real wrist heart rate of one Fitbit user, ~5 s spacing, three days with gaps."""
-    if not FITBIT_CSV.exists():
-        pytest.skip(f"{FITBIT_CSV} is not available")
     return _load_fitbit()
 
 
