@@ -8,22 +8,14 @@ import sys
 from collections.abc import Callable, Sequence
 
 from paceline.cli import accounts, db, devices, ingest, metrics, scheduler
-from paceline.cli.settings import DOCUMENTED, Settings, SettingsError
+from paceline.cli.settings import Settings, SettingsError, help_lines
 from paceline.store.errors import StoreError
 
 Handler = Callable[[argparse.Namespace, Settings], int]
 
 
 def _epilog() -> str:
-    lines = ["environment variables:"]
-    lines += [
-        f"  {name:<26} {meaning} (default: {default})"
-        for name, default, meaning in (
-            *DOCUMENTED,
-            *scheduler.SCHEDULER_SETTINGS,
-        )
-    ]
-    return "\n".join(lines)
+    return "\n".join(help_lines())
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -18,7 +18,7 @@ from typing import Any
 import psycopg
 
 from paceline.cli.database import database_dsn
-from paceline.cli.settings import Settings, parse_duration
+from paceline.cli.settings import Settings, help_lines, parse_duration, settings_read_by
 from paceline.pacing.scheduler import (
     DEFAULT_EVALUATE_EVERY,
     DEFAULT_ROLLUP_EVERY,
@@ -31,16 +31,10 @@ from paceline.pacing.scheduler import (
 from paceline.store.connection import connect
 from paceline.store.status import database_status
 
-# (name, default shown in --help, meaning); read here because `Settings` is shared.
-SCHEDULER_SETTINGS: tuple[tuple[str, str, str], ...] = (
-    ("PACELINE_ROLLUP_EVERY", "5min", "how often the leader recomputes daily metrics"),
-    ("PACELINE_EVALUATE_EVERY", "1h", "how often the leader evaluates every patient"),
-    (
-        "PACELINE_STANDBY_POLL",
-        "10s",
-        "how often a standby tries to take over (and the leader checks its lock)",
-    ),
+SCHEDULER_SETTINGS: tuple[tuple[str, str, str], ...] = tuple(
+    (s.name, s.default, s.meaning) for s in settings_read_by("scheduler")
 )
+"""The scheduler's own rows of the settings table, as (name, default, meaning)."""
 #: How often the main thread wakes while waiting for a signal (only to stay responsive).
 _WAKE_S = 1.0
 
@@ -80,12 +74,8 @@ def _epilog() -> str:
         "Ctrl-C stops an instance cleanly and releases the lock. --once needs no lock: both",
         "jobs are idempotent and serialise themselves.",
         "",
-        "environment variables:",
     ]
-    lines += [
-        f"  {name:<26} {meaning} (default: {default})"
-        for name, default, meaning in SCHEDULER_SETTINGS
-    ]
+    lines += help_lines(("scheduler",))
     return "\n".join(lines)
 
 

@@ -8,6 +8,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
+from typing import Final
 
 from paceline.store.embedded import default_data_dir
 
@@ -21,17 +22,112 @@ class SettingsError(ValueError):
         super().__init__(f"{name}={value!r}: {reason}")
 
 
-# (name, default shown in --help, meaning)
-DOCUMENTED: tuple[tuple[str, str, str], ...] = (
-    ("PACELINE_DATABASE_URL", "unset: embedded PostgreSQL", "PostgreSQL server to use"),
-    ("PACELINE_DATA_DIR", str(default_data_dir()), "where the embedded database and spool live"),
-    ("PACELINE_COMPRESS_AFTER", "7d", "TimescaleDB: compress sample chunks older than this"),
-    (
+@dataclass(frozen=True)
+class Setting:
+    """One `PACELINE_*` environment variable: its default as --help shows it, and who reads it."""
+
+    name: str
+    default: str
+    meaning: str
+    read_by: str
+
+
+READ_BY: Final = {
+    "paceline": "every command",
+    "scheduler": "paceline scheduler",
+    "dashboard": "the dashboard (streamlit run dashboard/streamlit_app.py)",
+    "tests": "the test suite (python3 dev.py test)",
+    "compose": "docker-compose.yml only",
+}
+"""Who reads the settings of each group, in the order --help lists them."""
+
+SETTINGS: Final[tuple[Setting, ...]] = (
+    Setting(
+        "PACELINE_DATABASE_URL",
+        "unset: embedded PostgreSQL",
+        "PostgreSQL server to use (postgresql://...)",
+        "paceline",
+    ),
+    Setting(
+        "PACELINE_DATA_DIR",
+        str(default_data_dir()),
+        "where the embedded database (pgdata/), the spool (spool/) and the demo log live",
+        "paceline",
+    ),
+    Setting(
+        "PACELINE_COMPRESS_AFTER",
+        "7d",
+        "TimescaleDB: compress sample chunks older than this",
+        "paceline",
+    ),
+    Setting(
         "PACELINE_RETENTION",
         "unset: keep forever",
         "TimescaleDB: drop sample chunks older than this",
+        "paceline",
+    ),
+    Setting(
+        "PACELINE_ROLLUP_EVERY",
+        "5min",
+        "how often the leader recomputes daily metrics",
+        "scheduler",
+    ),
+    Setting(
+        "PACELINE_EVALUATE_EVERY",
+        "1h",
+        "how often the leader evaluates every patient",
+        "scheduler",
+    ),
+    Setting(
+        "PACELINE_STANDBY_POLL",
+        "10s",
+        "how often a standby tries to take over (and the leader checks its lock)",
+        "scheduler",
+    ),
+    Setting(
+        "PACELINE_DASHBOARD_IDLE_TIMEOUT",
+        "30",
+        "minutes without activity after which a dashboard login ends",
+        "dashboard",
+    ),
+    Setting(
+        "PACELINE_TEST_DSN",
+        "unset: an embedded server per test session",
+        "the PostgreSQL server the test suite uses (must allow CREATE DATABASE and roles)",
+        "tests",
+    ),
+    Setting(
+        "PACELINE_DB_PASSWORD",
+        "none: must be set",
+        "password of the paceline database user of the compose deployment",
+        "compose",
     ),
 )
+"""Every `PACELINE_*` variable anything in the repository reads; `paceline --help` prints it.
+
+A test greps the repository for `PACELINE_` names and fails on one missing here.
+"""
+
+
+def settings_read_by(group: str) -> tuple[Setting, ...]:
+    """The settings one part of Paceline reads (a key of `READ_BY`)."""
+    if group not in READ_BY:
+        raise ValueError(f"unknown settings group {group!r}; known: {', '.join(READ_BY)}")
+    return tuple(setting for setting in SETTINGS if setting.read_by == group)
+
+
+def help_lines(groups: tuple[str, ...] = tuple(READ_BY)) -> list[str]:
+    """The settings table as --help prints it, one heading per group."""
+    lines: list[str] = []
+    for group in groups:
+        if lines:
+            lines.append("")
+        lines.append(f"environment variables read by {READ_BY[group]}:")
+        lines += [
+            f"  {s.name:<26} {s.meaning} (default: {s.default})" for s in settings_read_by(group)
+        ]
+    return lines
+
 
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(s|sec|m|min|h|hours?|d|days?|w|weeks?)\s*$", re.I)
 _UNIT_S = {"s": 1, "sec": 1, "m": 60, "min": 60, "h": 3600, "d": 86400, "w": 604800}
