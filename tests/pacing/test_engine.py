@@ -20,6 +20,7 @@ from paceline.pacing.replay import store_sim_day as insert_sim_day
 from paceline.pacing.simulate import SimDay
 from paceline.store import connect, registry
 from paceline.store.access import clinician_session
+from paceline.store.identity import IdentityKey
 
 START = date(2026, 3, 2)
 
@@ -299,6 +300,8 @@ def test_two_workers_evaluating_the_same_patient_day_write_one_outcome(db_dsn: s
 
 def test_a_clinician_session_changes_only_plans_of_its_care_team(
     conn: psycopg.Connection[Any],
+    dashboard_conn: psycopg.Connection[Any],
+    identity_key: IdentityKey,
 ) -> None:
     mine, theirs = enrol(conn), enrol(conn)
     dr = clinician(conn)
@@ -306,11 +309,13 @@ def test_a_clinician_session_changes_only_plans_of_its_care_team(
     conn.commit()
     run(conn, mine, [40] * 6)
     run(conn, theirs, [40] * 6)
-    with clinician_session(conn, dr):
-        new = planning.set_plan(conn, mine, clinician_id=dr, reason="review", quota=30.0)
-        seen = conn.execute("SELECT DISTINCT patient_id FROM flare_risk").fetchall()
+    with clinician_session(dashboard_conn, dr, key=identity_key) as session:
+        new = planning.set_plan(session, mine, clinician_id=dr, reason="review", quota=30.0)
+        seen = session.execute("SELECT DISTINCT patient_id FROM flare_risk").fetchall()
     assert new.quota == 30.0
     assert seen == [(mine,)]
-    with pytest.raises(UnknownPatientError), clinician_session(conn, dr):
-        planning.set_plan(conn, theirs, clinician_id=dr, reason="not mine", quota=30.0)
-    conn.rollback()
+    with (
+        pytest.raises(UnknownPatientError),
+        clinician_session(dashboard_conn, dr, key=identity_key) as session,
+    ):
+        planning.set_plan(session, theirs, clinician_id=dr, reason="not mine", quota=30.0)

@@ -1,8 +1,16 @@
-"""Clinician sessions under row-level security, and the audit log.
+"""Person sessions under row-level security, and the audit log.
 
-A clinician's queries run inside a transaction that has switched to the
-`paceline_clinician` role with `paceline.clinician_id` set; the policies of
-migration 0003 then show only the patients on that clinician's care team.
+A person's queries run in one transaction that has switched to the person's
+role (`paceline_clinician` or `paceline_patient`) and carries a signed,
+expiring identity token for this connection (`paceline.store.identity`). The
+policies of migration 0008 verify the token and show only what that person may
+see: a clinician their care team's patients, a patient themself.
+
+The connection must log in as a role that cannot leave the person role for
+anything stronger (`paceline_dashboard`): `RESET ROLE` or `SET SESSION
+AUTHORIZATION DEFAULT` inside the session then only lands in a role with no
+privileges. A session on a superuser or owner connection would be escapable,
+so it is refused.
 """
 
 from __future__ import annotations
@@ -10,37 +18,106 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Any
+from typing import Any, Final
 
 import psycopg
+from psycopg import sql
+from psycopg.pq import TransactionStatus
 
-CLINICIAN_ROLE = "paceline_clinician"
+from paceline.store import roles
+from paceline.store.errors import StoreError
+from paceline.store.identity import DEFAULT_TTL_S, IdentityKey, Kind
+
+CLINICIAN_ROLE: Final = roles.CLINICIAN
+PATIENT_ROLE: Final = roles.PATIENT
+_ROLE_OF: Final[dict[str, str]] = {"clinician": CLINICIAN_ROLE, "patient": PATIENT_ROLE}
+
+
+class PersonSessionError(StoreError):
+    """A person session cannot be opened safely on this connection."""
 
 
 @contextmanager
 def clinician_session(
-    conn: psycopg.Connection[Any], clinician_id: int
+    conn: psycopg.Connection[Any],
+    clinician_id: int,
+    *,
+    key: IdentityKey,
+    ttl_s: int = DEFAULT_TTL_S,
 ) -> Iterator[psycopg.Connection[Any]]:
     """A transaction in which `conn` sees only `clinician_id`'s care team."""
-    with conn.transaction():
-        conn.execute(f"SET LOCAL ROLE {CLINICIAN_ROLE}")
-        conn.execute("SELECT set_config('paceline.clinician_id', %s, true)", (str(clinician_id),))
+    with _person_session(conn, "clinician", clinician_id, key, ttl_s):
         yield conn
+
+
+@contextmanager
+def patient_session(
+    conn: psycopg.Connection[Any],
+    patient_id: int,
+    *,
+    key: IdentityKey,
+    ttl_s: int = DEFAULT_TTL_S,
+) -> Iterator[psycopg.Connection[Any]]:
+    """A transaction in which `conn` sees only patient `patient_id`'s own data."""
+    with _person_session(conn, "patient", patient_id, key, ttl_s):
+        yield conn
+
+
+@contextmanager
+def _person_session(
+    conn: psycopg.Connection[Any], kind: Kind, person_id: int, key: IdentityKey, ttl_s: int
+) -> Iterator[None]:
+    status = conn.info.transaction_status
+    if status != TransactionStatus.IDLE:
+        # SET LOCAL lasts until the outer transaction ends, not until a
+        # savepoint is released: nested, the person role and identity would
+        # outlive the block. Refuse rather than leak them.
+        raise PersonSessionError(
+            f"a {kind} session needs a connection with no open transaction"
+            f" (it is {status.name.lower()}); commit or roll back first"
+        )
+    row = conn.execute(
+        "SELECT rolsuper OR rolbypassrls OR pg_has_role(session_user, %s, 'MEMBER')"
+        " FROM pg_roles WHERE rolname = session_user",
+        (roles.OWNER,),
+    ).fetchone()
+    if not conn.autocommit:
+        conn.rollback()  # the check opened a transaction; the session needs its own
+    if row is None or row[0]:
+        raise PersonSessionError(
+            f"{conn.info.user!r} can leave a person role for a privileged one; open {kind}"
+            f" sessions on a connection that logs in as {roles.DASHBOARD}"
+        )
+    token = key.sign(kind, person_id, backend_pid=conn.info.backend_pid, ttl_s=ttl_s)
+    with conn.transaction():
+        conn.execute(sql.SQL("SET LOCAL ROLE {}").format(sql.Identifier(_ROLE_OF[kind])))
+        conn.execute("SELECT set_config('paceline.identity', %s, true)", (token,))
+        yield
 
 
 def audit(
     conn: psycopg.Connection[Any],
     *,
-    actor: str,
     action: str,
     obj: str,
+    actor: str | None = None,
     patient_id: int | None = None,
     clinician_id: int | None = None,
     detail: dict[str, Any] | None = None,
 ) -> None:
-    """Append one entry to the audit log (who did what to which patient's data)."""
-    conn.execute(
-        "INSERT INTO audit_log (actor, clinician_id, patient_id, action, object, detail)"
-        " VALUES (%s, %s, %s, %s, %s, %s::jsonb)",
-        (actor, clinician_id, patient_id, action, obj, json.dumps(detail or {})),
-    )
+    """Append one entry to the audit log (who did what to which patient's data).
+
+    In a person session `actor` may be left out: it is then the verified
+    person ('clinician:<id>' or 'patient:<id>'), which is also the only actor
+    the policies accept from a person.
+    """
+    try:
+        conn.execute(
+            "INSERT INTO audit_log (actor, clinician_id, patient_id, action, object, detail)"
+            " VALUES (coalesce(%s, paceline_identity_actor()), %s, %s, %s, %s, %s::jsonb)",
+            (actor, clinician_id, patient_id, action, obj, json.dumps(detail or {})),
+        )
+    except psycopg.errors.NotNullViolation as exc:
+        raise PersonSessionError(
+            "an audit entry needs an actor: pass actor= outside a person session"
+        ) from exc

@@ -4,15 +4,19 @@ from __future__ import annotations
 
 import hashlib
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import timedelta
 from importlib import resources
 from typing import Any
 
 import psycopg
+from psycopg import sql
+from psycopg.pq import TransactionStatus
 
-from paceline.store import timescale
+from paceline.store import roles, timescale
 from paceline.store.errors import MigrationError
+from paceline.store.identity import IdentityKey, install_key
 
 # pg_advisory_lock key shared by every Paceline process that migrates: the
 # ASCII of "pace" so that it is recognisable in pg_locks.
@@ -71,18 +75,40 @@ def migrate(
     *,
     compress_after: timedelta = timescale.DEFAULT_COMPRESS_AFTER,
     retention: timedelta | None = None,
+    identity_key: IdentityKey | None = None,
+    passwords: Mapping[str, str] | None = None,
 ) -> MigrationResult:
     """Bring the schema up to date, then set up TimescaleDB features if the server has them.
 
     Safe to run twice and from several processes at once: the work happens
     under a session advisory lock, and each migration commits in its own
     transaction together with its row in `schema_migrations`.
+
+    Run by a superuser, it first sets up the roles (`roles.bootstrap`, with
+    `passwords` for the LOGIN roles) and hands any object a superuser created
+    earlier to `paceline_owner`. Run by `paceline_migrate`, it needs that done
+    once. Either way the migrations themselves run as `paceline_owner`, so
+    everything they create belongs to it. `identity_key`, when given, becomes
+    the key that person identity tokens are verified with.
     """
     if not conn.autocommit:
         raise MigrationError("migrate() needs a connection in autocommit mode")
     migrations = load_migrations()
+    superuser = roles.is_superuser(conn)
+    if superuser:
+        roles.bootstrap(conn, passwords=passwords)
+        ts_ready = timescale.enable_extension(conn)
+    elif not _can_become_owner(conn):
+        raise MigrationError(
+            f"{conn.info.user!r} cannot migrate: migrations run as {roles.OWNER}, which only"
+            f" {roles.MIGRATE} or a superuser can become; the first migration of a server"
+            " needs a superuser to set up the roles"
+        )
     conn.execute("SELECT pg_advisory_lock(%s)", (MIGRATION_LOCK_KEY,))
     try:
+        if superuser:
+            _adopt_objects(conn)
+        conn.execute(sql.SQL("SET ROLE {}").format(sql.Identifier(roles.OWNER)))
         conn.execute(
             """
             CREATE TABLE IF NOT EXISTS schema_migrations (
@@ -111,13 +137,58 @@ def migrate(
                     f"migration {migration.version:04d}_{migration.name} failed: {exc}"
                 ) from exc
             applied.append(migration.version)
+        if identity_key is not None:
+            install_key(conn, identity_key)
         try:
             ts_state = timescale.configure(conn, compress_after=compress_after, retention=retention)
         except psycopg.Error as exc:
             raise MigrationError(f"setting up TimescaleDB failed: {exc}") from exc
+        if superuser and not ts_state.active and ts_ready.reason != ts_state.reason:
+            ts_state = ts_ready  # the administrator's reason, not the owner's "permission denied"
     finally:
-        conn.execute("SELECT pg_advisory_unlock(%s)", (MIGRATION_LOCK_KEY,))
+        if not conn.closed and conn.info.transaction_status == TransactionStatus.IDLE:
+            conn.execute("RESET ROLE")
+            conn.execute("SELECT pg_advisory_unlock(%s)", (MIGRATION_LOCK_KEY,))
     return MigrationResult(tuple(applied), migrations[-1].version, ts_state)
+
+
+def _can_become_owner(conn: psycopg.Connection[Any]) -> bool:
+    row = conn.execute(
+        "SELECT to_regrole(%s) IS NOT NULL AND pg_has_role(session_user, %s, 'MEMBER')",
+        (roles.OWNER, roles.OWNER),
+    ).fetchone()
+    return bool(row and row[0])
+
+
+def _adopt_objects(conn: psycopg.Connection[Any]) -> None:
+    """Give `paceline_owner` what a superuser created in schema public before roles existed."""
+    rows = conn.execute(
+        """
+        SELECT CASE c.relkind WHEN 'v' THEN 'VIEW' WHEN 'S' THEN 'SEQUENCE' ELSE 'TABLE' END,
+               c.oid::regclass::text
+        FROM pg_class c
+        WHERE c.relnamespace = 'public'::regnamespace
+          AND c.relkind IN ('r', 'p', 'v')
+          AND c.relowner <> to_regrole(%(owner)s)
+          AND NOT EXISTS (SELECT 1 FROM pg_depend d WHERE d.classid = 'pg_class'::regclass
+                          AND d.objid = c.oid AND d.deptype = 'e')
+        UNION ALL
+        SELECT 'FUNCTION', p.oid::regprocedure::text
+        FROM pg_proc p
+        WHERE p.pronamespace = 'public'::regnamespace
+          AND p.proowner <> to_regrole(%(owner)s)
+          AND NOT EXISTS (SELECT 1 FROM pg_depend d WHERE d.classid = 'pg_proc'::regclass
+                          AND d.objid = p.oid AND d.deptype = 'e')
+        """,
+        {"owner": roles.OWNER},
+    ).fetchall()
+    for kind, name in rows:
+        # `name` comes from regclass/regprocedure output, which quotes as needed.
+        conn.execute(
+            sql.SQL("ALTER {} {} OWNER TO {}").format(
+                sql.SQL(kind), sql.SQL(name), sql.Identifier(roles.OWNER)
+            )
+        )
 
 
 def _check_applied(migrations: list[Migration], done: dict[int, str]) -> None:

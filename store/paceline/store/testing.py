@@ -8,6 +8,8 @@ directory for the session and deletes it afterwards.
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import logging
 import os
 import re
@@ -19,17 +21,34 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Final
 
 import psycopg
 import pytest
 from psycopg import sql
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
+from paceline.store import roles
 from paceline.store.connection import connect
 from paceline.store.embedded import EmbeddedServer, bin_path
+from paceline.store.identity import IdentityKey
 from paceline.store.migrate import migrate
 from paceline.store.timescale import probe
+
+#: The identity key every test database verifies person tokens with.
+TEST_IDENTITY_KEY: Final = IdentityKey.generate()
+
+
+def role_password(server_dsn: str, role: str) -> str:
+    """The password of `role` on a test server (derived, so parallel runs agree on it)."""
+    server = conninfo_to_dict(server_dsn)
+    seed = f"{server.get('host')}:{server.get('port')}:{server.get('password')}"
+    return hmac.new(seed.encode(), role.encode(), hashlib.sha256).hexdigest()
+
+
+def role_passwords(server_dsn: str) -> dict[str, str]:
+    """Passwords of every service role on a test server."""
+    return {role: role_password(server_dsn, role) for role in roles.SERVICE_ROLES}
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -66,7 +85,7 @@ def temporary_database(
     try:
         if migrated:
             with connect(dsn, autocommit=True) as conn:
-                migrate(conn)
+                migrate(conn, identity_key=TEST_IDENTITY_KEY, passwords=role_passwords(server_dsn))
         yield dsn
     finally:
         with connect(server_dsn, autocommit=True) as admin:
@@ -97,6 +116,30 @@ def db_dsn(pg_server_dsn: str, request: pytest.FixtureRequest) -> Iterator[str]:
 def conn(db_dsn: str) -> Iterator[psycopg.Connection[Any]]:
     """A connection to the module's database, closed after the test."""
     with connect(db_dsn) as c:
+        yield c
+
+
+def service_dsn(dsn: str, role: str) -> str:
+    """`dsn` (a test database) logged in as the service role `role`."""
+    return roles.role_dsn(dsn, role, role_password(dsn, role))
+
+
+@pytest.fixture
+def identity_key() -> IdentityKey:
+    """The key the test databases verify person identity tokens with."""
+    return TEST_IDENTITY_KEY
+
+
+@pytest.fixture(scope="module")
+def dashboard_dsn(db_dsn: str) -> str:
+    """The module's database, logged in as `paceline_dashboard` (for person sessions)."""
+    return service_dsn(db_dsn, roles.DASHBOARD)
+
+
+@pytest.fixture
+def dashboard_conn(dashboard_dsn: str) -> Iterator[psycopg.Connection[Any]]:
+    """A connection as `paceline_dashboard`, closed after the test."""
+    with connect(dashboard_dsn) as c:
         yield c
 
 

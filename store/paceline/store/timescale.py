@@ -74,22 +74,29 @@ def configure(
     Idempotent: policies are replaced only when their interval changed.
     `conn` must be in autocommit mode.
     """
-    state = probe(conn)
-    if not state.available:
-        return state
+    state = enable_extension(conn)
     if not state.active:
-        try:
-            conn.execute("CREATE EXTENSION IF NOT EXISTS timescaledb")
-        except psycopg.Error as exc:
-            # Typically "must be preloaded": the server has the files but not
-            # shared_preload_libraries = 'timescaledb'. Plain tables still work.
-            reason = str(exc).strip().splitlines()[0]
-            logger.warning("TimescaleDB is installed but cannot be used: %s", reason)
-            return TimescaleState(True, False, state.version, f"cannot be enabled: {reason}")
-        state = probe(conn)
+        return state
     for table in SAMPLE_TABLES:
         _make_hypertable(conn, table, compress_after, retention)
     return state
+
+
+def enable_extension(conn: psycopg.Connection[Any]) -> TimescaleState:
+    """Create the extension in this database if the server offers it (needs a superuser)."""
+    state = probe(conn)
+    if not state.available or state.active:
+        return state
+    try:
+        with conn.transaction():
+            conn.execute("CREATE EXTENSION IF NOT EXISTS timescaledb")
+    except psycopg.Error as exc:
+        # Typically "must be preloaded": the server has the files but not
+        # shared_preload_libraries = 'timescaledb'. Plain tables still work.
+        reason = str(exc).strip().splitlines()[0]
+        logger.warning("TimescaleDB is installed but cannot be used: %s", reason)
+        return TimescaleState(True, False, state.version, f"cannot be enabled: {reason}")
+    return probe(conn)
 
 
 def _make_hypertable(

@@ -1,0 +1,201 @@
+"""Every table, view and function follows the security model, including ones added later.
+
+A new table fails here until it is given an owner, row security and grants
+that agree with the model: add it to `GRANTS` below with what each role may
+do, and say in the migration why.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import psycopg
+
+from paceline.store import roles
+
+#: Relation -> role (without the paceline_ prefix) -> privileges. Nothing else is granted.
+GRANTS: dict[str, dict[str, str]] = {
+    "account": {},
+    "alert": {"clinician": "INSERT,SELECT,UPDATE", "worker": "DELETE,INSERT,SELECT,UPDATE"},
+    "audit_log": {"clinician": "INSERT", "patient": "INSERT", "worker": "INSERT"},
+    "care_team": {"clinician": "SELECT", "worker": "SELECT"},
+    "clinician": {"clinician": "SELECT", "worker": "SELECT"},
+    "clinician_hr_sample": {"clinician": "SELECT", "patient": "SELECT"},
+    "clinician_rr_interval": {"clinician": "SELECT", "patient": "SELECT"},
+    "clinician_step_sample": {"clinician": "SELECT", "patient": "SELECT"},
+    "daily_metrics": {
+        "clinician": "SELECT",
+        "patient": "SELECT",
+        "worker": "DELETE,INSERT,SELECT,UPDATE",
+    },
+    "device": {"clinician": "SELECT", "ingest": "SELECT", "patient": "SELECT", "worker": "SELECT"},
+    "exposure_item": {"clinician": "INSERT,SELECT,UPDATE", "patient": "SELECT", "worker": "SELECT"},
+    "exposure_session": {
+        "clinician": "INSERT,SELECT,UPDATE",
+        "patient": "INSERT,SELECT,UPDATE",
+        "worker": "SELECT",
+    },
+    "flag": {"clinician": "INSERT,SELECT,UPDATE", "worker": "DELETE,INSERT,SELECT,UPDATE"},
+    "flare_risk": {
+        "clinician": "SELECT",
+        "patient": "SELECT",
+        "worker": "DELETE,INSERT,SELECT,UPDATE",
+    },
+    "hr_sample": {"ingest": "INSERT,SELECT", "worker": "SELECT"},
+    "ingest_batch": {"ingest": "INSERT,SELECT,UPDATE", "worker": "SELECT"},
+    "ingest_quarantine": {"ingest": "INSERT,SELECT"},
+    "paceline_identity_key": {},
+    "pacing_plan": {
+        "clinician": "INSERT,SELECT,UPDATE",
+        "patient": "SELECT",
+        "worker": "DELETE,INSERT,SELECT,UPDATE",
+    },
+    "patient": {"clinician": "SELECT", "patient": "SELECT", "worker": "SELECT"},
+    "questionnaire_response": {
+        "clinician": "INSERT,SELECT,UPDATE",
+        "patient": "INSERT,SELECT",
+        "worker": "SELECT",
+    },
+    "rr_interval": {"ingest": "INSERT,SELECT", "worker": "SELECT"},
+    "sample_span": {"ingest": "INSERT", "worker": "DELETE,INSERT,SELECT,UPDATE"},
+    "schema_migrations": {"ingest": "SELECT", "worker": "SELECT"},
+    "self_report": {
+        "clinician": "INSERT,SELECT,UPDATE",
+        "patient": "INSERT,SELECT",
+        "worker": "SELECT",
+    },
+    "step_sample": {"ingest": "INSERT,SELECT", "worker": "SELECT"},
+}
+COLUMN_GRANTS = {("device", "last_seen", "paceline_ingest", "UPDATE")}
+#: Tables people never read directly (TimescaleDB forbids row security on compressed
+#: hypertables), and the key table nobody but the owner reads: no row security needed.
+WITHOUT_ROW_SECURITY = {"hr_sample", "rr_interval", "step_sample", "paceline_identity_key"}
+#: Functions that run with the owner's rights, each reviewed: they reveal only
+#: what the verified identity may see, or write only what the owner allows.
+SECURITY_DEFINER = {
+    "paceline_verified_person(text)",
+    "paceline_clinician_patients()",
+    "paceline_may_see(bigint)",
+    "paceline_login_lookup(text)",
+    "paceline_login_outcome(bigint,boolean,timestamp with time zone,integer,interval,text)",
+}
+PERSON_AND_SERVICE_ROLES = (*roles.PERSON_ROLES, *roles.SERVICE_ROLES)
+
+
+def _relations(conn: psycopg.Connection[Any]) -> list[tuple[str, str, str, bool, bool]]:
+    rows = conn.execute(
+        "SELECT c.relname, c.relkind::text, c.relowner::regrole::text, c.relrowsecurity,"
+        " c.relforcerowsecurity FROM pg_class c WHERE c.relnamespace = 'public'::regnamespace"
+        " AND c.relkind IN ('r', 'p', 'v', 'm', 'f') ORDER BY 1"
+    ).fetchall()
+    return [(r[0], r[1], r[2], r[3], r[4]) for r in rows]
+
+
+def test_every_relation_is_known_to_the_security_model(conn: psycopg.Connection[Any]) -> None:
+    names = {r[0] for r in _relations(conn)}
+    assert sorted(names - set(GRANTS)) == [], "add new relations to GRANTS with their grants"
+    assert sorted(set(GRANTS) - names) == []
+
+
+def test_every_relation_belongs_to_the_owner(conn: psycopg.Connection[Any]) -> None:
+    wrong = {name: owner for name, _, owner, _, _ in _relations(conn) if owner != roles.OWNER}
+    assert wrong == {}
+
+
+def test_every_table_forces_row_level_security(conn: psycopg.Connection[Any]) -> None:
+    missing = [
+        name
+        for name, kind, _, enabled, forced in _relations(conn)
+        if kind in "rp" and name not in WITHOUT_ROW_SECURITY and not (enabled and forced)
+    ]
+    assert missing == []
+
+
+def test_grants_are_exactly_the_models(conn: psycopg.Connection[Any]) -> None:
+    rows = conn.execute(
+        "SELECT c.relname, a.grantee, string_agg(a.privilege_type, ',' ORDER BY a.privilege_type)"
+        " FROM pg_class c, aclexplode(c.relacl) a WHERE c.relnamespace = 'public'::regnamespace"
+        " AND c.relkind IN ('r', 'p', 'v', 'm', 'f') AND a.grantee <> c.relowner"
+        " GROUP BY c.relname, a.grantee"
+    ).fetchall()
+    granted: dict[str, dict[str, str]] = {name: {} for name in GRANTS}
+    for name, grantee, privileges in rows:
+        role = "PUBLIC" if grantee == 0 else _role_name(conn, grantee)
+        granted.setdefault(name, {})[role.removeprefix("paceline_")] = privileges
+    assert granted == GRANTS
+    columns = conn.execute(
+        "SELECT c.relname, a.attname, x.grantee::regrole::text, x.privilege_type"
+        " FROM pg_attribute a JOIN pg_class c ON c.oid = a.attrelid, aclexplode(a.attacl) x"
+        " WHERE c.relnamespace = 'public'::regnamespace"
+    ).fetchall()
+    assert set(columns) == COLUMN_GRANTS
+
+
+def _role_name(conn: psycopg.Connection[Any], oid: int) -> str:
+    row = conn.execute("SELECT rolname FROM pg_roles WHERE oid = %s", (oid,)).fetchone()
+    assert row is not None
+    return str(row[0])
+
+
+def test_functions_belong_to_the_owner_and_definer_rights_are_reviewed(
+    conn: psycopg.Connection[Any],
+) -> None:
+    rows = conn.execute(
+        "SELECT p.oid::regprocedure::text, p.proowner::regrole::text, p.prosecdef"
+        " FROM pg_proc p WHERE p.pronamespace = 'public'::regnamespace"
+        " AND NOT EXISTS (SELECT 1 FROM pg_depend d WHERE d.classid = 'pg_proc'::regclass"
+        " AND d.objid = p.oid AND d.deptype = 'e')"
+    ).fetchall()
+    assert {name: owner for name, owner, _ in rows if owner != roles.OWNER} == {}
+    assert {name for name, _, definer in rows if definer} == SECURITY_DEFINER
+    setter = conn.execute(
+        "SELECT has_function_privilege(r, 'paceline_set_identity_key(bytea, bytea)', 'EXECUTE')"
+        " FROM unnest(%s::text[]) r",
+        (list(PERSON_AND_SERVICE_ROLES),),
+    ).fetchall()
+    assert setter == [(False,)] * len(PERSON_AND_SERVICE_ROLES)
+
+
+def test_no_role_is_privileged_and_memberships_are_the_models(
+    conn: psycopg.Connection[Any],
+) -> None:
+    rows = conn.execute(
+        "SELECT rolname, rolsuper, rolcreaterole, rolcreatedb, rolbypassrls, rolreplication"
+        " FROM pg_roles WHERE rolname LIKE 'paceline\\_%'"
+    ).fetchall()
+    assert {r[0] for r in rows} >= {*PERSON_AND_SERVICE_ROLES, roles.OWNER}
+    assert [r[0] for r in rows if any(r[1:])] == []
+    members = conn.execute(
+        "SELECT u.rolname, r.rolname FROM pg_auth_members m JOIN pg_roles r ON r.oid = m.roleid"
+        " JOIN pg_roles u ON u.oid = m.member"
+        " WHERE u.rolname LIKE 'paceline\\_%' AND r.rolname LIKE 'paceline\\_%'"
+    ).fetchall()
+    assert set(members) == {
+        (roles.MIGRATE, roles.OWNER),
+        (roles.OWNER, roles.CLINICIAN),
+        (roles.DASHBOARD, roles.CLINICIAN),
+        (roles.DASHBOARD, roles.PATIENT),
+    }
+    inherit = dict(
+        conn.execute(
+            "SELECT rolname, rolinherit FROM pg_roles WHERE rolname = ANY(%s)",
+            ([roles.MIGRATE, roles.DASHBOARD],),
+        ).fetchall()
+    )
+    assert inherit == {roles.MIGRATE: False, roles.DASHBOARD: False}
+
+
+def test_no_chunk_grants_more_than_its_hypertable(
+    conn: psycopg.Connection[Any], require_timescaledb: None
+) -> None:
+    rows = conn.execute(
+        "SELECT c.oid::regclass::text, p.relname FROM pg_inherits i"
+        " JOIN pg_class c ON c.oid = i.inhrelid JOIN pg_class p ON p.oid = i.inhparent"
+        " WHERE p.relnamespace = 'public'::regnamespace"
+    ).fetchall()
+    for chunk, parent in rows:
+        for role in roles.PERSON_ROLES:
+            granted = conn.execute(
+                "SELECT has_table_privilege(%s, %s, 'SELECT')", (role, chunk)
+            ).fetchone()
+            assert granted == (False,), (chunk, parent, role)
