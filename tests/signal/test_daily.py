@@ -179,6 +179,30 @@ def test_a_step_only_band_still_gives_wear_activity_and_step_load(sim_day: Simul
     assert 0 < m.wear_min < 1440
 
 
+def test_a_day_reported_twice_by_one_band_counts_its_steps_once(sim_day: SimulatedDay) -> None:
+    # One-minute step rows, then the same minutes again 20 s later (a second gateway in
+    # reach of the band, or the demo run twice): each stretch of time is counted once.
+    minute = 60_000_000
+
+    def steps_only(end: np.ndarray, counts: np.ndarray) -> DailyMetrics:
+        return daily_metrics(
+            start=sim_day.start_us,
+            end=sim_day.start_us + US_PER_DAY,
+            profile=PROFILE,
+            step_time=end,
+            step_count=counts,
+            step_start=end - minute,
+        )
+
+    once = steps_only(sim_day.step_time_us, sim_day.steps)
+    assert once.steps == int(sim_day.steps.sum())
+    shifted = np.concatenate((sim_day.step_time_us, sim_day.step_time_us + 20_000_000))
+    twice = steps_only(shifted, np.tile(sim_day.steps, 2))
+    # Only the last 20 s, which the second report alone covers, add anything.
+    assert abs(twice.steps - once.steps) <= sim_day.steps[-1]
+    assert steps_only(np.tile(sim_day.step_time_us, 2), np.tile(sim_day.steps, 2)) == once
+
+
 def test_order_of_rows_and_type_of_time_do_not_matter(
     sim_day: SimulatedDay, metrics: DailyMetrics
 ) -> None:

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from paceline.signal.errors import ParameterError
 from paceline.signal.steps import cadence_band, per_minute, step_load, total
@@ -45,3 +47,85 @@ def test_step_load_by_hand() -> None:
 def test_step_load_weights_must_match_the_bands() -> None:
     with pytest.raises(ParameterError):
         step_load(np.zeros(3), weights=(1.0, 2.0))
+
+
+def _rows(first_end_s: float, n: int, steps: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """`n` back-to-back one-second intervals ending at T0 + first_end_s, each with `steps`."""
+    end = T0 + np.round((first_end_s + np.arange(n)) * S).astype(np.int64)
+    return end - S, end, np.full(n, steps)
+
+
+def test_two_reports_of_the_same_seconds_count_their_steps_once() -> None:
+    # The demo run twice: 20 minutes of 1.5 steps/s, then the same minutes again at a
+    # 0.3 s offset. One device counts each step once, so this is 90 steps/min, not 180.
+    b1, e1, s1 = _rows(1.0, 1200, 1.5)
+    b2, e2, s2 = _rows(1.3, 1200, 1.5)
+    order = np.argsort(np.concatenate((e1, e2)), kind="stable")
+    begin = np.concatenate((b1, b2))[order]
+    end = np.concatenate((e1, e2))[order]
+    steps = np.concatenate((s1, s2))[order]
+    spm = per_minute(end, steps, start_us=T0, n_minutes=21, interval_start=begin)
+    assert spm[:20] == pytest.approx(np.full(20, 90.0))
+    assert spm[20] == pytest.approx(0.3 * 1.5)  # the second run's last 0.3 s
+    assert total(spm) == 1800
+
+
+def test_partly_overlapping_reports_are_averaged_where_they_overlap() -> None:
+    # (0, 60 s] with 60 steps and (30 s, 90 s] with 90 steps: the union is 90 s long;
+    # (30, 60] carries the mean of 1 and 1.5 steps/s.
+    begin = np.array([T0, T0 + 30 * S])
+    end = np.array([T0 + 60 * S, T0 + 90 * S])
+    spm = per_minute(end, np.array([60, 90]), start_us=T0, n_minutes=2, interval_start=begin)
+    assert spm[0] == pytest.approx(30 * 1.0 + 30 * 1.25)
+    assert spm[1] == pytest.approx(30 * 1.5)
+
+
+def test_without_overlap_intervals_keep_every_step() -> None:
+    # A row longer than a minute shares its steps between the minutes it spans.
+    begin = np.array([T0 + 30 * S, T0 + 90 * S, T0 + 4 * MIN])
+    end = np.array([T0 + 90 * S, T0 + 2 * MIN, T0 + 4 * MIN])
+    spm = per_minute(end, np.array([60, 12, 7]), start_us=T0, n_minutes=5, interval_start=begin)
+    assert spm[:2] == pytest.approx([30.0, 42.0])
+    assert np.isnan(spm[2])
+    assert spm[3] == 7.0  # a row of no known length counts whole where it ends
+    assert np.isnan(spm[4])
+
+
+def test_an_interval_crossing_midnight_keeps_only_its_share_of_the_day() -> None:
+    begin = np.array([T0 - 30 * S])
+    spm = per_minute(
+        np.array([T0 + 30 * S]), np.array([60]), start_us=T0, n_minutes=1, interval_start=begin
+    )
+    assert spm[0] == pytest.approx(30.0)
+
+
+def test_an_interval_that_starts_after_it_ends_is_refused() -> None:
+    with pytest.raises(ParameterError, match="interval_start"):
+        per_minute(
+            np.array([T0 + S]), np.array([1]), start_us=T0, n_minutes=1, interval_start=[T0 + 2 * S]
+        )
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    lengths=st.lists(st.integers(1, 300), min_size=1, max_size=40),
+    counts=st.lists(st.integers(0, 400), min_size=40, max_size=40),
+    copies=st.integers(2, 3),
+)
+def test_reporting_the_same_intervals_again_changes_nothing(
+    lengths: list[int], counts: list[int], copies: int
+) -> None:
+    end = T0 + np.cumsum(np.asarray(lengths, dtype=np.int64)) * S
+    begin = end - np.asarray(lengths, dtype=np.int64) * S
+    steps = np.asarray(counts[: len(lengths)], dtype=np.float64)
+    n_min = int((end[-1] - T0) // MIN) + 1
+    once = per_minute(end, steps, start_us=T0, n_minutes=n_min, interval_start=begin)
+    again = per_minute(
+        np.tile(end, copies),
+        np.tile(steps, copies),
+        start_us=T0,
+        n_minutes=n_min,
+        interval_start=np.tile(begin, copies),
+    )
+    np.testing.assert_allclose(again, once, equal_nan=True, atol=1e-6)
+    assert np.nansum(once) == pytest.approx(steps.sum())

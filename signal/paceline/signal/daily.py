@@ -291,6 +291,7 @@ def daily_metrics(
     rr_ms: npt.ArrayLike = (),
     step_time: npt.ArrayLike = (),
     step_count: npt.ArrayLike = (),
+    step_start: npt.ArrayLike | None = None,
     night: tuple[TimeLike, TimeLike] | None = None,
     config: DailyConfig | None = None,
 ) -> DailyMetrics:
@@ -301,7 +302,8 @@ def daily_metrics(
     1. heart rate: `clean.clean_hr` (contact, range, jumps), `wear.flat_mask`,
        `timebase.resample` onto a ``grid_step_s`` grid without bridging gaps longer
        than ``max_gap_s``, `timebase.per_minute`;
-    2. steps: `steps.per_minute` (row = steps of the interval ending at its time);
+    2. steps: `steps.per_minute` (row = steps of the interval ending at its time;
+       overlapping intervals of one device count their steps once);
     3. wear: `wear.wear_minutes`; heart rate outside worn minutes is discarded;
     4. anchors: HRmax from the profile (`zones.hr_max`), resting HR estimated by
        `zones.resting_hr` (reported as ``resting_hr_bpm``) and used unless the profile
@@ -328,6 +330,10 @@ def daily_metrics(
         RR intervals: time stamp and length in ms, one row per beat.
     step_time, step_count
         Step rows: time (end of the counted interval) and steps.
+    step_start
+        Optional start of each step row's interval, for rows of one device that may
+        overlap (`steps.overlap_density` counts each step once); None when the
+        intervals are not known, and then the rows must not overlap.
     night
         Optional ``(start, end)`` of the night (or morning) window for nocturnal HRV
         and to exclude sleep from sedentary bouts. Only the part inside ``[start, end)``
@@ -385,11 +391,13 @@ def daily_metrics(
     # 2. steps
     t_steps = as_epoch_us(step_time, "step_time")
     n_steps_raw = np.asarray(step_count, dtype=np.float64).reshape(-1)
+    t_begin = None if step_start is None else as_epoch_us(step_start, "step_start")
     order = time_order(t_steps)
     if order is not None:
         t_steps, n_steps_raw = t_steps[order], n_steps_raw[order]
+        t_begin = None if t_begin is None else t_begin[order]
     spm: FloatArray | None = steps.per_minute(
-        t_steps, n_steps_raw, start_us=start_us, n_minutes=n_min
+        t_steps, n_steps_raw, start_us=start_us, n_minutes=n_min, interval_start=t_begin
     )
     if spm is not None and bool(np.all(np.isnan(spm))):
         spm = None
