@@ -65,4 +65,39 @@ def test_devices_bind_assigns_a_wearable_to_a_patient(
     assert f"bound to patient {patient.patient_id}" in capsys.readouterr().out
     assert main(["devices", "list", "--bound"]) == 0
     assert "AA:BB:CC:00:11:22" in capsys.readouterr().out
-    assert main(["devices", "bind", "aa:bb:cc:00:11:23", "--patient", "999999"]) == 1
+
+
+def _registered(conn: psycopg.Connection[Any], address: str) -> bool:
+    row = conn.execute("SELECT count(*) FROM device WHERE address = %s", (address,)).fetchone()
+    conn.commit()
+    return row is not None and row[0] > 0
+
+
+def test_binding_to_an_unknown_patient_leaves_no_device_behind(
+    env: Path, conn: psycopg.Connection[Any], capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["devices", "bind", "aa:bb:cc:00:11:23", "--patient", "999999"]) == 2
+    assert "no patient 999999" in capsys.readouterr().err
+    assert not _registered(conn, "AA:BB:CC:00:11:23")
+
+
+@pytest.mark.parametrize("address", ["aa:bb:cc:00:11", "AA:BB:CC:00:11:GG", "strap-1", ""])
+def test_a_malformed_address_is_refused_and_nothing_is_written(
+    env: Path, conn: psycopg.Connection[Any], capsys: pytest.CaptureFixture[str], address: str
+) -> None:
+    patient = registry.create_patient(conn, external_ref=f"CLI-BAD-{address}", display_name="X")
+    conn.commit()
+    before = registry.list_devices(conn)
+    assert main(["devices", "bind", address, "--patient", str(patient.patient_id)]) == 2
+    assert "invalid device address" in capsys.readouterr().err
+    assert registry.list_devices(conn) == before
+
+
+def test_a_macos_device_uuid_binds(
+    env: Path, conn: psycopg.Connection[Any], capsys: pytest.CaptureFixture[str]
+) -> None:
+    patient = registry.create_patient(conn, external_ref="CLI-MAC", display_name="On a Mac")
+    conn.commit()
+    uuid = "1f2e3d4c-5b6a-4789-9abc-def012345678"
+    assert main(["devices", "bind", uuid, "--patient", str(patient.patient_id)]) == 0
+    assert _registered(conn, uuid.upper())

@@ -15,7 +15,13 @@ from paceline.devices.simulator import SimulatedBleakScanner
 from paceline.devices.transport import ScanResult, scan
 from paceline.ingest.simulation import build_fleet
 from paceline.store.connection import connect
-from paceline.store.registry import NotFoundError, bind_device, list_devices, register_device
+from paceline.store.registry import (
+    bind_device,
+    get_patient,
+    list_devices,
+    normalize_address,
+    register_device,
+)
 
 
 def register(commands: Any) -> None:
@@ -109,14 +115,16 @@ def run_scan(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def run_bind(args: argparse.Namespace, settings: Settings) -> int:
-    """Register the address if needed and bind it to the patient."""
+    """Register the address if needed and bind it to the patient, all or nothing.
+
+    A malformed address or an unknown patient raises before anything is committed
+    (`main` prints it and exits 2), so a failed bind never leaves a device behind.
+    """
+    address = normalize_address(args.address)
     with database_dsn(settings) as dsn, connect(dsn) as conn:
-        register_device(conn, address=args.address, name=args.name, profile=args.profile)
-        try:
-            device = bind_device(conn, address=args.address, patient_id=args.patient)
-        except NotFoundError as exc:
-            print(f"paceline: error: {exc}")
-            return 1
+        get_patient(conn, args.patient)
+        register_device(conn, address=address, name=args.name, profile=args.profile)
+        device = bind_device(conn, address=address, patient_id=args.patient)
         conn.commit()
     print(
         f"device {device.device_id} ({device.address}, {device.profile}) is bound to patient"

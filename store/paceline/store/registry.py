@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -139,6 +140,38 @@ def assign_care_team(
 
 _DEVICE_COLS = "device_id, address, name, profile, patient_id, first_seen, last_seen"
 
+_MAC = re.compile(r"[0-9A-F]{2}(?:([:-])[0-9A-F]{2})(?:\1[0-9A-F]{2}){4}")
+_UUID = re.compile(r"[0-9A-F]{8}-[0-9A-F]{4}-[0-9A-F]{4}-[0-9A-F]{4}-[0-9A-F]{12}")
+
+
+class InvalidAddressError(StoreError, ValueError):
+    """A device address that is neither a Bluetooth address nor a CoreBluetooth identifier."""
+
+    def __init__(self, address: str) -> None:
+        self.address = address
+        super().__init__(
+            f"invalid device address {address!r}: expected a Bluetooth address such as"
+            " AA:BB:CC:DD:EE:FF, or on macOS the device UUID a scan prints"
+            " (1F2E3D4C-5B6A-4789-9ABC-DEF012345678)"
+        )
+
+
+def normalize_address(address: str) -> str:
+    """The canonical (upper-case, colon-separated) form of a device address, else an error.
+
+    Two forms reach Paceline, both as bleak reports them: a 48-bit Bluetooth device
+    address (BlueZ on Linux, Windows; six hex octets, written with colons, or with
+    hyphens as Windows tools print them), and on macOS the 128-bit UUID CoreBluetooth
+    gives each peripheral instead, because macOS never exposes the radio's address to
+    applications (the UUID is stable per host, not across machines).
+    """
+    text = address.strip().upper()
+    if _MAC.fullmatch(text):
+        return text.replace("-", ":")
+    if _UUID.fullmatch(text):
+        return text
+    raise InvalidAddressError(address)
+
 
 def register_device(
     conn: psycopg.Connection[Any],
@@ -147,7 +180,11 @@ def register_device(
     name: str | None = None,
     profile: str = "unknown",
 ) -> Device:
-    """Record a wearable by BLE address (idempotent: a known address updates name and profile)."""
+    """Record a wearable by BLE address (idempotent: a known address updates name and profile).
+
+    Raises `InvalidAddressError` for an address `normalize_address` does not accept.
+    """
+    address = normalize_address(address)
     with conn.cursor(row_factory=class_row(Device)) as cur:
         cur.execute(
             "INSERT INTO device (address, name, profile) VALUES (%s, %s, %s)"
@@ -155,7 +192,7 @@ def register_device(
             " profile = CASE WHEN excluded.profile = 'unknown' THEN device.profile"
             " ELSE excluded.profile END"
             f" RETURNING {_DEVICE_COLS}",
-            (address.upper(), name, profile),
+            (address, name, profile),
         )
         device = cur.fetchone()
     assert device is not None
@@ -163,13 +200,18 @@ def register_device(
 
 
 def bind_device(conn: psycopg.Connection[Any], *, address: str, patient_id: int) -> Device:
-    """Assign a registered wearable to a patient; its samples then count as theirs."""
+    """Assign a registered wearable to a patient; its samples then count as theirs.
+
+    Raises `NotFoundError` for an unknown patient or device and `InvalidAddressError`
+    for a malformed address; nothing is written then.
+    """
+    address = normalize_address(address)
     get_patient(conn, patient_id)
     with conn.cursor(row_factory=class_row(Device)) as cur:
         cur.execute(
             "UPDATE device SET patient_id = %s, bound_at = now() WHERE address = %s"
             f" RETURNING {_DEVICE_COLS}",
-            (patient_id, address.upper()),
+            (patient_id, address),
         )
         device = cur.fetchone()
     if device is None:
