@@ -2,14 +2,21 @@
 
 from __future__ import annotations
 
+import argparse
 from pathlib import Path
 from typing import Any
 
 import psycopg
 import pytest
+from bleak.exc import BleakDBusError
 
+from paceline.cli import ingest
 from paceline.cli.main import main
+from paceline.cli.settings import Settings
+from paceline.devices import AdapterUnavailableError
+from paceline.ingest.spool import spool_path
 from paceline.store import registry
+from tests.devices.fakes import failing_scanner
 
 
 @pytest.fixture
@@ -101,3 +108,56 @@ def test_a_macos_device_uuid_binds(
     uuid = "1f2e3d4c-5b6a-4789-9abc-def012345678"
     assert main(["devices", "bind", uuid, "--patient", str(patient.patient_id)]) == 0
     assert _registered(conn, uuid.upper())
+
+
+def _bind_one(conn: psycopg.Connection[Any], address: str) -> None:
+    patient = registry.create_patient(conn, external_ref=f"CLI-{address}", display_name="Radio")
+    registry.register_device(conn, address=address, profile="hr_strap")
+    registry.bind_device(conn, address=address, patient_id=patient.patient_id)
+    conn.commit()
+
+
+def _real_run(duration_s: float) -> argparse.Namespace:
+    return argparse.Namespace(
+        simulate=0, speed=1.0, duration=duration_s, progress=0.5, gateway_id=None
+    )
+
+
+NO_DBUS = not any(
+    Path(p).exists() for p in ("/run/dbus/system_bus_socket", "/var/run/dbus/system_bus_socket")
+)
+
+
+@pytest.mark.skipif(not NO_DBUS, reason="this host has a D-Bus system bus (and maybe BlueZ)")
+def test_ingest_run_on_a_host_without_bluez_exits_with_a_clear_error(
+    env: Path, conn: psycopg.Connection[Any], capsys: pytest.CaptureFixture[str]
+) -> None:
+    # What a newcomer without Bluetooth sees: it used to log [Errno 2] until
+    # --duration ran out and then exit 0.
+    _bind_one(conn, "AA:BB:CC:00:22:01")
+    assert main(["ingest", "run", "--duration", "5"]) == 2
+    err = capsys.readouterr().err
+    assert "no usable Bluetooth adapter" in err
+    assert "--simulate N" in err
+
+
+def test_no_adapter_stops_the_gateway_before_anything_starts(
+    env: Path, conn: psycopg.Connection[Any], db_dsn: str
+) -> None:
+    _bind_one(conn, "AA:BB:CC:00:22:02")
+    none = failing_scanner(FileNotFoundError(2, "No such file or directory"))
+    with pytest.raises(AdapterUnavailableError, match="D-Bus"):
+        ingest.stream(_real_run(30.0), Settings.from_env(), db_dsn, scanner_backend=none)
+    assert not spool_path(env).exists()
+
+
+def test_a_transient_adapter_error_leaves_the_daemon_retrying(
+    env: Path, conn: psycopg.Connection[Any], db_dsn: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    _bind_one(conn, "AA:BB:CC:00:22:03")
+    busy = failing_scanner(BleakDBusError("org.bluez.Error.NotReady", ["Resource Not Ready"]))
+    assert ingest.stream(_real_run(1.0), Settings.from_env(), db_dsn, scanner_backend=busy) == 0
+    out = capsys.readouterr().out
+    # The device task kept trying: its progress line carries the adapter's error.
+    assert "AA:BB:CC:00:22:03" in out
+    assert "last error: [org.bluez.Error.NotReady] Resource Not Ready" in out

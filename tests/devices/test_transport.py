@@ -8,13 +8,25 @@ from typing import Any, ClassVar
 import pytest
 from bleak.backends.characteristic import BleakGATTCharacteristic
 from bleak.backends.client import NotifyCallback
+from bleak.exc import (
+    BleakBluetoothNotAvailableError,
+    BleakBluetoothNotAvailableReason,
+    BleakDBusError,
+    BleakError,
+)
 from bleak_retry_connector import (
     BleakConnectionError,
     BleakNotFoundError,
     BleakOutOfConnectionSlotsError,
 )
 
-from paceline.devices import ConnectError, LinkError, UnsupportedDeviceError, uuids
+from paceline.devices import (
+    AdapterUnavailableError,
+    ConnectError,
+    LinkError,
+    UnsupportedDeviceError,
+    uuids,
+)
 from paceline.devices.clock import SimClock
 from paceline.devices.events import LinkLost, Reading, Rejected
 from paceline.devices.gatt import BatteryLevel, HeartRateMeasurement
@@ -39,11 +51,14 @@ from paceline.devices.transport import (
     RECONNECT_NOT_FOUND_DELAY_S,
     SILENCE_TIMEOUT_S,
     DeviceLink,
+    adapter_unavailable,
     find_device,
     reconnect_delay_s,
+    require_adapter,
     scan,
 )
 from tests.devices.conftest import MORNING, DeviceFactory, EventLog, within_guard
+from tests.devices.fakes import failing_scanner
 
 
 class CountingClient(SimulatedBleakClient):
@@ -477,3 +492,52 @@ async def test_four_devices_at_once_like_a_gateway(
         assert readings and resolved is not None
         assert all(event.streams <= resolved.streams for event in readings)
     assert all(not device.is_connected for device in devices)
+
+
+# ---------------------------------------------------------------- no adapter vs a busy one
+
+
+@pytest.mark.parametrize(
+    "exc",
+    [
+        FileNotFoundError(2, "No such file or directory"),  # no D-Bus system bus socket
+        ConnectionRefusedError(111, "Connection refused"),
+        BleakDBusError("org.freedesktop.DBus.Error.ServiceUnknown", ["org.bluez unknown"]),
+        BleakBluetoothNotAvailableError(
+            "No Bluetooth adapters found.", BleakBluetoothNotAvailableReason.NO_BLUETOOTH
+        ),
+        BleakBluetoothNotAvailableError(
+            "denied", BleakBluetoothNotAvailableReason.DENIED_BY_SYSTEM
+        ),
+    ],
+)
+def test_no_bluetooth_on_the_host_is_recognised(exc: BaseException) -> None:
+    assert adapter_unavailable(exc)
+
+
+@pytest.mark.parametrize(
+    "exc",
+    [
+        BleakBluetoothNotAvailableError(
+            "No powered Bluetooth adapters found.", BleakBluetoothNotAvailableReason.POWERED_OFF
+        ),
+        BleakDBusError("org.bluez.Error.NotReady", ["Resource Not Ready"]),
+        BleakDBusError("org.bluez.Error.InProgress", ["Operation already in progress"]),
+        BleakError("something odd"),
+        TimeoutError(),
+    ],
+)
+def test_a_transient_adapter_error_is_left_to_the_retries(exc: BaseException) -> None:
+    assert adapter_unavailable(exc) is None
+
+
+async def test_require_adapter_raises_without_bluetooth() -> None:
+    backend = failing_scanner(FileNotFoundError(2, "No such file or directory"))
+    with pytest.raises(AdapterUnavailableError, match="D-Bus system bus") as info:
+        await require_adapter(scanner_backend=backend)
+    assert isinstance(info.value.__cause__, FileNotFoundError)
+
+
+async def test_require_adapter_lets_a_transient_error_through() -> None:
+    busy = BleakDBusError("org.bluez.Error.NotReady", ["Resource Not Ready"])
+    assert await require_adapter(scanner_backend=failing_scanner(busy)) is busy

@@ -6,13 +6,23 @@ import argparse
 import asyncio
 import sys
 import time
-from typing import Any
+from typing import Any, Final
+
+from bleak.backends.scanner import BaseBleakScanner
 
 from paceline.cli.database import database_dsn
 from paceline.cli.settings import Settings
+from paceline.devices import AdapterUnavailableError
 from paceline.devices.simulator import SimulatedBleakClient
+from paceline.devices.transport import require_adapter
 from paceline.ingest import IngestError
-from paceline.ingest.daemon import DaemonConfig, IngestDaemon, Progress, load_bindings
+from paceline.ingest.daemon import (
+    DaemonConfig,
+    IngestDaemon,
+    Progress,
+    load_bindings,
+    scan_locator,
+)
 from paceline.ingest.simulation import build_fleet, register_fleet, simulated_start
 from paceline.ingest.spool import Spool, SpoolStatus, spool_path
 from paceline.store.connection import connect
@@ -76,12 +86,21 @@ def _progress_printer(started: float) -> Any:
     return show
 
 
+NO_ADAPTER_HINT: Final = (
+    "check that the host has a Bluetooth adapter (`bluetoothctl list`) and that BlueZ is"
+    " running (`systemctl status bluetooth`), or stream simulated wearables with --simulate N"
+)
+
+
 def run_daemon(args: argparse.Namespace, settings: Settings) -> int:
-    """Run the daemon until Ctrl-C, SIGTERM or `--duration`."""
+    """Run the daemon until Ctrl-C, SIGTERM or `--duration`; 2 when it cannot run at all."""
     try:
         return _run_daemon(args, settings)
     except IngestError as exc:
         print(f"paceline: error: {exc}", file=sys.stderr)
+        return 2
+    except AdapterUnavailableError as exc:
+        print(f"paceline: error: {exc}; {NO_ADAPTER_HINT}", file=sys.stderr)
         return 2
 
 
@@ -90,8 +109,20 @@ def _run_daemon(args: argparse.Namespace, settings: Settings) -> int:
         return stream(args, settings, dsn)
 
 
-def stream(args: argparse.Namespace, settings: Settings, dsn: str) -> int:
-    """Run the daemon against `dsn` as `args` say (`simulate`, `speed`, `duration`, …)."""
+def stream(
+    args: argparse.Namespace,
+    settings: Settings,
+    dsn: str,
+    *,
+    scanner_backend: type[BaseBleakScanner] | None = None,
+) -> int:
+    """Run the daemon against `dsn` as `args` say (`simulate`, `speed`, `duration`, …).
+
+    On real hardware the adapter is checked first: with no Bluetooth at all this raises
+    `AdapterUnavailableError` before anything starts, instead of device tasks retrying
+    a scan that can never work; a transient adapter error is left to their retries.
+    `scanner_backend` replaces bleak's platform scanner (tests script its failures).
+    """
     path = spool_path(settings.data_dir)
     config = DaemonConfig(progress_every_s=args.progress or None)
     started = time.monotonic()
@@ -115,6 +146,11 @@ def stream(args: argparse.Namespace, settings: Settings, dsn: str) -> int:
         }
         print(f"simulating {len(bindings)} wearable(s) at {args.speed:g}x", flush=True)
     else:
+        asyncio.run(require_adapter(scanner_backend=scanner_backend))
+        if scanner_backend is not None:
+            kwargs = {
+                "locate": scan_locator(config.locate_timeout_s, scanner_backend=scanner_backend)
+            }
         with Spool.open(path, gateway_id=args.gateway_id) as spool:
             bindings = load_bindings(dsn, spool)
         if not bindings:

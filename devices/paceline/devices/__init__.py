@@ -37,6 +37,15 @@ class ConnectError(DeviceError):
         super().__init__(f"cannot connect to {address}: {reason}")
 
 
+class AdapterUnavailableError(DeviceError):
+    """No usable Bluetooth on the host: no adapter, no BlueZ, or access denied."""
+
+    def __init__(self, reason: str) -> None:
+        """Keep what bleak reported."""
+        self.reason = reason
+        super().__init__(f"no usable Bluetooth adapter: {reason}")
+
+
 class UnsupportedDeviceError(DeviceError):
     """A connected device offers no service combination that any registered profile reads."""
 
@@ -63,6 +72,7 @@ class LinkError(DeviceError):
 
 
 __all__ = [
+    "AdapterUnavailableError",
     "ConnectError",
     "DeviceError",
     "LinkError",

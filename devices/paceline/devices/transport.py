@@ -46,7 +46,13 @@ from bleak.backends.client import BaseBleakClient
 from bleak.backends.device import BLEDevice
 from bleak.backends.scanner import AdvertisementData, BaseBleakScanner
 from bleak.backends.service import BleakGATTServiceCollection
-from bleak.exc import BleakDeviceNotFoundError, BleakError
+from bleak.exc import (
+    BleakBluetoothNotAvailableError,
+    BleakBluetoothNotAvailableReason,
+    BleakDBusError,
+    BleakDeviceNotFoundError,
+    BleakError,
+)
 from bleak_retry_connector import (
     MAX_CONNECT_ATTEMPTS,
     BleakClientWithServiceCache,
@@ -55,7 +61,14 @@ from bleak_retry_connector import (
     establish_connection,
 )
 
-from paceline.devices import ConnectError, LinkError, PayloadError, UnsupportedDeviceError, uuids
+from paceline.devices import (
+    AdapterUnavailableError,
+    ConnectError,
+    LinkError,
+    PayloadError,
+    UnsupportedDeviceError,
+    uuids,
+)
 from paceline.devices.clock import SYSTEM_CLOCK, Clock, Stamper
 from paceline.devices.events import EventSink, LinkLost, Reading, Rejected
 from paceline.devices.gatt import (
@@ -155,6 +168,64 @@ def reconnect_delay_s(exc: BaseException | None, attempt: int, *, jitter: float 
         else:
             delay = backoff
     return delay * (1.0 + RECONNECT_JITTER_FRACTION * jitter)
+
+
+NO_ADAPTER_REASONS: Final = frozenset(
+    {
+        BleakBluetoothNotAvailableReason.NO_BLUETOOTH,
+        BleakBluetoothNotAvailableReason.NO_BLE_CENTRAL_ROLE,
+        BleakBluetoothNotAvailableReason.DENIED_BY_USER,
+        BleakBluetoothNotAvailableReason.DENIED_BY_SYSTEM,
+    }
+)
+"""Why bleak finds no Bluetooth that waiting would not mend.
+
+A radio that is only powered off (`POWERED_OFF`) is not among them: rfkill, a
+laptop's airplane mode or a user switches it back on, so that is worth retrying.
+"""
+
+DBUS_NO_BLUEZ: Final = "org.freedesktop.DBus.Error.ServiceUnknown"
+"""The D-Bus error when nothing owns `org.bluez`: bluetoothd is not running."""
+
+
+def adapter_unavailable(exc: BaseException) -> str | None:
+    """Why `exc` (from starting a scan) means this host has no usable Bluetooth, or None.
+
+    Pure, like `reconnect_delay_s`. None means a transient adapter error (a radio
+    switched off, BlueZ busy or resetting: `org.bluez.Error.NotReady`, `InProgress`)
+    that a retry may get past. On Linux bleak reaches BlueZ over the D-Bus system bus,
+    so a missing bus socket (`FileNotFoundError`, `[Errno 2]`) or a refused one means
+    there is no BlueZ to talk to at all.
+    """
+    if isinstance(exc, BleakBluetoothNotAvailableError):
+        return str(exc.args[0]) if exc.reason in NO_ADAPTER_REASONS else None
+    if isinstance(exc, BleakDBusError):
+        if exc.dbus_error == DBUS_NO_BLUEZ:
+            return "BlueZ is not running (nothing owns org.bluez on the D-Bus system bus)"
+        return None
+    if isinstance(exc, FileNotFoundError | ConnectionRefusedError):
+        return f"the D-Bus system bus is not reachable, so BlueZ cannot be ({exc})"
+    return None
+
+
+async def require_adapter(
+    *, scanner_backend: type[BaseBleakScanner] | None = None, **scanner_kwargs: Any
+) -> BaseException | None:
+    """Start and stop a scan once; raise `AdapterUnavailableError` if there is no Bluetooth.
+
+    Returns the transient error a start raised (the caller goes on and its device
+    tasks retry), or None when the scan started.
+    """
+    try:
+        async with BleakScanner(backend=scanner_backend, **scanner_kwargs):
+            pass
+    except (BleakError, OSError) as exc:
+        reason = adapter_unavailable(exc)
+        if reason is not None:
+            raise AdapterUnavailableError(reason) from exc
+        _LOGGER.warning("Bluetooth adapter not ready (%s); retrying", exc or type(exc).__name__)
+        return exc
+    return None
 
 
 @dataclass(frozen=True, slots=True)
@@ -497,8 +568,10 @@ class DeviceLink:
 
 
 __all__ = [
+    "DBUS_NO_BLUEZ",
     "DISCONNECT_TIMEOUT_S",
     "GATT_TIMEOUT_S",
+    "NO_ADAPTER_REASONS",
     "RECONNECT_AFTER_LOSS_S",
     "RECONNECT_BASE_DELAY_S",
     "RECONNECT_JITTER_FRACTION",
@@ -509,8 +582,10 @@ __all__ = [
     "SILENCE_TIMEOUT_S",
     "DeviceLink",
     "ScanResult",
+    "adapter_unavailable",
     "discovered_services",
     "find_device",
     "reconnect_delay_s",
+    "require_adapter",
     "scan",
 ]
