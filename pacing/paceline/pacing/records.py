@@ -233,21 +233,12 @@ def plan_versions(conn: psycopg.Connection[Any], ctx: PatientContext) -> list[Pl
     """Every version of the patient's plan, oldest first."""
     with conn.cursor(row_factory=dict_row) as cur:
         cur.execute(
-            "SELECT version, measure, baseline::float8 AS baseline, quota::float8 AS quota,"
-            " start_fraction::float8 AS start_fraction, step_fraction::float8 AS step_fraction,"
+            "SELECT version, measure, baseline, quota, start_fraction, step_fraction,"
             " period_days, hr_ceiling_bpm, (valid_from AT TIME ZONE %s)::date AS valid_day,"
             " params, created_by, reason FROM pacing_plan WHERE patient_id = %s ORDER BY version",
             (ctx.timezone, ctx.patient_id),
         )
-        rows = cur.fetchall()
-    # real columns hold single precision; round back to what was written.
-    out = []
-    for r in rows:
-        for k in ("baseline", "quota", "start_fraction", "step_fraction"):
-            if r[k] is not None:
-                r[k] = round(r[k], 4)
-        out.append(_plan(r))
-    return out
+        return [_plan(r) for r in cur.fetchall()]
 
 
 def insert_plan_version(
