@@ -14,7 +14,7 @@ import pytest
 from paceline.pacing import planning, records
 from paceline.pacing.days import Measure
 from paceline.pacing.engine import Evaluation, evaluate_patient
-from paceline.pacing.errors import PacingError, PlanError, UnknownPatientError
+from paceline.pacing.errors import FutureDayError, PacingError, PlanError, UnknownPatientError
 from paceline.pacing.plan import Cause
 from paceline.pacing.replay import store_sim_day as insert_sim_day
 from paceline.pacing.simulate import SimDay
@@ -143,12 +143,15 @@ def test_each_flag_carries_its_rule_severity_and_the_numbers_behind_it(
     conn: psycopg.Connection[Any],
 ) -> None:
     pid = enrol(conn)
-    run(conn, pid, [40, 40, 40, 40, 40, 32, 60])
+    run(conn, pid, [40, 40, 40, 40, 40, 32, 80])
     (boom,) = [f for f in records.flags_for(conn, pid) if f.rule_id == "boom.over_quota"]
+    # 80 against an envelope of 1.2 x 32 = 38.4 is 2.08 x the envelope: critical.
     assert boom.severity.value == "critical"
     assert boom.evidence["rule"].startswith("Load above")
     day = boom.evidence["daily"][-1]
-    assert (day["load"], day["quota"], day["ratio"]) == (60.0, 32.0, 1.88)
+    assert (day["load"], day["quota"], day["ratio"]) == (80.0, 32.0, 2.5)
+    assert day["load_over_envelope"] == 2.08
+    assert boom.evidence["thresholds"]["envelope_fraction"] == 1.2
 
 
 def test_the_flare_risk_of_the_day_is_stored_with_its_factors(
@@ -166,7 +169,7 @@ def test_the_flare_risk_of_the_day_is_stored_with_its_factors(
         (pid, START + timedelta(days=12)),
     ).fetchone()
     assert factors is not None
-    assert factors[0]["factors"][0]["name"] == "expected_pain_rise"
+    assert factors[0]["factors"][0]["name"] == "load_spike"
     assert factors[0]["response"]["status"] == "not_enough_data"
 
 
@@ -255,7 +258,9 @@ def test_todays_status_for_the_patient_view(conn: psycopg.Connection[Any]) -> No
         conn, pid, now=datetime.combine(START + timedelta(days=6), time(15), UTC)
     )
     assert status is not None
-    assert status.message == "You have about 25 active minutes left in today's plan."
+    assert status.message == (
+        "You have done 7 of 32 active minutes today; 25 active minutes left in today's plan."
+    )
 
 
 def test_evaluating_an_unknown_patient_or_a_day_before_enrolment_fails(
@@ -319,3 +324,105 @@ def test_a_clinician_session_changes_only_plans_of_its_care_team(
         clinician_session(dashboard_conn, dr, key=identity_key) as session,
     ):
         planning.set_plan(session, theirs, clinician_id=dr, reason="not mine", quota=30.0)
+
+
+def test_a_nan_metric_skips_the_day_with_a_flag_naming_day_and_metric(
+    conn: psycopg.Connection[Any],
+) -> None:
+    pid = enrol(conn)
+    for i in range(8):
+        insert_sim_day(conn, pid, sim_day(i, 40.0))
+    conn.execute(
+        "UPDATE daily_metrics SET active_min = 'NaN' WHERE patient_id = %s AND day = %s",
+        (pid, START + timedelta(days=2)),
+    )
+    conn.commit()
+    for i in range(8):
+        ev = evaluate_patient(conn, pid, START + timedelta(days=i))
+        conn.commit()
+    plans = planning.plan_history(conn, pid)
+    assert plans[1].cause is Cause.BASELINE
+    assert plans[1].baseline == 40.0
+    used = plans[1].evidence["baseline_days"]
+    assert isinstance(used, list)
+    assert (START + timedelta(days=2)).isoformat() not in used
+    assert len(used) == 5
+    (bad,) = [
+        f
+        for f in records.flags_for(conn, pid, include_resolved=True)
+        if f.rule_id == "data.bad_metrics"
+    ]
+    (day,) = bad.evidence["daily"]
+    assert day == {"day": (START + timedelta(days=2)).isoformat(), "metrics": ["active_min"]}
+    assert "data.no_wear" not in ev.active_rules()
+
+
+def test_a_day_after_the_patients_local_today_is_refused_and_nothing_is_written(
+    conn: psycopg.Connection[Any],
+) -> None:
+    pid = enrol(conn)
+    now = datetime.combine(START + timedelta(days=3), time(22), UTC)
+    with pytest.raises(FutureDayError) as caught:
+        evaluate_patient(conn, pid, START + timedelta(days=4), now=now)
+    assert caught.value.day == START + timedelta(days=4)
+    assert caught.value.local_today == START + timedelta(days=3)
+    conn.rollback()
+    assert planning.plan_history(conn, pid) == []
+    evaluate_patient(conn, pid, START + timedelta(days=3), now=now)
+
+
+def test_the_patients_local_today_decides_what_is_in_the_future(
+    conn: psycopg.Connection[Any],
+) -> None:
+    p = registry.create_patient(
+        conn,
+        external_ref=f"E-{uuid.uuid4().hex[:10]}",
+        display_name="Auckland",
+        enrolled_at=datetime.combine(START, time(8), UTC),
+        timezone="Pacific/Auckland",
+    )
+    conn.commit()
+    # 22:00 UTC is already the next morning in Auckland.
+    now = datetime.combine(START + timedelta(days=3), time(22), UTC)
+    evaluate_patient(conn, p.patient_id, START + timedelta(days=4), now=now)
+    with pytest.raises(FutureDayError):
+        evaluate_patient(conn, p.patient_id, START + timedelta(days=5), now=now)
+
+
+def test_plan_numbers_come_back_exactly_as_written(conn: psycopg.Connection[Any]) -> None:
+    pid = enrol(conn)
+    cid = clinician(conn)
+    planning.set_plan(
+        conn,
+        pid,
+        clinician_id=cid,
+        reason="from the clinic's step count",
+        measure=Measure.STEPS,
+        baseline=4980.6,
+        quota=3984.5,
+    )
+    conn.commit()
+    (plan,) = planning.plan_history(conn, pid)
+    assert (plan.baseline, plan.quota) == (4980.6, 3984.5)
+    row = conn.execute(
+        "SELECT detail FROM audit_log WHERE patient_id = %s AND action = 'plan.change'", (pid,)
+    ).fetchone()
+    assert row is not None
+    assert row[0]["baseline"] == 4980.6
+
+
+def test_the_evaluation_of_a_past_day_names_that_day_in_the_patient_view(
+    conn: psycopg.Connection[Any],
+) -> None:
+    pid = enrol(conn)
+    for i in range(7):
+        insert_sim_day(conn, pid, sim_day(i, 40.0 if i < 5 else 20.0))
+    conn.commit()
+    later = datetime.combine(START + timedelta(days=9), time(9), UTC)
+    for i in range(7):
+        ev = evaluate_patient(conn, pid, START + timedelta(days=i), now=later)
+    assert ev.today is not None and ev.plan is not None
+    assert ev.today.day == START + timedelta(days=6)
+    assert "today" not in ev.today.message
+    assert (START + timedelta(days=6)).isoformat() in ev.today.message
+    assert f"20 of {ev.plan.quota:g}" in ev.today.message

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import date, timedelta
 
 from paceline.pacing.flags import DaySignal, RuleSpec, Severity, episodes
@@ -73,8 +74,19 @@ def test_severity_escalates_with_the_length_of_an_episode() -> None:
 
 
 def test_evidence_lists_the_rule_the_window_and_the_days() -> None:
-    spec = RuleSpec("t.rule", "what it means", thresholds={"x": 1})
-    (flag,) = episodes(spec, signals("11"))
+    spec = RuleSpec("t.rule", "what it means")
+    days = [replace(s, thresholds={"x": 1}) for s in signals("11")]
+    (flag,) = episodes(spec, days)
     assert flag.evidence["rule"] == "what it means"
     assert flag.evidence["thresholds"] == {"x": 1}
     assert [day_evidence(flag, k)["i"] for k in (0, 1)] == [0, 1]
+
+
+def test_evidence_thresholds_are_those_the_days_were_decided_with() -> None:
+    spec = RuleSpec("t.rule", "test")
+    first, second = signals("11")
+    days = [replace(first, thresholds={"x": 1}), replace(second, thresholds={"x": 2})]
+    (flag,) = episodes(spec, days)
+    assert flag.evidence["thresholds"] == {"x": 2}
+    assert day_evidence(flag, 0)["thresholds"] == {"x": 1}
+    assert "thresholds" not in day_evidence(flag, 1)

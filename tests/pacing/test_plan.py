@@ -179,7 +179,53 @@ def test_today_says_how_much_is_left_in_plain_words() -> None:
     status = today(_with_quota(quota=40), day(0, 14.0), START)
     assert status.state is TodayState.BELOW
     assert status.remaining == pytest.approx(26)
-    assert status.message == "You have about 25 active minutes left in today's plan."
+    assert status.message == (
+        "You have done 14 of 40 active minutes today; 26 active minutes left in today's plan."
+    )
+
+
+def test_the_patient_view_shows_the_plans_quota_exactly() -> None:
+    # The quota was 53 while the view said "55 of 55" (both rounded to fives).
+    status = today(_with_quota(quota=53), day(0, 55.0), START)
+    assert status.state is TodayState.MET
+    assert "55 of 53 active minutes" in status.message
+    assert status.quota == 53
+
+
+def test_the_view_of_a_day_that_is_over_names_its_date_not_today() -> None:
+    status = today(
+        _with_quota(quota=40), day(0, 14.0), START, local_today=START + timedelta(days=1)
+    )
+    assert "today" not in status.message
+    assert START.isoformat() in status.message
+    assert "14 of 40" in status.message
+
+
+def test_a_floored_step_back_says_the_quota_was_held_at_the_floor() -> None:
+    plan = _with_quota(quota=21.0, baseline=40.0)
+    flare = FlareOnset(START, START + timedelta(days=1))
+    (new,) = advance([plan], [day(i, 20) for i in range(3)], [flare], START + timedelta(days=2))
+    assert new.quota == 20.0
+    assert "stepped back to 80% of 21 = 20" not in new.reason
+    assert "80% of 21 would be 16.8" in new.reason
+    assert "below the floor of 50% of the baseline 40 (20)" in new.reason
+    assert "quota lowered only to the floor: 20" in new.reason
+    assert new.evidence["held_at_floor"] is True
+
+
+def test_a_step_back_already_at_the_floor_says_the_quota_is_held() -> None:
+    plan = _with_quota(quota=20.0, baseline=40.0)
+    flare = FlareOnset(START, START + timedelta(days=1))
+    (new,) = advance([plan], [day(i, 20) for i in range(3)], [flare], START + timedelta(days=2))
+    assert new.quota == 20.0
+    assert "already there and is held at 20" in new.reason
+
+
+def test_an_unfloored_step_back_states_the_fraction_and_the_numbers() -> None:
+    plan = _with_quota(quota=40.0, baseline=40.0)
+    flare = FlareOnset(START, START + timedelta(days=1))
+    (new,) = advance([plan], [day(i, 40) for i in range(3)], [flare], START + timedelta(days=2))
+    assert "quota stepped back to 80% of 40 = 32" in new.reason
 
 
 def test_today_above_the_envelope_says_to_ease_off() -> None:

@@ -72,7 +72,7 @@ def test_flare_risk_rises_after_a_spike_and_names_it_first() -> None:
     loads[-1] = 100.0
     spiked = risk_series(loads, pain, sleep)[-1]
     assert spiked.score > calm.score
-    assert spiked.contributing[0].name == "expected_pain_rise"
+    assert spiked.contributing[0].name == "load_spike"
     assert calm.contributing == ()
 
 

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import UTC, datetime, time, timedelta
+from typing import Any
 
 from paceline.pacing import avoidance, contingency, cycling, dataquality, flare, overexertion
 from paceline.pacing.exposure import SessionRecord, SessionStatus
 from paceline.pacing.flags import Flag, RuleSpec, Severity, episodes
-from paceline.pacing.history import History
+from paceline.pacing.history import History, build
+from paceline.pacing.plan import PlanSettings
 from paceline.pacing.rules import RULES, all_flags
 from tests.pacing.builders import START, day_evidence, history
 
@@ -17,14 +20,59 @@ def flags_of(spec: RuleSpec, h: History) -> list[Flag]:
     return rule.flags(h)
 
 
-def test_load_above_the_envelope_is_a_boom_and_far_above_is_critical() -> None:
-    h = history([30, 30, 37, 30, 30, 50, 30, 30])
+def test_over_quota_is_graded_by_how_far_above_the_envelope() -> None:
+    # Envelope 1.2 x 30 = 36: 37 is just above (info), 60 is 1.67 x (warning), 75 is 2.08 x.
+    h = history([30, 30, 37, 30, 30, 60, 30, 30, 75, 30, 30])
     flags = flags_of(overexertion.OVER_QUOTA, h)
     assert [(f.start.day - START.day, f.severity) for f in flags] == [
-        (2, Severity.WARNING),
-        (5, Severity.CRITICAL),
+        (2, Severity.INFO),
+        (5, Severity.WARNING),
+        (8, Severity.CRITICAL),
     ]
     assert day_evidence(flags[0], 0)["ratio"] == 1.23
+    assert day_evidence(flags[2], 0)["load_over_envelope"] == 2.08
+
+
+def test_a_patient_doing_their_baseline_in_week_one_is_not_a_warning() -> None:
+    # The first quota is 80 % of the baseline: the baseline itself is 1.25 x quota.
+    h = history([37.5] * 7, quota=30.0)
+    (flag,) = flags_of(overexertion.OVER_QUOTA, h)
+    assert flag.severity is Severity.INFO
+    assert flag.evidence["episode_days"] == 7
+
+
+def thresholds(flag: Flag) -> dict[str, Any]:
+    value = flag.evidence["thresholds"]
+    assert isinstance(value, dict)
+    return value
+
+
+def _with_settings(h: History, settings: PlanSettings) -> History:
+    return build(h.days, h.diary, [replace(p, settings=settings) for p in h.plans], h.sessions)
+
+
+def test_flag_thresholds_are_the_per_plan_settings_the_detector_used() -> None:
+    settings = PlanSettings(envelope_fraction=1.5, bust_fraction=0.5, max_above_ceiling_min=10.0)
+    over = _with_settings(history([30, 30, 50, 30, 30]), settings)
+    (flag,) = flags_of(overexertion.OVER_QUOTA, over)
+    assert thresholds(flag)["envelope_fraction"] == 1.5
+    assert day_evidence(flag, 0)["envelope"] == 45.0
+    under = _with_settings(history([30, 12, 12, 12, 30, 30]), settings)
+    (flag,) = flags_of(avoidance.UNDER_QUOTA, under)
+    assert thresholds(flag)["bust_fraction"] == 0.5
+    # 16 is under the default 0.7 x 30 = 21 but over the plan's 0.5 x 30 = 15.
+    assert (
+        flags_of(avoidance.UNDER_QUOTA, _with_settings(history([30, 16, 16, 16]), settings)) == []
+    )
+
+
+def test_a_week_at_twice_the_quota_fires_the_acwr_spike() -> None:
+    # The EWMA ratio stayed below 1.5 for a whole week at 2x; the rolling ratio reaches 1.6.
+    h = history([30.0] * 28 + [60.0] * 7)
+    (flag,) = flags_of(overexertion.ACWR_SPIKE, h)
+    assert flag.active
+    assert day_evidence(flag, -1)["acwr"] == 1.6
+    assert flag.evidence["thresholds"] == {"enter_ratio": 1.5, "hold_ratio": 1.3}
 
 
 def test_a_boom_followed_by_a_two_point_pain_rise_within_48h_is_flagged() -> None:
@@ -120,6 +168,18 @@ def test_activity_that_follows_yesterdays_pain_is_pain_contingent() -> None:
     (flag,) = flags_of(contingency.PAIN_CONTINGENT, history(active, pain=pain))
     assert flag.active
     assert flag.severity is Severity.INFO
+    assert day_evidence(flag, -1)["fired_at_lag_days"] == [1]
+
+
+def test_activity_that_drops_on_the_painful_day_itself_is_pain_contingent() -> None:
+    # Same-day coupling: the previous day's pain says nothing about the day's load here.
+    pain = [3, 3, 7] * 9
+    active = [12.0 if p >= 5 else 30.0 for p in pain]
+    (flag,) = flags_of(contingency.PAIN_CONTINGENT, history(active, pain=pain))
+    assert flag.active
+    latest = day_evidence(flag, -1)
+    assert latest["fired_at_lag_days"] == [0]
+    assert latest["lag_0_day"]["rho"] <= -0.5
 
 
 def test_activity_steady_whatever_the_pain_is_not_pain_contingent() -> None:

@@ -44,6 +44,20 @@ def test_acwr_rises_when_load_jumps() -> None:
     assert np.isnan(acute_chronic([0.0, 0.0]).ratio).all()
 
 
+def test_a_week_at_twice_the_usual_load_reaches_the_rolling_danger_zone() -> None:
+    # Gabbett 2016: ACWR >= 1.5 from rolling averages; a week at 2x gives 2 / 1.25 = 1.6.
+    load = np.concatenate((np.full(28, 100.0), np.full(7, 200.0)))
+    assert acute_chronic(load).ratio[-1] == pytest.approx(1.6)
+
+
+def test_rolling_means_leave_unknown_days_out() -> None:
+    load = np.concatenate((np.full(28, 100.0), [np.nan, np.nan], np.full(5, 100.0)))
+    ac = acute_chronic(load)
+    assert ac.acute[-1] == pytest.approx(100.0)
+    assert ac.ratio[-1] == pytest.approx(1.0)
+    assert np.isnan(acute_chronic(np.full(10, 50.0)).ratio).all()
+
+
 def test_monotony_and_strain_by_hand() -> None:
     week = [100.0, 200.0, 100.0, 200.0, 100.0, 200.0, 150.0]
     f = monotony_strain(week)

@@ -44,32 +44,24 @@ UNDER_QUOTA = RuleSpec(
     min_on_days=3,
     min_off_days=2,
     escalate_after_days=14,
-    thresholds={"bust_fraction": 0.7, "hold_ratio": UNDER_HOLD_RATIO, "min_days": 3},
 )
 CHRONIC_DECLINE = RuleSpec(
     "bust.chronic_decline",
     "Chronic (28-day EWMA) load falling over two weeks while the quota is not met",
     min_on_days=3,
     min_off_days=3,
-    thresholds={
-        "lookback_days": DECLINE_LOOKBACK_DAYS,
-        "enter_fraction": DECLINE_ENTER,
-        "hold_fraction": DECLINE_HOLD,
-    },
 )
 SKIPPED_EXPOSURE = RuleSpec(
     "bust.skipped_exposure",
     "Exposure sessions planned but skipped or missed",
     min_on_days=1,
     min_off_days=3,
-    thresholds={"window_days": EXPOSURE_WINDOW_DAYS, "min_not_done": MIN_NOT_DONE},
 )
 FEAR_AVOIDANCE = RuleSpec(
     "bust.fear_avoidance",
     "High fear of movement on low-activity days",
     min_on_days=2,
     min_off_days=2,
-    thresholds={"fear": HIGH_FEAR, "fear_hold": HIGH_FEAR_HOLD, "bust_fraction": 0.7},
 )
 
 
@@ -82,12 +74,19 @@ def under_quota(h: History) -> list[DaySignal]:
             out.append(DaySignal(d.day, None))
             continue
         ratio = v / q
+        bust = h.settings[i].bust_fraction
         out.append(
             DaySignal(
                 d.day,
-                enter=bool(ratio < h.settings[i].bust_fraction),
+                enter=bool(ratio < bust),
                 hold=bool(ratio < UNDER_HOLD_RATIO),
                 evidence={"load": num(v), "quota": num(q), "ratio": num(ratio)},
+                thresholds={
+                    "bust_fraction": bust,
+                    "hold_ratio": UNDER_HOLD_RATIO,
+                    "min_days": UNDER_QUOTA.min_on_days,
+                    "escalate_after_days": UNDER_QUOTA.escalate_after_days,
+                },
             )
         )
     return out
@@ -120,6 +119,11 @@ def chronic_decline(h: History) -> list[DaySignal]:
                     "quota": num(q),
                     "measure": h.measure.value,
                 },
+                thresholds={
+                    "lookback_days": DECLINE_LOOKBACK_DAYS,
+                    "enter_fraction": DECLINE_ENTER,
+                    "hold_fraction": DECLINE_HOLD,
+                },
             )
         )
     return out
@@ -147,6 +151,7 @@ def skipped_exposure(h: History) -> list[DaySignal]:
                     "not_done": len(not_done),
                     "sessions": [s.session_id for s in not_done],
                 },
+                thresholds={"window_days": EXPOSURE_WINDOW_DAYS, "min_not_done": MIN_NOT_DONE},
             )
         )
     return out
@@ -161,13 +166,20 @@ def fear_avoidance(h: History) -> list[DaySignal]:
             out.append(DaySignal(d.day, None))
             continue
         ratio = v / q
+        bust = h.settings[i].bust_fraction
         out.append(
             DaySignal(
                 d.day,
-                enter=bool(fear >= HIGH_FEAR and ratio < h.settings[i].bust_fraction),
+                enter=bool(fear >= HIGH_FEAR and ratio < bust),
                 hold=bool(fear >= HIGH_FEAR_HOLD and ratio < UNDER_HOLD_RATIO),
                 severity=Severity.WARNING,
                 evidence={"fear_of_movement": num(fear, 1), "load": num(v), "ratio": num(ratio)},
+                thresholds={
+                    "fear": HIGH_FEAR,
+                    "fear_hold": HIGH_FEAR_HOLD,
+                    "bust_fraction": bust,
+                    "hold_ratio": UNDER_HOLD_RATIO,
+                },
             )
         )
     return out

@@ -47,14 +47,6 @@ BOOM_BUST = RuleSpec(
     "Boom-bust cycling: alternating over- and under-quota days with high variability",
     min_on_days=1,
     min_off_days=3,
-    thresholds={
-        "window_days": WINDOW_DAYS,
-        "over_fraction": 1.2,
-        "under_fraction": UNDER_FRACTION,
-        "switches": SWITCHES_ENTER,
-        "cv": CV_ENTER,
-        "cv_hold": CV_HOLD,
-    },
 )
 
 
@@ -96,6 +88,15 @@ def boom_bust(h: History) -> list[DaySignal]:
                     "under_days": n_under,
                     "switches": n_switch,
                     "cv": num(cv),
+                },
+                thresholds={
+                    "window_days": WINDOW_DAYS,
+                    "over_fraction": h.settings[t].envelope_fraction,
+                    "under_fraction": UNDER_FRACTION,
+                    "switches": SWITCHES_ENTER,
+                    "switches_hold": SWITCHES_HOLD,
+                    "cv": CV_ENTER,
+                    "cv_hold": CV_HOLD,
                 },
             )
         )

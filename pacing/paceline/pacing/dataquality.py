@@ -1,8 +1,11 @@
-"""Data-quality rules: days without wear, a device that stopped reporting, missing diaries.
+"""Data-quality rules: days without wear, a silent device, unusable metrics, missing diaries.
 
 These keep the clinical rules honest: a day the wearable was off is not a day of
 inactivity, so it raises a data flag here and is unknown (never avoidance) for
-the load rules.
+the load rules. A daily-metrics row with a value that is not a number (NaN or
+infinite, from a defect upstream) is skipped the same way, and its flag names
+the day and the metrics, so that one bad row neither poisons the baseline nor
+blocks the patient's later evaluations.
 """
 
 from __future__ import annotations
@@ -17,7 +20,6 @@ NO_WEAR = RuleSpec(
     min_on_days=1,
     min_off_days=2,
     escalate_after_days=3,
-    thresholds={"valid_wear_min": 600.0},
 )
 DEVICE_SILENT = RuleSpec(
     "data.device_silent",
@@ -25,7 +27,12 @@ DEVICE_SILENT = RuleSpec(
     min_on_days=2,
     min_off_days=1,
     escalate_after_days=7,
-    thresholds={"min_days": 2},
+)
+BAD_METRICS = RuleSpec(
+    "data.bad_metrics",
+    "The day's metrics held values that are not numbers (NaN or infinite); the day was skipped",
+    min_on_days=1,
+    min_off_days=1,
 )
 MISSING_DIARY = RuleSpec(
     "data.missing_diary",
@@ -33,7 +40,6 @@ MISSING_DIARY = RuleSpec(
     min_on_days=2,
     min_off_days=1,
     escalate_after_days=5,
-    thresholds={"min_days": 2},
 )
 
 
@@ -42,9 +48,23 @@ def no_wear(h: History) -> list[DaySignal]:
     return [
         DaySignal(
             d.day,
-            None if not d.reported else not d.valid_wear,
+            None if not d.reported or d.bad_metrics else not d.valid_wear,
             severity=Severity.INFO,
             evidence={"wear_min": num(d.wear_min, 1), "hr_samples": d.hr_samples},
+            thresholds={"valid_wear_min": d.valid_wear_min},
+        )
+        for d in h.days
+    ]
+
+
+def bad_metrics(h: History) -> list[DaySignal]:
+    """Days whose daily-metrics row held values that are not numbers (the day is skipped)."""
+    return [
+        DaySignal(
+            d.day,
+            bool(d.bad_metrics) if d.reported else None,
+            severity=Severity.WARNING,
+            evidence={"metrics": list(d.bad_metrics)},
         )
         for d in h.days
     ]
@@ -63,6 +83,7 @@ def device_silent(h: History) -> list[DaySignal]:
                 not d.reported,
                 severity=Severity.WARNING,
                 evidence={"last_day_with_data": last_seen},
+                thresholds={"min_days": DEVICE_SILENT.min_on_days},
             )
         )
     return out
@@ -71,5 +92,11 @@ def device_silent(h: History) -> list[DaySignal]:
 def missing_diary(h: History) -> list[DaySignal]:
     """Days without a diary entry."""
     return [
-        DaySignal(d.day, d.day not in h.diary, severity=Severity.INFO, evidence={}) for d in h.days
+        DaySignal(
+            d.day,
+            d.day not in h.diary,
+            severity=Severity.INFO,
+            thresholds={"min_days": MISSING_DIARY.min_on_days},
+        )
+        for d in h.days
     ]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import date, timedelta
@@ -67,6 +68,10 @@ class DayLoad:
     hr_samples: int
     reported: bool
     valid_wear: bool
+    #: The wear a day needed to count as valid (the threshold `valid_wear` was decided with).
+    valid_wear_min: float = VALID_WEAR_MIN
+    #: Metrics of the stored row that were not numbers (NaN, ±inf): the day is skipped.
+    bad_metrics: tuple[str, ...] = ()
 
     def value(self, m: Measure) -> float | None:
         """The day's load in measure `m`, or None when the day is not valid (non-wear)."""
@@ -79,13 +84,67 @@ class DayLoad:
         return self.trimp
 
     @classmethod
-    def silent(cls, day: date) -> DayLoad:
+    def silent(cls, day: date, *, min_wear_min: float = VALID_WEAR_MIN) -> DayLoad:
         """A day on which the device sent nothing at all."""
-        return cls(day, 0.0, 0.0, 0, None, 0.0, 0, reported=False, valid_wear=False)
+        return cls(
+            day,
+            0.0,
+            0.0,
+            0,
+            None,
+            0.0,
+            0,
+            reported=False,
+            valid_wear=False,
+            valid_wear_min=min_wear_min,
+        )
+
+
+_FLOAT_METRICS: Final = (
+    "wear_min",
+    "active_min",
+    "trimp_banister",
+    "trimp_edwards",
+    "above_ceiling_min",
+)
+
+
+def bad_metrics(row: MetricsRow) -> tuple[str, ...]:
+    """The metrics of a row that are present but not finite numbers (NaN, ±inf)."""
+    out = []
+    for name in _FLOAT_METRICS:
+        value = getattr(row, name)
+        if value is not None and not math.isfinite(value):
+            out.append(name)
+    return tuple(out)
+
+
+def _finite(value: float | None) -> float:
+    return value if value is not None and math.isfinite(value) else 0.0
 
 
 def from_row(row: MetricsRow, *, min_wear_min: float = VALID_WEAR_MIN) -> DayLoad:
-    """The pacing view of a daily-metrics row (Banister TRIMP, else Edwards TRIMP)."""
+    """The pacing view of a daily-metrics row (Banister TRIMP, else Edwards TRIMP).
+
+    A row with a metric that is not a number is a reported day that no rule can
+    use: its values read as zero and the day is not valid (`bad_metrics` names
+    the metrics for the data-quality flag).
+    """
+    bad = bad_metrics(row)
+    if bad:
+        return DayLoad(
+            day=row.day,
+            wear_min=_finite(row.wear_min),
+            active_min=_finite(row.active_min),
+            steps=row.steps,
+            trimp=None,
+            above_ceiling_min=_finite(row.above_ceiling_min),
+            hr_samples=row.hr_samples,
+            reported=True,
+            valid_wear=False,
+            valid_wear_min=min_wear_min,
+            bad_metrics=bad,
+        )
     reported = row.hr_samples > 0 or row.steps > 0 or row.wear_min > 0
     trimp = row.trimp_banister if row.trimp_banister is not None else row.trimp_edwards
     return DayLoad(
@@ -98,6 +157,7 @@ def from_row(row: MetricsRow, *, min_wear_min: float = VALID_WEAR_MIN) -> DayLoa
         hr_samples=row.hr_samples,
         reported=reported,
         valid_wear=reported and row.wear_min >= min_wear_min,
+        valid_wear_min=min_wear_min,
     )
 
 
@@ -113,7 +173,9 @@ def series(
     """One `DayLoad` per day from `start` to `end`; a day without a row is a silent day."""
     by_day = {r.day: r for r in rows}
     return [
-        from_row(by_day[d], min_wear_min=min_wear_min) if d in by_day else DayLoad.silent(d)
+        from_row(by_day[d], min_wear_min=min_wear_min)
+        if d in by_day
+        else DayLoad.silent(d, min_wear_min=min_wear_min)
         for d in date_range(start, end)
     ]
 

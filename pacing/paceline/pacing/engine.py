@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from datetime import date, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from typing import Any, Final
 
 import psycopg
@@ -31,7 +31,7 @@ import psycopg
 from paceline.pacing import records
 from paceline.pacing.days import DayLoad, series
 from paceline.pacing.diary import by_day
-from paceline.pacing.errors import PacingError
+from paceline.pacing.errors import FutureDayError, PacingError
 from paceline.pacing.evidence import JSON
 from paceline.pacing.flags import Flag, episodes
 from paceline.pacing.flare import (
@@ -195,13 +195,23 @@ def _baseline_days_seen(plan: PlanVersion, days: tuple[DayLoad, ...]) -> int:
     return sum(1 for d in days if d.day >= plan.valid_from and d.value(plan.measure) is not None)
 
 
-def evaluate_patient(conn: psycopg.Connection[Any], patient_id: int, day: date) -> Evaluation:
-    """Evaluate `patient_id` for the completed local day `day` and store the outcome."""
+def evaluate_patient(
+    conn: psycopg.Connection[Any], patient_id: int, day: date, *, now: datetime | None = None
+) -> Evaluation:
+    """Evaluate `patient_id` for local day `day` (completed, or today so far) and store the outcome.
+
+    A day after the patient's local today at `now` (default: the current time)
+    raises `FutureDayError` and writes nothing: a week whose last days have not
+    happened cannot decide a quota rise or a flag.
+    """
     ctx = records.patient_context(conn, patient_id)
     if day < ctx.enrolled_day:
         raise PacingError(
             f"patient {patient_id} was enrolled on {ctx.enrolled_day}; cannot evaluate {day}"
         )
+    local_today = ctx.local_day(now or datetime.now(UTC))
+    if day > local_today:
+        raise FutureDayError(patient_id, day, local_today)
     with conn.transaction():
         records.lock_patient(conn, patient_id)
         plans = records.plan_versions(conn, ctx)
@@ -212,6 +222,13 @@ def evaluate_patient(conn: psycopg.Connection[Any], patient_id: int, day: date) 
             plans = [first]
             changes.append(first)
         h = load_history(conn, ctx, day, plans)
+        if h.days[-1].bad_metrics:
+            logger.warning(
+                "patient %s %s: daily metrics %s are not numbers; the day is skipped",
+                patient_id,
+                day,
+                ", ".join(h.days[-1].bad_metrics),
+            )
 
         flare_flags = [f for r in RULES if r.spec is FLARE_EPISODE for f in r.flags(h)]
         due = advance(plans, h.days, onsets(flare_flags), day)
@@ -240,7 +257,9 @@ def evaluate_patient(conn: psycopg.Connection[Any], patient_id: int, day: date) 
         status = None
         if plan_today is not None:
             seen = _baseline_days_seen(plan_today, h.days)
-            status = today(plan_today, h.days[-1], day, baseline_days_seen=seen)
+            status = today(
+                plan_today, h.days[-1], day, baseline_days_seen=seen, local_today=local_today
+            )
     return Evaluation(
         patient_id=patient_id,
         day=day,

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import date, datetime
 
 
 class PacingError(ValueError):
@@ -102,3 +102,16 @@ class ExposureError(PacingError):
 
 class UnknownExposureError(ExposureError, LookupError):
     """A fear-ladder item or exposure session id that does not exist for the patient."""
+
+
+class FutureDayError(PacingError):
+    """A day asked to be evaluated that has not begun yet in the patient's time zone."""
+
+    def __init__(self, patient_id: int, day: date, local_today: date) -> None:
+        self.patient_id = patient_id
+        self.day = day
+        self.local_today = local_today
+        super().__init__(
+            f"patient {patient_id}: {day.isoformat()} has not begun yet (the patient's local"
+            f" today is {local_today.isoformat()}); only days up to today can be evaluated"
+        )

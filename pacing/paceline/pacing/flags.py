@@ -54,6 +54,9 @@ class DaySignal:
     hold: bool | None = None
     severity: Severity = Severity.WARNING
     evidence: Evidence = field(default_factory=dict)
+    #: The thresholds this day's decision was taken with (per-plan settings included):
+    #: the only source of the thresholds a flag's evidence shows.
+    thresholds: Evidence = field(default_factory=dict)
 
     @property
     def keeps_open(self) -> bool | None:
@@ -72,7 +75,6 @@ class RuleSpec:
     min_on_days: int = 1
     min_off_days: int = 2
     escalate_after_days: int | None = None
-    thresholds: Evidence = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -92,10 +94,16 @@ def _flag(spec: RuleSpec, days: Sequence[DaySignal], opened: date, *, active: bo
     severity = max((s.severity for s in days), key=lambda s: s.rank)
     if spec.escalate_after_days is not None and len(days) >= spec.escalate_after_days:
         severity = severity.raised()
-    daily: list[JSON] = [{"day": iso(s.day), **s.evidence} for s in days[-EVIDENCE_DAYS:]]
+    latest = dict(days[-1].thresholds)
+    # A day decided with other thresholds (the plan changed mid-episode) shows its own.
+    daily: list[JSON] = [
+        {"day": iso(s.day), **s.evidence}
+        | ({} if dict(s.thresholds) == latest else {"thresholds": dict(s.thresholds)})
+        for s in days[-EVIDENCE_DAYS:]
+    ]
     evidence: dict[str, JSON] = {
         "rule": spec.title,
-        "thresholds": dict(spec.thresholds),
+        "thresholds": latest,
         "episode_days": len(days),
         "first_day": iso(days[0].day),
         "opened": iso(opened),

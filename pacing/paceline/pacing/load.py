@@ -1,14 +1,19 @@
-"""Acute and chronic load by exponentially weighted moving averages, and load excess.
+"""Chronic load by an exponentially weighted moving average, the acute:chronic ratio, load excess.
 
-Williams et al. (2017) replaced rolling averages in the acute:chronic workload
-ratio by EWMAs with decay ``lambda = 2 / (N + 1)``: ``EWMA_t = lambda * load_t +
-(1 - lambda) * EWMA_{t-1}``, N = 7 days for acute and 28 days for chronic load.
+The chronic load is the 28-day EWMA of Williams et al. (2017), decay ``lambda =
+2 / (N + 1)``: ``EWMA_t = lambda * load_t + (1 - lambda) * EWMA_{t-1}``.
 Non-wear days carry the previous value forward (no load is known, which is not
-the same as zero load). The ratio comes from team sport (Gabbett 2016) and its
-injury thresholds are disputed (Impellizzeri et al. 2020); Paceline uses it only
-as one signal of a sudden rise against the patient's own history.
+the same as zero load). It is the patient's own reference for the load excess
+(flare risk, pain response) and the chronic decline (avoidance).
 
-The recursion itself is `paceline.signal.ewma`; this module adds what pacing
+The acute:chronic workload ratio is the rolling-average ratio of
+`paceline.signal.ewma.acute_chronic`, the form its thresholds (1.5 danger, 1.3
+upper end of the "sweet spot") were defined for (Gabbett 2016). The ratio comes
+from team sport and its injury thresholds are disputed (Impellizzeri et al.
+2020); Paceline uses it only as one signal of a sudden rise against the
+patient's own history.
+
+The EWMA recursion is `paceline.signal.ewma.ewma`; this module adds what pacing
 needs around it: the seed, the count of valid days behind each value, and the
 excess of a day's load over the chronic load.
 
@@ -31,16 +36,13 @@ from typing import Final
 import numpy as np
 import numpy.typing as npt
 
+from paceline.signal.ewma import AcuteChronic, acute_chronic
 from paceline.signal.ewma import ewma as signal_ewma
 
 FloatArray = npt.NDArray[np.float64]
 IntArray = npt.NDArray[np.int64]
 
-ACUTE_SPAN_DAYS: Final = 7
 CHRONIC_SPAN_DAYS: Final = 28
-# Two weeks of valid days before a chronic load is trusted as a reference: the
-# 28-day EWMA has then absorbed about 65 % of its eventual weight.
-MIN_CHRONIC_DAYS: Final = 14
 # A week of valid days before a day's load is compared with the chronic load.
 MIN_REFERENCE_DAYS: Final = 7
 
@@ -69,20 +71,17 @@ def ewma(values: Sequence[float | None] | FloatArray, span_days: int) -> FloatAr
 
 @dataclass(frozen=True)
 class LoadState:
-    """Daily load with its acute and chronic EWMA and the count of valid days so far."""
+    """Daily load with its chronic EWMA, the count of valid days so far, and the ACWR."""
 
     loads: FloatArray
-    acute: FloatArray
     chronic: FloatArray
     n_valid: IntArray
+    acwr: AcuteChronic
 
     @property
     def ratio(self) -> FloatArray:
-        """Acute:chronic ratio; NaN until `MIN_CHRONIC_DAYS` valid days or with zero chronic load."""
-        with np.errstate(divide="ignore", invalid="ignore"):
-            r = self.acute / self.chronic
-        r[(self.n_valid < MIN_CHRONIC_DAYS) | ~(self.chronic > 0)] = np.nan
-        return r
+        """Rolling acute:chronic ratio (Gabbett 2016); NaN with too few known days."""
+        return self.acwr.ratio
 
     @property
     def excess(self) -> FloatArray:
@@ -91,13 +90,13 @@ class LoadState:
 
 
 def load_state(values: Sequence[float | None] | FloatArray) -> LoadState:
-    """Acute and chronic load of a daily series (NaN or None for unknown days)."""
+    """Chronic load and acute:chronic ratio of a daily series (NaN or None for unknown days)."""
     x = (values if isinstance(values, np.ndarray) else as_array(values)).astype(np.float64)
     return LoadState(
         loads=x,
-        acute=ewma(x, ACUTE_SPAN_DAYS),
         chronic=ewma(x, CHRONIC_SPAN_DAYS),
         n_valid=np.cumsum(~np.isnan(x)).astype(np.int64),
+        acwr=acute_chronic(x),
     )
 
 

@@ -26,6 +26,7 @@ from enum import Enum, StrEnum
 from statistics import fmean
 from typing import Any, Final
 
+from paceline.pacing import wording
 from paceline.pacing.days import DayLoad, Measure
 from paceline.pacing.errors import OutOfRangeError, PlanError
 from paceline.pacing.evidence import JSON, Evidence, iso, num
@@ -260,9 +261,8 @@ def _with_baseline(cur: PlanVersion, base: Baseline, day: date) -> PlanVersion:
         quota=quota,
         valid_from=day + timedelta(days=1),
         cause=Cause.BASELINE,
-        reason=(
-            f"baseline {base.value:.1f} {cur.measure.unit} from the first {len(base.days_used)}"
-            f" valid days; quota starts at {cur.start_fraction:.0%} of it: {quota:g}"
+        reason=wording.baseline_reason(
+            cur.measure, base.value, len(base.days_used), cur.start_fraction, quota
         ),
         created_by=None,
         flare_start=None,
@@ -277,16 +277,24 @@ def _with_baseline(cur: PlanVersion, base: Baseline, day: date) -> PlanVersion:
 def _stepped_back(cur: PlanVersion, flare: FlareOnset, valid_from: date) -> PlanVersion:
     assert cur.quota is not None and cur.baseline is not None
     floor = cur.settings.floor_fraction * cur.baseline
-    quota = round_quota(cur.measure, max(cur.settings.flare_fraction * cur.quota, floor))
+    stepped = cur.settings.flare_fraction * cur.quota
+    quota = round_quota(cur.measure, max(stepped, floor))
     return replace(
         cur,
         version=cur.version + 1,
         quota=quota,
         valid_from=valid_from,
         cause=Cause.FLARE,
-        reason=(
-            f"flare from {flare.start.isoformat()}: quota stepped back to"
-            f" {cur.settings.flare_fraction:.0%} of {cur.quota:g} = {quota:g}; rebuild from there"
+        reason=wording.step_back_reason(
+            cur.measure,
+            flare.start,
+            previous=cur.quota,
+            flare_fraction=cur.settings.flare_fraction,
+            stepped=stepped,
+            floor=floor,
+            floor_fraction=cur.settings.floor_fraction,
+            baseline=cur.baseline,
+            quota=quota,
         ),
         created_by=None,
         flare_start=flare.start,
@@ -295,7 +303,10 @@ def _stepped_back(cur: PlanVersion, flare: FlareOnset, valid_from: date) -> Plan
             "flare_confirmed": iso(flare.confirmed),
             "previous_quota": cur.quota,
             "flare_fraction": cur.settings.flare_fraction,
+            "stepped_back_to": num(stepped),
             "floor": num(floor),
+            "held_at_floor": stepped < floor,
+            "new_quota": quota,
         },
     )
 
@@ -316,10 +327,14 @@ def _progressed(cur: PlanVersion, outcome: PeriodOutcome) -> PlanVersion | None:
         quota=quota,
         valid_from=outcome.end + timedelta(days=1),
         cause=Cause.PROGRESSION,
-        reason=(
-            f"quota met on {outcome.met_days} of {outcome.valid_days} valid days"
-            f" ({outcome.start.isoformat()} to {outcome.end.isoformat()}):"
-            f" raised by {cur.step_fraction:.0%} of baseline to {quota:g}"
+        reason=wording.progression_reason(
+            cur.measure,
+            met_days=outcome.met_days,
+            valid_days=outcome.valid_days,
+            start=outcome.start,
+            end=outcome.end,
+            step_fraction=cur.step_fraction,
+            quota=quota,
         ),
         created_by=None,
         flare_start=None,
@@ -345,10 +360,11 @@ def default_plan(valid_from: date, m: Measure = Measure.ACTIVE_MINUTES) -> PlanV
         quota=None,
         valid_from=valid_from,
         cause=Cause.DEFAULT,
-        reason=(
-            f"default plan: baseline from the first {DEFAULT_BASELINE_DAYS} valid days, quota"
-            f" from {DEFAULT_START_FRACTION:.0%} of it, +{DEFAULT_STEP_FRACTION:.0%} of baseline"
-            f" each {DEFAULT_PERIOD_DAYS} days when met"
+        reason=wording.default_reason(
+            DEFAULT_BASELINE_DAYS,
+            DEFAULT_START_FRACTION,
+            DEFAULT_STEP_FRACTION,
+            DEFAULT_PERIOD_DAYS,
         ),
     )
 
@@ -534,19 +550,20 @@ class TodayStatus:
     message: str
 
 
-def _about(m: Measure, amount: float) -> str:
-    """Round an amount the way a person would say it ("about 25 active minutes")."""
-    if m is Measure.STEPS:
-        return f"{round(amount, -2):,.0f}" if amount >= 100 else f"{amount:.0f}"
-    if m is Measure.ACTIVE_MINUTES and amount >= 10:
-        return f"{5 * round(amount / 5):.0f}"
-    return f"{amount:.0f}"
-
-
 def today(
-    plan: PlanVersion, so_far: DayLoad | None, day: date, *, baseline_days_seen: int = 0
+    plan: PlanVersion,
+    so_far: DayLoad | None,
+    day: date,
+    *,
+    baseline_days_seen: int = 0,
+    local_today: date | None = None,
 ) -> TodayStatus:
-    """Today's position against the plan, for the patient view."""
+    """Where `day` stands against the plan, for the patient view.
+
+    `local_today` is the patient's current local day: the message speaks of
+    "today" only when `day` is that day (or when it is not given), and names the
+    date of a day that is over. The quota shown is the plan's quota, exactly.
+    """
     m = plan.measure
     done = 0.0
     if so_far is not None:
@@ -566,26 +583,20 @@ def today(
             None,
             None,
             TodayState.BASELINE,
-            f"We are measuring your usual activity: {min(baseline_days_seen, need)} of {need}"
-            " valid days so far. Go about your day as usual.",
+            wording.baseline_message(day, local_today, baseline_days_seen, need),
         )
     quota = plan.quota
     remaining = max(quota - done, 0.0)
     fraction = done / quota if quota > 0 else None
-    unit = m.unit
     if fraction is not None and fraction > plan.settings.envelope_fraction:
         state = TodayState.ABOVE_ENVELOPE
-        message = (
-            f"You are above today's plan ({_about(m, done)} of {_about(m, quota)} {unit});"
-            " time to ease off and rest."
-        )
+        message = wording.above_envelope_message(m, day, local_today, done, quota)
     elif done >= quota:
         state = TodayState.MET
-        message = (
-            f"You have met today's plan ({_about(m, done)} of {_about(m, quota)} {unit})."
-            " Stopping here is part of the plan."
-        )
+        message = wording.met_message(m, day, local_today, done, quota)
     else:
         state = TodayState.BELOW
-        message = f"You have about {_about(m, remaining)} {unit} left in today's plan."
+        message = wording.below_message(
+            m, day=day, local_today=local_today, done=done, quota=quota, remaining=remaining
+        )
     return TodayStatus(day, m, quota, done, remaining, fraction, state, message)

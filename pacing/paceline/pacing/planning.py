@@ -127,4 +127,4 @@ def today_status(
     rows = records.metrics_rows(conn, patient_id, plan.valid_from, day)
     so_far = next((from_row(r) for r in rows if r.day == day), None)
     seen = sum(1 for r in rows if r.day < day and from_row(r).value(plan.measure) is not None)
-    return today(plan, so_far, day, baseline_days_seen=seen)
+    return today(plan, so_far, day, baseline_days_seen=seen, local_today=day)

@@ -36,6 +36,7 @@ RULES: Final[tuple[Rule, ...]] = (
     Rule(cycling.BOOM_BUST, cycling.boom_bust),
     Rule(dataquality.NO_WEAR, dataquality.no_wear),
     Rule(dataquality.DEVICE_SILENT, dataquality.device_silent),
+    Rule(dataquality.BAD_METRICS, dataquality.bad_metrics),
     Rule(dataquality.MISSING_DIARY, dataquality.missing_diary),
     Rule(flare.FLARE_EPISODE, flare.flare_episode),
 )

@@ -166,6 +166,9 @@ HAZARD_SLEEP: Final = 0.35
 HAZARD_ACWR: Final = 1.0
 HAZARD_NOISE_SD: Final = 0.6
 REFRACTORY_DAYS: Final = 4
+#: Pain build-up before a flare's onset, as fractions of the flare's size (days s, s+1).
+BUILD_UP_FRACTIONS: Final = (0.25, 0.5)
+BUILD_UP_DAYS: Final = len(BUILD_UP_FRACTIONS)
 
 
 def _sigmoid(z: float) -> float:
@@ -175,13 +178,25 @@ def _sigmoid(z: float) -> float:
 def cohort_patient(rng: np.random.Generator, n_days: int) -> CohortPatient:
     """Simulate one patient: habitual load with spikes, sleep, pain, and flares by a known rule.
 
-    The rule (ground truth, unknown to the score): on a day not in a flare or its
-    4-day aftermath, a flare starts with probability ``sigmoid(-4.6 + 3.0 * s *
-    max(x_{t-1}, x_{t-2}) + 0.35 * sleep_deficit_{t-1} + 1.0 * max(ACWR_{t-1} - 1,
-    0) + u_t)``, ``u_t ~ N(0, 0.6)`` unobserved, where ``s`` is the patient's
-    sensitivity (log-normal), ``x`` the load excess over the chronic load and the
-    sleep deficit is against the patient's normal sleep. A flare adds 2.5-4 pain
-    points for 3-6 days, decaying, and costs sleep.
+    The rule (ground truth, unknown to the score): on a day s not in a flare, its
+    build-up or the 4-day aftermath, a flare is triggered with probability
+    ``sigmoid(-4.6 + 3.0 * s_p * max(x_{s-1}, x_{s-2}) + 0.35 * sleep_deficit_{s-1}
+    + 1.0 * max(ACWR_{s-1} - 1, 0) + u_s)``, ``u_s ~ N(0, 0.6)`` unobserved, where
+    ``s_p`` is the patient's sensitivity (log-normal), ``x`` the load excess over
+    the chronic load, ACWR the rolling acute:chronic ratio and the sleep deficit
+    is against the patient's normal sleep. A triggered flare builds up: pain
+    rises by about a quarter and then a half of the flare's size on days s and
+    s+1 (and sleep suffers), and the flare itself (its onset, 2.5-4 points above
+    usual for 3-6 days, decaying) starts on day s+2. Flares in people with
+    chronic pain are commonly preceded by such a prodrome of rising pain and poor
+    sleep (Affleck et al. 1996; Suri et al. 2018).
+
+    References
+    ----------
+    Affleck G et al. Sequential daily relations of sleep, pain intensity, and attention
+    to pain among women with fibromyalgia. Pain 1996;68:363-368.
+    Suri P, Rainville J, de Schepper E, et al. Do physical activities trigger flare-ups
+    during an acute low back pain episode? Spine 2018;43:427-433.
     """
     sensitivity = float(rng.lognormal(0.0, 0.5))
     habitual = float(rng.uniform(20, 70))
@@ -205,14 +220,23 @@ def cohort_patient(rng: np.random.Generator, n_days: int) -> CohortPatient:
     in_flare = np.zeros(n_days, dtype=bool)
     onsets: list[int] = []
     flare_left, flare_size, flare_len, last_end = 0, 0.0, 1, -100
+    building: list[float] = []
     noise = 0.0
     for t in range(n_days):
         true_sleep[t] = normal_sleep + float(rng.normal(0, 0.8))
         if t > 0 and excess[t - 1] > 0.5:
             true_sleep[t] -= 0.8
-        if flare_left > 0:
+        prodrome = 0.0
+        if building:
+            prodrome = building.pop(0)
+            true_sleep[t] -= 0.8
+            if not building:
+                onsets.append(t + 1)
+                flare_len = int(rng.integers(3, 7))
+                flare_left = flare_len
+        elif flare_left > 0:
             true_sleep[t] -= 1.5
-        elif t >= 2 and t - last_end > REFRACTORY_DAYS:
+        elif t >= 2 and t - last_end > REFRACTORY_DAYS and t + BUILD_UP_DAYS < n_days:
             deficit = max(normal_sleep - true_sleep[t - 1], 0.0)
             z = (
                 HAZARD_INTERCEPT
@@ -222,11 +246,12 @@ def cohort_patient(rng: np.random.Generator, n_days: int) -> CohortPatient:
                 + float(rng.normal(0, HAZARD_NOISE_SD))
             )
             if rng.random() < _sigmoid(z):
-                onsets.append(t)
-                flare_len = int(rng.integers(3, 7))
-                flare_left, flare_size = flare_len, float(rng.uniform(2.5, 4.0))
-        flare_effect = 0.0
-        if flare_left > 0:
+                flare_size = float(rng.uniform(2.5, 4.0))
+                building = [flare_size * f for f in BUILD_UP_FRACTIONS]
+                prodrome = building.pop(0)
+                true_sleep[t] -= 0.8
+        flare_effect = prodrome
+        if flare_left > 0 and not prodrome:
             in_flare[t] = True
             flare_effect = flare_size * (flare_left / flare_len) ** 0.5
             flare_left -= 1

@@ -1,4 +1,4 @@
-"""Load over days: EWMA acute and chronic load, their ratio, and Foster's monotony and strain.
+"""Load over days: EWMA load, the rolling acute:chronic ratio, and Foster's monotony and strain.
 
 Days without data are NaN and are *not* rest days: an unworn band says nothing about
 activity, so a missing day leaves every moving average where it was instead of
@@ -20,6 +20,10 @@ from paceline.signal.timebase import FloatArray
 
 ACUTE_DAYS: Final = 7
 CHRONIC_DAYS: Final = 28
+# More than half the acute week and half the chronic window known before a ratio
+# is given: fewer days make the means too noisy to compare.
+MIN_ACUTE_DAYS: Final = 4
+MIN_CHRONIC_DAYS: Final = 14
 FOSTER_WINDOW_DAYS: Final = 7
 
 
@@ -66,7 +70,7 @@ def ewma(load: npt.ArrayLike, *, span_days: int, initial: float | None = None) -
 
 @dataclass(frozen=True, slots=True)
 class AcuteChronic:
-    """EWMA acute and chronic load per day and the acute:chronic workload ratio."""
+    """Rolling acute and chronic load per day and the acute:chronic workload ratio."""
 
     acute: FloatArray
     chronic: FloatArray
@@ -78,24 +82,59 @@ def acute_chronic(
     *,
     acute_days: int = ACUTE_DAYS,
     chronic_days: int = CHRONIC_DAYS,
+    min_acute_days: int = MIN_ACUTE_DAYS,
+    min_chronic_days: int = MIN_CHRONIC_DAYS,
 ) -> AcuteChronic:
-    """Acute (7-day) and chronic (28-day) EWMA load and their ratio (Williams et al. 2017).
+    """Acute:chronic workload ratio from rolling averages, as its thresholds were defined.
 
-    ``ACWR_t = EWMA_acute_t / EWMA_chronic_t``; NaN where the chronic load is 0 or
-    unknown. A ratio well above 1 means load is rising faster than the person has been
-    used to — the "boom" side of a boom-bust cycle.
+    ``acute_t`` is the mean load of the `acute_days` (7) days ending on day t,
+    ``chronic_t`` the mean of the `chronic_days` (28) days ending on day t (the
+    acute week included, the "coupled" ratio), and ``ACWR_t = acute_t /
+    chronic_t``. The danger zone ACWR ≥ 1.5 and the 0.8-1.3 "sweet spot" come
+    from this rolling-average form (Hulin et al. 2016; Gabbett 2016). The EWMA
+    ratio of Williams et al. (2017) answers a jump more slowly (it needs about a
+    2.6× sustained jump to reach 1.5), so those thresholds do not carry over to
+    it. Here a week at twice the usual load reaches ``2 / (1 + 7/28) = 1.6``. Unknown (NaN) days are left out of both means,
+    never counted as rest; a window with fewer than `min_acute_days` /
+    `min_chronic_days` known days, or a chronic mean of 0, gives NaN.
 
     References
     ----------
-    Williams S et al. Br J Sports Med 2017;51(3):209-210.
+    Hulin BT, Gabbett TJ, Lawson DW, Caputi P, Sampson JA. The acute:chronic workload
+    ratio predicts injury: high chronic workload may decrease injury risk in elite
+    rugby league players. Br J Sports Med 2016;50:231-236.
+    Gabbett TJ. The training-injury prevention paradox: should athletes be training
+    smarter and harder? Br J Sports Med 2016;50:273-280.
     """
     if acute_days >= chronic_days:
         raise ParameterError("acute_days", acute_days, f"must be shorter than {chronic_days}")
-    acute = ewma(load, span_days=acute_days)
-    chronic = ewma(load, span_days=chronic_days)
-    ratio = np.full(acute.shape[0], np.nan)
-    np.divide(acute, chronic, out=ratio, where=chronic > 0)
+    if not 1 <= min_acute_days <= acute_days or not 1 <= min_chronic_days <= chronic_days:
+        raise ParameterError(
+            "min_acute_days/min_chronic_days",
+            (min_acute_days, min_chronic_days),
+            "each must be from 1 to its window",
+        )
+    x = _daily(load)
+    acute = _rolling_mean(x, acute_days, min_acute_days)
+    chronic = _rolling_mean(x, chronic_days, min_chronic_days)
+    ratio = np.full(x.shape[0], np.nan)
+    np.divide(acute, chronic, out=ratio, where=(chronic > 0) & ~np.isnan(acute))
     return AcuteChronic(acute=acute, chronic=chronic, ratio=ratio)
+
+
+def _rolling_mean(x: FloatArray, window: int, min_known: int) -> FloatArray:
+    """Mean of the known values of the `window` days ending on each day (NaN below `min_known`)."""
+    known = ~np.isnan(x)
+    # Cumulative sums give every window in one pass; leading zeros make the windows
+    # at the start of the series shorter rather than undefined.
+    total = np.concatenate(([0.0], np.cumsum(np.where(known, x, 0.0))))
+    count = np.concatenate(([0], np.cumsum(known)))
+    hi = np.arange(1, x.shape[0] + 1)
+    lo = np.maximum(hi - window, 0)
+    n = count[hi] - count[lo]
+    out = np.full(x.shape[0], np.nan)
+    np.divide(total[hi] - total[lo], n, out=out, where=n >= min_known)
+    return out
 
 
 @dataclass(frozen=True, slots=True)
@@ -166,6 +205,8 @@ __all__ = [
     "ACUTE_DAYS",
     "CHRONIC_DAYS",
     "FOSTER_WINDOW_DAYS",
+    "MIN_ACUTE_DAYS",
+    "MIN_CHRONIC_DAYS",
     "AcuteChronic",
     "Foster",
     "acute_chronic",

@@ -1,0 +1,151 @@
+"""The sentences patients and clinicians read about the plan, built from the numbers decided.
+
+Every number in a sentence is the number the rule used, rounded for display in
+one place (`amount`), so that the patient view, the plan's reason and the audit
+trail never show two different values for one quantity (a quota of 53 is "53",
+not "55" in one place and "53" in another, and a stored 4980.6 is never
+"4980.6001").
+"""
+
+from __future__ import annotations
+
+from datetime import date
+
+from paceline.pacing.days import Measure
+
+
+def amount(m: Measure, value: float) -> str:
+    """A quantity of measure `m` for display: whole steps, else at most one decimal."""
+    if m is Measure.STEPS:
+        return f"{value:,.0f}"
+    text = f"{value:,.1f}"
+    return text[:-2] if text.endswith(".0") else text
+
+
+def number(value: float) -> str:
+    """A plain number for display (at most one decimal)."""
+    text = f"{value:,.1f}"
+    return text[:-2] if text.endswith(".0") else text
+
+
+def default_reason(
+    baseline_days: int, start_fraction: float, step_fraction: float, period: int
+) -> str:
+    """Why version 1 exists."""
+    return (
+        f"default plan: baseline from the first {baseline_days} valid days, quota"
+        f" from {start_fraction:.0%} of it, +{step_fraction:.0%} of baseline each {period} days"
+        " when met"
+    )
+
+
+def baseline_reason(
+    m: Measure, baseline: float, n_days: int, start_fraction: float, quota: float
+) -> str:
+    """Why the first quota is what it is."""
+    return (
+        f"baseline {amount(m, baseline)} {m.unit} from the first {n_days} valid days;"
+        f" quota starts at {start_fraction:.0%} of it: {amount(m, quota)}"
+    )
+
+
+def step_back_reason(
+    m: Measure,
+    flare_start: date,
+    *,
+    previous: float,
+    flare_fraction: float,
+    stepped: float,
+    floor: float,
+    floor_fraction: float,
+    baseline: float,
+    quota: float,
+) -> str:
+    """What a flare did to the quota, with the real numbers (stepped back, or held at the floor)."""
+    head = f"flare from {flare_start.isoformat()}: "
+    floor_text = (
+        f"the floor of {floor_fraction:.0%} of the baseline {amount(m, baseline)}"
+        f" ({amount(m, floor)})"
+    )
+    if stepped >= floor:
+        body = (
+            f"quota stepped back to {flare_fraction:.0%} of {amount(m, previous)}"
+            f" = {amount(m, quota)}"
+        )
+    elif previous <= floor:
+        body = (
+            f"{flare_fraction:.0%} of {amount(m, previous)} would be {amount(m, stepped)}, below"
+            f" {floor_text}; the quota was already there and is held at {amount(m, quota)}"
+        )
+    else:
+        body = (
+            f"{flare_fraction:.0%} of {amount(m, previous)} would be {amount(m, stepped)}, below"
+            f" {floor_text}; quota lowered only to the floor: {amount(m, quota)}"
+        )
+    return f"{head}{body}; rebuild from there"
+
+
+def progression_reason(
+    m: Measure,
+    *,
+    met_days: int,
+    valid_days: int,
+    start: date,
+    end: date,
+    step_fraction: float,
+    quota: float,
+) -> str:
+    """Why the quota rose."""
+    return (
+        f"quota met on {met_days} of {valid_days} valid days"
+        f" ({start.isoformat()} to {end.isoformat()}):"
+        f" raised by {step_fraction:.0%} of baseline to {amount(m, quota)}"
+    )
+
+
+def _when(day: date, local_today: date | None) -> tuple[str, bool]:
+    """How to name the day ("today" or its date) and whether it is still in progress."""
+    if local_today is None or day == local_today:
+        return "today", True
+    return f"{day:%a} {day.isoformat()}", False
+
+
+def baseline_message(day: date, local_today: date | None, seen: int, need: int) -> str:
+    """The patient view while the baseline is measured."""
+    when, current = _when(day, local_today)
+    so_far = "so far" if current else f"by the end of {when}"
+    tail = " Go about your day as usual." if current else ""
+    return f"We are measuring your usual activity: {min(seen, need)} of {need} valid days {so_far}.{tail}"
+
+
+def above_envelope_message(
+    m: Measure, day: date, local_today: date | None, done: float, quota: float
+) -> str:
+    """The patient view above the day's envelope."""
+    when, current = _when(day, local_today)
+    figures = f"{amount(m, done)} of {amount(m, quota)} {m.unit}"
+    if current:
+        return f"You are above today's plan ({figures}); time to ease off and rest."
+    return f"On {when} you went above the plan ({figures}); ease off the day after a high day."
+
+
+def met_message(m: Measure, day: date, local_today: date | None, done: float, quota: float) -> str:
+    """The patient view with the quota met."""
+    when, current = _when(day, local_today)
+    figures = f"{amount(m, done)} of {amount(m, quota)} {m.unit}"
+    if current:
+        return f"You have met today's plan ({figures}). Stopping here is part of the plan."
+    return f"On {when} you met the plan ({figures})."
+
+
+def below_message(
+    m: Measure, *, day: date, local_today: date | None, done: float, quota: float, remaining: float
+) -> str:
+    """The patient view below the quota."""
+    when, current = _when(day, local_today)
+    figures = f"{amount(m, done)} of {amount(m, quota)} {m.unit}"
+    if current:
+        return (
+            f"You have done {figures} today; {amount(m, remaining)} {m.unit} left in today's plan."
+        )
+    return f"On {when} you did {figures}, {amount(m, remaining)} short of the plan."
