@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 
@@ -14,7 +15,7 @@ class DatabaseUrlError(StoreError, ValueError):
 
     def __init__(self, url: str, reason: str) -> None:
         self.url = url
-        super().__init__(f"invalid database URL {redact(url)!r}: {reason}")
+        super().__init__(f"invalid database URL {redact(url)!r}: {mask_passwords(reason)}")
 
 
 class ServerUnreachableError(StoreError):
@@ -22,7 +23,7 @@ class ServerUnreachableError(StoreError):
 
     def __init__(self, dsn: str, reason: str) -> None:
         self.dsn = dsn
-        super().__init__(f"cannot reach PostgreSQL at {redact(dsn)}: {reason}")
+        super().__init__(f"cannot reach PostgreSQL at {redact(dsn)}: {mask_passwords(reason)}")
 
 
 class DataDirError(StoreError):
@@ -48,24 +49,33 @@ class BatchRejectedError(StoreError, ValueError):
         super().__init__(f"batch {batch_id!r} rejected: {stream} row {row}: {reason}")
 
 
+_MASK = "***"
+# Textual masks for what libpq cannot parse (and for its error messages, which quote the
+# text they failed on): URL userinfo, a `password` query parameter, a `password=` keyword
+# (quoted, possibly unterminated, or bare).
+_USERINFO_PASSWORD = re.compile(r"(://[^:@/?#\s]*:)[^\s]*@")
+_QUERY_PASSWORD = re.compile(r"([?&]password=)[^&#\s\"]*", re.IGNORECASE)
+_KEYWORD_PASSWORD = re.compile(
+    r"((?<![?&])\bpassword\s*=\s*)('(?:[^'\\]|\\.)*'?|[^\s\"]*)", re.IGNORECASE
+)
+
+
+def mask_passwords(text: str) -> str:
+    """Mask anything in `text` that looks like a DSN password, parsable or not."""
+    text = _USERINFO_PASSWORD.sub(rf"\1{_MASK}@", text)
+    text = _QUERY_PASSWORD.sub(rf"\1{_MASK}", text)
+    return _KEYWORD_PASSWORD.sub(rf"\1{_MASK}", text)
+
+
 def redact(dsn: str) -> str:
-    """Hide the password of a DSN or URL so that it can be logged."""
+    """Hide the password of a DSN or URL so that it can be logged, even when it does not parse."""
     import psycopg  # noqa: PLC0415
     from psycopg.conninfo import conninfo_to_dict, make_conninfo  # noqa: PLC0415
 
     try:
         params = conninfo_to_dict(dsn)
     except psycopg.Error:
-        from urllib.parse import urlsplit  # noqa: PLC0415
-
-        try:
-            parts = urlsplit(dsn)
-        except ValueError:
-            return "<unparseable>"
-        if parts.password:
-            netloc = parts.netloc.replace(f":{parts.password}@", ":***@")
-            return parts._replace(netloc=netloc).geturl()
-        return dsn
+        return mask_passwords(dsn)
     if "password" in params:
-        params["password"] = "***"  # noqa: S105 - the mask, not a secret
+        params["password"] = _MASK
     return make_conninfo("", **{k: v for k, v in params.items() if v is not None})
