@@ -22,6 +22,7 @@ while the records around it are recovered.
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import logging
 import os
@@ -169,8 +170,8 @@ def daemon_lock(path: Path) -> Iterator[None]:
     Two daemons on one spool would upload the same outbox twice over and race each other
     for every record; the lock is an flock, so the kernel releases it when a daemon dies.
     """
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd = os.open(path.with_name(path.name + ".lock"), os.O_CREAT | os.O_RDWR, 0o644)
+    make_private(path)
+    fd = os.open(path.with_name(path.name + ".lock"), os.O_CREAT | os.O_RDWR, 0o600)
     try:
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except BlockingIOError as exc:
@@ -181,6 +182,27 @@ def daemon_lock(path: Path) -> Iterator[None]:
     finally:
         fcntl.flock(fd, fcntl.LOCK_UN)
         os.close(fd)
+
+
+def make_private(path: Path) -> None:
+    """Make the spool's directory 0700 and its files 0600, creating the directory if needed.
+
+    The spool holds patients' heart data. SQLite creates its files 0644 (and gives the
+    `-wal` and `-shm` files the database file's mode), so the database file is created
+    0600 before SQLite opens it; a spool left wider by an older version is narrowed.
+    """
+    directory = path.parent
+    directory.mkdir(parents=True, exist_ok=True, mode=0o700)
+    if directory.stat().st_mode & 0o077:
+        directory.chmod(0o700)
+    # O_EXCL: never open (and close) a file SQLite may already hold here, since closing
+    # any descriptor of a file drops all of this process's POSIX locks on it.
+    with contextlib.suppress(FileExistsError):
+        os.close(os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600))
+    for name in (path.name, f"{path.name}-wal", f"{path.name}-shm", f"{path.name}.lock"):
+        with contextlib.suppress(FileNotFoundError):
+            if (directory / name).stat().st_mode & 0o077:
+                (directory / name).chmod(0o600)
 
 
 def default_gateway_id() -> str:
@@ -209,7 +231,7 @@ class Spool:
         if synchronous not in ("FULL", "NORMAL", "EXTRA"):
             raise ValueError(f"synchronous must be FULL, NORMAL or EXTRA, not {synchronous!r}")
         try:
-            path.parent.mkdir(parents=True, exist_ok=True)
+            make_private(path)
             conn = sqlite3.connect(
                 path, timeout=BUSY_TIMEOUT_MS / 1000, isolation_level=None, check_same_thread=False
             )
