@@ -13,8 +13,8 @@ from paceline.store.embedded import LOCK_NAME, PGDATA_NAME, EmbeddedServer, bund
 
 
 @pytest.mark.slow
-def test_the_data_directory_is_created_then_reused_with_its_data(tmp_path: Path) -> None:
-    data_dir = tmp_path / "paceline-data"
+def test_the_data_directory_is_created_then_reused_with_its_data(server_dir: Path) -> None:
+    data_dir = server_dir / "paceline-data"
     server = EmbeddedServer.start(data_dir)
     try:
         assert server.pgdata == data_dir / PGDATA_NAME
@@ -31,43 +31,43 @@ def test_the_data_directory_is_created_then_reused_with_its_data(tmp_path: Path)
         again.stop()
 
 
-def test_a_cluster_of_another_major_version_is_refused(tmp_path: Path) -> None:
-    pgdata = tmp_path / PGDATA_NAME
+def test_a_cluster_of_another_major_version_is_refused(server_dir: Path) -> None:
+    pgdata = server_dir / PGDATA_NAME
     pgdata.mkdir()
     other = bundled_major_version() - 3
     (pgdata / "PG_VERSION").write_text(f"{other}\n")
     with pytest.raises(DataDirError, match=f"PostgreSQL {other} cluster"):
-        EmbeddedServer.start(tmp_path)
+        EmbeddedServer.start(server_dir)
 
 
-def test_an_unwritable_data_directory_is_refused(tmp_path: Path) -> None:
-    blocked = tmp_path / "file-not-dir"
+def test_an_unwritable_data_directory_is_refused(server_dir: Path) -> None:
+    blocked = server_dir / "file-not-dir"
     blocked.write_text("")
     with pytest.raises(DataDirError, match="cannot create it"):
         EmbeddedServer.start(blocked / "data")
 
 
-def test_a_data_directory_locked_by_another_process_is_reported(tmp_path: Path) -> None:
-    tmp_path.mkdir(exist_ok=True)
-    with (tmp_path / LOCK_NAME).open("a+") as holder:
+def test_a_data_directory_locked_by_another_process_is_reported(server_dir: Path) -> None:
+    server_dir.mkdir(exist_ok=True)
+    with (server_dir / LOCK_NAME).open("a+") as holder:
         fcntl.flock(holder, fcntl.LOCK_EX)
         holder.write("4242")
         holder.flush()
         with pytest.raises(DataDirError, match=r"locked by another process \(pid 4242\)"):
-            EmbeddedServer.start(tmp_path, lock_timeout_s=0.3)
-    assert not (tmp_path / PGDATA_NAME).exists()
+            EmbeddedServer.start(server_dir, lock_timeout_s=0.3)
+    assert not (server_dir / PGDATA_NAME).exists()
 
 
-def test_an_interrupted_initdb_is_moved_aside_not_deleted(tmp_path: Path) -> None:
-    pgdata = tmp_path / PGDATA_NAME
+def test_an_interrupted_initdb_is_moved_aside_not_deleted(server_dir: Path) -> None:
+    pgdata = server_dir / PGDATA_NAME
     pgdata.mkdir()
     (pgdata / "base").mkdir()
     (pgdata / "half-written").write_text("x")
-    server = EmbeddedServer.start(tmp_path, delete_on_stop=True)
+    server = EmbeddedServer.start(server_dir, delete_on_stop=True)
     try:
-        assert (tmp_path / f"{PGDATA_NAME}.incomplete" / "half-written").exists()
+        assert (server_dir / f"{PGDATA_NAME}.incomplete" / "half-written").exists()
         with connect(server.dsn) as conn:
             assert conn.execute("SELECT 1").fetchone() == (1,)
     finally:
         server.stop()
-    assert os.path.exists(tmp_path / f"{PGDATA_NAME}.incomplete")
+    assert os.path.exists(server_dir / f"{PGDATA_NAME}.incomplete")

