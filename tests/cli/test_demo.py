@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -9,6 +10,8 @@ import pytest
 from paceline.cli.main import main
 from paceline.store import connect
 from paceline.store.testing import temporary_database
+
+LOG_LINE = re.compile(r"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3} (DEBUG|INFO|WARNING|ERROR) ")
 
 
 @pytest.mark.slow
@@ -23,6 +26,11 @@ def test_the_demo_fills_the_database_and_flags_the_caseload(
         monkeypatch.setenv("PACELINE_DATA_DIR", str(tmp_path))
         assert main(["demo", "--duration", "4", "--speed", "60"]) == 0
         out = capsys.readouterr().out
+        # Prose on stdout, log lines in the data directory's log file.
+        log = (tmp_path / "demo.log").read_text()
+        assert "paceline.ingest" in log
+        assert f"log: {tmp_path / 'demo.log'}" in out
+        assert not [line for line in out.splitlines() if LOG_LINE.match(line)]
         for heading in (
             "== 1. Database",
             "== 2. Live ingest",
@@ -53,8 +61,23 @@ def test_the_demo_fills_the_database_and_flags_the_caseload(
         assert not any(r.startswith("bust.") for r in flags["DEMO-MISSING_WEAR"])
 
         # A second run adds live data but does not replay the caseload again.
-        assert main(["demo", "--duration", "2", "--speed", "60"]) == 0
         with connect(dsn) as conn:
+            first_end = conn.execute("SELECT max(time) FROM hr_sample").fetchone()
+        assert main(["demo", "--duration", "2", "--speed", "60"]) == 0
+        assert "continuing after the newest stored sample" in capsys.readouterr().out
+        with connect(dsn) as conn:
+            # It continues in time: new minutes, not a second set of samples between
+            # the first run's (which made two heart-rate rows a second).
+            doubled = conn.execute(
+                "SELECT count(*) FROM (SELECT time - lag(time) OVER"
+                " (PARTITION BY device_id ORDER BY time) AS gap FROM hr_sample) g"
+                " WHERE gap < interval '500 milliseconds'"
+            ).fetchone()
+            assert doubled == (0,)
+            later = conn.execute(
+                "SELECT count(*) FROM hr_sample WHERE time > %s", first_end
+            ).fetchone()
+            assert later is not None and later[0] > 0
             plans = conn.execute(
                 "SELECT count(*) FROM pacing_plan pp JOIN patient p USING (patient_id)"
                 " WHERE p.external_ref = 'DEMO-STEADY'"

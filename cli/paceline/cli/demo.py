@@ -17,8 +17,11 @@ from __future__ import annotations
 import argparse
 import logging
 from collections import Counter
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, date, datetime, timedelta
-from typing import Any
+from pathlib import Path
+from typing import Any, Final
 
 import psycopg
 
@@ -66,8 +69,47 @@ def _heading(text: str) -> None:
     print(f"\n== {text}", flush=True)
 
 
+LOG_FILE: Final = "demo.log"
+"""The demo's log, in `PACELINE_DATA_DIR`: the terminal gets the story, the file the detail."""
+
+
+@contextmanager
+def logging_to(path: Path, level: int = logging.INFO) -> Iterator[None]:
+    """Send log records of `level` and above to `path` (appended) instead of the terminal.
+
+    Only the plain terminal handlers are set aside (what `main`'s basicConfig installs);
+    others, such as a test runner's capture, keep receiving records. Everything is
+    restored on exit.
+    """
+    path.parent.mkdir(parents=True, exist_ok=True)
+    root = logging.getLogger()
+    was_level = root.level
+    root.setLevel(level)
+    terminal = [h for h in root.handlers if type(h) is logging.StreamHandler]
+    for handler in terminal:
+        root.removeHandler(handler)
+    to_file = logging.FileHandler(path, encoding="utf-8")
+    to_file.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    root.addHandler(to_file)
+    try:
+        yield
+    finally:
+        root.removeHandler(to_file)
+        to_file.close()
+        for handler in terminal:
+            root.addHandler(handler)
+        root.setLevel(was_level)
+
+
 def run_demo(args: argparse.Namespace, settings: Settings) -> int:
-    """Run the four stages of the demo."""
+    """Run the four stages of the demo, logging to `LOG_FILE` in the data directory."""
+    log_path = settings.data_dir / LOG_FILE
+    print(f"log: {log_path} (the daemon's and the engine's log lines go there)", flush=True)
+    with logging_to(log_path, logging.DEBUG if getattr(args, "verbose", False) else logging.INFO):
+        return _run_demo(args, settings)
+
+
+def _run_demo(args: argparse.Namespace, settings: Settings) -> int:
     with database_dsn(settings) as dsn:
         _heading("1. Database")
         with connect(dsn, autocommit=True) as conn:
@@ -121,7 +163,8 @@ def run_demo(args: argparse.Namespace, settings: Settings) -> int:
                 _show_patient(conn, patient_id, label, today - timedelta(days=1))
         print(
             "\nThe data stays in the database above: run `paceline db status`,"
-            " `paceline ingest status`, or the demo again to add more."
+            " `paceline ingest status`, or the demo again to add the next minutes."
+            f"\nLog: {settings.data_dir / LOG_FILE}"
         )
     return 0
 

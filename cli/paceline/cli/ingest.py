@@ -23,8 +23,14 @@ from paceline.ingest.daemon import (
     load_bindings,
     scan_locator,
 )
-from paceline.ingest.simulation import build_fleet, register_fleet, simulated_start
+from paceline.ingest.simulation import (
+    SimulatedSpan,
+    build_fleet,
+    continue_after,
+    register_fleet,
+)
 from paceline.ingest.spool import Spool, SpoolStatus, spool_path
+from paceline.store import registry
 from paceline.store.connection import connect
 from paceline.store.migrate import migrate
 
@@ -129,22 +135,24 @@ def stream(
     kwargs: dict[str, Any] = {}
     if args.simulate:
         covers = args.duration if args.duration is not None else FOREVER_S / args.speed
-        fleet = build_fleet(
-            args.simulate,
-            speed=args.speed,
-            start=simulated_start(args.speed, covers, daytime=True),
-        )
         with connect(dsn, autocommit=True) as conn:
             migrate(conn, compress_after=settings.compress_after, retention=settings.retention)
         with connect(dsn) as conn:
-            bindings = register_fleet(conn, fleet)
+            # The addresses are fixed by the count, so any fleet of this size registers.
+            bindings = register_fleet(conn, build_fleet(args.simulate))
+            newest = registry.newest_sample_time(
+                conn, [(b.patient_id, b.device_id) for b in bindings]
+            )
+        span = continue_after(newest, speed=args.speed, covers_s=covers, daytime=True)
+        fleet = build_fleet(args.simulate, speed=span.speed, start=span.start)
+        _say_where_time_starts(span)
         kwargs = {
             "locate": fleet.locate,
             "clock": fleet.clock,
             "backend": SimulatedBleakClient,
             "client_kwargs": fleet.client_kwargs(),
         }
-        print(f"simulating {len(bindings)} wearable(s) at {args.speed:g}x", flush=True)
+        print(f"simulating {len(bindings)} wearable(s) at {span.speed:g}x", flush=True)
     else:
         asyncio.run(require_adapter(scanner_backend=scanner_backend))
         if scanner_backend is not None:
@@ -176,6 +184,24 @@ def stream(
     with Spool.open(path) as spool:
         print(format_status(spool.status()))
     return 0
+
+
+def _say_where_time_starts(span: SimulatedSpan) -> None:
+    """Tell the operator which simulated minutes this run adds."""
+    if span.resumed_after is None:
+        print(f"simulated time starts at {span.start:%Y-%m-%d %H:%M:%S} UTC", flush=True)
+        return
+    print(
+        f"continuing after the newest stored sample ({span.resumed_after:%Y-%m-%d %H:%M:%S}"
+        f" UTC), so this run adds new minutes instead of overlaying old ones",
+        flush=True,
+    )
+    if span.speed < span.asked_speed:
+        print(
+            f"running at {span.speed:.3g}x instead of {span.asked_speed:g}x so that simulated"
+            " time stays behind the real clock",
+            flush=True,
+        )
 
 
 def format_status(status: SpoolStatus) -> str:

@@ -95,6 +95,53 @@ def simulated_start(
     return start
 
 
+RESUME_GAP: Final = timedelta(seconds=1)
+"""How far after the newest stored sample a continued simulation starts (about one notification)."""
+
+CLOCK_MARGIN_S: Final = 60.0
+"""How far behind the real clock a simulated run is planned to end."""
+
+
+@dataclass(frozen=True)
+class SimulatedSpan:
+    """Where simulated time starts and how fast it runs, so that a run adds only new time."""
+
+    start: datetime
+    speed: float
+    asked_speed: float
+    resumed_after: datetime | None
+    """The newest stored sample the run continues from (None: a fresh start)."""
+
+
+def continue_after(
+    newest: datetime | None,
+    *,
+    speed: float,
+    covers_s: float,
+    now: datetime | None = None,
+    daytime: bool = False,
+) -> SimulatedSpan:
+    """Plan a simulated run that starts after `newest`, the last sample its devices stored.
+
+    A second run over the same simulated minutes would lay a second set of samples
+    between the first (two heart-rate rows a second, steps and RR intervals doubled),
+    so a run continues where the stored samples end, one `RESUME_GAP` later; with no
+    stored sample, or one older than a fresh run's start, it starts as `simulated_start`
+    says. Accelerated time must still end before the real clock (the store refuses
+    samples from the future): when the continued start leaves too little room, the
+    speed is lowered, at worst to real time, which never runs ahead.
+    """
+    now = now or datetime.now(UTC)
+    fresh = simulated_start(speed, covers_s, now=now, daytime=daytime)
+    if newest is None or newest < fresh:
+        return SimulatedSpan(fresh, speed, speed, None)
+    start = newest + RESUME_GAP
+    room_s = (now - start).total_seconds() - CLOCK_MARGIN_S
+    # start + covers * fit ends at now + covers - margin: the run's real end, less the margin.
+    fit = room_s / covers_s + 1.0 if covers_s > 0 else speed
+    return SimulatedSpan(start, max(1.0, min(speed, fit)), speed, newest)
+
+
 def build_fleet(
     count: int,
     *,
@@ -170,8 +217,10 @@ __all__ = [
     "DEFAULT_KINDS",
     "PROFILE_OF_KIND",
     "SimulatedFleet",
+    "SimulatedSpan",
     "SimulationError",
     "build_fleet",
+    "continue_after",
     "register_fleet",
     "simulated_start",
 ]

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, Final
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import psycopg
+from psycopg import sql
 from psycopg.rows import class_row
 
 from paceline.store.errors import StoreError
@@ -225,3 +227,28 @@ def list_devices(conn: psycopg.Connection[Any], *, bound_only: bool = False) -> 
     with conn.cursor(row_factory=class_row(Device)) as cur:
         cur.execute(f"SELECT {_DEVICE_COLS} FROM device{where} ORDER BY device_id")
         return cur.fetchall()
+
+
+STREAM_TABLES: Final = ("hr_sample", "rr_interval", "step_sample")
+"""The raw sample tables, each keyed by (patient_id, device_id, time)."""
+
+
+def newest_sample_time(
+    conn: psycopg.Connection[Any], devices: Iterable[tuple[int, int]]
+) -> datetime | None:
+    """The time of the newest stored sample of any of `devices` ((patient_id, device_id) pairs).
+
+    None when none of them has a sample. One index probe per device and stream table.
+    """
+    newest: datetime | None = None
+    for patient_id, device_id in devices:
+        for table in STREAM_TABLES:
+            row = conn.execute(
+                sql.SQL("SELECT max(time) FROM {} WHERE patient_id = %s AND device_id = %s").format(
+                    sql.Identifier(table)
+                ),
+                (patient_id, device_id),
+            ).fetchone()
+            if row is not None and row[0] is not None and (newest is None or row[0] > newest):
+                newest = row[0]
+    return newest
