@@ -71,6 +71,10 @@ ROLES: Final = (
 _OWNER_MEMBER_OF: Final = (CLINICIAN,)
 
 
+# "role" in ASCII: the advisory lock that serialises role bootstraps on one server.
+ROLES_LOCK_KEY = 0x726F6C65
+
+
 class RoleSetupError(StoreError):
     """The roles cannot be set up: the connection lacks the rights, or a role is misconfigured."""
 
@@ -113,7 +117,8 @@ def bootstrap(conn: psycopg.Connection[Any], *, passwords: Mapping[str, str] | N
     with conn.transaction():
         # Serialise concurrent bootstraps (parallel test sessions, two services
         # starting at once): CREATE ROLE has no IF NOT EXISTS.
-        conn.execute("SELECT pg_advisory_xact_lock(0x726f6c65)")
+        # The key is passed as a parameter: hexadecimal literals in SQL need PostgreSQL 16.
+        conn.execute("SELECT pg_advisory_xact_lock(%s)", (ROLES_LOCK_KEY,))
         timescale = conn.execute(
             "SELECT count(*) > 0 FROM pg_available_extensions WHERE name = 'timescaledb'"
         ).fetchone()
