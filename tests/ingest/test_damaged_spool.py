@@ -99,3 +99,33 @@ def test_a_damaged_page_sets_its_records_aside_and_the_rest_drains_once(
     assert all("unreadable" in reason for _seq, reason in held)
     assert (status.acked_seq, status.pending_rows) == (RECORDS, 0)
     assert status.counters[0]["corrupt_records"] == len(lost)
+
+
+def test_a_damaged_sequence_page_is_reported_and_the_spool_still_drains(
+    conn: psycopg.Connection[Any], db_dsn: str, tmp_path: Path
+) -> None:
+    pid, did = patient_with_device(conn)
+    start = epoch_us(datetime.now(UTC).replace(microsecond=0) - timedelta(days=1))
+    path = tmp_path / "spool.sqlite"
+    with Spool.open(path, gateway_id="gw-sequence", synchronous="NORMAL") as spool:
+        assert spool.append([_record(pid, did, start + k * 10_000_000) for k in range(40)]) == 40
+    with sqlite3.connect(path) as raw:
+        (root,) = raw.execute(
+            "SELECT rootpage FROM sqlite_master WHERE name = 'sqlite_sequence'"
+        ).fetchone()
+        raw.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    content = bytearray(path.read_bytes())
+    page_size = int.from_bytes(content[16:18], "big")
+    at = (int(root) - 1) * page_size
+    content[at : at + page_size] = b"\xa5" * page_size
+    path.write_bytes(bytes(content))
+
+    with Spool.open(path) as spool:
+        reports = Uploader(spool, db_dsn, batch_rows=50).drain()
+        status = spool.status()
+    stored = conn.execute("SELECT count(*) FROM hr_sample WHERE device_id = %s", (did,)).fetchone()
+    conn.commit()
+    assert stored == (40 * ROWS_PER_RECORD,)
+    assert sum(r.inserted for r in reports) == 40 * ROWS_PER_RECORD
+    assert (status.acked_seq, status.last_seq, status.pending_records) == (40, 40, 0)
+    assert [i.kind for i in status.incidents] == ["sequence_damaged"]

@@ -264,3 +264,59 @@ async def test_the_upload_loop_backs_off_while_the_database_is_unreachable(
     assert len(attempts) == 4
     assert uploader.failures == 3
     assert done == [20 + 20 + 1]
+
+
+def test_bad_rows_are_split_out_in_one_validation_pass_not_one_per_row(
+    conn: psycopg.Connection[Any], spool: Spool, db_dsn: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from paceline.store import columns
+
+    pid, did = patient_with_device(conn)
+    buffer = SampleBuffer()
+    n = 2_000
+    for i in range(n):
+        t = _us(i)
+        # Every other row beats faster than any heart: 1,000 bad rows in one batch.
+        bpm = 400 if i % 2 else 70
+        buffer.add_hr(
+            pid, did, time_us=t, received_us=t, bpm=bpm, sensor_contact=True, energy_kj=None
+        )
+    spool.append(buffer.take())
+    passes = 0
+    # Whichever validates a whole stream: `checked` (every row at once) or, before it, `of`.
+    name = "checked" if hasattr(columns.HrRows, "checked") else "of"
+    real = getattr(columns.HrRows, name)
+
+    def counting(**kwargs: Any) -> Any:
+        nonlocal passes
+        passes += 1
+        return real(**kwargs)
+
+    monkeypatch.setattr(columns.HrRows, name, staticmethod(counting))
+    report = Uploader(spool, db_dsn).upload_once()
+
+    assert report is not None and (report.inserted, report.quarantined) == (n // 2, n // 2)
+    assert passes <= 3  # validate, then build the batch of the good rows
+    held = [r for _s, row, r in quarantined(db_dsn, "hr") if row.get("device_id") == did]
+    assert held == ["bpm 400 is outside 1..300"] * (n // 2)
+
+
+def test_a_second_reading_for_one_time_is_quarantined_and_the_first_stored(
+    conn: psycopg.Connection[Any], spool: Spool, db_dsn: str
+) -> None:
+    pid, did = patient_with_device(conn)
+    buffer = SampleBuffer()
+    t = _us(0)
+    for bpm in (70, 70, 95):
+        buffer.add_hr(
+            pid, did, time_us=t, received_us=t, bpm=bpm, sensor_contact=True, energy_kj=None
+        )
+    spool.append(buffer.take())
+    report = Uploader(spool, db_dsn).upload_once()
+    assert report is not None
+    assert (report.inserted, report.duplicates, report.quarantined) == (1, 1, 1)
+    stored = conn.execute("SELECT bpm FROM hr_sample WHERE device_id = %s", (did,)).fetchall()
+    conn.commit()
+    assert stored == [(70,)]
+    (held,) = [row for row in quarantined(db_dsn, "hr") if row[1].get("device_id") == did]
+    assert held[1]["bpm"] == 95 and "second hr reading" in held[2]

@@ -6,6 +6,7 @@ import argparse
 import asyncio
 import sys
 import time
+from datetime import UTC, datetime
 from typing import Any, Final
 
 from bleak.backends.scanner import BaseBleakScanner
@@ -213,7 +214,13 @@ def format_status(status: SpoolStatus) -> str:
         f"backlog:      {status.pending_rows} rows in {status.pending_records} records",
         f"lag:          {status.lag_s():.1f} s",
         f"in flight:    {status.in_flight or '-'}",
+        f"dropped:      {status.dropped_rows} rows (spool unwritable, e.g. a full disk)",
     ]
+    if status.replaces:
+        lines.append(f"replaces:     spool {status.replaces}")
+    for incident in status.incidents:
+        at = datetime.fromtimestamp(incident.at_us / 1e6, UTC).isoformat(timespec="seconds")
+        lines.append(f"incident:     {at} {incident.kind}: {incident.detail}")
     names = (
         "received",
         "zero_hr",
@@ -222,6 +229,7 @@ def format_status(status: SpoolStatus) -> str:
         "uploaded",
         "quarantined",
         "corrupt_records",
+        "dropped",
     )
     if status.counters:
         lines.append("device " + " ".join(f"{n:>12}" for n in names))

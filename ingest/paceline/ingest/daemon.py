@@ -166,6 +166,8 @@ class IngestDaemon:
         self._saved_steps: dict[int, int] = {}
         self._baseline: SpoolStatus | None = None
         self.dropped_rows = 0
+        self._dropped: dict[tuple[int, str], int] = {}
+        """Rows dropped per device, not yet counted in the spool (it could not be written)."""
         self.flushes = 0
 
     def stop(self) -> None:
@@ -336,7 +338,11 @@ class IngestDaemon:
             # for the next flush; the counters are not taken either.
             logger.exception("cannot pack %s buffered rows; keeping them", len(self.buffer))
             return 0
-        deltas = self._counter_deltas()
+        counted = self._counter_deltas()
+        drops = dict(self._dropped)
+        deltas = dict(counted)
+        for key, n in drops.items():
+            deltas[key] = deltas.get(key, 0) + n
         steps = {
             w.binding.device_id: w.step_count
             for w in self.workers
@@ -350,11 +356,18 @@ class IngestDaemon:
             await self._in_writer(self._writer.append, chunks, deltas, steps)
             self._saved_steps.update(steps)
         except Exception:
+            self.buffer.restore(chunks)  # first, so that the count below is what is kept
             logger.exception("cannot write the spool; keeping %s rows in memory", len(self.buffer))
-            self.buffer.restore(chunks)
-            self._uncount(deltas)
+            self._uncount(counted)
             self._bound_buffer()
             return 0
+        # Committed with the rows: the drops are counted in the spool now, for good.
+        for key, n in drops.items():
+            left = self._dropped.get(key, 0) - n
+            if left:
+                self._dropped[key] = left
+            else:
+                self._dropped.pop(key, None)
         self.flushes += 1
         return sum(c.count for c in chunks)
 
@@ -363,13 +376,18 @@ class IngestDaemon:
         if excess <= 0:
             return
         # Dropping the oldest keeps the newest data, which the patient is producing now.
-        kept = self.buffer.take()
-        while kept and excess > 0:
-            dropped = kept.pop(0)
-            excess -= dropped.count
-            self.dropped_rows += dropped.count
-        self.buffer.restore(kept)
-        logger.error("spool unwritable: dropped the oldest rows (%s so far)", self.dropped_rows)
+        per_device = self.buffer.drop_oldest(excess)
+        now = sum(per_device.values())
+        self.dropped_rows += now
+        for device_id, n in per_device.items():
+            key = (device_id, "dropped")
+            self._dropped[key] = self._dropped.get(key, 0) + n
+        logger.error(
+            "spool unwritable: dropped the %s oldest buffered rows (%s in this run);"
+            " the count is written to the spool once it can be written",
+            now,
+            self.dropped_rows,
+        )
 
     async def _flush_loop(self, stop: asyncio.Event) -> None:
         """Flush every `flush_interval_s` until `stop` is set (never cancelled mid-write)."""

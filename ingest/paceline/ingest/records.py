@@ -206,6 +206,38 @@ class SampleBuffer:
         self._pending, self._rows = {}, 0
         return chunks
 
+    def drop_oldest(self, n: int) -> dict[int, int]:
+        """Drop the `n` oldest rows (by sample time) of the buffer; return how many per device.
+
+        What a full disk costs: the newest rows, which the patient is producing now, are
+        kept. Rows without a time (a rejected payload that has none) count as oldest.
+        """
+        if n <= 0 or not self._pending:
+            return {}
+        keys = list(self._pending)
+        times = np.concatenate(
+            [np.fromiter((_row_time(k[0], r) for r in self._pending[k]), np.int64) for k in keys]
+        )
+        drop = np.zeros(times.size, dtype=np.bool_)
+        drop[np.argsort(times, kind="stable")[: min(n, times.size)]] = True
+        dropped: dict[int, int] = {}
+        offset = 0
+        for key in keys:
+            rows = self._pending[key]
+            mask = drop[offset : offset + len(rows)]
+            offset += len(rows)
+            gone = int(np.count_nonzero(mask))
+            if not gone:
+                continue
+            dropped[key[2]] = dropped.get(key[2], 0) + gone
+            kept = [row for row, d in zip(rows, mask.tolist(), strict=True) if not d]
+            if kept:
+                self._pending[key] = kept
+            else:
+                del self._pending[key]
+            self._rows -= gone
+        return dropped
+
     def restore(self, chunks: Iterable[Chunk]) -> None:
         """Put back chunks a failed flush could not commit, ahead of anything newer."""
         newer, self._pending, self._rows = self._pending, {}, 0
@@ -218,6 +250,15 @@ class SampleBuffer:
         for (stream, patient_id, device_id), rows in newer.items():
             for row in rows:
                 self._add(stream, patient_id, device_id, row)
+
+
+def _row_time(stream: str, row: Any) -> int:
+    """The sample time of a queued row (the smallest possible when it has none)."""
+    if stream == PAYLOAD:
+        value = row.get("time_us") if isinstance(row, dict) else None
+        return int(value) if isinstance(value, int) else np.iinfo(np.int64).min
+    value = row[0]
+    return int(value) if isinstance(value, int) else np.iinfo(np.int64).min
 
 
 def _pack(stream: str, patient_id: int, device_id: int, rows: list[Any]) -> list[Chunk]:

@@ -81,6 +81,11 @@ CREATE TABLE IF NOT EXISTS step_state (
     device_id   INTEGER PRIMARY KEY,
     last_count  INTEGER NOT NULL
 );
+CREATE TABLE IF NOT EXISTS incident (
+    at_us       INTEGER NOT NULL,
+    kind        TEXT NOT NULL,
+    detail      TEXT NOT NULL
+);
 CREATE TABLE IF NOT EXISTS binding (
     address     TEXT PRIMARY KEY,
     device_id   INTEGER NOT NULL,
@@ -124,6 +129,11 @@ class SpoolBatch:
     corrupt: tuple[CorruptRecord, ...] = ()
 
     @property
+    def spool_id(self) -> str:
+        """The identity of the spool the batch was planned in (part of its id)."""
+        return self.batch_id.rsplit(":", 1)[0].rpartition("/")[2]
+
+    @property
     def rows(self) -> int:
         """Rows of the intact records (samples and rejected payloads)."""
         return sum(chunk.count for _seq, chunk in self.chunks)
@@ -141,6 +151,15 @@ class DeviceBinding:
 
 
 @dataclass(frozen=True)
+class SpoolIncident:
+    """Something the spool found wrong with itself and reported (newest first in a status)."""
+
+    at_us: int
+    kind: str
+    detail: str
+
+
+@dataclass(frozen=True)
 class SpoolStatus:
     """Backlog, lag and counters of a spool."""
 
@@ -154,6 +173,13 @@ class SpoolStatus:
     oldest_pending_us: int | None
     in_flight: str | None
     counters: Mapping[int, Mapping[str, int]] = field(default_factory=dict)
+    replaces: str | None = None
+    incidents: tuple[SpoolIncident, ...] = ()
+
+    @property
+    def dropped_rows(self) -> int:
+        """Rows the daemon dropped while the spool could not be written (a full disk)."""
+        return sum(c.get("dropped", 0) for c in self.counters.values())
 
     def lag_s(self, now_us: int | None = None) -> float:
         """Seconds since the oldest record not yet uploaded was spooled (0 when none is)."""
@@ -223,7 +249,22 @@ class Spool:
         self.path = path
         self._conn = conn
         self.gateway_id = self._meta("gateway_id") or default_gateway_id()
-        self.spool_id = self._meta("spool_id") or ""
+        self._sequence_damaged = False
+
+    @property
+    def spool_id(self) -> str:
+        """The identity (a UUID) of the spool; it changes only when the spool is found to have lost state."""
+        return self._meta("spool_id") or ""
+
+    @property
+    def replaces(self) -> str | None:
+        """The identity of the spool this one took over from, if it did."""
+        return self._meta("replaces")
+
+    @property
+    def replaced_reason(self) -> str | None:
+        """Why this spool took over from another (see `replaces`)."""
+        return self._meta("replaced_reason")
 
     @classmethod
     def open(cls, path: Path, *, gateway_id: str | None = None, synchronous: str = "FULL") -> Spool:
@@ -249,8 +290,7 @@ class Spool:
                     _set_meta(conn, "gateway_id", gateway_id)
                 elif not _get_meta(conn, "gateway_id"):
                     _set_meta(conn, "gateway_id", default_gateway_id())
-                if not _get_meta(conn, "spool_id"):
-                    _set_meta(conn, "spool_id", uuid.uuid4().hex[:8])
+                _identify(conn, path)
                 if not _get_meta(conn, "acked_seq"):
                     _set_meta(conn, "acked_seq", "0")
                 if not _get_meta(conn, "rows_appended"):
@@ -259,7 +299,29 @@ class Spool:
         except sqlite3.DatabaseError as exc:
             conn.close()
             raise SpoolError(path, f"it is not a usable spool: {exc}") from exc
-        return cls(path, conn)
+        spool = cls(path, conn)
+        _write_identity_file(path, spool.spool_id)
+        return spool
+
+    def reidentify(self, reason: str) -> str:
+        """Give the spool a new identity after it was found to have lost state; return it.
+
+        The records after the watermark stay and are planned afresh under the new identity,
+        so no batch id is ever offered again for other rows; the planned batch (under the
+        old identity) is dropped from the outbox. Records the store already holds are
+        recognised as duplicates by their keys, records it lacks land.
+        """
+        new_id = uuid.uuid4().hex
+        with _transaction(self._conn):
+            old = _get_meta(self._conn, "spool_id") or ""
+            _set_meta(self._conn, "replaces", old)
+            _set_meta(self._conn, "replaced_reason", reason)
+            _set_meta(self._conn, "spool_id", new_id)
+            self._conn.execute("DELETE FROM outbox")
+            _add_incident(self._conn, "reidentified", f"was {old}, now {new_id}: {reason}")
+        _write_identity_file(self.path, new_id)
+        logger.error("spool %s lost state (%s); continuing as spool %s", old, reason, new_id)
+        return new_id
 
     def close(self) -> None:
         """Close the connection."""
@@ -388,9 +450,36 @@ class Spool:
         return None if row is None else (str(row[0]), int(row[1]), int(row[2]))
 
     def _newest_seq(self) -> int:
-        """The highest sequence number ever given out (0 for an empty spool)."""
-        row = self._conn.execute("SELECT seq FROM sqlite_sequence WHERE name = 'chunk'").fetchone()
-        return 0 if row is None else int(row[0])
+        """The highest sequence number ever given out (0 for an empty spool).
+
+        `sqlite_sequence` is one small table on its own page; if that page is damaged,
+        the highest number still in `chunk` (its own b-tree) serves instead, never less
+        than the watermark. The damage is reported once, as an incident.
+        """
+        try:
+            row = self._conn.execute(
+                "SELECT seq FROM sqlite_sequence WHERE name = 'chunk'"
+            ).fetchone()
+            return 0 if row is None else int(row[0])
+        except sqlite3.DatabaseError as exc:
+            self._sequence_unreadable(exc)
+        try:
+            row = self._conn.execute("SELECT max(seq) FROM chunk").fetchone()
+            newest = int(row[0]) if row and row[0] is not None else 0
+        except sqlite3.DatabaseError:
+            newest = 0
+        return max(newest, self.acked_seq)
+
+    def _sequence_unreadable(self, exc: sqlite3.DatabaseError) -> None:
+        if self._sequence_damaged:
+            return
+        self._sequence_damaged = True
+        logger.error("spool %s: its sequence table is unreadable (%s)", self.path, exc)
+        try:
+            with _transaction(self._conn):
+                _add_incident(self._conn, "sequence_damaged", f"sqlite_sequence unreadable: {exc}")
+        except sqlite3.DatabaseError:
+            logger.exception("cannot record the damage in the spool either")
 
     def _plan(self, first_seq: int, newest_seq: int, max_rows: int) -> int:
         """The last sequence number of a run from `first_seq` holding about `max_rows` rows."""
@@ -505,13 +594,18 @@ class Spool:
             rows = int(row[0]) if row else batch.rows
         except sqlite3.DatabaseError:
             rows = batch.rows  # a damaged page: count what could be read
+        # Read outside the transaction first: a damaged page read inside one fails the rest
+        # of it. Inside, it is read again (appends may have come since) unless damaged.
+        newest = self._newest_seq()
         with _transaction(self._conn):
+            if not self._sequence_damaged:
+                newest = self._newest_seq()
             self._conn.execute("DELETE FROM outbox WHERE batch_id = ?", (batch.batch_id,))
             acked = int(_get_meta(self._conn, "acked_seq") or 0)
             if batch.last_seq > acked:
                 _set_meta(self._conn, "acked_seq", str(batch.last_seq))
                 _bump_meta(self._conn, "rows_acked", rows if acked == acked_before else batch.rows)
-                if batch.last_seq >= self._newest_seq():
+                if batch.last_seq >= newest:
                     # Everything appended is now uploaded or set aside, including the rows
                     # of unreadable records, which no sum over the table can count.
                     appended = _get_meta(self._conn, "rows_appended") or "0"
@@ -535,20 +629,26 @@ class Spool:
             acked = int(_get_meta(conn, "acked_seq") or 0)
             appended = int(_get_meta(conn, "rows_appended") or 0)
             uploaded = int(_get_meta(conn, "rows_acked") or 0)
-            last = conn.execute("SELECT seq FROM sqlite_sequence WHERE name = 'chunk'").fetchone()
             flight = conn.execute("SELECT batch_id FROM outbox LIMIT 1").fetchone()
             counters: dict[int, dict[str, int]] = {}
             for device_id, name, value in conn.execute(
                 "SELECT device_id, name, value FROM counter ORDER BY device_id, name"
             ):
                 counters.setdefault(int(device_id), {})[str(name)] = int(value)
+            incidents = tuple(
+                SpoolIncident(int(at), str(kind), str(detail))
+                for at, kind, detail in conn.execute(
+                    "SELECT at_us, kind, detail FROM incident ORDER BY rowid DESC LIMIT 20"
+                )
+            )
+            replaces = _get_meta(conn, "replaces")
+        last_seq = self._newest_seq()
         try:  # outside the transaction: a damaged page would fail the rest of it
             oldest = conn.execute(
                 "SELECT spooled_us FROM chunk WHERE seq > ? ORDER BY seq LIMIT 1", (acked,)
             ).fetchone()
         except sqlite3.DatabaseError:
             oldest = None  # a damaged page; the uploader sets its records aside
-        last_seq = int(last[0]) if last else 0
         return SpoolStatus(
             path=self.path,
             gateway_id=self.gateway_id,
@@ -561,6 +661,8 @@ class Spool:
             oldest_pending_us=None if oldest is None else int(oldest[0]),
             in_flight=None if flight is None else str(flight[0]),
             counters=counters,
+            replaces=replaces,
+            incidents=incidents,
         )
 
 
@@ -575,6 +677,63 @@ def _transaction(conn: sqlite3.Connection, mode: str = "IMMEDIATE") -> Iterator[
             conn.execute("ROLLBACK")
         raise
     conn.execute("COMMIT")
+
+
+def _identity_path(path: Path) -> Path:
+    return path.with_name(path.name + ".id")
+
+
+def _identify(conn: sqlite3.Connection, path: Path) -> None:
+    """Give a new spool its identity; note which spool it replaces if its file was lost.
+
+    The identity is kept twice: in the spool and in a small file beside it. A spool file
+    that is new or was emptied (truncated to zero, deleted) while the identity file names
+    another spool took over from that one, and whatever the lost file held that the store
+    had not acknowledged is gone: that is recorded, to be reported, not passed over.
+    """
+    if _get_meta(conn, "spool_id"):
+        return
+    new_id = uuid.uuid4().hex
+    _set_meta(conn, "spool_id", new_id)
+    try:
+        previous = _identity_path(path).read_text(encoding="ascii").strip()
+    except (OSError, UnicodeDecodeError):
+        previous = ""
+    if previous and previous != new_id:
+        reason = (
+            f"the spool file was new or empty but its identity file names spool {previous}:"
+            " what that spool had not uploaded is lost"
+        )
+        _set_meta(conn, "replaces", previous)
+        _set_meta(conn, "replaced_reason", reason)
+        _add_incident(conn, "replaced", reason)
+        logger.error("spool %s replaces lost spool %s (file new or emptied)", new_id, previous)
+
+
+def _write_identity_file(path: Path, spool_id: str) -> None:
+    """Keep the identity beside the spool (atomically: a torn write must not name another)."""
+    target = _identity_path(path)
+    try:
+        if target.read_text(encoding="ascii").strip() == spool_id:
+            return
+    except (OSError, UnicodeDecodeError):
+        pass
+    # A name of its own: the daemon's two connections (and a status reader) open at once.
+    tmp = target.with_name(f"{target.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp")
+    fd = os.open(tmp, os.O_CREAT | os.O_WRONLY | os.O_TRUNC, 0o600)
+    try:
+        os.write(fd, f"{spool_id}\n".encode("ascii"))
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+    os.replace(tmp, target)
+
+
+def _add_incident(conn: sqlite3.Connection, kind: str, detail: str) -> None:
+    conn.execute(
+        "INSERT INTO incident (at_us, kind, detail) VALUES (?, ?, ?)",
+        (time.time_ns() // 1000, kind, detail),
+    )
 
 
 def _create(conn: sqlite3.Connection) -> None:
@@ -620,6 +779,7 @@ __all__ = [
     "Spool",
     "SpoolBatch",
     "SpoolError",
+    "SpoolIncident",
     "SpoolStatus",
     "daemon_lock",
     "default_gateway_id",

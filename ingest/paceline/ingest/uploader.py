@@ -24,13 +24,14 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import hashlib
 import logging
 import random
 import sqlite3
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Any, Final
+from typing import Any, Final, Literal
 
 import numpy as np
 import psycopg
@@ -48,16 +49,20 @@ from paceline.ingest.spool import (
 )
 from paceline.store import (
     Batch,
+    BatchConflictError,
+    BatchIdentity,
     BatchRejectedError,
     ColumnError,
     HrRows,
     RrRows,
     ServerUnreachableError,
+    SpoolRegressionError,
     StepRows,
     connect,
     write_batch,
 )
-from paceline.store.columns import MAX_ENERGY_KJ, Rows
+from paceline.store.columns import MAX_ENERGY_KJ, Rows, problems
+from paceline.store.spools import record_incident, register_spool
 from paceline.store.writer import MAX_FUTURE_S
 
 logger = logging.getLogger(__name__)
@@ -172,10 +177,12 @@ class Columns:
                 counts[device_id] = counts.get(device_id, 0) + count
         return counts
 
-    def dedupe(self) -> tuple[Columns, int]:
+    def dedupe(self, held: _Quarantined) -> tuple[Columns, int]:
         """Drop rows repeating an earlier row's (patient, device, time) key, as the writer would.
 
         Done here so that a row number in the writer's rejection is a row number of ours.
+        A repeat whose values differ is a second reading for one key, which the writer
+        refuses: it is set aside (with the first kept) rather than failing the batch.
         """
         out: dict[str, NDArray[np.void]] = {}
         dropped = 0
@@ -187,45 +194,76 @@ class Columns:
             if first.all():
                 out[s] = a
                 continue
+            head = order[np.maximum.accumulate(np.where(first, np.arange(order.size), 0))]
+            conflict = np.zeros(order.size, dtype=np.bool_)
+            for name in SAMPLE_DTYPES[s].names or ():
+                if name not in ("time_us", "received_us"):
+                    conflict |= ~first & (a[name][order] != a[name][head])
+            for k in np.flatnonzero(conflict).tolist():
+                i = int(order[k])
+                reason = (
+                    f"a second {s} reading for the time of row {int(head[k])}, with other values"
+                )
+                held.add(s, reason, self.row(s, i), int(a["device_id"][i]))
             keep = np.sort(order[first])
-            dropped += int(a.size - keep.size)
+            dropped += int(a.size - keep.size - np.count_nonzero(conflict))
             out[s] = a[keep]
         return Columns(out), dropped
 
-    def to_rows(self, stream: str) -> Rows:
-        """Validated store columns for one stream; raises `ColumnError` naming the row."""
+    def checked_rows(self, stream: str) -> tuple[Rows, dict[int, str]]:
+        """Store columns for one stream, and every row no device could have sent, with why.
+
+        Every check runs once over the whole stream (a batch with 50,000 bad rows costs
+        one pass, not one per bad row).
+        """
         a = self.streams[stream]
         time_col = a["time_us"].astype("datetime64[us]")
+        rows: Rows
         if stream == "hr":
-            rows = HrRows.of(
+            hr, checks = HrRows.checked(
                 patient_id=a["patient_id"],
                 device_id=a["device_id"],
                 time=time_col,
                 bpm=a["bpm"],
             )
             energy = a["energy_kj"].astype(np.int64)
-            bad = np.flatnonzero((energy < -1) | (energy > MAX_ENERGY_KJ))
-            if bad.size:
-                i = int(bad[0])
-                raise ColumnError(stream, i, f"energy_kj {energy[i]} is outside 0..{MAX_ENERGY_KJ}")
+            checks.append(
+                (
+                    (energy < -1) | (energy > MAX_ENERGY_KJ),
+                    lambda i: f"energy_kj {energy[i]} is outside 0..{MAX_ENERGY_KJ}",
+                )
+            )
             # The spool's sentinels (-1) map straight onto the writer's own encoding, without
             # a per-row Python detour through None that would halve the drain rate.
-            return dataclasses.replace(
-                rows,
+            rows = dataclasses.replace(
+                hr,
                 sensor_contact=np.clip(a["contact"], -1, 1).astype(np.int8),
-                energy_kj=np.maximum(energy, 0).astype(np.int32),
+                energy_kj=np.clip(energy, 0, MAX_ENERGY_KJ).astype(np.int32),
                 energy_present=energy >= 0,
             )
-        if stream == "rr":
-            return RrRows.of(
+        elif stream == "rr":
+            rows, checks = RrRows.checked(
                 patient_id=a["patient_id"],
                 device_id=a["device_id"],
                 time=time_col,
                 rr_ms=a["rr_ms"],
             )
-        return StepRows.of(
-            patient_id=a["patient_id"], device_id=a["device_id"], time=time_col, steps=a["steps"]
-        )
+        else:
+            rows, checks = StepRows.checked(
+                patient_id=a["patient_id"],
+                device_id=a["device_id"],
+                time=time_col,
+                steps=a["steps"],
+            )
+        return rows, problems(checks, int(a.size))
+
+    def to_rows(self, stream: str) -> Rows:
+        """Validated store columns for one stream; raises `ColumnError` naming the first bad row."""
+        rows, bad = self.checked_rows(stream)
+        if bad:
+            i, reason = next(iter(bad.items()))
+            raise ColumnError(stream, i, reason)
+        return rows
 
     def to_batch(self, batch_id: str) -> Batch:
         """A store batch of these columns; raises `ColumnError` if a value is invalid."""
@@ -321,6 +359,8 @@ class Uploader:
         self.failures = 0
         self.last_error: str | None = None
         self.uploaded_rows = 0
+        self.regressions = 0
+        self._registered: str | None = None
         self._wake = asyncio.Event()
 
     def nudge(self) -> None:
@@ -351,19 +391,85 @@ class Uploader:
         Raises `UploadError` when the database failed; the batch then stays planned and
         is retried, under the same id, by the next call.
         """
-        batch = self.spool.next_batch(self.batch_rows)
-        if batch is None:
-            return None
-        started = time.perf_counter()
         try:
-            report = self._upload(batch, started)
+            self._register()
         except (psycopg.Error, ServerUnreachableError) as exc:
-            transient = is_transient(exc)
             self._drop_connection()
-            raise UploadError(batch.batch_id, _describe(exc), transient=transient) from exc
-        self.uploaded_rows += report.inserted + report.duplicates
-        self._maybe_prune()
-        return report
+            raise UploadError("-", _describe(exc), transient=is_transient(exc)) from exc
+        refused = "-"
+        for _try in range(2):
+            batch = self.spool.next_batch(self.batch_rows)
+            if batch is None:
+                return None
+            started = time.perf_counter()
+            try:
+                report = self._upload(batch, started)
+            except (SpoolRegressionError, BatchConflictError) as exc:
+                try:
+                    self._lost_state(batch, exc)
+                except (psycopg.Error, ServerUnreachableError) as db_exc:
+                    self._drop_connection()
+                    raise UploadError(
+                        batch.batch_id, _describe(db_exc), transient=is_transient(db_exc)
+                    ) from db_exc
+                refused = batch.batch_id
+                continue
+            except (psycopg.Error, ServerUnreachableError) as exc:
+                transient = is_transient(exc)
+                self._drop_connection()
+                raise UploadError(batch.batch_id, _describe(exc), transient=transient) from exc
+            self.uploaded_rows += report.inserted + report.duplicates
+            self._maybe_prune()
+            return report
+        raise UploadError(
+            refused,
+            "the store refused the batch under a fresh spool identity too",
+            transient=False,
+        )
+
+    def _register(self) -> None:
+        """Make the store know this spool (and which lost spool it replaces), once per identity."""
+        spool_id = self.spool.spool_id
+        if self._registered == spool_id:
+            return
+        register_spool(
+            self._connection(),
+            spool_id,
+            source=self.source,
+            replaces=self.spool.replaces,
+            reason=self.spool.replaced_reason,
+        )
+        self._registered = spool_id
+
+    def _lost_state(
+        self, batch: SpoolBatch, exc: SpoolRegressionError | BatchConflictError
+    ) -> None:
+        """The spool went back in time: report it, and go on under a new identity.
+
+        The store refused the batch, so nothing was acknowledged twice. The incident is
+        recorded in the store (for `ingest status` and a person), the spool takes a new
+        identity so that no id is ever offered again for other rows, and its records after
+        the watermark are sent again under it: rows the store holds are duplicates by key,
+        rows it lacks land. Nothing is dropped.
+        """
+        conn = self._connection()
+        kind: Literal["regression", "conflict"] = (
+            "regression" if isinstance(exc, SpoolRegressionError) else "conflict"
+        )
+        detail: dict[str, Any] = {
+            "batch_id": batch.batch_id,
+            "reason": str(exc),
+            "spool_acked_seq": self.spool.acked_seq,
+            "first_seq": batch.first_seq,
+            "last_seq": batch.last_seq,
+        }
+        if isinstance(exc, SpoolRegressionError):
+            detail["store_acked_seq"] = exc.acked_seq
+        record_incident(conn, batch.spool_id, source=self.source, kind=kind, detail=detail)
+        logger.error("the store refused batch %s: %s", batch.batch_id, exc)
+        self.spool.reidentify(str(exc))
+        self.regressions += 1
+        self._register()
 
     def _drop_connection(self) -> None:
         conn, self._conn = self._conn, None
@@ -397,8 +503,9 @@ class Uploader:
         columns = Columns.of_chunks(chunks)
         total = len(columns)
         columns = _validated(columns, held)
-        columns, duplicates = columns.dedupe()
-        written = self._write(conn, batch.batch_id, columns, held)
+        columns, duplicates = columns.dedupe(held)
+        identity = spool_identity(batch)
+        written = self._write(conn, batch.batch_id, columns, held, identity)
 
         # On a replay these are this attempt's view of the batch: the database already
         # holds the first attempt's decision, which counters cannot see.
@@ -476,7 +583,12 @@ class Uploader:
         return out
 
     def _write(
-        self, conn: psycopg.Connection[Any], batch_id: str, columns: Columns, held: _Quarantined
+        self,
+        conn: psycopg.Connection[Any],
+        batch_id: str,
+        columns: Columns,
+        held: _Quarantined,
+        identity: BatchIdentity,
     ) -> _Written:
         """Commit the batch with its set-aside rows in one transaction, under its own id.
 
@@ -495,6 +607,7 @@ class Uploader:
                     columns.to_batch(batch_id),
                     source=self.source,
                     quarantined=held.entries(),
+                    identity=identity,
                 )
             except BatchRejectedError as exc:
                 rows = columns.streams.get(exc.stream)
@@ -603,18 +716,42 @@ async def _wait(
 
 
 def _validated(columns: Columns, held: _Quarantined) -> Columns:
-    """Take out, one by one, the rows holding values no device could send."""
+    """Take out, in one pass per stream, the rows holding values no device could send."""
     out = columns
     for stream in SAMPLE_DTYPES:
-        while out.streams[stream].size:
-            try:
-                out.to_rows(stream)
-                break
-            except ColumnError as exc:
-                row = out.row(stream, exc.row)
-                held.add(stream, exc.reason, row, int(row["device_id"]))
-                out = out.without(stream, np.array([exc.row], dtype=np.intp))
+        if not out.streams[stream].size:
+            continue
+        _rows, bad = out.checked_rows(stream)
+        if not bad:
+            continue
+        for i, reason in bad.items():
+            row = out.row(stream, i)
+            held.add(stream, reason, row, int(row["device_id"]))
+        out = out.without(stream, np.fromiter(bad, dtype=np.intp, count=len(bad)))
     return out
+
+
+def spool_identity(batch: SpoolBatch) -> BatchIdentity:
+    """What the batch id stands for: the spool's records as read, before anything was set aside.
+
+    Independent of what the database decides (routing, quarantine), so a replay of the
+    same records is recognised as one, and the same id offered for other records is not.
+    """
+    digest = hashlib.sha256()
+    for seq, chunk in batch.chunks:
+        digest.update(
+            f"{seq}:{chunk.stream}:{chunk.patient_id}:{chunk.device_id}:{chunk.count}:".encode()
+        )
+        digest.update(chunk.data)
+    for record in batch.corrupt:
+        digest.update(f"{record.seq}:corrupt:".encode())
+    return BatchIdentity(
+        row_count=batch.rows + len(batch.corrupt),
+        digest=digest.digest(),
+        spool_id=batch.spool_id,
+        first_seq=batch.first_seq,
+        last_seq=batch.last_seq,
+    )
 
 
 def _corrupt_row(record: CorruptRecord) -> dict[str, Any]:

@@ -8,17 +8,28 @@ from __future__ import annotations
 from paceline.store.columns import ColumnError, HrRows, RrRows, StepRows
 from paceline.store.connection import connect
 from paceline.store.errors import (
+    BatchConflictError,
     BatchRejectedError,
     DatabaseUrlError,
     DataDirError,
     MigrationError,
     ServerUnreachableError,
+    SpoolRegressionError,
     StoreError,
 )
-from paceline.store.writer import Batch, WriteResult, quarantine, write_batch
+from paceline.store.writer import (
+    Batch,
+    BatchIdentity,
+    WriteResult,
+    batch_identity,
+    quarantine,
+    write_batch,
+)
 
 __all__ = [
     "Batch",
+    "BatchConflictError",
+    "BatchIdentity",
     "BatchRejectedError",
     "ColumnError",
     "DataDirError",
@@ -27,9 +38,11 @@ __all__ = [
     "MigrationError",
     "RrRows",
     "ServerUnreachableError",
+    "SpoolRegressionError",
     "StepRows",
     "StoreError",
     "WriteResult",
+    "batch_identity",
     "connect",
     "quarantine",
     "write_batch",

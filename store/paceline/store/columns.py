@@ -9,10 +9,11 @@ reading, a 250 ms RR) are kept: cleaning is the signal layer's job.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, fields
-from datetime import datetime
-from typing import Any, Self
+from datetime import UTC, datetime
+from numbers import Real
+from typing import Any, Final, Self
 
 import numpy as np
 from numpy.typing import NDArray
@@ -39,10 +40,31 @@ class ColumnError(StoreError, ValueError):
         super().__init__(f"{stream} row {row}: {reason}")
 
 
+EARLIEST_TIME_US: Final = 946_684_800_000_000
+"""2000-01-01T00:00Z in epoch microseconds: no sample is stored from before it.
+
+The rule for the lower bound of a sample's time: not before 2000-01-01 UTC, and not
+before 1 January of the patient's birth year where it is known (checked by the writer,
+which sees the patient). Consumer heart-rate straps with wireless transmission predate
+2000, but no export or gateway Paceline reads produces earlier data, while a clock that
+was never set produces exactly such times: 1970 (an unsynchronised Raspberry Pi), year 1
+(a zeroed timestamp). Those are clock faults, refused rather than stored as history.
+"""
+
+
+def _iso_us(us: int) -> str:
+    """An epoch-microsecond time as ISO text; never overflows, whatever the value."""
+    return f"{np.datetime64(int(us), 'us')}Z"
+
+
 def to_epoch_us(stream: str, values: Sequence[datetime] | NDArray[Any]) -> Int64Array:
     """Convert aware datetimes or numpy datetime64 (UTC) to int64 microseconds since 1970."""
     if isinstance(values, np.ndarray) and np.issubdtype(values.dtype, np.datetime64):
-        as_us = values.astype("datetime64[us]")
+        with np.errstate(over="raise"):
+            try:
+                as_us = values.astype("datetime64[us]")
+            except FloatingPointError as exc:  # pragma: no cover - numpy wraps silently today
+                raise ColumnError(stream, 0, "time is out of range") from exc
         bad = np.flatnonzero(np.isnat(as_us))
         if bad.size:
             raise ColumnError(stream, int(bad[0]), "time is missing (NaT)")
@@ -55,17 +77,26 @@ def to_epoch_us(stream: str, values: Sequence[datetime] | NDArray[Any]) -> Int64
             raise ColumnError(stream, i, f"time {value!r} is not a datetime")
         if value.tzinfo is None or value.utcoffset() is None:
             raise ColumnError(stream, i, f"time {value.isoformat()} has no time zone")
-        out[i] = round(value.timestamp() * 1_000_000)
+        # Exact integer arithmetic: `timestamp()` is a float and loses microseconds.
+        delta = value - _EPOCH
+        out[i] = (delta.days * 86_400 + delta.seconds) * 1_000_000 + delta.microseconds
     return out
+
+
+_EPOCH: Final = datetime(1970, 1, 1, tzinfo=UTC)
 
 
 def _ids(stream: str, name: str, values: Sequence[int] | NDArray[Any], n: int) -> Int64Array:
     arr = np.asarray(values)
     if arr.shape != (n,):
         raise ColumnError(stream, 0, f"{name} has {arr.size} values for {n} rows")
-    if arr.size and not np.issubdtype(arr.dtype, np.integer):
+    if arr.size and (not np.issubdtype(arr.dtype, np.integer) or arr.dtype == np.bool_):
         raise ColumnError(stream, 0, f"{name} must be integers, not {arr.dtype}")
     return arr.astype(np.int64, copy=False)
+
+
+Problem = tuple[NDArray[np.bool_], Callable[[int], str]]
+"""Rows failing one check (a mask over the stream) and the reason for one such row."""
 
 
 def _keys(
@@ -73,41 +104,79 @@ def _keys(
     patient_id: Sequence[int] | NDArray[Any],
     device_id: Sequence[int] | NDArray[Any],
     time: Sequence[datetime] | NDArray[Any],
-) -> tuple[Int64Array, Int64Array, Int64Array]:
+) -> tuple[Int64Array, Int64Array, Int64Array, list[Problem]]:
     """The key columns every stream has: patient, device and time (epoch µs), validated."""
     time_us = to_epoch_us(stream, time)
     n = time_us.size
+    early: Problem = (
+        time_us < EARLIEST_TIME_US,
+        lambda i: f"time {_iso_us(time_us[i])} is before {_iso_us(EARLIEST_TIME_US)[:10]}",
+    )
     return (
         _ids(stream, "patient_id", patient_id, n),
         _ids(stream, "device_id", device_id, n),
         time_us,
+        [early],
     )
 
 
 def _numbers(
     stream: str, name: str, values: Sequence[Any] | NDArray[Any], n: int
-) -> NDArray[np.float64]:
-    try:
+) -> tuple[NDArray[np.float64], list[Problem]]:
+    """A numeric column as float64, and the rows whose value is not finite.
+
+    Only numbers are numbers: numpy would turn "72" into 72.0 and True into 1.0, and a
+    heart rate of True is a caller's bug, not a reading of 1 bpm.
+    """
+    if isinstance(values, np.ndarray):
+        if values.dtype.kind not in "iuf":
+            raise ColumnError(stream, 0, f"{name} must be a numeric column, not {values.dtype}")
+        arr = values.astype(np.float64, copy=False)
+    else:
+        for i, v in enumerate(values):
+            if isinstance(v, bool | np.bool_) or not isinstance(v, Real):
+                raise ColumnError(stream, i, f"{name} {v!r} is not a number")
         arr = np.asarray(values, dtype=np.float64)
-    except (TypeError, ValueError) as exc:
-        raise ColumnError(stream, 0, f"{name} holds a value that is not a number") from exc
     if arr.shape != (n,):
         raise ColumnError(stream, 0, f"{name} has {arr.size} values for {n} rows")
-    bad = np.flatnonzero(np.isnan(arr))
-    if bad.size:
-        raise ColumnError(stream, int(bad[0]), f"{name} is NaN")
-    return arr
+
+    def reason(i: int) -> str:
+        return f"{name} is NaN" if np.isnan(arr[i]) else f"{name} {arr[i]} is not finite"
+
+    return arr, [(~np.isfinite(arr), reason)]
 
 
-def _first(mask: NDArray[np.bool_]) -> int | None:
-    hits = np.flatnonzero(mask)
-    return int(hits[0]) if hits.size else None
+def _whole(name: str, arr: NDArray[np.float64]) -> Problem:
+    with np.errstate(invalid="ignore"):
+        return arr != np.round(arr), lambda i: f"{name} {arr[i]} is not a whole number"
 
 
-def _whole(stream: str, name: str, arr: NDArray[np.float64]) -> None:
-    row = _first(arr != np.round(arr))
-    if row is not None:
-        raise ColumnError(stream, row, f"{name} {arr[row]} is not a whole number")
+def _outside(name: str, arr: NDArray[np.float64], lo: float, hi: float, span: str) -> Problem:
+    with np.errstate(invalid="ignore"):
+        mask = (arr < lo) | (arr > hi)
+    return mask, lambda i: f"{name} {arr[i]:g} is outside {span}"
+
+
+def problems(checks: Sequence[Problem], n: int) -> dict[int, str]:
+    """Every failing row of `checks`, with the reason of the first check it fails."""
+    found: dict[int, str] = {}
+    for mask, reason in checks:
+        for i in np.flatnonzero(mask).tolist():
+            if i not in found:
+                found[i] = reason(i)
+    return dict(sorted(found.items())) if n else {}
+
+
+def _raise_first(stream: str, checks: Sequence[Problem]) -> None:
+    """Raise `ColumnError` for the lowest row any check fails."""
+    first: int | None = None
+    for mask, _reason in checks:
+        hits = np.flatnonzero(mask)
+        if hits.size and (first is None or int(hits[0]) < first):
+            first = int(hits[0])
+    if first is not None:
+        reason = next(r for m, r in checks if m[first])
+        raise ColumnError(stream, first, reason(first))
 
 
 class _Columns:
@@ -126,6 +195,13 @@ class _Columns:
     def row(self, i: int) -> dict[str, Any]:
         """Row `i` as plain JSON-able values (for quarantine and error messages)."""
         return {f.name: getattr(self, f.name)[i].item() for f in fields(self)}  # type: ignore[arg-type]
+
+
+def _cast(arr: NDArray[np.float64], dtype: type[np.signedinteger[Any]]) -> NDArray[Any]:
+    """`arr` as an integer column; rows a check refused hold 0 instead of a wrapped value."""
+    info = np.iinfo(dtype)
+    ok = np.isfinite(arr) & (arr >= info.min) & (arr <= info.max)
+    return np.where(ok, arr, 0.0).astype(dtype)
 
 
 @dataclass(frozen=True, eq=False)
@@ -154,14 +230,42 @@ class HrRows(_Columns):
         energy_kj: Sequence[int | None] | NDArray[Any] | None = None,
     ) -> HrRows:
         """Validate heart-rate columns; raise `ColumnError` naming the first bad row."""
+        rows, checks = cls.checked(
+            patient_id=patient_id,
+            device_id=device_id,
+            time=time,
+            bpm=bpm,
+            sensor_contact=sensor_contact,
+            energy_kj=energy_kj,
+        )
+        _raise_first(cls.STREAM, checks)
+        return rows
+
+    @classmethod
+    def checked(
+        cls,
+        *,
+        patient_id: Sequence[int] | NDArray[Any],
+        device_id: Sequence[int] | NDArray[Any],
+        time: Sequence[datetime] | NDArray[Any],
+        bpm: Sequence[float] | NDArray[Any],
+        sensor_contact: Sequence[bool | None] | NDArray[Any] | None = None,
+        energy_kj: Sequence[int | None] | NDArray[Any] | None = None,
+    ) -> tuple[HrRows, list[Problem]]:
+        """The columns and every row-level check, evaluated once over the whole stream.
+
+        Raises `ColumnError` only for what concerns a whole column (a wrong length, a
+        column that is not numbers); rows failing a check are in the returned checks.
+        """
         s = cls.STREAM
-        pids, dids, time_us = _keys(s, patient_id, device_id, time)
+        pids, dids, time_us, checks = _keys(s, patient_id, device_id, time)
         n = time_us.size
-        bpm_f = _numbers(s, "bpm", bpm, n)
-        _whole(s, "bpm", bpm_f)
-        row = _first((bpm_f <= 0) | (bpm_f > MAX_BPM))
-        if row is not None:
-            raise ColumnError(s, row, f"bpm {bpm_f[row]:g} is outside 1..{MAX_BPM}")
+        bpm_f, bpm_checks = _numbers(s, "bpm", bpm, n)
+        checks += [
+            *bpm_checks,
+            _whole("bpm", bpm_f),
+            _outside("bpm", bpm_f, 1, MAX_BPM, f"1..{MAX_BPM}"),
+        ]
         if sensor_contact is None:
             contact = np.full(n, -1, dtype=np.int8)
         else:
@@ -170,28 +274,32 @@ class HrRows(_Columns):
                 raise ColumnError(s, 0, f"sensor_contact has {len(raw)} values for {n} rows")
             contact = np.array([-1 if v is None else int(bool(v)) for v in raw], dtype=np.int8)
         if energy_kj is None:
-            energy = np.zeros(n, dtype=np.int32)
+            energy_f = np.zeros(n)
             present = np.zeros(n, dtype=np.bool_)
         else:
-            energy_f = _numbers(s, "energy_kj", [np.inf if v is None else v for v in energy_kj], n)
-            present = np.isfinite(energy_f)
-            filled = np.where(present, energy_f, 0.0)
-            _whole(s, "energy_kj", filled)
-            row = _first((filled < 0) | (filled > MAX_ENERGY_KJ))
-            if row is not None:
-                raise ColumnError(
-                    s, row, f"energy_kj {filled[row]:g} is outside 0..{MAX_ENERGY_KJ}"
-                )
-            energy = filled.astype(np.int32)
-        return cls(
+            if isinstance(energy_kj, np.ndarray) and energy_kj.dtype != object:
+                values: Sequence[Any] | NDArray[Any] = energy_kj
+                present = np.ones(len(energy_kj), dtype=np.bool_)
+            else:
+                # None, and only None, says "not sent"; inf or NaN is a bad value.
+                present = np.array([v is not None for v in energy_kj], dtype=np.bool_)
+                values = [0 if v is None else v for v in energy_kj]
+            energy_f, energy_checks = _numbers(s, "energy_kj", values, n)
+            checks += [
+                *energy_checks,
+                _whole("energy_kj", energy_f),
+                _outside("energy_kj", energy_f, 0, MAX_ENERGY_KJ, f"0..{MAX_ENERGY_KJ}"),
+            ]
+        rows = cls(
             pids,
             dids,
             time_us,
-            bpm_f.astype(np.int16),
+            _cast(bpm_f, np.int16),
             contact,
-            energy,
+            _cast(energy_f, np.int32),
             present,
         )
+        return rows, checks
 
     def row(self, i: int) -> dict[str, Any]:
         """Row `i` as plain JSON-able values (for quarantine and error messages)."""
@@ -226,14 +334,32 @@ class RrRows(_Columns):
         rr_ms: Sequence[float] | NDArray[Any],
     ) -> RrRows:
         """Validate RR columns; raise `ColumnError` naming the first bad row."""
+        rows, checks = cls.checked(
+            patient_id=patient_id, device_id=device_id, time=time, rr_ms=rr_ms
+        )
+        _raise_first(cls.STREAM, checks)
+        return rows
+
+    @classmethod
+    def checked(
+        cls,
+        *,
+        patient_id: Sequence[int] | NDArray[Any],
+        device_id: Sequence[int] | NDArray[Any],
+        time: Sequence[datetime] | NDArray[Any],
+        rr_ms: Sequence[float] | NDArray[Any],
+    ) -> tuple[RrRows, list[Problem]]:
+        """The columns and every row-level check (see `HrRows.checked`)."""
         s = cls.STREAM
-        pids, dids, time_us = _keys(s, patient_id, device_id, time)
-        n = time_us.size
-        rr = _numbers(s, "rr_ms", rr_ms, n)
-        row = _first((rr <= 0) | (rr > MAX_RR_MS))
-        if row is not None:
-            raise ColumnError(s, row, f"rr_ms {rr[row]:g} is outside (0, {MAX_RR_MS:g}]")
-        return cls(pids, dids, time_us, rr)
+        pids, dids, time_us, checks = _keys(s, patient_id, device_id, time)
+        rr, rr_checks = _numbers(s, "rr_ms", rr_ms, time_us.size)
+        with np.errstate(invalid="ignore"):
+            bad_range = (rr <= 0) | (rr > MAX_RR_MS)
+        checks += [
+            *rr_checks,
+            (bad_range, lambda i: f"rr_ms {rr[i]:g} is outside (0, {MAX_RR_MS:g}]"),
+        ]
+        return cls(pids, dids, time_us, rr), checks
 
 
 @dataclass(frozen=True, eq=False)
@@ -257,20 +383,31 @@ class StepRows(_Columns):
         steps: Sequence[int] | NDArray[Any],
     ) -> StepRows:
         """Validate step columns; raise `ColumnError` naming the first bad row."""
-        s = cls.STREAM
-        pids, dids, time_us = _keys(s, patient_id, device_id, time)
-        n = time_us.size
-        counts = _numbers(s, "steps", steps, n)
-        _whole(s, "steps", counts)
-        row = _first((counts < 0) | (counts > MAX_STEPS_PER_ROW))
-        if row is not None:
-            raise ColumnError(s, row, f"steps {counts[row]:g} is outside 0..{MAX_STEPS_PER_ROW}")
-        return cls(
-            pids,
-            dids,
-            time_us,
-            counts.astype(np.int32),
+        rows, checks = cls.checked(
+            patient_id=patient_id, device_id=device_id, time=time, steps=steps
         )
+        _raise_first(cls.STREAM, checks)
+        return rows
+
+    @classmethod
+    def checked(
+        cls,
+        *,
+        patient_id: Sequence[int] | NDArray[Any],
+        device_id: Sequence[int] | NDArray[Any],
+        time: Sequence[datetime] | NDArray[Any],
+        steps: Sequence[int] | NDArray[Any],
+    ) -> tuple[StepRows, list[Problem]]:
+        """The columns and every row-level check (see `HrRows.checked`)."""
+        s = cls.STREAM
+        pids, dids, time_us, checks = _keys(s, patient_id, device_id, time)
+        counts, count_checks = _numbers(s, "steps", steps, time_us.size)
+        checks += [
+            *count_checks,
+            _whole("steps", counts),
+            _outside("steps", counts, 0, MAX_STEPS_PER_ROW, f"0..{MAX_STEPS_PER_ROW}"),
+        ]
+        return cls(pids, dids, time_us, _cast(counts, np.int32)), checks
 
 
 Rows = HrRows | RrRows | StepRows

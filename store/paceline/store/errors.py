@@ -49,6 +49,46 @@ class BatchRejectedError(StoreError, ValueError):
         super().__init__(f"batch {batch_id!r} rejected: {stream} row {row}: {reason}")
 
 
+class BatchConflictError(StoreError, ValueError):
+    """A batch id the store holds was offered again with other rows; nothing was written.
+
+    Batch ids name their rows for good: a replay must hold the same number of rows with
+    the same digest. Anything else is a sender that reused an id (a spool that lost
+    state), and acknowledging it would silently drop the new rows.
+    """
+
+    def __init__(
+        self, batch_id: str, *, stored: tuple[int | None, str], offered: tuple[int, str]
+    ) -> None:
+        self.batch_id = batch_id
+        self.stored = stored
+        self.offered = offered
+        super().__init__(
+            f"batch {batch_id!r} was stored with {stored[0]} rows (digest {stored[1][:12]}),"
+            f" now offered with {offered[0]} rows (digest {offered[1][:12]}): the id is"
+            " reused for other rows"
+        )
+
+
+class SpoolRegressionError(StoreError):
+    """A spool sent records at or below the sequence the store already acknowledged for it.
+
+    The spool went back in time (its WAL was lost, it was restored from a backup): the
+    records it now numbers `first_seq`.. are not the ones the store acknowledged under
+    those numbers. Nothing of the batch was written.
+    """
+
+    def __init__(self, spool_id: str, *, acked_seq: int, first_seq: int, batch_id: str) -> None:
+        self.spool_id = spool_id
+        self.acked_seq = acked_seq
+        self.first_seq = first_seq
+        self.batch_id = batch_id
+        super().__init__(
+            f"spool {spool_id!r} sent batch {batch_id!r} from sequence {first_seq}, but the"
+            f" store acknowledged it up to {acked_seq}: the spool lost state"
+        )
+
+
 _MASK = "***"
 # Textual masks for what libpq cannot parse (and for its error messages, which quote the
 # text they failed on): URL userinfo, a `password` query parameter, a `password=` keyword

@@ -12,10 +12,12 @@ skipped instead of failing the batch.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
+import math
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -25,9 +27,9 @@ from numpy.typing import NDArray
 from psycopg import errors as pgerrors
 from psycopg import sql
 
-from paceline.store.columns import HrRows, Rows, RrRows, StepRows
+from paceline.store.columns import HrRows, Rows, RrRows, StepRows, _iso_us
 from paceline.store.copybinary import encode
-from paceline.store.errors import BatchRejectedError
+from paceline.store.errors import BatchConflictError, BatchRejectedError, SpoolRegressionError
 
 logger = logging.getLogger(__name__)
 
@@ -63,6 +65,50 @@ class Batch:
 
 
 @dataclass(frozen=True)
+class BatchIdentity:
+    """What a batch id stands for: how many rows, their digest, and where in a spool they sit.
+
+    A sender that can describe its batch better than the rows that reach the writer
+    (the uploader: the spool records as read, before any row was set aside) passes it;
+    otherwise `write_batch` derives it from the batch and its set-aside rows.
+    `spool_id` with `first_seq`..`last_seq` places the batch in a spool, whose highest
+    acknowledged sequence the store keeps, so that a spool going back is refused.
+    """
+
+    row_count: int
+    digest: bytes
+    spool_id: str | None = None
+    first_seq: int | None = None
+    last_seq: int | None = None
+
+    def __post_init__(self) -> None:
+        """Refuse a digest that is not SHA-256 or a spool range that is not one."""
+        if len(self.digest) != hashlib.sha256().digest_size or self.row_count < 0:
+            raise ValueError("a batch identity needs a row count >= 0 and a SHA-256 digest")
+        placed = (self.spool_id, self.first_seq, self.last_seq)
+        if any(v is not None for v in placed) and not (
+            self.spool_id
+            and self.first_seq is not None
+            and self.last_seq is not None
+            and 1 <= self.first_seq <= self.last_seq
+        ):
+            raise ValueError(f"spool range {placed} needs a spool id and 1 <= first <= last")
+
+
+def batch_identity(batch: Batch) -> BatchIdentity:
+    """The identity of a batch as given: its rows, as the COPY bytes that would store them.
+
+    Rows set aside by the caller are not part of it: they are decided by whichever
+    attempt claims the id, and a replay may see them differently (a binding changed).
+    """
+    digest = hashlib.sha256()
+    for rows in batch.streams():
+        digest.update(f"{rows.STREAM}:{len(rows)}:".encode())
+        digest.update(encode(rows))
+    return BatchIdentity(len(batch), digest.digest())
+
+
+@dataclass(frozen=True)
 class WriteResult:
     """What committing one batch did."""
 
@@ -86,6 +132,7 @@ def write_batch(
     *,
     source: str = "",
     quarantined: Sequence[tuple[str, Mapping[str, Any], str]] = (),
+    identity: BatchIdentity | None = None,
 ) -> WriteResult:
     """Commit `batch` exactly once; raise `BatchRejectedError` and write nothing if a row is invalid.
 
@@ -97,22 +144,46 @@ def write_batch(
     transaction, so the rows stored and the rows set aside are decided once, by
     whichever attempt claims the batch id (a replay inserts neither).
     """
-    if not batch.batch_id or len(batch.batch_id) > 200:
-        raise BatchRejectedError(batch.batch_id, "batch", 0, "batch id must be 1..200 characters")
+    _check_text(batch.batch_id, "batch id", batch.batch_id, 200)
+    _check_text(batch.batch_id, "source", source, 10_000, empty=True)
     if conn.info.transaction_status != psycopg.pq.TransactionStatus.IDLE:
         raise RuntimeError("write_batch needs a connection that is not inside a transaction")
-    streams = [_dedupe_within(rows) for rows in batch.streams()]
+    ident = identity or batch_identity(batch)
+    held = [
+        (stream, _row_json(row, batch.batch_id, stream, i), reason)
+        for i, (stream, row, reason) in enumerate(quarantined)
+    ]
+    streams = [_dedupe_within(batch.batch_id, rows) for rows in batch.streams()]
     with conn.transaction():
+        acked = _spool_acked(conn, ident, source)
         first_us, last_us = _span(streams)
         claimed = conn.execute(
-            "INSERT INTO ingest_batch (batch_id, source, first_time, last_time)"
-            " VALUES (%s, %s, %s, %s) ON CONFLICT (batch_id) DO NOTHING"
+            "INSERT INTO ingest_batch (batch_id, source, first_time, last_time, row_count,"
+            " digest, spool_id, first_seq, last_seq)"
+            " VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s) ON CONFLICT (batch_id) DO NOTHING"
             " RETURNING (now() + make_interval(secs => %s))",
-            (batch.batch_id, source, _ts(first_us), _ts(last_us), MAX_FUTURE_S),
+            (
+                batch.batch_id,
+                source,
+                _ts(first_us),
+                _ts(last_us),
+                ident.row_count,
+                ident.digest,
+                ident.spool_id,
+                ident.first_seq,
+                ident.last_seq,
+                MAX_FUTURE_S,
+            ),
         ).fetchone()
         if claimed is None:
+            _check_replay(conn, batch.batch_id, ident)
             logger.info("batch %s was committed before; skipping the replay", batch.batch_id)
             return WriteResult(batch.batch_id, replayed=True)
+        if acked is not None and ident.first_seq is not None and ident.first_seq <= acked:
+            assert ident.spool_id is not None
+            raise SpoolRegressionError(
+                ident.spool_id, acked_seq=acked, first_seq=ident.first_seq, batch_id=batch.batch_id
+            )
         limit_us = int(claimed[0].timestamp() * 1_000_000)
         _check_future(batch.batch_id, streams, limit_us)
         _check_devices(conn, batch.batch_id, streams)
@@ -127,10 +198,16 @@ def write_batch(
             " duplicate_rows = %s WHERE batch_id = %s",
             (counts["hr"], counts["rr"], counts["steps"], duplicates, batch.batch_id),
         )
+        if ident.spool_id is not None:
+            conn.execute(
+                "UPDATE ingest_spool SET acked_seq = greatest(acked_seq, %s), last_seen = now()"
+                " WHERE spool_id = %s",
+                (ident.last_seq, ident.spool_id),
+            )
         _touch_devices(conn, streams)
         if any(counts.values()):
             _record_spans(conn, streams)
-        _insert_quarantined(conn, batch.batch_id, source, quarantined)
+        _insert_quarantined(conn, batch.batch_id, source, held)
     return WriteResult(
         batch.batch_id,
         replayed=False,
@@ -142,22 +219,91 @@ def write_batch(
     )
 
 
+def _check_text(batch_id: str, what: str, value: str, longest: int, *, empty: bool = False) -> None:
+    """Refuse text PostgreSQL cannot hold (NUL) or the schema would refuse (length)."""
+    if not isinstance(value, str):
+        raise BatchRejectedError(repr(batch_id), "batch", 0, f"{what} must be text, not {value!r}")
+    if (not value and not empty) or len(value) > longest:
+        raise BatchRejectedError(batch_id, "batch", 0, f"{what} must be 1..{longest} characters")
+    if "\x00" in value:
+        raise BatchRejectedError(
+            batch_id.replace("\x00", "\\0"), "batch", 0, f"{what} holds a NUL character"
+        )
+
+
+def _spool_acked(conn: psycopg.Connection[Any], ident: BatchIdentity, source: str) -> int | None:
+    """The spool's highest acknowledged sequence, locked for this transaction (None: no spool)."""
+    if ident.spool_id is None:
+        return None
+    conn.execute(
+        "INSERT INTO ingest_spool (spool_id, source) VALUES (%s, %s)"
+        " ON CONFLICT (spool_id) DO NOTHING",
+        (ident.spool_id, source),
+    )
+    row = conn.execute(
+        "SELECT acked_seq FROM ingest_spool WHERE spool_id = %s FOR UPDATE", (ident.spool_id,)
+    ).fetchone()
+    assert row is not None
+    return int(row[0])
+
+
+def _check_replay(conn: psycopg.Connection[Any], batch_id: str, ident: BatchIdentity) -> None:
+    """A known batch id is a replay only if it names the same rows; else `BatchConflictError`."""
+    row = conn.execute(
+        "SELECT row_count, digest FROM ingest_batch WHERE batch_id = %s", (batch_id,)
+    ).fetchone()
+    assert row is not None
+    count, digest = row
+    if digest is None:
+        return  # stored before batches had digests: nothing to compare against
+    if count != ident.row_count or bytes(digest) != ident.digest:
+        raise BatchConflictError(
+            batch_id,
+            stored=(count, bytes(digest).hex()),
+            offered=(ident.row_count, ident.digest.hex()),
+        )
+
+
+def _jsonable(value: Any) -> Any:
+    """`value` as JSON PostgreSQL's jsonb can hold: non-finite numbers become their name."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return str(value)  # 'nan', 'inf': jsonb has no NaN, and the row must still be kept
+    if isinstance(value, Mapping):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_jsonable(v) for v in value]
+    return value
+
+
+def _row_json(
+    row: Mapping[str, Any], batch_id: str = "", stream: str = "payload", index: int = 0
+) -> str:
+    """A set-aside row as jsonb text; `BatchRejectedError` for what JSON cannot hold."""
+    try:
+        text = json.dumps(_jsonable(dict(row)), allow_nan=False, sort_keys=True)
+    except (TypeError, ValueError) as exc:
+        raise BatchRejectedError(
+            batch_id, stream, index, f"quarantined row cannot be kept as JSON: {exc}"
+        ) from exc
+    if "\\u0000" in text:
+        raise BatchRejectedError(batch_id, stream, index, "quarantined row holds a NUL character")
+    return text
+
+
 def _insert_quarantined(
     conn: psycopg.Connection[Any],
     batch_id: str,
     source: str,
-    rows: Sequence[tuple[str, Mapping[str, Any], str]],
+    rows: Sequence[tuple[str, str, str]],
 ) -> None:
+    """Insert set-aside rows given as (stream, row as JSON text, reason)."""
     if not rows:
         return
     with conn.cursor() as cur:
         cur.executemany(
             "INSERT INTO ingest_quarantine (batch_id, source, stream, row_data, reason)"
             " VALUES (%s, %s, %s, %s::jsonb, %s)",
-            [
-                (batch_id, source, stream, json.dumps(dict(row)), reason)
-                for stream, row, reason in rows
-            ],
+            [(batch_id, source, stream, text, reason) for stream, text, reason in rows],
         )
 
 
@@ -166,10 +312,6 @@ _UNIX_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 def _ts(us: int | None) -> datetime | None:
     return None if us is None else _UNIX_EPOCH + timedelta(microseconds=us)
-
-
-def _iso(us: int) -> str:
-    return (_UNIX_EPOCH + timedelta(microseconds=us)).isoformat()
 
 
 def _span(streams: Sequence[Rows]) -> tuple[int | None, int | None]:
@@ -181,14 +323,32 @@ def _span(streams: Sequence[Rows]) -> tuple[int | None, int | None]:
     )
 
 
-def _dedupe_within(rows: Rows) -> Rows:
-    """Drop rows that repeat an earlier row's (patient, device, time) key within the batch."""
+def _dedupe_within(batch_id: str, rows: Rows) -> Rows:
+    """Drop rows that repeat an earlier row's (patient, device, time) key within the batch.
+
+    A repeat with other values is not a repeat but two readings for one key, and which
+    one is right cannot be decided here: `BatchRejectedError` names the later one.
+    """
     order = np.lexsort((rows.time_us, rows.device_id, rows.patient_id))
     p, d, t = rows.patient_id[order], rows.device_id[order], rows.time_us[order]
     first = np.ones(order.size, dtype=np.bool_)
     first[1:] = (p[1:] != p[:-1]) | (d[1:] != d[:-1]) | (t[1:] != t[:-1])
     if first.all():
         return rows
+    # Each repeat against the first row of its key (a stable sort keeps input order).
+    head = order[np.maximum.accumulate(np.where(first, np.arange(order.size), 0))]
+    for f in fields(rows):
+        column = getattr(rows, f.name)
+        differs = np.flatnonzero(~first & (column[order] != column[head]))
+        if differs.size:
+            i = int(order[differs[0]])
+            raise BatchRejectedError(
+                batch_id,
+                rows.STREAM,
+                i,
+                f"{f.name} differs from row {int(head[differs[0]])} with the same"
+                f" (patient, device, time {_iso_us(int(rows.time_us[i]))})",
+            )
     keep: NDArray[np.intp] = np.sort(order[first])
     return rows.take(keep)
 
@@ -202,7 +362,7 @@ def _check_future(batch_id: str, streams: Sequence[Rows], limit_us: int) -> None
                 batch_id,
                 rows.STREAM,
                 i,
-                f"time {_iso(int(rows.time_us[i]))} is more than"
+                f"time {_iso_us(int(rows.time_us[i]))} is more than"
                 f" {MAX_FUTURE_S // 60} minutes in the future",
             )
 
@@ -211,12 +371,15 @@ def _check_devices(conn: psycopg.Connection[Any], batch_id: str, streams: Sequen
     if not streams:
         return
     device_ids = np.unique(np.concatenate([s.device_id for s in streams]))
-    bound = dict(
-        conn.execute(
-            "SELECT device_id, patient_id FROM device WHERE device_id = ANY(%s)",
-            ([int(d) for d in device_ids],),
-        ).fetchall()
-    )
+    found = conn.execute(
+        "SELECT d.device_id, d.patient_id,"
+        " (extract(epoch FROM make_date(p.birth_year, 1, 1)::timestamp AT TIME ZONE 'UTC')"
+        " * 1000000)::bigint"
+        " FROM device d LEFT JOIN patient p USING (patient_id) WHERE d.device_id = ANY(%s)",
+        ([int(d) for d in device_ids],),
+    ).fetchall()
+    bound = {int(d): p for d, p, _born in found}
+    born = {int(d): b for d, _p, b in found}
     for rows in streams:
         for device_id in np.unique(rows.device_id):
             i = int(np.flatnonzero(rows.device_id == device_id)[0])
@@ -232,6 +395,21 @@ def _check_devices(conn: psycopg.Connection[Any], batch_id: str, streams: Sequen
                     j,
                     f"device {device_id} is bound to patient {owner},"
                     f" not patient {rows.patient_id[j]}",
+                )
+            floor = born[int(device_id)]
+            if floor is None:
+                continue
+            # The lower bound of a sample's time (see columns.EARLIEST_TIME_US): nobody
+            # wore a heart-rate sensor before the year they were born.
+            early = np.flatnonzero((rows.device_id == device_id) & (rows.time_us < floor))
+            if early.size:
+                j = int(early[0])
+                raise BatchRejectedError(
+                    batch_id,
+                    rows.STREAM,
+                    j,
+                    f"time {_iso_us(int(rows.time_us[j]))} is before the birth year of"
+                    f" patient {owner}",
                 )
 
 
@@ -354,10 +532,8 @@ def quarantine(
     """Keep rows that cannot be stored, with the reason, in `ingest_quarantine`; return the count."""
     if not rows:
         return 0
-    with conn.transaction(), conn.cursor() as cur:
-        cur.executemany(
-            "INSERT INTO ingest_quarantine (batch_id, source, stream, row_data, reason)"
-            " VALUES (%s, %s, %s, %s::jsonb, %s)",
-            [(batch_id, source, stream, json.dumps(r), reason) for r in rows],
-        )
+    _check_text(batch_id, "batch id", batch_id, 200)
+    held = [(stream, _row_json(r, batch_id, stream, i), reason) for i, r in enumerate(rows)]
+    with conn.transaction():
+        _insert_quarantined(conn, batch_id, source, held)
     return len(rows)
