@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Final
 
 from bleak_retry_connector import MAX_CONNECT_ATTEMPTS
 
+from paceline.devices.clock import CLOCK_FLOOR
 from paceline.devices.transport import (
     DISCONNECT_TIMEOUT_S,
     RECONNECT_MAX_DELAY_S,
@@ -51,6 +53,8 @@ class DaemonConfig:
     upload_backoff: Backoff = DB_BACKOFF
     progress_every_s: float | None = None
     max_buffer_rows: int = MAX_BUFFER_ROWS
+    clock_floor: datetime = CLOCK_FLOOR
+    """Wall times before this are an unset clock: samples are held until it is set."""
 
     def __post_init__(self) -> None:
         """Check the intervals are usable."""

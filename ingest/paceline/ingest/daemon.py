@@ -32,7 +32,7 @@ from bleak.backends.client import BaseBleakClient
 from paceline.devices.clock import SYSTEM_CLOCK, Clock, Stamper
 from paceline.devices.profiles import DEFAULT_PROFILES, ProfileRegistry
 from paceline.ingest.config import DEFAULT_CONFIG, DaemonConfig
-from paceline.ingest.records import SampleBuffer
+from paceline.ingest.records import SampleBuffer, epoch_us
 from paceline.ingest.spool import DeviceBinding, Spool, SpoolStatus, daemon_lock
 from paceline.ingest.uploader import Uploader
 from paceline.ingest.worker import DeviceStats, DeviceWorker, LinkState, Locate, scan_locator
@@ -140,7 +140,9 @@ class IngestDaemon:
         self.clock = clock
         self.buffer = SampleBuffer()
         self._rng = rng or random.Random()
-        stamper = Stamper(clock)
+        stamper = Stamper(clock, floor=config.clock_floor)
+        self._stamper = stamper
+        self._released = False
         self._on_progress = on_progress
         self._gateway_id = gateway_id
         self.workers = [
@@ -330,7 +332,27 @@ class IngestDaemon:
             setattr(seen, name, getattr(seen, name) - n)
 
     async def flush(self) -> int:
-        """Commit everything queued to the spool now; return the rows committed."""
+        """Commit everything queued to the spool now; return the rows committed.
+
+        While the host clock has never been plausible the rows are held in memory (their
+        times are provisional); once it is, they are given their real times and go out.
+        """
+        if not self._stamper.check():
+            if len(self.buffer):
+                logger.warning(
+                    "holding %s rows until the wall clock reads after %s",
+                    len(self.buffer),
+                    self._stamper.floor.date(),
+                )
+                self._bound_buffer()
+            return 0
+        if not self._released:
+            offset = self._stamper.release_offset_us
+            assert offset is not None
+            moved = self.buffer.release(offset, below_us=epoch_us(self._stamper.floor))
+            self._released = True
+            if moved:
+                logger.info("released %s rows held while the wall clock was unset", moved)
         try:
             chunks = self.buffer.take()
         except Exception:

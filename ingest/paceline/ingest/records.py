@@ -206,6 +206,25 @@ class SampleBuffer:
         self._pending, self._rows = {}, 0
         return chunks
 
+    def release(self, offset_us: int, below_us: int) -> int:
+        """Add `offset_us` to every sample time below `below_us`; return how many rows moved.
+
+        Held rows were stamped with provisional times (1970 plus monotonic seconds) while
+        the host clock was implausible; once it is set, one offset makes them real.
+        """
+        moved = 0
+        for (stream, _p, _d), rows in self._pending.items():
+            for k, row in enumerate(rows):
+                if stream == PAYLOAD:
+                    t = row.get("time_us") if isinstance(row, dict) else None
+                    if isinstance(t, int) and t < below_us:
+                        rows[k] = {**row, "time_us": t + offset_us}
+                        moved += 1
+                elif isinstance(row[0], int) and row[0] < below_us:
+                    rows[k] = (row[0] + offset_us, *row[1:])
+                    moved += 1
+        return moved
+
     def drop_oldest(self, n: int) -> dict[int, int]:
         """Drop the `n` oldest rows (by sample time) of the buffer; return how many per device.
 

@@ -132,6 +132,7 @@ class DeviceWorker:
         self._hr_time = Timeline()
         self._rr_time = Timeline()
         self._step_time = Timeline()
+        self._generation = self._stamper.generation
         self.link: DeviceLink | None = None
         self.backoffs: list[float] = []
 
@@ -181,6 +182,11 @@ class DeviceWorker:
             return
         assert isinstance(event, Reading)
         self.stats.notifications += 1
+        if self._stamper.generation != self._generation:
+            # Re-anchored after a wall-clock step: times follow the new anchor, even back
+            # in time, instead of being pushed one microsecond past the old ones.
+            self._generation = self._stamper.generation
+            self._hr_time, self._rr_time, self._step_time = Timeline(), Timeline(), Timeline()
         self._stream_state, samples = derive_samples(event, self._stream_state)
         received_us = epoch_us(event.stamp.time_received)
         beats = [s for s in samples if isinstance(s, RRIntervalSample)]

@@ -60,6 +60,8 @@ class DiaryEntry:
             check_rating(name, getattr(self, name), required=name == "pain_now")
         if self.note is not None:
             check_note("note", self.note)
+        if not isinstance(self.reported_at, datetime):
+            raise ReportTimeError(self.reported_at, "is not a datetime; send an aware timestamp")
         if self.reported_at.tzinfo is None:
             raise ReportTimeError(self.reported_at, "has no time zone; send an aware timestamp")
         if self.pain_worst is not None:

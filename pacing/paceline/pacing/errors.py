@@ -41,10 +41,11 @@ class NoteError(PacingError):
 class ReportTimeError(PacingError):
     """A report dated in the future, before enrolment, or without a time zone."""
 
-    def __init__(self, when: datetime, reason: str) -> None:
+    def __init__(self, when: datetime | object, reason: str) -> None:
         self.when = when
         self.reason = reason
-        super().__init__(f"time {when.isoformat()} {reason}")
+        shown = when.isoformat() if isinstance(when, datetime) else repr(when)
+        super().__init__(f"time {shown} {reason}")
 
 
 class InconsistentReportError(PacingError):
