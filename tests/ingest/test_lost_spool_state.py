@@ -20,7 +20,9 @@ import psycopg
 from paceline.ingest.records import Chunk, SampleBuffer, epoch_us
 from paceline.ingest.spool import Spool
 from paceline.ingest.uploader import Uploader
+from paceline.store import roles
 from paceline.store.spools import incidents
+from paceline.store.testing import service_dsn
 from tests.factories import patient_with_device
 
 ROWS_PER_RECORD = 500
@@ -176,3 +178,25 @@ def test_a_spool_truncated_to_zero_is_reported_as_replacing_the_lost_one(
     assert replaced.spool_id == status.spool_id
     assert replaced.detail["replaces"] == old_id
     assert replaced.detail["replaced_acked_seq"] == RECORDS
+
+
+def test_the_uploader_role_can_keep_marks_report_incidents_and_check_birth_years(
+    conn: psycopg.Connection[Any], db_dsn: str, tmp_path: Path
+) -> None:
+    pid, did = patient_with_device(conn)
+    ingest_dsn = service_dsn(db_dsn, roles.INGEST)
+    path = tmp_path / "spool.sqlite"
+    with Spool.open(path, gateway_id="gw-role", synchronous="NORMAL") as spool:
+        _append(spool, _records(pid, did, 0))
+        Uploader(spool, ingest_dsn, batch_rows=BATCH_ROWS).drain()
+        with sqlite3.connect(path) as raw:  # the spool loses its last five records
+            raw.execute("UPDATE meta SET value = '5' WHERE key = 'acked_seq'")
+            raw.execute("DELETE FROM chunk WHERE seq > 5")
+            raw.execute("UPDATE sqlite_sequence SET seq = 5 WHERE name = 'chunk'")
+        _append(spool, _records(pid, did, 10_000)[:2])
+        uploader = Uploader(spool, ingest_dsn, batch_rows=BATCH_ROWS)
+        uploader.drain()
+    assert uploader.regressions == 1
+    assert _stored(conn, did) == (RECORDS + 2) * ROWS_PER_RECORD
+    assert {i.kind for i in incidents(conn, source="gw-role")} == {"regression", "replaced"}
+    conn.commit()

@@ -43,7 +43,9 @@ GRANTS: dict[str, dict[str, str]] = {
     },
     "hr_sample": {"ingest": "INSERT,SELECT", "worker": "SELECT"},
     "ingest_batch": {"ingest": "INSERT,SELECT,UPDATE", "worker": "SELECT"},
+    "ingest_incident": {"ingest": "INSERT,SELECT", "worker": "SELECT"},
     "ingest_quarantine": {"ingest": "INSERT,SELECT"},
+    "ingest_spool": {"ingest": "INSERT,SELECT,UPDATE", "worker": "SELECT"},
     "paceline_identity_key": {},
     "pacing_plan": {
         "clinician": "INSERT,SELECT,UPDATE",
@@ -66,7 +68,11 @@ GRANTS: dict[str, dict[str, str]] = {
     },
     "step_sample": {"ingest": "INSERT,SELECT", "worker": "SELECT"},
 }
-COLUMN_GRANTS = {("device", "last_seen", "paceline_ingest", "UPDATE")}
+COLUMN_GRANTS = {
+    ("device", "last_seen", "paceline_ingest", "UPDATE"),
+    ("patient", "birth_year", "paceline_ingest", "SELECT"),
+    ("patient", "patient_id", "paceline_ingest", "SELECT"),
+}
 #: Tables people never read directly (TimescaleDB forbids row security on compressed
 #: hypertables), and the key table nobody but the owner reads: no row security needed.
 WITHOUT_ROW_SECURITY = {"hr_sample", "rr_interval", "step_sample", "paceline_identity_key"}

@@ -37,3 +37,20 @@ CREATE TABLE ingest_incident (
     reported_at     timestamptz NOT NULL DEFAULT now()
 );
 CREATE INDEX ingest_incident_spool_idx ON ingest_incident (spool_id, reported_at);
+
+-- Access (see 0008): the gateway uploader keeps its spools' marks and reports
+-- their incidents; it reads a patient's birth year, the lower bound of a
+-- sample's time, and nothing else of the patient. Services see every row.
+ALTER TABLE ingest_spool ENABLE ROW LEVEL SECURITY;
+ALTER TABLE ingest_spool FORCE ROW LEVEL SECURITY;
+ALTER TABLE ingest_incident ENABLE ROW LEVEL SECURITY;
+ALTER TABLE ingest_incident FORCE ROW LEVEL SECURITY;
+CREATE POLICY services ON ingest_spool TO paceline_owner, paceline_worker, paceline_ingest
+    USING (true) WITH CHECK (true);
+CREATE POLICY services ON ingest_incident TO paceline_owner, paceline_worker, paceline_ingest
+    USING (true) WITH CHECK (true);
+REVOKE ALL ON ingest_spool, ingest_incident FROM PUBLIC;
+GRANT SELECT, INSERT, UPDATE ON ingest_spool TO paceline_ingest;
+GRANT SELECT, INSERT ON ingest_incident TO paceline_ingest;
+GRANT SELECT ON ingest_spool, ingest_incident TO paceline_worker;
+GRANT SELECT (patient_id, birth_year) ON patient TO paceline_ingest;
