@@ -13,6 +13,7 @@ from paceline.cli.settings import Settings, help_lines, parse_duration
 from paceline.pacing.jobs.queue import QUEUES
 from paceline.pacing.jobs.worker import DEFAULT_HEARTBEAT_S, WorkerSettings, run_worker
 
+
 def _epilog() -> str:
     lines = [
         "A worker runs the jobs the clock and the writes defer: daily-metrics rollups,",
