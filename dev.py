@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import shutil
 import subprocess
 import sys
 import venv
@@ -64,6 +65,29 @@ def ensure_env(*, dev: bool) -> None:
         check=True,
     )
     STAMP.write_text(_wanted_stamp(extras))
+
+
+CHROMIUM = Path("/usr/bin/chromium")
+
+
+def ensure_chromium() -> None:
+    """Install Debian's Chromium for the browser test when it is missing and we are root.
+
+    Otherwise say how; the browser test then fails with the same advice (it never skips).
+    """
+    if CHROMIUM.exists() or os.environ.get("PACELINE_CHROMIUM"):
+        return
+    apt = shutil.which("apt-get")
+    if os.name == "posix" and os.geteuid() == 0 and apt:
+        print("dev.py: installing chromium for the browser test (apt-get)", flush=True)
+        subprocess.run([apt, "install", "-y", "-q", "chromium"], check=False)
+        return
+    print(
+        "dev.py: the browser test needs Chromium at /usr/bin/chromium:"
+        " run `sudo apt-get install -y chromium` (or set PACELINE_CHROMIUM)",
+        file=sys.stderr,
+        flush=True,
+    )
 
 
 def run(argv: list[str]) -> int:
@@ -125,6 +149,7 @@ def main(args: list[str]) -> int:
             code = run(step)
             if code != 0:
                 return code
+        ensure_chromium()
         return run([str(PYTHON), "-m", "pytest", *rest])
     print(USAGE, file=sys.stderr)
     return 2

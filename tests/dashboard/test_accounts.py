@@ -221,3 +221,17 @@ def test_accounts_command_refuses_a_weak_password_and_an_unknown_login(
     assert "at least 10 characters" in capsys.readouterr().err
     assert _cli(monkeypatch, db_dsn, ["accounts", "lock", "nobody"]) == 2
     assert "no such account" in capsys.readouterr().err
+
+
+def test_dashboard_command_serves_headless_on_loopback_by_default() -> None:
+    from paceline.cli.dashboard import app_script, streamlit_argv
+    from paceline.cli.main import build_parser
+
+    args = build_parser().parse_args(["dashboard"])
+    assert (args.host, args.port) == ("127.0.0.1", 8501)
+    script = app_script()
+    assert script.name == "streamlit_app.py" and script.is_file()
+    argv = streamlit_argv(script, host=args.host, port=9999)
+    assert "--server.headless=true" in argv
+    assert "--server.address=127.0.0.1" in argv and "--server.port=9999" in argv
+    assert "--client.showErrorDetails=none" in argv

@@ -20,14 +20,6 @@ GRANTS: dict[str, dict[str, str]] = {
     "audit_log": {"clinician": "INSERT", "patient": "INSERT", "worker": "INSERT"},
     "care_team": {"clinician": "SELECT", "worker": "SELECT"},
     "clinician": {"clinician": "SELECT", "worker": "SELECT"},
-    # The job queue (0011 and paceline.store.queue_schema): only the workers run jobs.
-    "clock_slot": {"worker": "DELETE,INSERT,SELECT,UPDATE"},
-    "evaluation_due": {"worker": "DELETE,INSERT,SELECT,UPDATE"},
-    "procrastinate_events": {"worker": "DELETE,INSERT,SELECT,UPDATE"},
-    "procrastinate_jobs": {"worker": "DELETE,INSERT,SELECT,UPDATE"},
-    "procrastinate_periodic_defers": {"worker": "DELETE,INSERT,SELECT,UPDATE"},
-    "procrastinate_workers": {"worker": "DELETE,INSERT,SELECT,UPDATE"},
-    "queue_schema": {"ingest": "SELECT", "worker": "SELECT"},
     "clinician_hr_sample": {"clinician": "SELECT", "patient": "SELECT"},
     "clinician_rr_interval": {"clinician": "SELECT", "patient": "SELECT"},
     "clinician_step_sample": {"clinician": "SELECT", "patient": "SELECT"},
@@ -61,6 +53,7 @@ GRANTS: dict[str, dict[str, str]] = {
         "worker": "DELETE,INSERT,SELECT,UPDATE",
     },
     "patient": {"clinician": "SELECT", "patient": "SELECT", "worker": "SELECT"},
+    "patient_review": {"clinician": "INSERT,SELECT"},
     "questionnaire_response": {
         "clinician": "INSERT,SELECT,UPDATE",
         "patient": "INSERT,SELECT",
@@ -92,6 +85,11 @@ SECURITY_DEFINER = {
     "paceline_may_see(bigint)",
     "paceline_login_lookup(text)",
     "paceline_login_outcome(bigint,boolean,timestamp with time zone,integer,interval,text)",
+    # Migration 0010: each refuses unless a verified administrator identity is present.
+    "paceline_admin_accounts()",
+    "paceline_admin_care_teams()",
+    "paceline_admin_audit(timestamp with time zone,timestamp with time zone,text,bigint,text,integer)",
+    "paceline_admin_set_disabled(text,boolean)",
 }
 PERSON_AND_SERVICE_ROLES = (*roles.PERSON_ROLES, *roles.SERVICE_ROLES)
 

@@ -7,9 +7,8 @@ import logging
 import sys
 from collections.abc import Callable, Sequence
 
-from paceline.cli import accounts, db, devices, ingest, metrics, scheduler, worker
+from paceline.cli import accounts, dashboard, db, devices, ingest, metrics, scheduler
 from paceline.cli.settings import Settings, SettingsError, help_lines
-from paceline.pacing.errors import PacingError
 from paceline.store.errors import StoreError
 
 Handler = Callable[[argparse.Namespace, Settings], int]
@@ -35,7 +34,7 @@ def build_parser() -> argparse.ArgumentParser:
     metrics.register(commands)
     scheduler.register(commands)
     accounts.register(commands)
-    worker.register(commands)
+    dashboard.register(commands)
     from paceline.cli import demo  # noqa: PLC0415 - the demo pulls in every component
 
     demo.register(commands)
@@ -54,7 +53,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         settings = Settings.from_env()
         return handler(args, settings)
-    except (SettingsError, StoreError, PacingError) as exc:
+    except (SettingsError, StoreError) as exc:
         print(f"paceline: error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

@@ -35,8 +35,7 @@ class Setting:
 READ_BY: Final = {
     "paceline": "every command",
     "scheduler": "paceline scheduler",
-    "worker": "paceline worker",
-    "dashboard": "the dashboard (streamlit run dashboard/streamlit_app.py)",
+    "dashboard": "the dashboard (paceline dashboard)",
     "tests": "the test suite (python3 dev.py test)",
     "compose": "docker-compose.yml only",
 }
@@ -70,19 +69,13 @@ SETTINGS: Final[tuple[Setting, ...]] = (
     Setting(
         "PACELINE_ROLLUP_EVERY",
         "5min",
-        "how often the clock defers the daily-metrics rollup tick",
+        "how often the leader recomputes daily metrics",
         "scheduler",
     ),
     Setting(
-        "PACELINE_NIGHTLY_EVERY",
-        "15min",
-        "how often the clock looks for patients whose local nightly time (01:00) has come",
-        "scheduler",
-    ),
-    Setting(
-        "PACELINE_RECOVER_EVERY",
-        "1min",
-        "how often the clock defers putting back the jobs of dead workers",
+        "PACELINE_EVALUATE_EVERY",
+        "1h",
+        "how often the leader evaluates every patient",
         "scheduler",
     ),
     Setting(
@@ -92,22 +85,28 @@ SETTINGS: Final[tuple[Setting, ...]] = (
         "scheduler",
     ),
     Setting(
-        "PACELINE_CLOCK_START",
-        "unset: the real time",
-        "an ISO 8601 instant the clock starts from, then advancing in real time (replays, tests)",
-        "scheduler",
-    ),
-    Setting(
-        "PACELINE_WORKER_HEARTBEAT",
-        "10s",
-        "how often a worker says it is alive; its running jobs are put back after three missed",
-        "worker",
-    ),
-    Setting(
         "PACELINE_DASHBOARD_IDLE_TIMEOUT",
         "30",
         "minutes without activity after which a dashboard login ends",
         "dashboard",
+    ),
+    Setting(
+        "PACELINE_DASHBOARD_DSN",
+        "set by paceline dashboard",
+        "the dashboard app's database, logged in as paceline_dashboard",
+        "dashboard",
+    ),
+    Setting(
+        "PACELINE_IDENTITY_KEY_FILE",
+        "$PACELINE_DATA_DIR/secrets/identity.key",
+        "key (mode 0600) that signs person identities; paceline dashboard passes it to the app",
+        "dashboard",
+    ),
+    Setting(
+        "PACELINE_CHROMIUM",
+        "/usr/bin/chromium",
+        "the Chromium binary the browser test drives",
+        "tests",
     ),
     Setting(
         "PACELINE_TEST_DSN",

@@ -9,6 +9,8 @@ migration 0007), the owner (the `paceline accounts` command) through the rest.
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from enum import StrEnum
@@ -19,6 +21,7 @@ from psycopg import sql
 from psycopg.rows import class_row
 
 from paceline.store.errors import StoreError
+from paceline.store.identity import IdentityKey
 
 USERNAME = re.compile(r"^[a-z0-9_.@-]{2,64}$")
 EMAIL = re.compile(r"^[^@\s]+@[^@\s]+$")
@@ -219,3 +222,90 @@ def login_outcome(
     assert row is not None
     locked: datetime | None = row[0]
     return locked
+
+
+# The administrator's page (migration 0010) -------------------------------------------------
+
+
+@contextmanager
+def admin_session(
+    conn: psycopg.Connection[Any], account_id: int, *, key: IdentityKey
+) -> Iterator[psycopg.Connection[Any]]:
+    """A transaction carrying a signed administrator identity (no person role: no patient data)."""
+    token = key.sign("admin", account_id, backend_pid=conn.info.backend_pid)
+    with conn.transaction():
+        conn.execute("SELECT set_config('paceline.identity', %s, true)", (token,))
+        yield conn
+
+
+@dataclass(frozen=True)
+class CareTeamLink:
+    """One clinician-patient link of a care team."""
+
+    clinician_id: int
+    clinician: str
+    patient_id: int
+    patient_ref: str
+    patient: str
+    team_role: str
+    since: datetime
+
+
+@dataclass(frozen=True)
+class AuditEntry:
+    """One audit log row."""
+
+    audit_id: int
+    at: datetime
+    actor: str
+    clinician_id: int | None
+    patient_id: int | None
+    action: str
+    object: str
+    detail: dict[str, Any]
+
+
+def admin_accounts(conn: psycopg.Connection[Any]) -> list[Account]:
+    """Every account (in an admin session)."""
+    with conn.cursor(row_factory=class_row(Account)) as cur:
+        cur.execute(
+            "SELECT account_id, username, email, role, clinician_id, patient_id, display_name,"
+            " failed_attempts, locked_until, disabled, created_at, last_login_at"
+            " FROM paceline_admin_accounts()"
+        )
+        return [_with_role(a) for a in cur.fetchall()]
+
+
+def admin_care_teams(conn: psycopg.Connection[Any]) -> list[CareTeamLink]:
+    """Every care-team link (in an admin session)."""
+    with conn.cursor(row_factory=class_row(CareTeamLink)) as cur:
+        cur.execute("SELECT * FROM paceline_admin_care_teams()")
+        return cur.fetchall()
+
+
+def admin_audit(
+    conn: psycopg.Connection[Any],
+    *,
+    since: datetime | None = None,
+    until: datetime | None = None,
+    actor: str | None = None,
+    patient_id: int | None = None,
+    action: str | None = None,
+    limit: int = 500,
+) -> list[AuditEntry]:
+    """The audit log, newest first, filtered by time, actor and action prefix, patient."""
+    with conn.cursor(row_factory=class_row(AuditEntry)) as cur:
+        cur.execute(
+            "SELECT * FROM paceline_admin_audit(%s, %s, %s, %s, %s, %s)",
+            (since, until, actor or None, patient_id, action or None, limit),
+        )
+        return cur.fetchall()
+
+
+def admin_set_disabled(conn: psycopg.Connection[Any], username: str, *, disabled: bool) -> None:
+    """Lock or unlock another account from the admin page (audited as the administrator)."""
+    row = conn.execute(
+        "SELECT paceline_admin_set_disabled(%s, %s)", (username, disabled)
+    ).fetchone()
+    if not row or not row[0]:
+        raise AccountError(username, "no such account, or it is your own")

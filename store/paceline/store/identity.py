@@ -30,8 +30,9 @@ import psycopg
 
 from paceline.store.errors import StoreError
 
-Kind = Literal["clinician", "patient"]
-KINDS: Final = ("clinician", "patient")
+# An administrator's token names their account; it opens no person role (migration 0010).
+Kind = Literal["clinician", "patient", "admin"]
+KINDS: Final = ("clinician", "patient", "admin")
 KEY_BYTES: Final = 32
 #: Long enough for any one person transaction; short enough that a token that
 #: leaked into a log is worthless by the time anyone reads it.

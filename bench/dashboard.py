@@ -1,0 +1,254 @@
+"""Benchmark the dashboard: warm render time of two pages against the SQL they need.
+
+1. Caseload: one clinician with 200 patients, each with 90 days of daily metrics (the
+   simulated personas of `paceline.pacing.simulate`), a plan and a nightly evaluation
+   (flags, flare risk).
+2. Patient: one patient with 90 days of 1 Hz heart rate (7.8 million rows) and
+   per-minute steps, shown over 90 days with the minute-by-minute view of one day open.
+
+For each page the render time is Streamlit's own `AppTest` run of the page, warm (the
+app already ran once in this session), and the reference is the database work that
+page needs, measured in the same run: the same read functions in the same person
+session, with nothing drawn. The ratio says what the page costs on top of its queries.
+
+The last line is one JSON object: ``caseload_ms``, ``caseload_sql_ms``,
+``caseload_ratio``, ``patient_ms``, ``patient_sql_ms``, ``patient_ratio`` (targets:
+both ratios <= 2). Exit status 1 when a target is missed.
+
+Run: ``.venv/bin/python -P bench/dashboard.py``
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import statistics
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+
+from streamlit.testing.v1 import AppTest
+
+from paceline.dashboard import auth, ui
+from paceline.dashboard.backend import Backend
+from paceline.dashboard.patient_view import Range
+from paceline.pacing import overview, planning
+from paceline.pacing.engine import evaluate_patient
+from paceline.pacing.replay import store_sim_day
+from paceline.pacing.simulate import Persona, SimPatient
+from paceline.store import access, accounts, registry, roles
+from paceline.store.accounts import Role
+from paceline.store.connection import connect
+from paceline.store.testing import (
+    TEST_IDENTITY_KEY,
+    service_dsn,
+    temporary_database,
+    temporary_server,
+)
+
+ROOT = Path(__file__).resolve().parent.parent
+APP = ROOT / "dashboard" / "streamlit_app.py"
+PATIENTS = 200
+DAYS = 90
+REPEATS = 7
+PASSWORD = "benchmark passphrase"  # noqa: S105 - a throwaway login
+TARGET = 2.0
+
+
+def median_ms(fn: Callable[[], object], repeats: int = REPEATS) -> float:
+    """Median wall time of `repeats` calls, in ms (after one warm-up call)."""
+    fn()
+    times = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        fn()
+        times.append((time.perf_counter() - t0) * 1000)
+    return statistics.median(times)
+
+
+def seed(dsn: str, today: date) -> tuple[int, int]:
+    """The caseload and the 1 Hz patient; returns (clinician id, 1 Hz patient id)."""
+    start = today - timedelta(days=DAYS)
+    personas = list(Persona)
+    with connect(dsn) as conn:
+        clinician = registry.create_clinician(conn, username="bench", display_name="Dr Bench")
+        ids = []
+        for i in range(PATIENTS):
+            p = registry.create_patient(
+                conn,
+                external_ref=f"BENCH-{i:03d}",
+                display_name=f"Patient {i:03d}",
+                enrolled_at=datetime.combine(start, datetime.min.time(), UTC),
+            )
+            registry.assign_care_team(conn, clinician_id=clinician, patient_id=p.patient_id)
+            sim = SimPatient(personas[i % len(personas)], seed=i)
+            quota = None
+            for d in range(DAYS):
+                day = start + timedelta(days=d)
+                store_sim_day(conn, p.patient_id, sim.next_day(day, quota))
+                if d == 14:
+                    quota = 40.0
+            conn.commit()
+            planning.set_plan(
+                conn,
+                p.patient_id,
+                clinician_id=clinician,
+                reason="bench",
+                baseline=40.0,
+                quota=40.0,
+                valid_from=start + timedelta(days=14),
+            )
+            evaluate_patient(conn, p.patient_id, today - timedelta(days=1))
+            conn.commit()
+            ids.append(p.patient_id)
+        big = ids[0]
+        registry.register_device(
+            conn, address="BE:NC:00:00:00:01", name="strap", profile="heart_rate_strap"
+        )
+        device = registry.bind_device(conn, address="BE:NC:00:00:00:01", patient_id=big).device_id
+        lo = datetime.combine(start, datetime.min.time(), UTC)
+        hi = datetime.combine(today, datetime.min.time(), UTC)
+        # 1 Hz heart rate over 90 days, generated in the server (7.8 M rows).
+        conn.execute(
+            "INSERT INTO hr_sample (patient_id, device_id, time, bpm, sensor_contact)"
+            " SELECT %s, %s, t, (70 + 25 * sin(extract(epoch FROM t) / 900))::smallint, true"
+            " FROM generate_series(%s::timestamptz, %s::timestamptz - interval '1 second',"
+            " interval '1 second') AS t",
+            (big, device, lo, hi),
+        )
+        conn.execute(
+            "INSERT INTO step_sample (patient_id, device_id, time, steps)"
+            " SELECT %s, %s, t, (abs(sin(extract(epoch FROM t) / 3600)) * 40)::int"
+            " FROM generate_series(%s::timestamptz + interval '1 minute', %s::timestamptz,"
+            " interval '1 minute') AS t",
+            (big, device, lo, hi),
+        )
+        accounts.create_account(
+            conn,
+            username="bench",
+            role=Role.CLINICIAN,
+            clinician_id=clinician,
+            password_hash=auth.hash_password(PASSWORD),
+        )
+        conn.commit()
+        conn.execute("ANALYZE")
+        conn.commit()
+    return clinician, big
+
+
+def main() -> int:
+    """Seed, measure and print the JSON line."""
+    today = datetime.now(UTC).date()
+    with temporary_server() as server, temporary_database(server, "bench_dashboard") as dsn:
+        t0 = time.perf_counter()
+        clinician, big = seed(dsn, today)
+        print(
+            f"seeded {PATIENTS} patients and 90 days of 1 Hz data in {time.perf_counter() - t0:.0f} s",
+            file=sys.stderr,
+        )
+        dashboard_dsn = service_dsn(dsn, roles.DASHBOARD)
+        key_file = Path(tempfile.mkdtemp(prefix="paceline-bench-")) / "identity.key"
+        TEST_IDENTITY_KEY.save(key_file)
+        os.environ["PACELINE_DASHBOARD_DSN"] = dashboard_dsn
+        os.environ["PACELINE_IDENTITY_KEY_FILE"] = str(key_file)
+        who = auth.Identity(0, "bench", Role.CLINICIAN, "Dr Bench", clinician_id=clinician)
+        backend = Backend(dashboard_dsn, TEST_IDENTITY_KEY)
+        day = today - timedelta(days=1)
+
+        def caseload_sql() -> None:
+            with backend.person(who) as conn:
+                entries = overview.caseload(conn, now=datetime.now(UTC))
+                access.audit(
+                    conn,
+                    actor=who.actor,
+                    action="bench.view",
+                    obj="caseload",
+                    clinician_id=clinician,
+                    detail={"patients": [e.patient_id for e in entries]},
+                )
+
+        def patient_sql() -> None:
+            with backend.person(who) as conn:
+                overview.timeline(conn, big, today - timedelta(days=DAYS - 1), today)
+                overview.exposure(conn, big)
+                access.audit(
+                    conn,
+                    actor=who.actor,
+                    action="bench.view",
+                    obj="patient",
+                    patient_id=big,
+                    clinician_id=clinician,
+                )
+            with backend.person(who) as conn:
+                overview.minute_buckets(
+                    conn,
+                    big,
+                    day,
+                    hr_view="clinician_hr_sample",
+                    steps_view="clinician_step_sample",
+                )
+                access.audit(
+                    conn,
+                    actor=who.actor,
+                    action="bench.view",
+                    obj="patient.intraday",
+                    patient_id=big,
+                    clinician_id=clinician,
+                )
+
+        at = AppTest.from_file(str(APP), default_timeout=120)
+        at.run()
+        at.text_input(key="login_username").input("bench")
+        at.text_input(key="login_password").input(PASSWORD)
+        next(b for b in at.button if b.label == "Sign in").click()
+        at.run()
+        assert not at.exception, at.exception
+        assert sum(len(df.value) for df in at.dataframe) == PATIENTS
+
+        def caseload_page() -> None:
+            at.run()
+
+        caseload_ms = median_ms(caseload_page)
+        caseload_sql_ms = median_ms(caseload_sql)
+
+        at.switch_page("app_pages/patient.py")
+        at.query_params["patient"] = str(big)
+        at.run()
+        at.segmented_control(key="patient_range").set_value(Range.QUARTER)
+        at.date_input(key="patient_intraday").set_value(day)
+        at.toggle(key="patient_intraday_show").set_value(True)
+        at.run()
+        assert not at.exception, at.exception
+        assert len(at.get("vega_lite_chart")) == 2
+
+        def patient_page() -> None:
+            at.run()
+
+        patient_ms = median_ms(patient_page)
+        patient_sql_ms = median_ms(patient_sql)
+        backend.close()
+        for b in ui.open_backends():
+            b.close()
+    result = {
+        "patients": PATIENTS,
+        "hr_rows": DAYS * 86_400,
+        "caseload_ms": round(caseload_ms, 1),
+        "caseload_sql_ms": round(caseload_sql_ms, 1),
+        "caseload_ratio": round(caseload_ms / caseload_sql_ms, 2),
+        "patient_ms": round(patient_ms, 1),
+        "patient_sql_ms": round(patient_sql_ms, 1),
+        "patient_ratio": round(patient_ms / patient_sql_ms, 2),
+    }
+    print(json.dumps(result))
+    missed = [k for k in ("caseload_ratio", "patient_ratio") if float(result[k]) > TARGET]
+    if missed:
+        print(f"target missed: {', '.join(missed)} > {TARGET}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

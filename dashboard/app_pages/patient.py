@@ -1,0 +1,149 @@
+"""Patient: one patient's load, zones, diary, recovery, flags, flare risk, exposure and alerts."""
+
+from datetime import timedelta
+
+import streamlit as st
+
+from paceline.dashboard import charts, patient_view, ui
+from paceline.dashboard.patient_view import Range
+from paceline.pacing import overview
+from paceline.pacing.errors import UnknownPatientError
+from paceline.pacing.flare import RISK_ENTER
+from paceline.store.accounts import Role
+
+who = ui.require(Role.CLINICIAN)
+patient_id = ui.query_int("patient") or st.session_state.get("patient_id")
+if patient_id is None:
+    ui.deny("Choose a patient on the caseload first.")
+st.session_state["patient_id"] = patient_id
+header = st.container()
+
+choice = (
+    st.segmented_control(
+        "Range",
+        list(Range),
+        format_func=lambda r: r.label,
+        default=Range.MONTH,
+        key="patient_range",
+    )
+    or Range.MONTH
+)
+today = ui.now().date()
+custom = None
+if choice is Range.CUSTOM:
+    picked = st.date_input(
+        "From – to",
+        value=(today - timedelta(days=13), today),
+        max_value=today,
+        key="patient_custom",
+    )
+    if isinstance(picked, tuple) and len(picked) == 2:
+        custom = (picked[0], picked[1])
+    else:
+        ui.deny("Pick the first and the last day.")
+start, end = patient_view.range_days(choice, today, custom)
+
+with ui.person(who) as conn:
+    t: overview.PatientTimeline | None
+    try:
+        t = overview.timeline(conn, patient_id, start, end)
+    except UnknownPatientError:
+        t = None
+    if t is None:
+        ui.audit(conn, who, page="patient", action="denied", detail={"asked_for": patient_id})
+    else:
+        ladder = overview.exposure(conn, patient_id)
+        ui.audit(
+            conn,
+            who,
+            page="patient",
+            patient_id=patient_id,
+            detail={"from": str(start), "to": str(end)},
+        )
+if t is None:
+    ui.deny(f"There is no patient {patient_id} on your caseload.")
+
+header.title(t.display_name)
+header.caption(f"{t.patient.timezone} · {start:%d %b %Y} – {end:%d %b %Y}")
+st.page_link(
+    "app_pages/plan.py",
+    label="Edit plan and ladder",
+    icon=":material/tune:",
+    query_params={"patient": str(patient_id)},
+)
+
+items = patient_view.flag_items(t)
+st.altair_chart(
+    charts.timeline(
+        [
+            charts.load_chart(patient_view.load_table(t), start, end),
+            charts.zone_chart(patient_view.zone_table(t), start, end),
+            charts.diary_chart(patient_view.diary_table(t), start, end),
+            charts.recovery_chart(patient_view.recovery_table(t), start, end),
+            charts.risk_chart(patient_view.risk_table(t), start, end, RISK_ENTER),
+            *([charts.flag_chart(patient_view.flag_table(items), start, end)] if items else []),
+        ]
+    ),
+    width="stretch",
+)
+
+flags_col, risk_col = st.columns([3, 2])
+with flags_col:
+    st.subheader("Flags")
+    if not items:
+        st.text("No flags in this range.")
+    for item in items:
+        with st.expander(
+            f"{item.title} — {item.severity}, {item.status} ({item.start:%d %b} – {item.end:%d %b})"
+        ):
+            for sentence in item.evidence:
+                st.text(sentence)
+with risk_col:
+    st.subheader("Flare risk")
+    factors = patient_view.risk_factors(t)
+    if t.risk:
+        st.metric("Next 48 h", f"{t.risk[-1].score:.0%}", help=f"flag threshold {RISK_ENTER:.0%}")
+    for factor in factors:
+        st.text(f"• {factor}")
+    if t.risk and not factors:
+        st.text("No factor is raising the risk.")
+
+st.subheader("Diary notes")
+notes = patient_view.notes(t)
+if not notes:
+    st.text("No notes in this range.")
+for when, text in notes[:20]:
+    st.caption(when)
+    st.text(text)
+
+st.subheader("Exposure ladder")
+if not ladder.items:
+    st.text("No ladder yet.")
+else:
+    st.dataframe(patient_view.ladder_table(ladder), hide_index=True)
+    sessions = patient_view.session_table(ladder)
+    if len(sessions):
+        st.dataframe(sessions, hide_index=True)
+
+st.subheader("Alerts")
+alerts = patient_view.alert_rows(t)
+if not alerts:
+    st.text("No alerts in this range.")
+else:
+    st.dataframe(alerts, hide_index=True)
+
+with st.expander("One day, minute by minute"):
+    day = st.date_input("Day", value=end, min_value=start, max_value=end, key="patient_intraday")
+    if st.toggle("Show", key="patient_intraday_show"):
+        with ui.person(who) as conn:
+            minutes = overview.minute_buckets(
+                conn,
+                patient_id,
+                day,
+                hr_view="clinician_hr_sample",
+                steps_view="clinician_step_sample",
+            )
+            ui.audit(
+                conn, who, page="patient.intraday", patient_id=patient_id, detail={"day": str(day)}
+            )
+        st.altair_chart(charts.intraday_chart(patient_view.minute_table(minutes)), width="stretch")

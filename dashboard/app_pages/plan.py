@@ -1,0 +1,193 @@
+"""Plan: the pacing plan and the fear ladder of one patient, changed with a reason."""
+
+import streamlit as st
+
+from paceline.dashboard import plan_view, ui
+from paceline.pacing import ladder, overview, planning
+from paceline.pacing.days import Measure
+from paceline.pacing.errors import PacingError, UnknownPatientError
+from paceline.pacing.exposure import ItemStatus
+from paceline.pacing.plan import PlanVersion
+from paceline.store.accounts import Role
+
+who = ui.require(Role.CLINICIAN)
+patient_id = ui.query_int("patient") or st.session_state.get("patient_id")
+if patient_id is None:
+    ui.deny("Choose a patient on the caseload first.")
+st.session_state["patient_id"] = patient_id
+
+versions: list[PlanVersion] | None
+with ui.person(who) as conn:
+    try:
+        versions = planning.plan_history(conn, patient_id)
+        x = overview.exposure(conn, patient_id)
+    except UnknownPatientError:
+        ui.audit(conn, who, page="plan", action="denied", detail={"asked_for": patient_id})
+        versions = None
+    else:
+        ui.audit(conn, who, page="plan", patient_id=patient_id)
+if versions is None:
+    ui.deny(f"There is no patient {patient_id} on your caseload.")
+
+current = versions[-1] if versions else None
+st.title("Plan")
+st.page_link(
+    "app_pages/patient.py",
+    label="Back to the patient",
+    icon=":material/arrow_back:",
+    query_params={"patient": str(patient_id)},
+)
+if current is None:
+    st.info("No plan yet: the first change below creates version 1.")
+else:
+    st.text(plan_view.summary(current))
+
+with st.form("plan_change"):
+    st.subheader("Change the plan")
+    c1, c2, c3 = st.columns(3)
+    measure = c1.selectbox(
+        "Measure",
+        list(Measure),
+        index=list(Measure).index(current.measure) if current else 0,
+        format_func=lambda m: m.unit,
+    )
+    baseline = c2.number_input(
+        "Baseline",
+        min_value=0.0,
+        value=plan_view.or_zero(current.baseline if current else None),
+        key="plan_baseline",
+        step=1.0,
+    )
+    quota = c3.number_input(
+        "Daily quota",
+        min_value=0.0,
+        value=plan_view.or_zero(current.quota if current else None),
+        key="plan_quota",
+        step=1.0,
+    )
+    c4, c5, c6 = st.columns(3)
+    step = c4.number_input(
+        "Step (fraction of baseline)",
+        min_value=0.05,
+        max_value=0.2,
+        value=current.step_fraction if current else 0.1,
+        step=0.01,
+    )
+    period = c5.number_input(
+        "Period (days per step)",
+        min_value=1,
+        max_value=60,
+        value=current.period_days if current else 7,
+    )
+    ceiling = c6.number_input(
+        "HR ceiling (bpm, 0 = none)",
+        min_value=0,
+        max_value=220,
+        value=(current.hr_ceiling_bpm or 0) if current else 0,
+    )
+    reason = st.text_area("Reason (required)", max_chars=2000, key="plan_reason")
+    if st.form_submit_button("Save new version", type="primary"):
+        change = plan_view.PlanChange(
+            measure or Measure.ACTIVE_MINUTES,
+            baseline,
+            quota,
+            step,
+            int(period),
+            int(ceiling),
+            reason,
+        )
+        try:
+            with ui.person(who) as conn:
+                new = planning.set_plan(
+                    conn,
+                    patient_id,
+                    clinician_id=who.clinician_id or 0,
+                    **plan_view.set_plan_arguments(change, current),
+                )
+                ui.audit(
+                    conn,
+                    who,
+                    page="plan",
+                    action="plan.change",
+                    patient_id=patient_id,
+                    detail={"version": new.version, "reason": reason},
+                )
+        except (PacingError, ValueError) as exc:
+            st.error(str(exc))
+        else:
+            st.success(f"Saved as version {new.version}.")
+            st.rerun()
+
+st.subheader("Versions")
+st.dataframe(plan_view.versions_table(versions), hide_index=True)
+
+st.subheader("Exposure ladder")
+if x.items:
+    st.dataframe(plan_view.ladder_rows(x), hide_index=True)
+with st.form("ladder_add", clear_on_submit=True):
+    st.markdown("**Add a rung**")
+    activity = st.text_input("Activity", max_chars=200, key="ladder_activity")
+    fear = st.slider("Fear rating (0-100)", 0, 100, 50, key="ladder_fear")
+    why = st.text_input("Reason", key="ladder_add_reason")
+    if st.form_submit_button("Add"):
+        try:
+            if not why.strip():
+                raise ValueError("a ladder change needs a reason")
+            with ui.person(who) as conn:
+                item = ladder.add_item(
+                    conn,
+                    patient_id,
+                    activity=activity,
+                    fear_rating=fear,
+                    clinician_id=who.clinician_id,
+                )
+                ui.audit(
+                    conn,
+                    who,
+                    page="plan",
+                    action="ladder.add",
+                    patient_id=patient_id,
+                    detail={"item_id": item.item_id, "reason": why},
+                )
+        except (PacingError, ValueError) as exc:
+            st.error(str(exc))
+        else:
+            st.rerun()
+if x.items:
+    with st.form("ladder_edit"):
+        st.markdown("**Change a rung**")
+        names = {f"{i.position + 1}. {i.activity}": i for i in x.items}
+        pick = names[st.selectbox("Rung", list(names), key="ladder_pick")]
+        new_fear = st.slider("Fear rating (0-100)", 0, 100, pick.fear_rating, key="ladder_new_fear")
+        new_status = st.selectbox(
+            "Status",
+            list(ItemStatus),
+            index=list(ItemStatus).index(pick.status),
+            format_func=lambda s: s.value,
+        )
+        why = st.text_input("Reason", key="ladder_edit_reason")
+        if st.form_submit_button("Save rung"):
+            try:
+                if not why.strip():
+                    raise ValueError("a ladder change needs a reason")
+                with ui.person(who) as conn:
+                    ladder.edit_item(
+                        conn,
+                        patient_id,
+                        pick.item_id,
+                        fear_rating=new_fear,
+                        status=new_status,
+                        clinician_id=who.clinician_id,
+                    )
+                    ui.audit(
+                        conn,
+                        who,
+                        page="plan",
+                        action="ladder.edit",
+                        patient_id=patient_id,
+                        detail={"item_id": pick.item_id, "reason": why},
+                    )
+            except (PacingError, ValueError) as exc:
+                st.error(str(exc))
+            else:
+                st.rerun()

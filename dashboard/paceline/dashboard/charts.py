@@ -1,0 +1,187 @@
+"""Altair charts of the patient page, all on one time axis."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import date, datetime, time, timedelta
+from typing import Any, cast
+
+import altair as alt
+import pandas as pd
+
+WIDTH = "container"
+AnyChart = alt.Chart | alt.LayerChart | alt.VConcatChart | alt.FacetChart
+SEVERITY_COLOURS = {"info": "#607d8b", "warning": "#ef6c00", "critical": "#c62828"}
+
+
+def _x(start: date, end: date, *, field: str = "day", title: str | None = None) -> alt.X:
+    domain = [
+        datetime.combine(start, time()).isoformat(),
+        datetime.combine(end + timedelta(days=1), time()).isoformat(),
+    ]
+    axis = alt.Axis(format="%d %b")
+    if field != "day":
+        return alt.X(f"{field}:T", scale=alt.Scale(domain=domain), title=title, axis=axis)
+    # A day unit makes each bar as wide as its day on any range.
+    return alt.X(
+        f"{field}:T",
+        timeUnit="yearmonthdate",
+        scale=alt.Scale(domain=domain),
+        title=title,
+        axis=axis,
+    )
+
+
+def load_chart(df: pd.DataFrame, start: date, end: date) -> AnyChart:
+    """Daily load as bars against the quota (line), its ±20 % band and the baseline."""
+    unit = str(df["measure"].iloc[0]) if len(df) else ""
+    base = alt.Chart(df).encode(x=_x(start, end))
+    band = base.mark_area(opacity=0.18, color="#2e7d32").encode(
+        y=alt.Y("band_low:Q", title=unit), y2="band_high:Q"
+    )
+    bars = base.mark_bar(opacity=0.85).encode(
+        y=alt.Y("load:Q", title=unit),
+        color=alt.condition("datum.valid", alt.value("#1565c0"), alt.value("#b0bec5")),
+        tooltip=[
+            alt.Tooltip("day:T"),
+            alt.Tooltip("load:Q", format=".0f"),
+            alt.Tooltip("quota:Q", format=".0f"),
+        ],
+    )
+    quota = base.mark_line(color="#2e7d32", strokeWidth=2).encode(y="quota:Q")
+    baseline = base.mark_line(color="#424242", strokeDash=[4, 3]).encode(y="baseline:Q")
+    return cast(
+        AnyChart,
+        alt.layer(band, bars, quota, baseline).properties(
+            title="Daily load against quota (green band ±20 %) and baseline (dashed)",
+            height=180,
+            width=WIDTH,
+        ),
+    )
+
+
+def zone_chart(df: pd.DataFrame, start: date, end: date) -> AnyChart:
+    """Minutes in each heart-rate zone per day (stacked)."""
+    return cast(
+        AnyChart,
+        (
+            alt.Chart(df)
+            .mark_bar()
+            .encode(
+                x=_x(start, end),
+                y=alt.Y("sum(minutes):Q", title="minutes"),
+                color=alt.Color(
+                    "zone:N",
+                    scale=alt.Scale(scheme="oranges"),
+                    legend=alt.Legend(orient="top", title=None),
+                ),
+                tooltip=["day:T", "zone:N", alt.Tooltip("minutes:Q", format=".0f")],
+            )
+            .properties(title="Time in heart-rate zones", height=140, width=WIDTH)
+        ),
+    )
+
+
+def diary_chart(df: pd.DataFrame, start: date, end: date) -> AnyChart:
+    """Pain, fatigue and fear of movement (0-10) from the diary."""
+    return cast(
+        AnyChart,
+        (
+            alt.Chart(df)
+            .mark_line(point=True)
+            .encode(
+                x=_x(start, end),
+                y=alt.Y("rating:Q", scale=alt.Scale(domain=[0, 10]), title="0-10"),
+                color=alt.Color("measure:N", legend=alt.Legend(orient="top", title=None)),
+                tooltip=["day:T", "measure:N", "rating:Q"],
+            )
+            .properties(title="Pain, fatigue and fear of movement", height=140, width=WIDTH)
+        ),
+    )
+
+
+def recovery_chart(df: pd.DataFrame, start: date, end: date) -> AnyChart:
+    """RMSSD and resting heart rate, each on its own axis."""
+    base = alt.Chart(df).encode(x=_x(start, end))
+    rmssd = base.mark_line(color="#6a1b9a", point=True).encode(
+        y=alt.Y("rmssd_ms:Q", title="RMSSD (ms)"),
+        tooltip=["day:T", alt.Tooltip("rmssd_ms:Q", format=".0f")],
+    )
+    rest = base.mark_line(color="#00838f", point=True, strokeDash=[3, 2]).encode(
+        y=alt.Y("resting_hr_bpm:Q", title="resting HR (bpm)"),
+        tooltip=["day:T", alt.Tooltip("resting_hr_bpm:Q", format=".0f")],
+    )
+    return cast(
+        AnyChart,
+        (
+            alt.layer(rmssd, rest)
+            .resolve_scale(y="independent")
+            .properties(
+                title="HRV (RMSSD, solid) and resting heart rate (dashed)", height=140, width=WIDTH
+            )
+        ),
+    )
+
+
+def risk_chart(df: pd.DataFrame, start: date, end: date, threshold: float) -> AnyChart:
+    """The 48 h flare-risk score with the alert threshold."""
+    line = (
+        alt.Chart(df)
+        .mark_area(line=True, opacity=0.25, color="#c62828")
+        .encode(
+            x=_x(start, end),
+            y=alt.Y(
+                "risk:Q", scale=alt.Scale(domain=[0, 1]), axis=alt.Axis(format="%"), title="risk"
+            ),
+        )
+    )
+    rule = alt.Chart(pd.DataFrame({"y": [threshold]})).mark_rule(strokeDash=[4, 4]).encode(y="y:Q")
+    return cast(
+        AnyChart,
+        alt.layer(line, rule).properties(
+            title="Flare risk over the next 48 h", height=110, width=WIDTH
+        ),
+    )
+
+
+def flag_chart(df: pd.DataFrame, start: date, end: date) -> AnyChart:
+    """Flags as bars from the first to the last day of each episode."""
+    return cast(
+        AnyChart,
+        (
+            alt.Chart(df)
+            .mark_bar(height=12, cornerRadius=3)
+            .encode(
+                x=_x(start, end, field="start"),
+                x2="end:T",
+                y=alt.Y("rule:N", title=None),
+                color=alt.Color(
+                    "severity:N",
+                    scale=alt.Scale(
+                        domain=list(SEVERITY_COLOURS), range=list(SEVERITY_COLOURS.values())
+                    ),
+                ),
+                opacity=alt.condition("datum.status == 'resolved'", alt.value(0.4), alt.value(1.0)),
+                tooltip=["rule:N", "severity:N", "status:N", "start:T", "end:T"],
+            )
+            .properties(title="Flags", height=alt.Step(18), width=WIDTH)
+        ),
+    )
+
+
+def timeline(charts: Sequence[Any]) -> AnyChart:
+    """Stack charts so that they share one time axis."""
+    return cast(AnyChart, alt.vconcat(*charts).resolve_scale(x="shared", color="independent"))
+
+
+def intraday_chart(df: pd.DataFrame) -> AnyChart:
+    """One day in minute buckets: mean heart rate (line) over steps per minute (bars)."""
+    base = alt.Chart(df).encode(x=alt.X("minute:T", title=None, axis=alt.Axis(format="%H:%M")))
+    steps = base.mark_bar(color="#90caf9", opacity=0.7).encode(
+        y=alt.Y("steps:Q", title="steps/min")
+    )
+    hr = base.mark_line(color="#c62828").encode(y=alt.Y("mean HR:Q", title="heart rate (bpm)"))
+    return cast(
+        AnyChart,
+        alt.layer(steps, hr).resolve_scale(y="independent").properties(height=220, width=WIDTH),
+    )

@@ -1,0 +1,191 @@
+"""Streamlit glue shared by the pages: the backend, the signed-in session, role guards, audit.
+
+Page files call these and read like a description of the page. State that
+belongs to one person lives in `st.session_state` (one per browser session),
+never in a cache shared across sessions; the only shared resource is the
+connection pool, which hands out connections, not results.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from typing import Any, NoReturn
+
+import psycopg
+import streamlit as st
+
+from paceline.dashboard import auth
+from paceline.dashboard.auth import Identity, Session
+from paceline.dashboard.backend import Backend, dsn_from_env, key_from_env
+from paceline.store import access
+from paceline.store.accounts import Role
+
+_SESSION = "paceline_session"
+_NOTICE = "paceline_notice"
+
+
+_OPEN: list[Backend] = []
+
+
+@st.cache_resource(show_spinner=False)
+def _backend(dsn: str, key_file: str) -> Backend:
+    b = Backend(dsn, key_from_env())
+    _OPEN.append(b)
+    return b
+
+
+def open_backends() -> list[Backend]:
+    """The pools this process opened (for tests, to close them)."""
+    return list(_OPEN)
+
+
+def backend() -> Backend:
+    """The process-wide connection pool (connections only; no person's data is cached)."""
+    return _backend(dsn_from_env(), os.environ.get("PACELINE_IDENTITY_KEY_FILE", ""))
+
+
+def now() -> datetime:
+    """The current instant (UTC)."""
+    return datetime.now(UTC)
+
+
+def current() -> Identity | None:
+    """Who is signed in to this browser session, ending the session after the idle timeout."""
+    session: Session | None = st.session_state.get(_SESSION)
+    if session is None:
+        return None
+    moment = now()
+    timeout = auth.idle_timeout()
+    if session.expired(moment, timeout):
+        st.session_state.clear()
+        st.session_state[_NOTICE] = (
+            f"You were signed out after {timeout.seconds // 60} minutes without activity."
+        )
+        return None
+    session.touch(moment)
+    return session.identity
+
+
+def sign_in(who: Identity) -> None:
+    """Start a session for `who` (and record the login in the audit log)."""
+    st.session_state.clear()
+    st.session_state[_SESSION] = Session(who, now())
+    if who.role in (Role.CLINICIAN, Role.PATIENT):
+        with backend().person(who) as conn:
+            audit(conn, who, page="login", action="login")
+
+
+def sign_out() -> None:
+    """End the session."""
+    st.session_state.clear()
+    st.session_state[_NOTICE] = "You are signed out."
+
+
+def login_page() -> None:
+    """The sign-in form."""
+    st.title("Paceline")
+    st.caption("Graded activity and exposure, for clinicians and patients.")
+    notice = st.session_state.pop(_NOTICE, None)
+    if notice:
+        st.info(notice)
+    with st.form("login", clear_on_submit=False):
+        username = st.text_input("Username or e-mail", key="login_username")
+        password = st.text_input("Password", type="password", key="login_password")
+        submitted = st.form_submit_button("Sign in", type="primary")
+    if not submitted:
+        return
+    try:
+        with backend().service() as conn:
+            who = auth.authenticate(conn, username, password, now=now())
+    except auth.LoginError as exc:
+        st.error(str(exc))
+        return
+    sign_in(who)
+    st.rerun()
+
+
+def sidebar(who: Identity) -> None:
+    """Who is signed in, and the sign-out button (on the page itself for patients, on phones)."""
+    if who.role is Role.PATIENT:
+        return
+    with st.sidebar:
+        st.text(f"Signed in as {who.display_name} ({who.role.value})")
+        sign_out_button()
+
+
+def sign_out_button() -> None:
+    """The sign-out button."""
+    if st.button("Sign out", key="logout"):
+        sign_out()
+        st.rerun()
+
+
+def require(*roles: Role) -> Identity:
+    """The signed-in person if their role may see this page; otherwise stop the page."""
+    who = current()
+    if who is None:
+        st.warning("Please sign in.")
+        st.stop()
+    if who.role not in roles:
+        st.error("This page is not available to your account.")
+        st.stop()
+    return who
+
+
+def deny(message: str) -> NoReturn:
+    """Show why the page cannot be shown, and stop."""
+    st.error(message)
+    st.stop()
+
+
+@contextmanager
+def person(who: Identity) -> Iterator[psycopg.Connection[Any]]:
+    """One transaction in `who`'s person session."""
+    with backend().person(who) as conn:
+        yield conn
+
+
+@contextmanager
+def admin(who: Identity) -> Iterator[psycopg.Connection[Any]]:
+    """One transaction in `who`'s administrator session (accounts and audit log only)."""
+    if who.role is not Role.ADMIN:
+        deny("This page is not available to your account.")
+    with backend().admin(who) as conn:
+        yield conn
+
+
+def audit(
+    conn: psycopg.Connection[Any],
+    who: Identity,
+    *,
+    page: str,
+    action: str = "view",
+    patient_id: int | None = None,
+    detail: dict[str, Any] | None = None,
+) -> None:
+    """Record who looked at or changed which patient's data, on which page."""
+    if who.role is Role.PATIENT:
+        patient_id = who.patient_id  # a patient's every row is about themself
+    access.audit(
+        conn,
+        actor=who.actor,
+        action=f"dashboard.{action}",
+        obj=page,
+        patient_id=patient_id,
+        clinician_id=who.clinician_id,
+        detail={"page": page, "account": who.username, **(detail or {})},
+    )
+
+
+def query_int(name: str) -> int | None:
+    """An integer query parameter (None when absent or not a number)."""
+    raw = st.query_params.get(name)
+    if raw is None:
+        return None
+    try:
+        return int(raw)
+    except ValueError:
+        return None

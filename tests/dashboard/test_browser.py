@@ -1,0 +1,158 @@
+"""A real browser against `paceline dashboard`: headless Chromium driven by Playwright.
+
+One bounded walk through the main pages, saving a screenshot of each into
+docs/screenshots/ (the README shows them). Needs Debian's `chromium` at
+/usr/bin/chromium: `python3 dev.py test` installs it when run as root; otherwise
+the test fails and says how to install it (it never skips).
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from playwright.sync_api import Page, expect, sync_playwright
+
+from tests.dashboard.conftest import PASSWORD, ROOT, Clinic
+
+CHROMIUM = Path(os.environ.get("PACELINE_CHROMIUM", "/usr/bin/chromium"))
+SHOTS = ROOT / "docs" / "screenshots"
+WAIT_MS = 90_000  # a loaded 2-core machine; a wait, not a timed assertion
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _healthy(url: str) -> bool:
+    try:
+        with urllib.request.urlopen(f"{url}/_stcore/health", timeout=2) as r:  # noqa: S310 - loopback
+            return bool(r.status == 200)
+    except OSError:
+        return False
+
+
+@pytest.fixture(scope="module")
+def server(
+    clinic: Clinic, dashboard_dsn: str, key_file: Path, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[str]:
+    """`paceline dashboard` on a free loopback port, as a subprocess, until the module ends."""
+    if not CHROMIUM.exists():
+        pytest.fail(
+            f"the browser test needs Chromium at {CHROMIUM}: run `apt-get install -y chromium`"
+            " as root (python3 dev.py test does this when run as root), or point"
+            " PACELINE_CHROMIUM at a Chromium binary"
+        )
+    port = _free_port()
+    url = f"http://127.0.0.1:{port}"
+    log = (tmp_path_factory.mktemp("dashboard") / "server.log").open("w")
+    env = {
+        **os.environ,
+        "PACELINE_DATABASE_URL": dashboard_dsn,
+        "PACELINE_IDENTITY_KEY_FILE": str(key_file),
+    }
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "paceline.cli.main", "dashboard", "--port", str(port)],
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        cwd=ROOT,
+    )
+    try:
+        while not _healthy(url):
+            if proc.poll() is not None:
+                pytest.fail(f"paceline dashboard exited with {proc.returncode}; see {log.name}")
+            subprocess.run(["sleep", "0.2"], check=True)
+        yield url
+    finally:
+        proc.terminate()
+        proc.wait(timeout=60)
+        log.close()
+
+
+def _sign_in(page: Page, url: str, username: str) -> None:
+    page.goto(url)
+    page.get_by_label("Username or e-mail").fill(username)
+    page.get_by_label("Password", exact=True).fill(PASSWORD)
+    page.get_by_role("button", name="Sign in").click()
+
+
+def _choose(page: Page, label: str, option: str) -> None:
+    """Pick an option of a Streamlit selectbox by typing it."""
+    box = page.get_by_label(label, exact=True)
+    box.click()
+    page.keyboard.type(option)
+    page.keyboard.press("Enter")
+
+
+def _sign_out(page: Page) -> None:
+    page.get_by_role("button", name="Sign out").click()
+    expect(page.get_by_role("button", name="Sign in")).to_be_visible(timeout=WAIT_MS)
+
+
+def _shot(page: Page, name: str, *, height: int = 1000) -> None:
+    """Save a screenshot of the page as it stands, `height` pixels tall."""
+    width = page.viewport_size["width"] if page.viewport_size else 1400
+    page.set_viewport_size({"width": width, "height": height})
+    page.wait_for_timeout(1500)  # let charts and tables paint; a pause, not an assertion
+    page.screenshot(path=str(SHOTS / f"{name}.png"))
+
+
+def test_clinician_and_patient_walk_through_the_dashboard(server: str, clinic: Clinic) -> None:
+    note = "<b>Walked</b> to the shop and back, knee fine"
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(
+            executable_path=str(CHROMIUM), args=["--no-sandbox"], headless=True
+        )
+        page = browser.new_page(viewport={"width": 1400, "height": 1000})
+        page.set_default_timeout(WAIT_MS)
+        expect.set_options(timeout=WAIT_MS)
+
+        # A clinician: the caseload, one patient, the plan.
+        _sign_in(page, server, "dr.a")
+        expect(page.get_by_role("heading", name="Caseload")).to_be_visible()
+        expect(page.get_by_text("Needs attention now").first).to_be_visible()
+        _shot(page, "caseload", height=1100)
+        _choose(page, "Patient", "Alex Boom")
+        page.get_by_role("button", name="Open patient").click()
+        expect(page.get_by_role("heading", name="Alex Boom")).to_be_visible()
+        expect(page.get_by_text("Daily load against quota").first).to_be_visible()
+        _shot(page, "patient", height=2600)
+        page.get_by_text("Edit plan and ladder").click()
+        expect(page.get_by_role("heading", name="Plan", exact=True)).to_be_visible()
+        _shot(page, "plan", height=1500)
+        _sign_out(page)
+
+        # The patient, on a phone-sized screen: today's plan and the diary.
+        phone = browser.new_page(viewport={"width": 390, "height": 844})
+        phone.set_default_timeout(WAIT_MS)
+        _sign_in(phone, server, clinic.patient_login)
+        expect(phone.get_by_role("heading", name="Hello, Alex")).to_be_visible()
+        phone.get_by_label("Anything you want your clinician to know").fill(note)
+        phone.get_by_role("button", name="Save diary").click()
+        expect(phone.get_by_text("Saved. Thank you.")).to_be_visible()
+        phone.get_by_role("heading", name="Hello, Alex").scroll_into_view_if_needed()
+        _shot(phone, "my_day", height=1400)
+        _sign_out(phone)
+
+        # Back as the clinician: the note is there, as the patient typed it.
+        _sign_in(page, server, "dr.a")
+        _choose(page, "Patient", "Alex Boom")
+        page.get_by_role("button", name="Open patient").click()
+        expect(page.get_by_text(note, exact=True)).to_be_visible()
+        _sign_out(page)
+
+        _sign_in(page, server, "admin")
+        expect(page.get_by_role("heading", name="Administration")).to_be_visible()
+        _shot(page, "admin", height=900)
+        _sign_out(page)
+        browser.close()

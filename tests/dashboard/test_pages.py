@@ -1,0 +1,207 @@
+"""Every page of the dashboard through Streamlit's AppTest, for every role."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import pytest
+from streamlit.testing.v1 import AppTest
+
+from paceline.dashboard.auth import Identity, Session
+from paceline.dashboard.patient_view import Range
+from paceline.store.accounts import Role
+from paceline.store.connection import connect
+from tests.dashboard.conftest import APP, SCRIPT_NOTE, Clinic, login
+
+
+def test_clinician_sees_the_caseload_of_their_team_only(app: AppTest, clinic: Clinic) -> None:
+    at = login(app, "dr.a")
+    assert not at.exception, at.exception
+    assert [t.value for t in at.title] == ["Caseload"]
+    names = set()
+    for df in at.dataframe:
+        names |= set(df.value["name"])
+    assert names == {"Alex Boom", "Avery Avoid", "Sam Steady"}
+
+
+def _open_patient(at: AppTest, patient_id: int) -> AppTest:
+    at.switch_page("app_pages/patient.py")
+    at.query_params["patient"] = str(patient_id)
+    return at.run()
+
+
+def test_clinician_opens_a_patient_with_charts_flags_and_notes(
+    app: AppTest, clinic: Clinic
+) -> None:
+    at = _open_patient(login(app, "dr.a"), clinic.patient_id)
+    assert not at.exception, at.exception
+    assert at.title[0].value == "Alex Boom"
+    texts = [t.value for t in at.text]
+    # The diary note is shown as text, exactly as typed: never as markup.
+    assert SCRIPT_NOTE in texts
+    assert not any("<script>" in m.value for m in at.markdown)
+    # Flags read as sentences with numbers.
+    assert any(t.startswith("On ") and any(ch.isdigit() for ch in t) for t in texts)
+    assert len(at.get("vega_lite_chart")) == 1
+
+
+def test_range_choices_change_the_days_shown(app: AppTest, clinic: Clinic) -> None:
+    at = _open_patient(login(app, "dr.a"), clinic.patient_id)
+    at.segmented_control(key="patient_range").set_value(Range.WEEK).run()
+    assert not at.exception, at.exception
+    assert "–" in at.caption[0].value
+
+
+def test_clinician_cannot_open_another_teams_patient_by_id(app: AppTest, clinic: Clinic) -> None:
+    other = clinic.team_b[0]
+    at = _open_patient(login(app, "dr.a"), other)
+    assert not at.exception, at.exception
+    assert [e.value for e in at.error] == [f"There is no patient {other} on your caseload."]
+    assert "Bea Other" not in [t.value for t in at.title]
+
+
+@pytest.mark.parametrize("page", ["caseload", "patient", "plan", "admin"])
+def test_clinician_pages_refuse_a_patient_even_when_run_directly(
+    clinic: Clinic, app_env: None, page: str
+) -> None:
+    at = AppTest.from_file(str(APP.parent / "app_pages" / f"{page}.py"), default_timeout=60)
+    patient = Identity(99, "pat.a", Role.PATIENT, "Alex Boom", patient_id=clinic.patient_id)
+    at.session_state["paceline_session"] = Session(patient, datetime.now(UTC))
+    at.query_params["patient"] = str(clinic.patient_id)
+    at.run()
+    assert [e.value for e in at.error] == ["This page is not available to your account."]
+    assert not at.dataframe and not at.get("vega_lite_chart")
+
+
+def test_admin_sees_accounts_care_teams_and_a_filtered_audit_log(
+    app: AppTest, clinic: Clinic
+) -> None:
+    _open_patient(login(AppTest.from_file(str(APP), default_timeout=60), "dr.a"), clinic.patient_id)
+    at = login(app, "admin")
+    assert not at.exception, at.exception
+    assert at.title[0].value == "Administration"
+    users, teams, log = at.dataframe[0].value, at.dataframe[1].value, at.dataframe[2].value
+    assert {"dr.a", "dr.b", "pat.a", "admin"} <= set(users["username"])
+    assert set(teams["patient"]) == {"Alex Boom", "Avery Avoid", "Sam Steady", "Bea Other"}
+    assert "dashboard.view" in set(log["action"])
+    at.text_input(key="audit_actor").input(f"clinician:{clinic.clinician_a}")
+    at.number_input(key="audit_patient").set_value(clinic.patient_id)
+    at.run()
+    log = at.dataframe[2].value
+    assert len(log) > 0
+    assert set(log["actor"]) == {f"clinician:{clinic.clinician_a}"}
+    assert set(log["patient"]) == {clinic.patient_id}
+    assert "patient" in set(log["page"])
+
+
+def test_wrong_password_shows_a_message_and_no_page(app: AppTest) -> None:
+    at = login(app, "dr.a", "not the password")
+    assert [e.value for e in at.error] == ["Wrong username or password."]
+    assert "Caseload" not in [t.value for t in at.title]
+
+
+def test_sign_out_returns_to_the_login_form(app: AppTest) -> None:
+    at = login(app, "dr.a")
+    next(b for b in at.button if b.label == "Sign out").click().run()
+    assert at.text_input(key="login_username") is not None
+    assert "Caseload" not in [t.value for t in at.title]
+
+
+def _audit_rows(dsn: str, action: str) -> list[tuple[object, ...]]:
+    with connect(dsn) as c:
+        return c.execute(
+            "SELECT actor, patient_id, object, detail->>'page' FROM audit_log WHERE action = %s"
+            " ORDER BY audit_id",
+            (action,),
+        ).fetchall()
+
+
+def test_mark_reviewed_is_recorded_and_audited(app: AppTest, clinic: Clinic) -> None:
+    at = login(app, "dr.a")
+    pick = at.selectbox(key="caseload_pick")
+    target = next(o for o in pick.options if "Sam Steady" in o)
+    pick.set_value(target).run()
+    next(b for b in at.button if b.label == "Mark reviewed").click().run()
+    assert not at.exception, at.exception
+    steady = clinic.team_a[2]
+    assert (f"clinician:{clinic.clinician_a}", steady, "patient_review", None) in _audit_rows(
+        clinic.dsn, "caseload.reviewed"
+    )
+    rows = {r["name"]: r["reviewed"] for df in at.dataframe for r in df.value.to_dict("records")}
+    assert rows["Sam Steady"] == "today"
+
+
+def test_every_patient_view_is_audited_with_page_and_patient(app: AppTest, clinic: Clinic) -> None:
+    before = len(_audit_rows(clinic.dsn, "dashboard.view"))
+    _open_patient(login(app, "dr.a"), clinic.patient_id)
+    views = _audit_rows(clinic.dsn, "dashboard.view")[before:]
+    actor = f"clinician:{clinic.clinician_a}"
+    assert (actor, None, "caseload", "caseload") in views
+    assert (actor, clinic.patient_id, "patient", "patient") in views
+    denied_before = len(_audit_rows(clinic.dsn, "dashboard.denied"))
+    _open_patient(login(AppTest.from_file(str(APP), default_timeout=60), "dr.a"), clinic.team_b[0])
+    denied = _audit_rows(clinic.dsn, "dashboard.denied")[denied_before:]
+    assert denied == [(actor, None, "patient", "patient")]
+
+
+def test_a_plan_change_needs_a_reason_and_makes_a_new_version(app: AppTest, clinic: Clinic) -> None:
+    at = login(app, "dr.a")
+    at.switch_page("app_pages/plan.py")
+    at.query_params["patient"] = str(clinic.team_a[2])
+    at.run()
+    assert not at.exception, at.exception
+    versions = len(at.dataframe[0].value)
+    at.number_input(key="plan_quota").set_value(55.0)
+    next(b for b in at.button if b.label == "Save new version").click().run()
+    assert [e.value for e in at.error] == ["a plan change needs a reason"]
+    at.number_input(key="plan_quota").set_value(55.0)
+    at.text_area(key="plan_reason").input("Tolerating the current level well; step up.")
+    next(b for b in at.button if b.label == "Save new version").click().run()
+    assert not at.exception, at.exception
+    assert len(at.dataframe[0].value) == versions + 1
+    assert at.dataframe[0].value.iloc[0]["quota"] == 55.0
+    assert at.dataframe[0].value.iloc[0]["reason"] == "Tolerating the current level well; step up."
+
+
+def test_patient_sees_their_day_and_no_clinician_page(app: AppTest, clinic: Clinic) -> None:
+    at = login(app, clinic.patient_login)
+    assert not at.exception, at.exception
+    assert at.title[0].value == "Hello, Alex"
+    assert len(at.get("progress")) == 1
+    with pytest.raises(ValueError, match="Could not find a navigation page"):
+        at.switch_page("app_pages/caseload.py")
+
+
+def test_a_patients_diary_note_reaches_the_clinician_as_plain_text(
+    app: AppTest, clinic: Clinic
+) -> None:
+    note = "<img src=x onerror=alert(1)> walked to the shop **twice**"
+    at = login(app, clinic.patient_login)
+    at.slider(key="diary_pain").set_value(6)
+    at.text_area(key="diary_note").input(note)
+    next(b for b in at.button if b.label == "Save diary").click().run()
+    assert not at.exception, at.exception
+    assert [s.value for s in at.success] == ["Saved. Thank you."]
+    doctor = _open_patient(
+        login(AppTest.from_file(str(APP), default_timeout=60), "dr.a"), clinic.patient_id
+    )
+    assert note in [t.value for t in doctor.text]
+    assert not any("onerror" in m.value for m in doctor.markdown)
+
+
+def test_patient_fills_in_a_questionnaire_and_logs_an_exposure(
+    app: AppTest, clinic: Clinic
+) -> None:
+    at = login(app, clinic.patient_login)
+    for i in range(1, 12):
+        at.radio(key=f"q_TSK-11_{i}").set_value(2)
+    next(b for b in at.button if b.label == "Submit TSK-11").click().run()
+    assert not at.exception, at.exception
+    assert "Saved: total 22." in [s.value for s in at.success]
+    at.slider(key="exp_before").set_value(60)
+    at.slider(key="exp_after").set_value(30)
+    at.slider(key="exp_expected").set_value(70)
+    at.slider(key="exp_actual").set_value(10)
+    next(b for b in at.button if b.label == "Log session").click().run()
+    assert not at.exception, at.exception
+    assert any("You expected 70 of harm and 10 happened" in s.value for s in at.success)
