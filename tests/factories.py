@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import uuid
+from datetime import UTC, date, datetime, time
 from typing import Any
+from zoneinfo import ZoneInfo
 
+import numpy as np
 import psycopg
 
-from paceline.store import registry
+from paceline.signal.simulate import simulate_day
+from paceline.store import Batch, HrRows, RrRows, StepRows, registry, write_batch
 
 
 def patient_with_device(
@@ -23,3 +27,51 @@ def patient_with_device(
     device = registry.bind_device(conn, address=address, patient_id=patient.patient_id)
     conn.commit()
     return patient.patient_id, device.device_id
+
+
+def enrolled_patient(
+    conn: psycopg.Connection[Any], *, tz: str = "UTC", enrolled: datetime
+) -> tuple[int, int]:
+    """A patient with a bound device, enrolled at `enrolled` and living in `tz`."""
+    pid, did = patient_with_device(conn)
+    conn.execute(
+        "UPDATE patient SET timezone = %s, enrolled_at = %s WHERE patient_id = %s",
+        (tz, enrolled, pid),
+    )
+    conn.commit()
+    return pid, did
+
+
+def store_simulated_day(
+    conn: psycopg.Connection[Any], patient_id: int, device_id: int, day: date, tz: str = "UTC"
+) -> None:
+    """Store one simulated local day of samples as the ingest path would (queues its span)."""
+    start = datetime.combine(day, time(0), tzinfo=ZoneInfo(tz)).astimezone(UTC)
+    sim = simulate_day(start_us=int(start.timestamp()) * 1_000_000, seed=patient_id)
+    reading = sim.hr_bpm > 0
+    n_hr, n_rr, n_st = int(reading.sum()), sim.rr_time_us.size, sim.step_time_us.size
+    write_batch(
+        conn,
+        Batch(
+            f"sim-{uuid.uuid4()}",
+            hr=HrRows.of(
+                patient_id=np.full(n_hr, patient_id),
+                device_id=np.full(n_hr, device_id),
+                time=sim.hr_time_us[reading].astype("datetime64[us]"),
+                bpm=np.round(sim.hr_bpm[reading]),
+                sensor_contact=[None if c < 0 else bool(c) for c in sim.hr_contact[reading]],
+            ),
+            rr=RrRows.of(
+                patient_id=np.full(n_rr, patient_id),
+                device_id=np.full(n_rr, device_id),
+                time=sim.rr_time_us.astype("datetime64[us]"),
+                rr_ms=sim.rr_ms,
+            ),
+            steps=StepRows.of(
+                patient_id=np.full(n_st, patient_id),
+                device_id=np.full(n_st, device_id),
+                time=sim.step_time_us.astype("datetime64[us]"),
+                steps=sim.steps,
+            ),
+        ),
+    )

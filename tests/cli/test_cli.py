@@ -24,7 +24,10 @@ def test_help_lists_every_environment_variable(capsys: pytest.CaptureFixture[str
         "PACELINE_COMPRESS_AFTER",
         "PACELINE_RETENTION",
         "PACELINE_ROLLUP_EVERY",
-        "PACELINE_EVALUATE_EVERY",
+        "PACELINE_NIGHTLY_EVERY",
+        "PACELINE_RECOVER_EVERY",
+        "PACELINE_CLOCK_START",
+        "PACELINE_WORKER_HEARTBEAT",
         "PACELINE_STANDBY_POLL",
     ):
         assert name in out

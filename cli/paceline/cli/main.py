@@ -7,8 +7,9 @@ import logging
 import sys
 from collections.abc import Callable, Sequence
 
-from paceline.cli import accounts, dashboard, db, devices, ingest, metrics, scheduler
+from paceline.cli import accounts, dashboard, db, devices, ingest, metrics, scheduler, worker
 from paceline.cli.settings import Settings, SettingsError, help_lines
+from paceline.pacing.errors import PacingError
 from paceline.store.errors import StoreError
 
 Handler = Callable[[argparse.Namespace, Settings], int]
@@ -34,6 +35,7 @@ def build_parser() -> argparse.ArgumentParser:
     metrics.register(commands)
     scheduler.register(commands)
     accounts.register(commands)
+    worker.register(commands)
     dashboard.register(commands)
     from paceline.cli import demo  # noqa: PLC0415 - the demo pulls in every component
 
@@ -53,7 +55,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         settings = Settings.from_env()
         return handler(args, settings)
-    except (SettingsError, StoreError) as exc:
+    except (SettingsError, StoreError, PacingError) as exc:
         print(f"paceline: error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

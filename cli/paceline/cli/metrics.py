@@ -7,6 +7,7 @@ from typing import Any
 
 from paceline.cli.database import database_dsn
 from paceline.cli.settings import Settings
+from paceline.pacing.jobs.tasks import defer_evaluation
 from paceline.pacing.rollup import rollup
 from paceline.store.connection import connect
 
@@ -16,14 +17,16 @@ def register(commands: Any) -> None:
     metrics = commands.add_parser("metrics", help="daily metrics from stored samples")
     sub = metrics.add_subparsers(dest="metrics_command", required=True, metavar="SUBCOMMAND")
     sub.add_parser(
-        "rollup", help="recompute daily_metrics for every patient-day that received new samples"
+        "rollup",
+        help="recompute daily_metrics for every patient-day that received new samples"
+        " (and queue their evaluation for the workers)",
     ).set_defaults(handler=run_rollup)
 
 
 def run_rollup(args: argparse.Namespace, settings: Settings) -> int:
-    """Run the incremental rollup once."""
+    """Run the incremental rollup once; the days it recomputes are queued for evaluation."""
     with database_dsn(settings) as dsn, connect(dsn) as conn:
-        result = rollup(conn)
+        result = rollup(conn, after=defer_evaluation)
     print(
         f"recomputed {result.days} patient-day(s) for {result.patients} patient(s)"
         f" from {result.rows_read:,} sample rows"

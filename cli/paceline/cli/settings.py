@@ -35,6 +35,7 @@ class Setting:
 READ_BY: Final = {
     "paceline": "every command",
     "scheduler": "paceline scheduler",
+    "worker": "paceline worker",
     "dashboard": "the dashboard (paceline dashboard)",
     "tests": "the test suite (python3 dev.py test)",
     "compose": "docker-compose.yml only",
@@ -69,13 +70,19 @@ SETTINGS: Final[tuple[Setting, ...]] = (
     Setting(
         "PACELINE_ROLLUP_EVERY",
         "5min",
-        "how often the leader recomputes daily metrics",
+        "how often the clock defers the daily-metrics rollup tick",
         "scheduler",
     ),
     Setting(
-        "PACELINE_EVALUATE_EVERY",
-        "1h",
-        "how often the leader evaluates every patient",
+        "PACELINE_NIGHTLY_EVERY",
+        "15min",
+        "how often the clock looks for patients whose local nightly time (01:00) has come",
+        "scheduler",
+    ),
+    Setting(
+        "PACELINE_RECOVER_EVERY",
+        "1min",
+        "how often the clock defers putting back the jobs of dead workers",
         "scheduler",
     ),
     Setting(
@@ -83,6 +90,18 @@ SETTINGS: Final[tuple[Setting, ...]] = (
         "10s",
         "how often a standby tries to take over (and the leader checks its lock)",
         "scheduler",
+    ),
+    Setting(
+        "PACELINE_CLOCK_START",
+        "unset: the real time",
+        "an ISO 8601 instant the clock starts from, then advancing in real time (replays, tests)",
+        "scheduler",
+    ),
+    Setting(
+        "PACELINE_WORKER_HEARTBEAT",
+        "10s",
+        "how often a worker says it is alive; its running jobs are put back after three missed",
+        "worker",
     ),
     Setting(
         "PACELINE_DASHBOARD_IDLE_TIMEOUT",

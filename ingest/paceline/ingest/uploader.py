@@ -85,8 +85,8 @@ DB_KEEPALIVE: Final[dict[str, int]] = {
 """TCP keepalive of the uploader's connection: behind a dead network (a gateway whose Wi-Fi
 dropped mid-COPY) a blocked call must fail within about 20 s, so that the batch is retried
 and a SIGTERM is not held up, rather than after the kernel's two-hour default. The values
-and the reasoning are those of the scheduler's lock connection
-(`paceline.pacing.scheduler.LOCK_KEEPALIVE`), which ingest may not import."""
+and the reasoning are those of the clock's lock connection
+(`paceline.pacing.jobs.leader.LOCK_KEEPALIVE`), which ingest may not import."""
 
 
 class UploadError(IngestError):

@@ -624,3 +624,91 @@ def session_load(
         max_hr_bpm=None if hr[2] is None else int(hr[2]),
         steps=int(steps[0]),
     )
+
+
+# Job queue work lists and the clock's slots (paceline.pacing.jobs) -------------------------
+
+
+@dataclass(frozen=True)
+class EnrolledPatient:
+    """A patient as the periodic jobs see them: id, time zone name and enrolment instant."""
+
+    patient_id: int
+    timezone: str
+    enrolled_at: datetime
+
+
+def enrolled_patients(conn: psycopg.Connection[Any], now: datetime) -> list[EnrolledPatient]:
+    """Every patient enrolled by `now`, in id order."""
+    with conn.cursor(row_factory=class_row(EnrolledPatient)) as cur:
+        return cur.execute(
+            "SELECT patient_id, timezone, enrolled_at FROM patient"
+            " WHERE enrolled_at <= %s ORDER BY patient_id",
+            (now,),
+        ).fetchall()
+
+
+def patients_with_new_samples(conn: psycopg.Connection[Any]) -> list[int]:
+    """The patients with sample spans no rollup has processed or is processing now."""
+    # A running rollup holds its spans FOR UPDATE; skipping them keeps the tick from
+    # deferring a second rollup that would find nothing left to do.
+    rows = conn.execute(
+        "SELECT DISTINCT patient_id FROM"
+        " (SELECT patient_id FROM sample_span FOR KEY SHARE SKIP LOCKED) AS s"
+        " ORDER BY patient_id"
+    )
+    return [int(pid) for (pid,) in rows.fetchall()]
+
+
+def queue_evaluations(conn: psycopg.Connection[Any], due: Iterable[tuple[int, date]]) -> int:
+    """Add (patient, day) pairs to the evaluation work list; how many were added."""
+    pairs = list(due)
+    if not pairs:
+        return 0
+    conn.execute(
+        "INSERT INTO evaluation_due (patient_id, day)"
+        " SELECT * FROM unnest(%s::bigint[], %s::date[])",
+        ([p for p, _ in pairs], [d for _, d in pairs]),
+    )
+    return len(pairs)
+
+
+def due_evaluations(conn: psycopg.Connection[Any], patient_id: int) -> list[tuple[int, date]]:
+    """The patient's queued (due id, day) pairs, locked until the transaction ends."""
+    rows = conn.execute(
+        "SELECT due_id, day FROM evaluation_due WHERE patient_id = %s ORDER BY day, due_id"
+        " FOR UPDATE",
+        (patient_id,),
+    ).fetchall()
+    return [(int(due_id), day) for due_id, day in rows]
+
+
+def clear_evaluations(conn: psycopg.Connection[Any], due_ids: Iterable[int]) -> None:
+    """Remove work-list rows that an evaluation has handled."""
+    conn.execute("DELETE FROM evaluation_due WHERE due_id = ANY(%s)", (list(due_ids),))
+
+
+def claim_slot(
+    conn: psycopg.Connection[Any], job: str, slot: datetime, *, first_since: datetime
+) -> datetime | None:
+    """Advance periodic `job` to `slot`; the previous slot (or `first_since`), None if claimed already.
+
+    The row is locked until the caller's transaction ends, so of two clocks
+    claiming the same slot at once exactly one gets it.
+    """
+    inserted = conn.execute(
+        "INSERT INTO clock_slot (job, last_slot) VALUES (%s, %s)"
+        " ON CONFLICT (job) DO NOTHING RETURNING job",
+        (job, slot),
+    ).fetchone()
+    if inserted is not None:
+        return first_since
+    row = conn.execute(
+        "SELECT last_slot FROM clock_slot WHERE job = %s FOR UPDATE", (job,)
+    ).fetchone()
+    if row is None or row[0] >= slot:
+        return None
+    conn.execute(
+        "UPDATE clock_slot SET last_slot = %s, deferred_at = now() WHERE job = %s", (slot, job)
+    )
+    return row[0]  # type: ignore[no-any-return]

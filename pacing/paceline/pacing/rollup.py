@@ -12,7 +12,7 @@ never recomputed; a failed rollup leaves its spans queued for the next run.
 from __future__ import annotations
 
 import logging
-from collections import defaultdict
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
@@ -226,40 +226,69 @@ def upsert_day(
     )
 
 
-def rollup(conn: psycopg.Connection[Any]) -> RollupResult:
-    """Recompute every patient-day that received new samples since the last run.
+#: What `rollup` calls inside a patient's savepoint once that patient's days are upserted:
+#: the connection, the patient and the days recomputed. The job queue defers the
+#: evaluation those days make necessary here, so it commits or rolls back with them.
+AfterPatient = Callable[[psycopg.Connection[Any], int, list[date]], None]
 
-    Each patient is done in a savepoint of its own: a patient whose days cannot
-    be computed (an invalid time zone, say) is logged and keeps its spans
-    queued, and everyone else's days are still computed.
+
+def rollup(
+    conn: psycopg.Connection[Any],
+    *,
+    patient_id: int | None = None,
+    after: AfterPatient | None = None,
+) -> RollupResult:
+    """Recompute every patient-day (of one patient, if given) that received new samples.
+
+    Each patient is done in a savepoint of its own, under a per-patient
+    transaction lock, re-reading that patient's queued spans once it holds the
+    lock: a patient whose days cannot be computed (an invalid time zone, say)
+    is logged and keeps its spans queued, everyone else's days are still
+    computed, and two rollups running at once (two workers, or a worker and
+    `paceline metrics rollup`) never compute the same spans twice.
     """
     patients = days = rows = 0
     failed: list[int] = []
     with conn.transaction():
-        conn.execute("SELECT pg_advisory_xact_lock(%s)", (ROLLUP_LOCK_KEY,))
-        spans = conn.execute(
-            "SELECT s.span_id, s.patient_id, p.timezone, s.first_time, s.last_time"
-            " FROM sample_span s JOIN patient p USING (patient_id) ORDER BY s.patient_id"
-        ).fetchall()
-        by_patient: dict[tuple[int, str], list[tuple[int, datetime, datetime]]] = defaultdict(list)
-        for span_id, patient_id, tz_name, first, last in spans:
-            by_patient[(patient_id, tz_name)].append((span_id, first, last))
-        for (patient_id, tz_name), queued in by_patient.items():
+        if patient_id is None:
+            conn.execute("SELECT pg_advisory_xact_lock(%s)", (ROLLUP_LOCK_KEY,))
+            queued_patients = conn.execute(
+                "SELECT DISTINCT s.patient_id, p.timezone FROM sample_span s"
+                " JOIN patient p USING (patient_id) ORDER BY s.patient_id"
+            ).fetchall()
+        else:
+            queued_patients = conn.execute(
+                "SELECT patient_id, timezone FROM patient WHERE patient_id = %s", (patient_id,)
+            ).fetchall()
+        for pid, tz_name in queued_patients:
             try:
                 with conn.transaction():
-                    tz = _zone(tz_name, patient_id)
+                    conn.execute(
+                        "SELECT pg_advisory_xact_lock(%s, %s)", (ROLLUP_LOCK_KEY, pid % 2**31)
+                    )
+                    # Locked so that the rollup tick skips them while this runs.
+                    queued = conn.execute(
+                        "SELECT span_id, first_time, last_time FROM sample_span"
+                        " WHERE patient_id = %s FOR UPDATE",
+                        (pid,),
+                    ).fetchall()
+                    if not queued:
+                        continue
+                    tz = _zone(tz_name, pid)
                     todo = sorted({d for _, f, t in queued for d in days_in_span(f, t, tz)})
                     for day in todo:
-                        metrics, read = compute_day(conn, patient_id, day, tz)
-                        upsert_day(conn, patient_id, day, metrics)
+                        metrics, read = compute_day(conn, pid, day, tz)
+                        upsert_day(conn, pid, day, metrics)
                         rows += read
                     conn.execute(
                         "DELETE FROM sample_span WHERE span_id = ANY(%s)",
                         ([span_id for span_id, _, _ in queued],),
                     )
+                    if after is not None:
+                        after(conn, pid, todo)
             except (PacingError, SignalError) as exc:
-                logger.error("daily metrics of patient %s left queued: %s", patient_id, exc)
-                failed.append(patient_id)
+                logger.error("daily metrics of patient %s left queued: %s", pid, exc)
+                failed.append(pid)
                 continue
             except psycopg.Error:
                 if conn.broken:
@@ -267,8 +296,8 @@ def rollup(conn: psycopg.Connection[Any]) -> RollupResult:
                 # A statement timeout or an out-of-memory on one patient's
                 # days must not cancel everyone else's: the savepoint undid
                 # this patient's work and kept their spans queued.
-                logger.exception("daily metrics of patient %s left queued", patient_id)
-                failed.append(patient_id)
+                logger.exception("daily metrics of patient %s left queued", pid)
+                failed.append(pid)
                 continue
             patients += 1
             days += len(todo)

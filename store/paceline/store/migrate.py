@@ -14,7 +14,7 @@ import psycopg
 from psycopg import sql
 from psycopg.pq import TransactionStatus
 
-from paceline.store import roles, timescale
+from paceline.store import queue_schema, roles, timescale
 from paceline.store.errors import MigrationError
 from paceline.store.identity import IdentityKey, install_key
 
@@ -139,6 +139,7 @@ def migrate(
             applied.append(migration.version)
         if identity_key is not None:
             install_key(conn, identity_key)
+        queue_schema.apply(conn)
         try:
             ts_state = timescale.configure(conn, compress_after=compress_after, retention=retention)
         except psycopg.Error as exc:

@@ -7,7 +7,7 @@ from typing import Any
 
 import psycopg
 
-from paceline.store import migrate
+from paceline.store import migrate, queue_schema
 from paceline.store.timescale import HypertableStatus, TimescaleState, probe, table_status
 
 
@@ -34,6 +34,9 @@ def database_status(conn: psycopg.Connection[Any]) -> DatabaseStatus:
     done = migrate.applied_versions(conn)
     known = migrate.load_migrations()
     waiting = tuple(f"{m.version:04d}_{m.name}" for m in known if m.version not in done)
+    queue = queue_schema.installed_version()
+    if queue_schema.recorded_version(conn) != queue:
+        waiting += (f"job queue schema (procrastinate {queue})",)
     tables = tuple(table_status(conn)) if done else ()
     return DatabaseStatus(
         server_version=str(server[0]) if server else "unknown",

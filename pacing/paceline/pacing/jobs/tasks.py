@@ -1,0 +1,246 @@
+"""The units of work on the queue, and the periodic fan-outs the clock defers.
+
+Per-patient work:
+
+- `rollup_patient(patient_id)`: recompute the patient's days that received new
+  samples; in the same transaction, list those days as due for evaluation and
+  defer `evaluate` for the patient;
+- `evaluate(patient_id)`: evaluate every day listed as due for the patient,
+  oldest first, in one transaction, and clear the list.
+
+Both share the procrastinate lock `patient:<id>` (one runs at a time per
+patient, in the order they were deferred) and take a queueing lock of their own
+(`rollup:<id>`, `evaluate:<id>`): at most one of each is pending per patient,
+and a pending job reads its work list when it starts, so it also does the work
+listed after it was deferred.
+
+Periodic fan-outs (deferred by `paceline.pacing.jobs.clock`, one per slot):
+
+- `rollup_tick(since, until)`: defer `rollup_patient` for every patient with new samples;
+- `nightly(since, until)`: for every patient whose local nightly time
+  (`NIGHTLY_AT`) fell in `(since, until]`, list the local day that just ended
+  as due and defer `evaluate`;
+- `recover_stalled()`: put back jobs whose worker stopped sending heartbeats
+  (killed, or its machine lost), so another worker runs them.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, time, timedelta
+from typing import Any, Final
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+import psycopg
+from procrastinate import JobContext, RetryStrategy
+from psycopg_pool import ConnectionPool
+
+from paceline.pacing import records
+from paceline.pacing.engine import evaluate_patient
+from paceline.pacing.errors import PacingError
+from paceline.pacing.jobs.queue import (
+    CLOCK_QUEUE,
+    EVALUATE_QUEUE,
+    ROLLUP_QUEUE,
+    app,
+    defer,
+    patient_lock,
+)
+from paceline.pacing.rollup import rollup
+
+logger = logging.getLogger(__name__)
+
+#: The local wall time of a patient's nightly pass: the day before has ended, and
+#: 01:00 exists on every day in the zones that shift at 02:00 or 03:00 (a time in a
+#: DST gap would still map to one instant; see `nightly_instant`).
+NIGHTLY_AT: Final = time(1, 0)
+#: Where the worker puts its `Resources` in procrastinate's additional context.
+RESOURCES_KEY: Final = "paceline"
+#: How long without a heartbeat before a worker's running jobs are put back: three
+#: missed heartbeats at procrastinate's default interval of 10 s.
+DEFAULT_STALLED_AFTER_S: Final = 30.0
+
+# The database away (a restart, a failover) is worth retrying; bad data is not.
+_RETRY_ON_OUTAGE: Final = RetryStrategy(
+    max_attempts=8, exponential_wait=2, retry_exceptions={psycopg.OperationalError}
+)
+
+ROLLUP_PATIENT: Final = "paceline.rollup_patient"
+EVALUATE: Final = "paceline.evaluate"
+ROLLUP_TICK: Final = "paceline.rollup_tick"
+NIGHTLY: Final = "paceline.nightly"
+RECOVER_STALLED: Final = "paceline.recover_stalled"
+
+
+@dataclass(frozen=True)
+class Resources:
+    """What a worker gives its tasks: a pool of connections, the clinical work's own."""
+
+    pool: ConnectionPool[psycopg.Connection[Any]]
+    stalled_after_s: float = DEFAULT_STALLED_AFTER_S
+
+
+def _resources(context: JobContext) -> Resources:
+    """The worker's `Resources`, or a `PacingError` when the task runs outside a worker."""
+    found = context.additional_context.get(RESOURCES_KEY)
+    if not isinstance(found, Resources):
+        raise PacingError("paceline tasks run in `paceline worker`, which provides a pool")
+    return found
+
+
+def _instant(text: str) -> datetime:
+    """An ISO 8601 instant from a job's arguments, in UTC."""
+    value = datetime.fromisoformat(text)
+    if value.tzinfo is None:
+        raise PacingError(f"job argument {text!r} must carry a time zone")
+    return value.astimezone(UTC)
+
+
+def _defer_for_patient(
+    conn: psycopg.Connection[Any], task: str, queue: str, kind: str, patient_id: int
+) -> None:
+    """Defer a per-patient job under the patient's lock and its own queueing lock."""
+    defer(
+        conn,
+        task,
+        queue=queue,
+        lock=patient_lock(patient_id),
+        queueing_lock=f"{kind}:{patient_id}",
+        patient_id=patient_id,
+    )
+
+
+def defer_evaluation(conn: psycopg.Connection[Any], patient_id: int, days: list[date]) -> None:
+    """List the patient's `days` as due and defer `evaluate`, in `conn`'s transaction."""
+    if not days:
+        return
+    records.queue_evaluations(conn, [(patient_id, d) for d in days])
+    _defer_for_patient(conn, EVALUATE, EVALUATE_QUEUE, "evaluate", patient_id)
+
+
+def defer_rollup(conn: psycopg.Connection[Any], patient_id: int) -> None:
+    """Defer `rollup_patient` for one patient, in `conn`'s transaction."""
+    _defer_for_patient(conn, ROLLUP_PATIENT, ROLLUP_QUEUE, "rollup", patient_id)
+
+
+# Per-patient work ------------------------------------------------------------------------
+
+
+@app.task(name=ROLLUP_PATIENT, queue=ROLLUP_QUEUE, pass_context=True, retry=_RETRY_ON_OUTAGE)
+def rollup_patient(context: JobContext, patient_id: int) -> int:
+    """Recompute one patient's days with new samples and defer their evaluation; days done."""
+    with _resources(context).pool.connection() as conn:
+        result = rollup(conn, patient_id=patient_id, after=defer_evaluation)
+    if result.failed:
+        raise PacingError(f"the daily metrics of patient {patient_id} could not be computed")
+    return result.days
+
+
+def evaluate_due(conn: psycopg.Connection[Any], patient_id: int) -> list[date]:
+    """Evaluate every day listed as due for the patient, in one transaction; the days done.
+
+    A day the engine refuses (before enrolment, say) is logged and cleared; any
+    other failure rolls the whole transaction back and leaves the list for the
+    job's retry.
+    """
+    done: list[date] = []
+    with conn.transaction():
+        due = records.due_evaluations(conn, patient_id)
+        for day in sorted({d for _, d in due}):
+            try:
+                with conn.transaction():
+                    evaluate_patient(conn, patient_id, day)
+            except PacingError as exc:
+                logger.error("patient %s day %s not evaluated: %s", patient_id, day, exc)
+                continue
+            done.append(day)
+        records.clear_evaluations(conn, [due_id for due_id, _ in due])
+    return done
+
+
+@app.task(name=EVALUATE, queue=EVALUATE_QUEUE, pass_context=True, retry=_RETRY_ON_OUTAGE)
+def evaluate(context: JobContext, patient_id: int) -> int:
+    """Evaluate the patient's due days (the job the rollup and the nightly pass defer)."""
+    with _resources(context).pool.connection() as conn:
+        return len(evaluate_due(conn, patient_id))
+
+
+# Periodic fan-outs -----------------------------------------------------------------------
+
+
+@app.task(name=ROLLUP_TICK, queue=CLOCK_QUEUE, pass_context=True, retry=_RETRY_ON_OUTAGE)
+def rollup_tick(context: JobContext, since: str, until: str) -> int:
+    """Defer one `rollup_patient` per patient with new samples; how many patients."""
+    with _resources(context).pool.connection() as conn, conn.transaction():
+        patients = records.patients_with_new_samples(conn)
+        for patient_id in patients:
+            defer_rollup(conn, patient_id)
+    return len(patients)
+
+
+def nightly_instant(day: date, tz: ZoneInfo) -> datetime:
+    """The UTC instant of local `NIGHTLY_AT` on `day`.
+
+    One instant per local day, increasing from day to day: across a DST change
+    the wall time keeps its meaning (01:00 is 01:00 whatever the offset), and a
+    wall time that falls in a gap or a fold resolves as PEP 495 says (`fold=0`:
+    the offset before the change).
+    """
+    return datetime.combine(day, NIGHTLY_AT, tzinfo=tz).astimezone(UTC)
+
+
+def nightly_days(since: datetime, until: datetime, tz: ZoneInfo) -> Iterator[date]:
+    """The local days whose nightly instant lies in `(since, until]`, in order."""
+    day = since.astimezone(tz).date() - timedelta(days=1)
+    last = until.astimezone(tz).date() + timedelta(days=1)
+    while day <= last:
+        if since < nightly_instant(day, tz) <= until:
+            yield day
+        day += timedelta(days=1)
+
+
+def nightly_pass(conn: psycopg.Connection[Any], since: datetime, until: datetime) -> int:
+    """List, for every patient whose nightly time fell in `(since, until]`, the day that ended."""
+    zones: dict[str, ZoneInfo] = {}
+    patients = 0
+    with conn.transaction():
+        for p in records.enrolled_patients(conn, until):
+            try:
+                tz = zones.get(p.timezone) or zones.setdefault(p.timezone, ZoneInfo(p.timezone))
+            except (ZoneInfoNotFoundError, ValueError):
+                logger.error("patient %s has an unknown time zone %r", p.patient_id, p.timezone)
+                continue
+            enrolled = p.enrolled_at.astimezone(tz).date()
+            days = [
+                d - timedelta(days=1)
+                for d in nightly_days(since, until, tz)
+                if d - timedelta(days=1) >= enrolled
+            ]
+            if days:
+                defer_evaluation(conn, p.patient_id, days)
+                patients += 1
+    return patients
+
+
+@app.task(name=NIGHTLY, queue=CLOCK_QUEUE, pass_context=True, retry=_RETRY_ON_OUTAGE)
+def nightly(context: JobContext, since: str, until: str) -> int:
+    """The nightly pass for the slots `(since, until]`; how many patients it queued."""
+    with _resources(context).pool.connection() as conn:
+        return nightly_pass(conn, _instant(since), _instant(until))
+
+
+@app.task(name=RECOVER_STALLED, queue=CLOCK_QUEUE, pass_context=True)
+async def recover_stalled(context: JobContext, since: str, until: str) -> int:
+    """Put back the running jobs of workers that stopped sending heartbeats; how many."""
+    manager = context.app.job_manager
+    stalled = await manager.get_stalled_jobs(
+        seconds_since_heartbeat=_resources(context).stalled_after_s
+    )
+    count = 0
+    for job in stalled:
+        logger.warning("job %s (%s) lost its worker; putting it back", job.id, job.task_name)
+        await manager.retry_job(job)
+        count += 1
+    return count

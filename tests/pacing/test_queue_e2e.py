@@ -1,0 +1,383 @@
+"""The queue end to end: the real `paceline scheduler run` and `paceline worker` as subprocesses.
+
+Every wait ends as soon as its condition holds; the deadlines are hang guards
+for a loaded machine, never expectations. Time is injected with
+`PACELINE_CLOCK_START` (the clock starts at that instant and advances with the
+real time), so six hours of downtime take no six hours.
+"""
+
+from __future__ import annotations
+
+import itertools
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from datetime import UTC, date, datetime
+from pathlib import Path
+from typing import Any
+
+import psycopg
+import pytest
+
+from paceline.pacing.jobs import tasks
+from paceline.store import roles
+from paceline.store.connection import connect
+from paceline.store.testing import service_dsn, temporary_database
+from tests.factories import enrolled_patient, store_simulated_day
+
+pytestmark = pytest.mark.slow
+
+ROOT = Path(__file__).resolve().parents[2]
+HANG_GUARD_S = 120.0
+# The engine's per-patient transaction lock (`records.lock_patient`), taken here at
+# session level so that a worker's evaluation waits inside its job.
+ENGINE_LOCK_CLASS = 0x70636E67
+
+
+class Fleet:
+    """Scheduler and worker subprocesses against one database; every one killed at the end."""
+
+    def __init__(self, dsn: str, tmp: Path, **env: str) -> None:
+        # Every process logs in as the worker role, with only the grants it has in production.
+        self.env = {
+            **os.environ,
+            "PACELINE_DATABASE_URL": service_dsn(dsn, roles.WORKER),
+            "PACELINE_STANDBY_POLL": "0.2s",
+            "PACELINE_WORKER_HEARTBEAT": "0.5s",
+            "PACELINE_RECOVER_EVERY": "1s",
+            **env,
+        }
+        self.tmp = tmp
+        self.procs: list[subprocess.Popen[bytes]] = []
+
+    def start(self, *args: str) -> subprocess.Popen[bytes]:
+        """Start `paceline ARGS` with its output in a log file of its own."""
+        log = (self.tmp / f"proc-{len(self.procs)}.log").open("wb")
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "paceline.cli.main", *args],
+            cwd=ROOT,
+            env=self.env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+        self.procs.append(proc)
+        return proc
+
+    def logs(self) -> str:
+        """Every process's errors and the end of its output (for failure messages)."""
+        out = []
+        for path in sorted(self.tmp.glob("proc-*.log")):
+            text = path.read_text(errors="replace")
+            errors = [line for line in text.splitlines() if "ERROR" in line or "Error:" in line]
+            out.append(f"--- {path.name}\n" + "\n".join(errors[:20]) + f"\n...\n{text[-3000:]}")
+        return "\n".join(out)
+
+    def stop(self) -> None:
+        """SIGTERM every live process, then SIGKILL what has not exited."""
+        for p in self.procs:
+            if p.poll() is None:
+                p.send_signal(signal.SIGTERM)
+        for p in self.procs:
+            try:
+                p.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                p.kill()
+                p.wait()
+
+
+@pytest.fixture
+def dsn(pg_server_dsn: str, request: pytest.FixtureRequest) -> Iterator[str]:
+    """A fresh database of the test's own (dropped after its fleet has stopped)."""
+    with temporary_database(pg_server_dsn, request.node.name[-24:]) as fresh:
+        yield fresh
+
+
+@pytest.fixture
+def fleet_factory(dsn: str, tmp_path: Path) -> Iterator[Callable[..., Fleet]]:
+    """Build fleets against the test's database; stop each one after the test."""
+    made: list[Fleet] = []
+
+    def make(**env: str) -> Fleet:
+        """A fleet with extra environment."""
+        fleet = Fleet(dsn, tmp_path, **env)
+        made.append(fleet)
+        return fleet
+
+    yield make
+    for f in made:
+        f.stop()
+
+
+def _wait(check: Callable[[], bool], fleet: Fleet, what: str) -> None:
+    """Poll `check` until it holds; fail with the processes' logs after the hang guard."""
+    deadline = time.monotonic() + HANG_GUARD_S
+    while time.monotonic() < deadline:
+        if check():
+            return
+        dead = [p.args for p in fleet.procs if p.poll() not in (None, 0, -signal.SIGKILL)]
+        assert not dead, f"{dead} exited while waiting for {what}\n{fleet.logs()}"
+        time.sleep(0.2)
+    pytest.fail(f"timed out waiting for {what}\n{fleet.logs()}")
+
+
+def _one(conn: psycopg.Connection[Any], query: str, *params: Any) -> Any:
+    """The single value of a query (committed, so the next read sees new rows)."""
+    row = conn.execute(query, params).fetchone()
+    conn.commit()
+    assert row is not None
+    return row[0]
+
+
+def _enrol(conn: psycopg.Connection[Any], tz: str, enrolled: datetime) -> tuple[int, int]:
+    return enrolled_patient(conn, tz=tz, enrolled=enrolled)
+
+
+def _queue_idle(conn: psycopg.Connection[Any]) -> bool:
+    """No per-patient job waiting or running, and no evaluation listed."""
+    busy = _one(
+        conn,
+        "SELECT count(*) FROM procrastinate_jobs WHERE status IN ('todo', 'doing')"
+        " AND queue_name IN ('rollup', 'evaluate')",
+    )
+    due = _one(conn, "SELECT count(*) FROM evaluation_due")
+    return bool(busy == 0 and due == 0)
+
+
+def _windows(conn: psycopg.Connection[Any], task: str) -> list[tuple[datetime, datetime]]:
+    rows = conn.execute(
+        "SELECT (args->>'since')::timestamptz, (args->>'until')::timestamptz"
+        " FROM procrastinate_jobs WHERE task_name = %s ORDER BY 1",
+        (task,),
+    ).fetchall()
+    conn.commit()
+    return [(a, b) for a, b in rows]
+
+
+def _runs_overlap(conn: psycopg.Connection[Any]) -> list[str]:
+    """Locks whose jobs ran at overlapping times (from procrastinate's event log)."""
+    rows = conn.execute(
+        "SELECT j.lock, e.job_id, e.type::text, e.at FROM procrastinate_events e"
+        " JOIN procrastinate_jobs j ON j.id = e.job_id WHERE j.lock IS NOT NULL"
+        " AND e.type IN ('started', 'succeeded', 'failed', 'deferred_for_retry')"
+        " ORDER BY j.lock, e.at, e.id"
+    ).fetchall()
+    conn.commit()
+    bad = []
+    running: dict[str, int] = {}
+    for lock, job_id, kind, _ in rows:
+        if kind == "started":
+            if lock in running:
+                bad.append(f"{lock}: job {job_id} started while job {running[lock]} ran")
+            running[lock] = job_id
+        elif running.get(lock) == job_id:
+            del running[lock]
+    return bad
+
+
+def _pending_overlap(conn: psycopg.Connection[Any]) -> list[str]:
+    """Queueing locks that had two jobs waiting at once (from procrastinate's event log)."""
+    rows = conn.execute(
+        "SELECT j.queueing_lock, e.job_id, e.type::text FROM procrastinate_events e"
+        " JOIN procrastinate_jobs j ON j.id = e.job_id WHERE j.queueing_lock IS NOT NULL"
+        " AND e.type IN ('deferred', 'started', 'cancelled') ORDER BY e.at, e.id"
+    ).fetchall()
+    conn.commit()
+    bad = []
+    waiting: dict[str, int] = {}
+    for lock, job_id, kind in rows:
+        if kind == "deferred":
+            if lock in waiting:
+                bad.append(f"{lock}: job {job_id} deferred while job {waiting[lock]} waited")
+            waiting[lock] = job_id
+        elif waiting.get(lock) == job_id:
+            del waiting[lock]
+    return bad
+
+
+def test_two_schedulers_and_three_workers_do_each_piece_of_work_once(
+    dsn: str, fleet_factory: Callable[..., Fleet]
+) -> None:
+    with connect(dsn) as conn:
+        enrolled = datetime(2026, 3, 1, tzinfo=UTC)
+        patients = [_enrol(conn, "UTC", enrolled) for _ in range(3)]
+        for pid, did in patients:
+            store_simulated_day(conn, pid, did, date(2026, 3, 2))
+        conn.commit()
+        # The clock starts ten seconds before 01:00 UTC on 3 March: the nightly slot of
+        # every patient comes while the fleet runs.
+        fleet = fleet_factory(
+            PACELINE_CLOCK_START="2026-03-03T00:59:50+00:00",
+            PACELINE_ROLLUP_EVERY="1s",
+            PACELINE_NIGHTLY_EVERY="5s",
+        )
+        for _ in range(2):
+            fleet.start("scheduler", "run")
+        for _ in range(3):
+            fleet.start("worker", "--concurrency", "2")
+        ids = [pid for pid, _ in patients]
+
+        def done() -> bool:
+            """Every patient rolled up and evaluated, the 01:00 nightly slot passed."""
+            metrics = _one(
+                conn, "SELECT count(*) FROM daily_metrics WHERE patient_id = ANY(%s)", ids
+            )
+            nightly = _one(conn, "SELECT max(last_slot) FROM clock_slot WHERE job = 'nightly'")
+            passed = nightly is not None and nightly >= datetime(2026, 3, 3, 1, 0, tzinfo=UTC)
+            return metrics == 3 and passed and _queue_idle(conn)
+
+        _wait(done, fleet, "the rollups, the nightly pass and the evaluations")
+
+        # Each periodic slot was deferred once by one of the two schedulers: the windows
+        # of each periodic job follow one another without gap or overlap.
+        for task in (tasks.ROLLUP_TICK, tasks.NIGHTLY):
+            windows = _windows(conn, task)
+            assert windows, task
+            for (_, until), (since, _) in itertools.pairwise(windows):
+                assert since == until, (task, windows)
+        # At most one rollup and one evaluation pending per patient at any time (the
+        # queueing locks), and each patient's day rolled up into one row and one plan.
+        assert _pending_overlap(conn) == []
+        rows = _one(conn, "SELECT count(*) FROM daily_metrics WHERE patient_id = ANY(%s)", ids)
+        assert rows == 3
+        plans = _one(conn, "SELECT count(*) FROM pacing_plan WHERE patient_id = ANY(%s)", ids)
+        assert plans == 3
+        # The nightly slot at 01:00 was deferred once and queued each patient once.
+        nightly_runs = [w for w in _windows(conn, tasks.NIGHTLY) if w[0] < w[1]]
+        at_one = [w for w in nightly_runs if w[0] < datetime(2026, 3, 3, 1, 0, tzinfo=UTC) <= w[1]]
+        assert len(at_one) == 1
+        # Per patient, one job ran at a time (the lock), and nothing failed.
+        assert _runs_overlap(conn) == []
+        failed = conn.execute(
+            "SELECT id, task_name, args FROM procrastinate_jobs WHERE status = 'failed'"
+        ).fetchall()
+        conn.commit()
+        assert failed == [], fleet.logs()
+        # Both schedulers and all workers are still up.
+        assert all(p.poll() is None for p in fleet.procs), fleet.logs()
+
+
+def test_a_worker_killed_mid_job_leaves_the_job_to_be_finished_after_restart(
+    dsn: str, fleet_factory: Callable[..., Fleet]
+) -> None:
+    with (
+        connect(dsn) as conn,
+        connect(dsn, autocommit=True) as blocker,
+    ):
+        pid, _ = _enrol(conn, "UTC", datetime(2026, 3, 1, tzinfo=UTC))
+        # Hold the patient's engine lock so that the evaluation waits inside its job.
+        blocker.execute("SELECT pg_advisory_lock(%s, %s)", (ENGINE_LOCK_CLASS, pid))
+        tasks.defer_evaluation(conn, pid, [date(2026, 3, 2)])
+        conn.commit()
+        fleet = fleet_factory()
+        fleet.start("scheduler", "run")
+        victim = fleet.start("worker")
+
+        def waiting_in_job() -> bool:
+            """The evaluation is running and blocked on the engine's lock."""
+            return bool(
+                _one(
+                    conn,
+                    "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted"
+                    " AND classid::bigint = %s AND objid::bigint = %s",
+                    ENGINE_LOCK_CLASS,
+                    pid,
+                )
+            )
+
+        _wait(waiting_in_job, fleet, "the evaluation to be running")
+        victim.send_signal(signal.SIGKILL)
+        victim.wait(timeout=30)
+        blocker.execute("SELECT pg_advisory_unlock(%s, %s)", (ENGINE_LOCK_CLASS, pid))
+        # The killed worker's transaction rolled back: nothing evaluated, the job still
+        # shows as running until its missing heartbeats get it put back.
+        assert _one(conn, "SELECT count(*) FROM pacing_plan WHERE patient_id = %s", pid) == 0
+        fleet.start("worker")
+
+        def finished() -> bool:
+            """The job succeeded and the work list is empty."""
+            return bool(
+                _one(
+                    conn,
+                    "SELECT count(*) FROM procrastinate_jobs WHERE task_name = %s"
+                    " AND status = 'succeeded'",
+                    tasks.EVALUATE,
+                )
+            ) and _queue_idle(conn)
+
+        _wait(finished, fleet, "the evaluation to finish after the restart")
+        assert _one(conn, "SELECT count(*) FROM pacing_plan WHERE patient_id = %s", pid) == 1
+        starts = _one(
+            conn,
+            "SELECT count(*) FROM procrastinate_events e JOIN procrastinate_jobs j"
+            " ON j.id = e.job_id WHERE j.task_name = %s AND e.type = 'started'",
+            tasks.EVALUATE,
+        )
+        assert starts == 2  # once in the killed worker, once after it was put back
+        assert (
+            _one(
+                conn, "SELECT count(*) FROM procrastinate_jobs WHERE task_name = %s", tasks.EVALUATE
+            )
+            == 1
+        )
+
+
+def test_a_scheduler_down_for_six_hours_runs_each_missed_job_once(
+    dsn: str, fleet_factory: Callable[..., Fleet]
+) -> None:
+    down_since = datetime(2026, 3, 28, 23, 45, tzinfo=UTC)
+    back = datetime(2026, 3, 29, 5, 45, 20, tzinfo=UTC)  # six hours later
+    enrolled = datetime(2026, 3, 1, tzinfo=UTC)
+    with connect(dsn) as conn:
+        # Local 01:00 on 29 March: Berlin 00:00 UTC (CET, the night the clocks go
+        # forward), UTC 01:00, New York 05:00 (EDT) fall in the six hours; Kolkata
+        # (19:30 UTC the day before) and Auckland (12:00 UTC the day before) do not.
+        zones = ["Europe/Berlin", "UTC", "America/New_York", "Asia/Kolkata", "Pacific/Auckland"]
+        pids = {tz: _enrol(conn, tz, enrolled)[0] for tz in zones}
+        # The clock last deferred every periodic job at 23:45, then went down.
+        for job in ("rollup", "nightly", "recover"):
+            conn.execute(
+                "INSERT INTO clock_slot (job, last_slot) VALUES (%s, %s)", (job, down_since)
+            )
+        conn.commit()
+        fleet = fleet_factory(PACELINE_CLOCK_START=back.isoformat())
+        fleet.start("scheduler", "run")
+        fleet.start("worker")
+
+        def caught_up() -> bool:
+            """The catch-up nightly job ran and its evaluations are done."""
+            ran = _one(
+                conn,
+                "SELECT count(*) FROM procrastinate_jobs WHERE task_name = %s"
+                " AND status = 'succeeded'",
+                tasks.NIGHTLY,
+            )
+            return ran >= 1 and _queue_idle(conn)
+
+        _wait(caught_up, fleet, "the catch-up run")
+
+        for task in (tasks.ROLLUP_TICK, tasks.NIGHTLY, tasks.RECOVER_STALLED):
+            windows = _windows(conn, task)
+            assert windows[0][0] == down_since, (task, windows)  # one run covers the gap
+            assert sum(1 for since, _ in windows if since == down_since) == 1
+            for (_, until), (since, _) in itertools.pairwise(windows):
+                assert since == until, (task, windows)
+        evaluated = dict(
+            conn.execute(
+                "SELECT (args->>'patient_id')::bigint, count(*) FROM procrastinate_jobs"
+                " WHERE task_name = %s AND status = 'succeeded' GROUP BY 1",
+                (tasks.EVALUATE,),
+            ).fetchall()
+        )
+        conn.commit()
+        inside = {pids["Europe/Berlin"], pids["UTC"], pids["America/New_York"]}
+        assert evaluated == dict.fromkeys(inside, 1)
+        days = conn.execute(
+            "SELECT patient_id, day FROM flare_risk UNION SELECT patient_id, valid_from::date"
+            " FROM pacing_plan WHERE patient_id = ANY(%s)",
+            (list(inside),),
+        ).fetchall()
+        conn.commit()
+        assert {p for p, _ in days} <= inside
