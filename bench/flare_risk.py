@@ -42,6 +42,7 @@ from paceline.pacing.flare import (
     RISK_ENTER,
     SPIKE_DAYS,
     W_LOAD_SPIKE,
+    personal_response,
     risk_series,
 )
 from paceline.pacing.load import load_state
@@ -103,7 +104,7 @@ def evaluate(patients: int, days: int, seed: int) -> dict[str, Any]:
                     "score": risks[t].score,
                     "value": {n: factors[n].value for n in TERMS},
                     "contribution": {n: factors[n].contribution for n in TERMS},
-                    "personal_response": risks[t].personal_response,
+                    "personal_response": personal_response(excess[: t + 1], p.pain[: t + 1])[1],
                     "load": float(p.loads[t]),
                     "acwr": 0.0 if np.isnan(ratio[t]) else float(ratio[t]),
                     "spike": float(np.nanmax(recent)) if not np.isnan(recent).all() else 0.0,

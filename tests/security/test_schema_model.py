@@ -60,6 +60,7 @@ GRANTS: dict[str, dict[str, str]] = {
         "patient": "SELECT",
         "worker": "DELETE,INSERT,SELECT,UPDATE",
     },
+    "pacing_state": {"worker": "DELETE,INSERT,SELECT,UPDATE"},
     "patient": {"clinician": "SELECT", "patient": "SELECT", "worker": "SELECT"},
     "patient_review": {"clinician": "INSERT,SELECT"},
     "questionnaire_response": {

@@ -68,7 +68,7 @@ FEAR_AVOIDANCE = RuleSpec(
 def under_quota(h: History) -> list[DaySignal]:
     """Each valid day's load against quota × bust fraction."""
     out = []
-    for i, d in enumerate(h.days):
+    for i, d in h.evaluated():
         v, q = h.values[i], h.quotas[i]
         if math.isnan(v) or math.isnan(q) or q <= 0:
             out.append(DaySignal(d.day, None))
@@ -96,7 +96,7 @@ def chronic_decline(h: History) -> list[DaySignal]:
     """Chronic load against its value two weeks earlier, on valid days below quota."""
     chronic, n_valid = h.load.chronic, h.load.n_valid
     out = []
-    for i, d in enumerate(h.days):
+    for i, d in h.evaluated():
         j = i - DECLINE_LOOKBACK_DAYS
         if j < 0 or n_valid[j] < MIN_REFERENCE_DAYS or math.isnan(h.load.loads[i]):
             out.append(DaySignal(d.day, None))
@@ -132,7 +132,7 @@ def chronic_decline(h: History) -> list[DaySignal]:
 def skipped_exposure(h: History) -> list[DaySignal]:
     """Exposure sessions planned in the last week that were skipped or are overdue."""
     out = []
-    for i, d in enumerate(h.days):
+    for i, d in h.evaluated():
         first = d.day - timedelta(days=EXPOSURE_WINDOW_DAYS - 1)
         planned = [s for s in h.sessions if first <= s.planned_day <= d.day]
         if not planned:
@@ -160,7 +160,7 @@ def skipped_exposure(h: History) -> list[DaySignal]:
 def fear_avoidance(h: History) -> list[DaySignal]:
     """High fear of movement on days with load below the bust fraction of quota."""
     out = []
-    for i, d in enumerate(h.days):
+    for i, d in h.evaluated():
         fear, v, q = h.fear[i], h.values[i], h.quotas[i]
         if math.isnan(fear) or math.isnan(v) or math.isnan(q) or q <= 0:
             out.append(DaySignal(d.day, None))

@@ -134,7 +134,7 @@ def pain_contingent(h: History) -> list[DaySignal]:
         fraction = h.values / h.quotas
     lagged = {lag: np.concatenate((np.full(lag, np.nan), h.pain[: len(h) - lag])) for lag in LAGS}
     out = []
-    for t, d in enumerate(h.days):
+    for t, d in h.evaluated():
         lo = max(0, t - WINDOW_DAYS + 1)
         verdicts = {lag: lag_verdict(lagged[lag][lo : t + 1], fraction[lo : t + 1]) for lag in LAGS}
         if all(v.pairs < MIN_PAIRS for v in verdicts.values()):

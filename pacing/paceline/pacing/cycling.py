@@ -60,7 +60,7 @@ def boom_bust(h: History) -> list[DaySignal]:
     with np.errstate(divide="ignore", invalid="ignore"):
         fraction = h.values / h.quotas
     out = []
-    for t, d in enumerate(h.days):
+    for t, d in h.evaluated():
         lo = max(0, t - WINDOW_DAYS + 1)
         window = fraction[lo : t + 1]
         over_limits = [s.envelope_fraction for s in h.settings[lo : t + 1]]

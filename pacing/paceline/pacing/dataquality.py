@@ -53,7 +53,7 @@ def no_wear(h: History) -> list[DaySignal]:
             evidence={"wear_min": num(d.wear_min, 1), "hr_samples": d.hr_samples},
             thresholds={"valid_wear_min": d.valid_wear_min},
         )
-        for d in h.days
+        for _, d in h.evaluated()
     ]
 
 
@@ -66,17 +66,20 @@ def bad_metrics(h: History) -> list[DaySignal]:
             severity=Severity.WARNING,
             evidence={"metrics": list(d.bad_metrics)},
         )
-        for d in h.days
+        for _, d in h.evaluated()
     ]
 
 
 def device_silent(h: History) -> list[DaySignal]:
     """Days on which no sample of any kind arrived."""
     out = []
-    last_seen: str | None = None
-    for d in h.days:
+    before = h.last_reported_before
+    last_seen: str | None = None if before is None else before.isoformat()
+    for i, d in enumerate(h.days):
         if d.reported:
             last_seen = d.day.isoformat()
+        if i < h.first:
+            continue
         out.append(
             DaySignal(
                 d.day,
@@ -98,5 +101,5 @@ def missing_diary(h: History) -> list[DaySignal]:
             severity=Severity.INFO,
             thresholds={"min_days": MISSING_DIARY.min_on_days},
         )
-        for d in h.days
+        for _, d in h.evaluated()
     ]

@@ -1,8 +1,11 @@
 """Evaluate one patient for one day: plan progression, flags, flare risk, today's status.
 
 `evaluate_patient` is what the scheduler and the demo call, once per patient
-per completed local day. It reads the patient's history from enrolment to that
-day, lets the pure rules decide, and writes the outcome in one transaction
+per local day. Its cost does not grow with the patient's history: it reads the
+state stored for the day `REDECIDE_DAYS + 1` days back (`paceline.pacing.state`:
+each rule's state machine, the chronic load at the start of the window) and a
+bounded window of days (`WINDOW_DAYS` of look-back before the state's next day),
+lets the rules step the days since, and writes the outcome in one transaction
 under a per-patient advisory lock:
 
 - plan versions that fell due (baseline set, quota raised, flare step-back),
@@ -10,7 +13,13 @@ under a per-patient advisory lock:
 - flags upserted unique per (patient, rule, window start): an episode keeps its
   row while it lasts, is resolved once its condition has cleared for the rule's
   minimum off-days, and a re-run for the same day changes nothing;
-- the day's flare-risk score with its contributing factors.
+- the day's flare-risk score with its contributing factors;
+- the state at the end of the day `REDECIDE_DAYS` back, for later evaluations.
+
+Without a stored state (the first evaluation, a gap longer than
+`KEEP_STATE_DAYS`) or with `recompute=True` the same step functions replay from
+enrolment; `tests/pacing/test_bounded.py` replays a cohort both ways and
+compares every flag, plan and flare-risk row.
 
 Evaluating a day reflects the data known up to that day only; flags whose
 window starts after it are left alone. Run it after the day's daily-metrics
@@ -22,6 +31,7 @@ return, otherwise they join the caller's transaction for the caller to commit.
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from typing import Any, Final
@@ -29,32 +39,47 @@ from typing import Any, Final
 import psycopg
 
 from paceline.pacing import records
-from paceline.pacing.days import DayLoad, series
+from paceline.pacing.days import DayLoad, Measure, series, values
 from paceline.pacing.diary import by_day
 from paceline.pacing.errors import FutureDayError, PacingError
-from paceline.pacing.evidence import JSON
-from paceline.pacing.flags import Flag, episodes
+from paceline.pacing.evidence import JSON, num
+from paceline.pacing.flags import Flag, RuleState, current_flag, run_rule
 from paceline.pacing.flare import (
     FLARE_EPISODE,
-    FLARE_RISK,
     MODEL,
     FlareRisk,
+    flare_episode,
+    flare_risk,
     onsets,
-    risk_series,
-    risk_signals,
+    personal_response,
 )
 from paceline.pacing.history import History, build
+from paceline.pacing.load import ChronicBase, LoadState, load_state
 from paceline.pacing.plan import PlanVersion, TodayStatus, advance, default_plan, today, version_on
 from paceline.pacing.records import PatientContext
 from paceline.pacing.response import PainResponse
 from paceline.pacing.rules import RULE_IDS, RULES
+from paceline.pacing.state import EngineState
 from paceline.store.access import audit
 
 logger = logging.getLogger(__name__)
 
 ENGINE_ACTOR: Final = "pacing-engine"
-#: Days of flare-risk history recomputed for the flare-risk flag's hysteresis.
-RISK_DAYS: Final = 28
+#: Days of look-back one evaluation reads before the first day it decides: long
+#: enough for every rule's look-back (the 28-day ratio two days back, 21-day
+#: contingency), the longest progression period (60 days) and the personal
+#: response's regression (the last 61 days).
+WINDOW_DAYS: Final = 61
+#: The shortest window that still covers every look-back and the longest period.
+MIN_WINDOW_DAYS: Final = 61
+#: Stored states of other models (an older engine) are not continued from.
+STATE_MODEL: Final = "pacing-state-v1"
+#: Days before the evaluated one that the rules decide again on every evaluation, so
+#: that data uploaded late (a gateway that was offline) still changes them.
+REDECIDE_DAYS: Final = 7
+#: How far back a stored state is looked for (older ones are deleted; a longer gap
+#: recomputes from enrolment).
+KEEP_STATE_DAYS: Final = 21
 #: Closed episodes that ended longer ago than this are not rewritten on every run.
 REWRITE_DAYS: Final = 28
 
@@ -130,17 +155,6 @@ def store_plan_versions(
         )
 
 
-def load_history(
-    conn: psycopg.Connection[Any], ctx: PatientContext, day: date, plans: list[PlanVersion]
-) -> History:
-    """Read everything the rules need from enrolment to `day`."""
-    start = ctx.enrolled_day
-    days = series(records.metrics_rows(conn, ctx.patient_id, start, day), start, day)
-    diary = by_day(records.diary_records(conn, ctx, start, day))
-    sessions = records.sessions(conn, ctx, start=start, end=day)
-    return build(days, diary, plans, sessions, timezone=ctx.timezone)
-
-
 def _match(
     flag: Flag, stored: list[records.StoredFlag], ctx: PatientContext, used: set[int]
 ) -> records.StoredFlag | None:
@@ -195,33 +209,157 @@ def _baseline_days_seen(plan: PlanVersion, days: tuple[DayLoad, ...]) -> int:
     return sum(1 for d in days if d.day >= plan.valid_from and d.value(plan.measure) is not None)
 
 
+@dataclass(frozen=True)
+class _Start:
+    """Where an evaluation starts: the first day it reads and the stored state it continues."""
+
+    #: The first day read (enrolment, or the window before the stored state's next day).
+    first_day: date
+    #: The stored state the rules continue from (None: they replay from enrolment).
+    previous: EngineState | None
+    #: The chronic-load bases at the day before `first_day` (None: it is enrolment).
+    bases: Mapping[Measure, ChronicBase | None] | None
+
+    @property
+    def first_stepped(self) -> date:
+        """The first day the rules step (the day after the stored state's)."""
+        return self.first_day if self.previous is None else self.previous.day + timedelta(days=1)
+
+
+def _start(
+    conn: psycopg.Connection[Any],
+    ctx: PatientContext,
+    day: date,
+    *,
+    window_days: int,
+    recompute: bool,
+) -> _Start:
+    """The window to read and the state to continue: the latest stored one old enough."""
+    full = _Start(ctx.enrolled_day, None, None)
+    if recompute:
+        return full
+    raw = records.latest_engine_state(
+        conn,
+        ctx.patient_id,
+        through=day - timedelta(days=REDECIDE_DAYS + 1),
+        since=day - timedelta(days=KEEP_STATE_DAYS),
+        model=STATE_MODEL,
+    )
+    if raw is None:
+        return full
+    prev = EngineState.from_json(raw)
+    if prev.window_days != window_days:
+        return full
+    window_start = prev.day + timedelta(days=2 - window_days)
+    if window_start <= ctx.enrolled_day:
+        return _Start(ctx.enrolled_day, prev, None)
+    return _Start(window_start, prev, prev.bases)
+
+
+def _state_for(
+    day: date,
+    *,
+    window_days: int,
+    start: _Start,
+    days: list[DayLoad],
+    loads: Mapping[Measure, LoadState],
+    rules: Mapping[str, RuleState],
+) -> EngineState:
+    """The state at the end of `day` for the evaluations that continue from it."""
+    base_day = day + timedelta(days=1 - window_days)
+    i = (base_day - start.first_day).days
+    if i < 0:
+        return EngineState(day, window_days, rules, dict.fromkeys(Measure), None)
+    bases: dict[Measure, ChronicBase | None] = {}
+    for m, state in loads.items():
+        carried = start.bases is None or start.bases.get(m) is not None
+        bases[m] = state.base_at(i) if carried else None
+    reported = [d.day for d in days[: i + 1] if d.reported]
+    before = start.previous.last_reported if start.bases is not None and start.previous else None
+    return EngineState(day, window_days, rules, bases, reported[-1] if reported else before)
+
+
 def evaluate_patient(
-    conn: psycopg.Connection[Any], patient_id: int, day: date, *, now: datetime | None = None
+    conn: psycopg.Connection[Any],
+    patient_id: int,
+    day: date,
+    *,
+    now: datetime | None = None,
+    recompute: bool = False,
+    window_days: int = WINDOW_DAYS,
 ) -> Evaluation:
     """Evaluate `patient_id` for local day `day` (completed, or today so far) and store the outcome.
 
     A day after the patient's local today at `now` (default: the current time)
     raises `FutureDayError` and writes nothing: a week whose last days have not
     happened cannot decide a quota rise or a flag.
+
+    The cost is bounded: the rules continue from the state stored for the day
+    `REDECIDE_DAYS + 1` days back, re-deciding the days since (so a gateway that
+    uploads a few days late changes them as it should), and only those days plus
+    a `window_days` look-back are read. Without such a state (a first
+    evaluation, a gap of more than `KEEP_STATE_DAYS`, a changed window) or with
+    `recompute=True`, the same computation replays from enrolment; both give the
+    same flags, plans and flare risk. Data arriving more than `REDECIDE_DAYS`
+    late reaches past episodes only through a recomputation.
     """
     ctx = records.patient_context(conn, patient_id)
     if day < ctx.enrolled_day:
         raise PacingError(
             f"patient {patient_id} was enrolled on {ctx.enrolled_day}; cannot evaluate {day}"
         )
+    if window_days < MIN_WINDOW_DAYS:
+        raise PacingError(f"the evaluation window must be at least {MIN_WINDOW_DAYS} days")
     local_today = ctx.local_day(now or datetime.now(UTC))
     if day > local_today:
         raise FutureDayError(patient_id, day, local_today)
     with conn.transaction():
         records.lock_patient(conn, patient_id)
-        plans = records.plan_versions(conn, ctx)
+        start = _start(conn, ctx, day, window_days=window_days, recompute=recompute)
+        plans = records.plan_versions(conn, ctx, since=start.first_day)
+        if start.bases is not None and (
+            start.bases.get(plans[-1].measure) is None
+            or any(p.baseline is None and p.valid_from < start.first_day for p in plans)
+        ):
+            # No chronic load to continue in the plan's measure (its first valid week
+            # is not complete), or a baseline still being measured counts valid days
+            # from the version that asked for it: read from enrolment.
+            start = _Start(ctx.enrolled_day, None, None)
+            plans = records.plan_versions(conn, ctx)
         changes: list[PlanVersion] = []
         if not plans:
             first = default_plan(ctx.enrolled_day)
             store_plan_versions(conn, ctx, [first], actor=ENGINE_ACTOR)
             plans = [first]
             changes.append(first)
-        h = load_history(conn, ctx, day, plans)
+        lo = start.first_day
+        days = series(records.metrics_rows(conn, patient_id, lo, day), lo, day)
+        diary = by_day(records.diary_records(conn, ctx, lo, day))
+        sessions = records.sessions(conn, ctx, start=lo, end=day)
+        bases = start.bases
+        loads = {
+            m: load_state(values(days, m), None if bases is None else bases.get(m)) for m in Measure
+        }
+        first_index = (start.first_stepped - lo).days
+        rule_states: dict[str, RuleState] = (
+            dict(start.previous.rules) if start.previous is not None else {}
+        )
+        before = None if bases is None or start.previous is None else start.previous.last_reported
+
+        def history(versions: list[PlanVersion]) -> History:
+            return build(
+                days,
+                diary,
+                versions,
+                sessions,
+                timezone=ctx.timezone,
+                measure=versions[-1].measure,
+                loads=loads,
+                first=first_index,
+                last_reported_before=before,
+            )
+
+        h = history(plans)
         if h.days[-1].bad_metrics:
             logger.warning(
                 "patient %s %s: daily metrics %s are not numbers; the day is skipped",
@@ -230,26 +368,72 @@ def evaluate_patient(
                 ", ".join(h.days[-1].bad_metrics),
             )
 
-        flare_flags = [f for r in RULES if r.spec is FLARE_EPISODE for f in r.flags(h)]
-        due = advance(plans, h.days, onsets(flare_flags), day)
+        capture = day - timedelta(days=REDECIDE_DAYS)
+        flare_run = run_rule(
+            FLARE_EPISODE,
+            flare_episode(h),
+            rule_states.get(FLARE_EPISODE.rule_id),
+            capture=capture,
+        )
+        flare_open = current_flag(FLARE_EPISODE, flare_run.state)
+        flare_flags = [*flare_run.closed, *([] if flare_open is None else [flare_open])]
+        since = None if start.previous is None else start.first_stepped
+        due = advance(plans, h.days, onsets(flare_flags), day, since=since)
         if due:
             store_plan_versions(conn, ctx, due, actor=ENGINE_ACTOR)
             plans = plans + due
             changes.extend(due)
-            h = build(
-                h.days, h.diary, plans, h.sessions, timezone=ctx.timezone, measure=plans[-1].measure
-            )
+            h = history(plans)
 
-        flags = [f for rule in RULES for f in rule.flags(h)]
-        first_risk = max(0, len(h) - RISK_DAYS)
-        risks = risk_series(h.load.loads, h.pain, h.sleep, first_risk)
-        flags += episodes(FLARE_RISK, risk_signals(h, risks, first_risk))
+        flags: list[Flag] = []
+        captured: dict[str, RuleState] = {}
+        for rule in RULES:
+            if rule.spec is FLARE_EPISODE:
+                ran = flare_run
+            else:
+                ran = run_rule(
+                    rule.spec,
+                    rule.detect(h),
+                    rule_states.get(rule.spec.rule_id),
+                    capture=capture,
+                )
+            if ran.captured is not None:
+                captured[rule.spec.rule_id] = ran.captured
+            current = current_flag(rule.spec, ran.state)
+            flags += ran.closed if current is None else [*ran.closed, current]
         outcomes, resolved = persist_flags(conn, ctx, day, flags)
 
-        risk = risks[-1] if risks else None
-        if risk is not None:
-            records.upsert_flare_risk(
-                conn, patient_id, day, score=risk.score, model=MODEL, factors=risk.as_json()
+        excess = h.load.excess
+        risk = flare_risk(excess, h.load.ratio, h.pain, h.sleep, len(h) - 1)
+        response, shrunk = personal_response(excess[-window_days:], h.pain[-window_days:])
+        records.upsert_flare_risk(
+            conn,
+            patient_id,
+            day,
+            score=risk.score,
+            model=MODEL,
+            factors={
+                **risk.as_json(),
+                "personal_response": num(shrunk),
+                "response": response.as_json(),
+            },
+        )
+        if capture >= start.first_stepped and len(captured) == len(RULES):
+            state = _state_for(
+                capture,
+                window_days=window_days,
+                start=start,
+                days=days,
+                loads=loads,
+                rules=captured,
+            )
+            records.store_engine_state(
+                conn,
+                patient_id,
+                capture,
+                STATE_MODEL,
+                state.as_json(),
+                keep_days=KEEP_STATE_DAYS,
             )
 
         plan_today = version_on(plans, day)
@@ -269,6 +453,6 @@ def evaluate_patient(
         flags=tuple(outcomes),
         resolved_flag_ids=tuple(resolved),
         flare_risk=risk,
-        response=None if risk is None else risk.response,
+        response=response,
         today=status,
     )

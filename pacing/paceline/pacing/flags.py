@@ -12,15 +12,20 @@ same small state machine for every rule:
 
 Entering on a stricter threshold than the one that keeps a flag open, plus the
 two minimum durations, is what keeps flags from flickering day to day.
+
+The machine is `step`, one day at a time, with a bounded `RuleState` (a pending
+run, or an open `Episode` holding only what its flag shows), so the engine can
+store the state after each day and carry it forward instead of replaying the
+history from enrolment; `episodes` folds `step` over a whole series.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date
 from enum import StrEnum
-from typing import Final
+from typing import Any, Final
 
 from paceline.pacing.evidence import JSON, Evidence, iso
 
@@ -90,58 +95,193 @@ class Flag:
     evidence: Evidence
 
 
-def _flag(spec: RuleSpec, days: Sequence[DaySignal], opened: date, *, active: bool) -> Flag:
-    severity = max((s.severity for s in days), key=lambda s: s.rank)
-    if spec.escalate_after_days is not None and len(days) >= spec.escalate_after_days:
+@dataclass(frozen=True)
+class Episode:
+    """An open episode as the state machine carries it: bounded, whatever its length.
+
+    Only what a `Flag` shows is kept: first day, the day it opened, its length,
+    its highest severity and the last `EVIDENCE_DAYS` days that kept it open.
+    """
+
+    start: date
+    opened: date
+    n_days: int
+    severity: Severity
+    recent: tuple[DaySignal, ...]
+
+    @classmethod
+    def begin(cls, run: Sequence[DaySignal], opened: date) -> Episode:
+        """The episode a completed run opens."""
+        severity = max((s.severity for s in run), key=lambda s: s.rank)
+        return cls(run[0].day, opened, len(run), severity, tuple(run[-EVIDENCE_DAYS:]))
+
+    def extended(self, s: DaySignal) -> Episode:
+        """The episode with one more day that kept it open."""
+        severity = max(self.severity, s.severity, key=lambda v: v.rank)
+        return Episode(
+            self.start,
+            self.opened,
+            self.n_days + 1,
+            severity,
+            (*self.recent, s)[-EVIDENCE_DAYS:],
+        )
+
+
+@dataclass(frozen=True)
+class RuleState:
+    """Where one rule's state machine stands after a day: a pending run, or an open episode."""
+
+    run: tuple[DaySignal, ...] = ()
+    current: Episode | None = None
+    off: int = 0
+
+
+def _flag(spec: RuleSpec, e: Episode, *, active: bool) -> Flag:
+    severity = e.severity
+    if spec.escalate_after_days is not None and e.n_days >= spec.escalate_after_days:
         severity = severity.raised()
-    latest = dict(days[-1].thresholds)
+    last = e.recent[-1]
+    latest = dict(last.thresholds)
     # A day decided with other thresholds (the plan changed mid-episode) shows its own.
     daily: list[JSON] = [
         {"day": iso(s.day), **s.evidence}
         | ({} if dict(s.thresholds) == latest else {"thresholds": dict(s.thresholds)})
-        for s in days[-EVIDENCE_DAYS:]
+        for s in e.recent
     ]
     evidence: dict[str, JSON] = {
         "rule": spec.title,
         "thresholds": latest,
-        "episode_days": len(days),
-        "first_day": iso(days[0].day),
-        "opened": iso(opened),
-        "last_day": iso(days[-1].day),
+        "episode_days": e.n_days,
+        "first_day": iso(e.start),
+        "opened": iso(e.opened),
+        "last_day": iso(last.day),
         "daily": daily,
     }
-    return Flag(spec.rule_id, severity, days[0].day, days[-1].day, opened, active, evidence)
+    return Flag(spec.rule_id, severity, e.start, last.day, e.opened, active, evidence)
+
+
+def step(spec: RuleSpec, state: RuleState, s: DaySignal) -> tuple[RuleState, Flag | None]:
+    """One day of the rule's state machine: the new state, and the episode it closed (if any)."""
+    if state.current is None:
+        if s.enter is None:
+            return state, None
+        if not s.enter:
+            return RuleState(), None
+        run = (*state.run, s)
+        if len(run) >= spec.min_on_days:
+            return RuleState(current=Episode.begin(run, s.day)), None
+        return RuleState(run=run), None
+    keep = s.keeps_open
+    if keep is None:
+        return state, None
+    if keep:
+        return RuleState(current=state.current.extended(s)), None
+    off = state.off + 1
+    if off >= spec.min_off_days:
+        return RuleState(), _flag(spec, state.current, active=False)
+    return RuleState(current=state.current, off=off), None
+
+
+def current_flag(spec: RuleSpec, state: RuleState) -> Flag | None:
+    """The open episode of a state as an active flag (None when no episode is open)."""
+    return None if state.current is None else _flag(spec, state.current, active=True)
+
+
+@dataclass(frozen=True)
+class RuleRun:
+    """A rule's machine stepped over consecutive days."""
+
+    state: RuleState
+    closed: list[Flag]
+    #: The state after the day asked for (None when that day was not stepped).
+    captured: RuleState | None = None
+
+
+def run_rule(
+    spec: RuleSpec,
+    signals: Sequence[DaySignal],
+    state: RuleState | None = None,
+    *,
+    capture: date | None = None,
+) -> RuleRun:
+    """Step the machine over consecutive days from `state`: final state and the episodes closed."""
+    closed: list[Flag] = []
+    now = state or RuleState()
+    captured = None
+    for s in signals:
+        now, done = step(spec, now, s)
+        if done is not None:
+            closed.append(done)
+        if s.day == capture:
+            captured = now
+    return RuleRun(now, closed, captured)
 
 
 def episodes(spec: RuleSpec, signals: Sequence[DaySignal]) -> list[Flag]:
     """The episodes of one rule over consecutive days (the last one may still be active)."""
-    found: list[Flag] = []
-    run: list[DaySignal] = []
-    current: list[DaySignal] | None = None
-    opened = date.min
-    off = 0
-    for s in signals:
-        if current is None:
-            if s.enter is None:
-                continue
-            if not s.enter:
-                run = []
-                continue
-            run.append(s)
-            if len(run) >= spec.min_on_days:
-                current, run, off, opened = run, [], 0, s.day
-            continue
-        keep = s.keeps_open
-        if keep is None:
-            continue
-        if keep:
-            current.append(s)
-            off = 0
-            continue
-        off += 1
-        if off >= spec.min_off_days:
-            found.append(_flag(spec, current, opened, active=False))
-            current = None
-    if current is not None:
-        found.append(_flag(spec, current, opened, active=True))
-    return found
+    ran = run_rule(spec, signals)
+    current = current_flag(spec, ran.state)
+    return ran.closed if current is None else [*ran.closed, current]
+
+
+# The state machine's state in JSON (stored between evaluations) -----------------------------
+
+
+def signal_json(s: DaySignal) -> dict[str, JSON]:
+    """A day signal as JSON."""
+    return {
+        "day": iso(s.day),
+        "enter": s.enter,
+        "hold": s.hold,
+        "severity": s.severity.value,
+        "evidence": dict(s.evidence),
+        "thresholds": dict(s.thresholds),
+    }
+
+
+def signal_from_json(data: Mapping[str, Any]) -> DaySignal:
+    """A day signal from `signal_json`."""
+    return DaySignal(
+        date.fromisoformat(data["day"]),
+        data["enter"],
+        data["hold"],
+        Severity(data["severity"]),
+        data["evidence"],
+        data["thresholds"],
+    )
+
+
+def state_json(state: RuleState) -> dict[str, JSON]:
+    """A rule state as JSON."""
+    e = state.current
+    return {
+        "run": [signal_json(s) for s in state.run],
+        "off": state.off,
+        "current": None
+        if e is None
+        else {
+            "start": iso(e.start),
+            "opened": iso(e.opened),
+            "n_days": e.n_days,
+            "severity": e.severity.value,
+            "recent": [signal_json(s) for s in e.recent],
+        },
+    }
+
+
+def state_from_json(data: Mapping[str, Any]) -> RuleState:
+    """A rule state from `state_json`."""
+    e = data["current"]
+    return RuleState(
+        run=tuple(signal_from_json(s) for s in data["run"]),
+        off=int(data["off"]),
+        current=None
+        if e is None
+        else Episode(
+            date.fromisoformat(e["start"]),
+            date.fromisoformat(e["opened"]),
+            int(e["n_days"]),
+            Severity(e["severity"]),
+            tuple(signal_from_json(s) for s in e["recent"]),
+        ),
+    )

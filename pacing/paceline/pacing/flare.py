@@ -105,10 +105,11 @@ def usual(series: FloatArray, t: int, *, last_lag: int = USUAL_LAST_LAG) -> floa
     return float(np.median(known)) if known.size >= MIN_USUAL_DAYS else math.nan
 
 
-def flare_signals(pain: FloatArray, days: Sequence[date]) -> list[DaySignal]:
-    """Each diary day's pain against the usual level."""
+def flare_signals(pain: FloatArray, days: Sequence[date], first: int = 0) -> list[DaySignal]:
+    """Each diary day's pain (from day `first` on) against the usual level."""
     out = []
-    for t, d in enumerate(days):
+    for t in range(first, len(days)):
+        d = days[t]
         ref = usual(pain, t)
         if math.isnan(pain[t]) or math.isnan(ref):
             out.append(DaySignal(d, None))
@@ -131,8 +132,8 @@ def flare_signals(pain: FloatArray, days: Sequence[date]) -> list[DaySignal]:
 
 
 def flare_episode(h: History) -> list[DaySignal]:
-    """The flare rule over a patient's history."""
-    return flare_signals(h.pain, [d.day for d in h.days])
+    """The flare rule over the days of a history the rules decide on."""
+    return flare_signals(h.pain, [d.day for d in h.days], h.first)
 
 
 def onsets(flags: Sequence[Flag]) -> list[FlareOnset]:
@@ -157,8 +158,6 @@ class FlareRisk:
     score: float
     log_odds: float
     factors: tuple[Factor, ...]
-    personal_response: float
-    response: PainResponse
 
     @property
     def contributing(self) -> tuple[Factor, ...]:
@@ -171,7 +170,6 @@ class FlareRisk:
             "model": MODEL,
             "score": num(self.score, 3),
             "log_odds": num(self.log_odds, 3),
-            "personal_response": num(self.personal_response),
             "factors": [
                 {
                     "name": f.name,
@@ -181,7 +179,6 @@ class FlareRisk:
                 }
                 for f in self.factors
             ],
-            "response": self.response.as_json(),
         }
 
 
@@ -214,16 +211,12 @@ def flare_risk(
     pain: FloatArray,
     sleep: FloatArray,
     t: int,
-    *,
-    response: PainResponse | None = None,
 ) -> FlareRisk:
     """Flare risk for the 48 h after day `t`, from data up to and including day `t`.
 
     `excess` and `ratio_series` are `LoadState.excess` and `LoadState.ratio`
     (both causal: day t uses loads up to day t only).
     """
-    resp = response if response is not None else estimate(excess[: t + 1], pain[: t + 1])
-    beta = shrunk_response(resp)
     spikes = _last(excess, t, SPIKE_DAYS)
     spike = float(spikes.max()) if spikes.size else 0.0
     ratio = float(ratio_series[t])
@@ -274,7 +267,7 @@ def flare_risk(
     ]
     factors.sort(key=lambda f: f.contribution, reverse=True)
     z = INTERCEPT + sum(f.contribution for f in factors)
-    return FlareRisk(1.0 / (1.0 + math.exp(-z)), z, tuple(factors), beta, resp)
+    return FlareRisk(1.0 / (1.0 + math.exp(-z)), z, tuple(factors))
 
 
 def risk_series(
@@ -286,11 +279,19 @@ def risk_series(
     return [flare_risk(excess, ratio, pain, sleep, t) for t in range(first, loads.shape[0])]
 
 
-def risk_signals(h: History, risks: Sequence[FlareRisk], first: int) -> list[DaySignal]:
-    """The flare-risk rule over days `first` … end of the history."""
+def personal_response(excess: FloatArray, pain: FloatArray) -> tuple[PainResponse, float]:
+    """The patient's load → pain response and its shrunk value (shown, not scored)."""
+    r = estimate(excess, pain)
+    return r, shrunk_response(r)
+
+
+def risk_high(h: History) -> list[DaySignal]:
+    """The flare-risk rule on the days of a history the rules decide on."""
+    excess, ratio = h.load.excess, h.load.ratio
     out = []
-    for offset, r in enumerate(risks):
-        d = h.days[first + offset].day
+    for t, day in h.evaluated():
+        r = flare_risk(excess, ratio, h.pain, h.sleep, t)
+        d = day.day
         out.append(
             DaySignal(
                 d,

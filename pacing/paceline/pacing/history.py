@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
@@ -37,6 +37,10 @@ class History:
     sleep: FloatArray
     fear: FloatArray
     settings: tuple[PlanSettings, ...]
+    #: The first day the rules are asked about (earlier days are look-back only).
+    first: int = 0
+    #: The last day with data before `start` (None: none, or the history starts at enrolment).
+    last_reported_before: date | None = None
 
     @property
     def start(self) -> date:
@@ -50,6 +54,11 @@ class History:
 
     def __len__(self) -> int:
         return len(self.days)
+
+    def evaluated(self) -> Iterator[tuple[int, DayLoad]]:
+        """The days the rules decide on, with their positions (from `first` to the end)."""
+        for i in range(self.first, len(self.days)):
+            yield i, self.days[i]
 
     def index(self, day: date) -> int:
         """Position of `day` in the arrays."""
@@ -87,8 +96,16 @@ def build(
     *,
     timezone: str = "UTC",
     measure: Measure | None = None,
+    loads: Mapping[Measure, LoadState] | None = None,
+    first: int = 0,
+    last_reported_before: date | None = None,
 ) -> History:
-    """Line up days, diary, plans and sessions; `measure` defaults to the latest plan's."""
+    """Line up days, diary, plans and sessions; `measure` defaults to the latest plan's.
+
+    `loads` are the days' load states by measure when the caller has them (an
+    evaluation that continues the chronic load from a stored base); otherwise
+    the load is computed from the days alone.
+    """
     if not days:
         raise PacingError("a history needs at least one day")
     ordered = sorted(plans, key=lambda p: p.version)
@@ -113,9 +130,11 @@ def build(
         measure=m,
         values=values,
         quotas=quotas,
-        load=load_state([d.value(m) for d in days]),
+        load=loads[m] if loads is not None else load_state([d.value(m) for d in days]),
         pain=_diary_array(diary, days, "pain"),
         sleep=_diary_array(diary, days, "sleep_quality"),
         fear=_diary_array(diary, days, "fear_of_movement"),
         settings=tuple(settings),
+        first=first,
+        last_reported_before=last_reported_before,
     )

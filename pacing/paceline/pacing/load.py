@@ -52,7 +52,23 @@ def as_array(values: Sequence[float | None]) -> FloatArray:
     return np.array([np.nan if v is None else float(v) for v in values], dtype=np.float64)
 
 
-def ewma(values: Sequence[float | None] | FloatArray, span_days: int) -> FloatArray:
+@dataclass(frozen=True)
+class ChronicBase:
+    """The chronic-load EWMA as it stood at the end of one day: enough to continue it exactly.
+
+    `seed` holds the first `MIN_REFERENCE_DAYS` valid loads (the EWMA's seed is
+    their mean); a base is only made once the seed is complete, since before that
+    the values depend on days still to come.
+    """
+
+    n_valid: int
+    seed: tuple[float, ...]
+    chronic: float
+
+
+def ewma(
+    values: Sequence[float | None] | FloatArray, span_days: int, base: ChronicBase | None = None
+) -> FloatArray:
     """EWMA of daily load (Williams et al. 2017) seeded with the mean of the first valid week.
 
     The recursion is `paceline.signal.ewma.ewma` (NaN days carried forward). Its
@@ -60,8 +76,18 @@ def ewma(values: Sequence[float | None] | FloatArray, span_days: int) -> FloatAr
     first day alone, so that a patient whose first recorded day was unusual does
     not carry that day in the chronic load for weeks. Nothing reads the average
     before that many valid days, so the seed never looks ahead of a day in use.
+
+    With a `base` (the EWMA at the end of the day before `values` begin), the
+    recursion continues from it: the same values, to the last bit, as computing
+    it over the whole history (the filter's state is exactly ``(1 - lambda) *
+    EWMA``), so an evaluation need not read the history from enrolment.
     """
     x = values if isinstance(values, np.ndarray) else as_array(values)
+    if base is not None:
+        out = signal_ewma(x, span_days=span_days, initial=base.chronic)
+        # Days before the window's first valid day carry the base forward.
+        out[np.isnan(out)] = base.chronic
+        return out
     known = x[~np.isnan(x)]
     if known.size == 0:
         return np.full(x.shape[0], np.nan)
@@ -77,6 +103,8 @@ class LoadState:
     chronic: FloatArray
     n_valid: IntArray
     acwr: AcuteChronic
+    #: The chronic load the series continues from (None: it starts at enrolment).
+    base: ChronicBase | None = None
 
     @property
     def ratio(self) -> FloatArray:
@@ -86,26 +114,52 @@ class LoadState:
     @property
     def excess(self) -> FloatArray:
         """How far each day's load rose above the chronic load up to the day before (``>= 0``)."""
-        return load_excess(self.loads, self.chronic, self.n_valid)
+        return load_excess(self.loads, self.chronic, self.n_valid, self.base)
+
+    def base_at(self, i: int) -> ChronicBase | None:
+        """The base to continue from after day `i` (None while the seed is incomplete)."""
+        if self.base is not None:
+            seed = self.base.seed
+        else:
+            known = self.loads[: i + 1]
+            seed = tuple(float(v) for v in known[~np.isnan(known)][:MIN_REFERENCE_DAYS])
+        if len(seed) < MIN_REFERENCE_DAYS or np.isnan(self.chronic[i]):
+            return None
+        return ChronicBase(int(self.n_valid[i]), seed, float(self.chronic[i]))
 
 
-def load_state(values: Sequence[float | None] | FloatArray) -> LoadState:
+def load_state(
+    values: Sequence[float | None] | FloatArray, base: ChronicBase | None = None
+) -> LoadState:
     """Chronic load and acute:chronic ratio of a daily series (NaN or None for unknown days)."""
     x = (values if isinstance(values, np.ndarray) else as_array(values)).astype(np.float64)
+    before = 0 if base is None else base.n_valid
     return LoadState(
         loads=x,
-        chronic=ewma(x, CHRONIC_SPAN_DAYS),
-        n_valid=np.cumsum(~np.isnan(x)).astype(np.int64),
+        chronic=ewma(x, CHRONIC_SPAN_DAYS, base),
+        n_valid=before + np.cumsum(~np.isnan(x)).astype(np.int64),
         acwr=acute_chronic(x),
+        base=base,
     )
 
 
-def load_excess(loads: FloatArray, chronic: FloatArray, n_valid: IntArray) -> FloatArray:
-    """``max(load_t / chronic_{t-1} - 1, 0)``: the day's load above the patient's own chronic load."""
+def load_excess(
+    loads: FloatArray, chronic: FloatArray, n_valid: IntArray, base: ChronicBase | None = None
+) -> FloatArray:
+    """``max(load_t / chronic_{t-1} - 1, 0)``: the day's load above the patient's own chronic load.
+
+    The first day compares with `base` (the chronic load of the day before the
+    series) when there is one.
+    """
     out = np.full(loads.shape[0], np.nan)
-    for t in range(1, loads.shape[0]):
-        ref = chronic[t - 1]
-        if np.isnan(loads[t]) or n_valid[t - 1] < MIN_REFERENCE_DAYS or not ref > 0:
+    for t in range(loads.shape[0]):
+        if t == 0:
+            if base is None:
+                continue
+            ref, seen = base.chronic, base.n_valid
+        else:
+            ref, seen = chronic[t - 1], int(n_valid[t - 1])
+        if np.isnan(loads[t]) or seen < MIN_REFERENCE_DAYS or not ref > 0:
             continue
         out[t] = max(loads[t] / ref - 1.0, 0.0)
     return out

@@ -43,6 +43,7 @@ concepts, evidence, and future directions. Clin J Pain 2013;29:461-468.
 from __future__ import annotations
 
 import math
+from dataclasses import replace
 from typing import Final
 
 import numpy as np
@@ -106,7 +107,7 @@ def over_quota_severity(load_over_envelope: float) -> Severity:
 def over_quota(h: History) -> list[DaySignal]:
     """Each valid day's load against quota × envelope fraction, graded by how far above."""
     out = []
-    for i, d in enumerate(h.days):
+    for i, d in h.evaluated():
         v, q = h.values[i], h.quotas[i]
         if math.isnan(v) or math.isnan(q) or q <= 0:
             out.append(DaySignal(d.day, None))
@@ -141,7 +142,7 @@ def over_quota(h: History) -> list[DaySignal]:
 def above_ceiling(h: History) -> list[DaySignal]:
     """Minutes above the heart-rate ceiling against the plan's limit."""
     out = []
-    for i, d in enumerate(h.days):
+    for i, d in h.evaluated():
         if not d.reported or d.bad_metrics:
             out.append(DaySignal(d.day, None))
             continue
@@ -172,7 +173,7 @@ def acwr_spike(h: History) -> list[DaySignal]:
     """The rolling acute:chronic ratio on valid days once enough days are known (Gabbett 2016)."""
     ratio = h.load.ratio
     out = []
-    for i, d in enumerate(h.days):
+    for i, d in h.evaluated():
         if math.isnan(h.load.loads[i]) or math.isnan(ratio[i]):
             out.append(DaySignal(d.day, None))
             continue
@@ -194,10 +195,12 @@ def acwr_spike(h: History) -> list[DaySignal]:
 
 
 def boom_days(h: History) -> npt.NDArray[np.bool_]:
-    """Which days entered any of the three load rules (the booms)."""
+    """Which days entered any of the three load rules (the booms), from 48 h before `first`."""
     booms = np.zeros(len(h), dtype=bool)
+    lo = max(0, h.first - PAIN_WINDOW_DAYS)
+    earlier = replace(h, first=lo)
     for rule in (over_quota, above_ceiling, acwr_spike):
-        booms |= np.array([bool(s.enter) for s in rule(h)])
+        booms[lo:] |= np.array([bool(s.enter) for s in rule(earlier)], dtype=bool)
     return booms
 
 
@@ -205,7 +208,7 @@ def pain_after_boom(h: History) -> list[DaySignal]:
     """On each diary day, whether pain rose ≥ 2 points over the pre-boom level of a boom ≤ 48 h ago."""
     booms = boom_days(h)
     out = []
-    for t, d in enumerate(h.days):
+    for t, d in h.evaluated():
         pain = h.pain[t]
         if math.isnan(pain):
             out.append(DaySignal(d.day, None))

@@ -384,6 +384,8 @@ def advance(
     days: Sequence[DayLoad],
     flares: Sequence[FlareOnset],
     through: date,
+    *,
+    since: date | None = None,
 ) -> list[PlanVersion]:
     """The plan versions due by the end of `through`, in order, from the latest version on.
 
@@ -391,7 +393,9 @@ def advance(
     once enough valid days are in, a confirmed flare steps the quota back, and
     at the end of each period a quota met on enough days rises by one step.
     Pure and idempotent: once the returned versions are stored, calling again
-    for the same day returns nothing.
+    for the same day returns nothing. With `since`, days before it are taken as
+    decided by earlier calls (what they decided is in `versions`), so the replay
+    starts there, keeping the periods' alignment; its cost is then bounded.
     """
     if not versions:
         raise PlanError("advance needs at least the first plan version")
@@ -413,7 +417,7 @@ def advance(
         f for f in pending if not _already_stepped(f, stepped) and f.confirmed >= cur.valid_from
     ]
     one_day = timedelta(days=1)
-    d = cur.valid_from
+    d = cur.valid_from if since is None or cur.baseline is None else max(cur.valid_from, since)
     while d <= through:
         if cur.baseline is None:
             # The baseline is ready on the day its last valid day is in; nothing else

@@ -229,14 +229,27 @@ def _plan(row: Mapping[str, Any]) -> PlanVersion:
     )
 
 
-def plan_versions(conn: psycopg.Connection[Any], ctx: PatientContext) -> list[PlanVersion]:
-    """Every version of the patient's plan, oldest first."""
+def plan_versions(
+    conn: psycopg.Connection[Any], ctx: PatientContext, *, since: date | None = None
+) -> list[PlanVersion]:
+    """The versions of the patient's plan, oldest first: all, or those in effect from `since` on.
+
+    With `since`, the result is the version in effect on that local day (the
+    highest version that took effect by then) and every version after it.
+    """
     with conn.cursor(row_factory=dict_row) as cur:
         cur.execute(
             "SELECT version, measure, baseline, quota, start_fraction, step_fraction,"
-            " period_days, hr_ceiling_bpm, (valid_from AT TIME ZONE %s)::date AS valid_day,"
-            " params, created_by, reason FROM pacing_plan WHERE patient_id = %s ORDER BY version",
-            (ctx.timezone, ctx.patient_id),
+            " period_days, hr_ceiling_bpm, (valid_from AT TIME ZONE %(tz)s)::date AS valid_day,"
+            " params, created_by, reason FROM pacing_plan WHERE patient_id = %(p)s"
+            " AND version >= coalesce((SELECT max(version) FROM pacing_plan"
+            "   WHERE patient_id = %(p)s AND valid_from < %(lo)s), 0)"
+            " ORDER BY version",
+            {
+                "tz": ctx.timezone,
+                "p": ctx.patient_id,
+                "lo": None if since is None else ctx.day_start(since + timedelta(days=1)),
+            },
         )
         return [_plan(r) for r in cur.fetchall()]
 
@@ -300,7 +313,7 @@ def stored_flags(
         cur.execute(
             "SELECT flag_id, rule_id, window_start, window_end, severity, status FROM flag"
             " WHERE patient_id = %s AND rule_id = ANY(%s)"
-            " AND (status <> 'resolved' OR window_end >= %s) ORDER BY window_start",
+            " AND (status IN ('open', 'acknowledged') OR window_end >= %s) ORDER BY window_start",
             (patient_id, list(rule_ids), since),
         )
         return cur.fetchall()
@@ -712,3 +725,40 @@ def claim_slot(
         "UPDATE clock_slot SET last_slot = %s, deferred_at = now() WHERE job = %s", (slot, job)
     )
     return row[0]  # type: ignore[no-any-return]
+
+
+# The engine's carried state --------------------------------------------------------------------
+
+
+def latest_engine_state(
+    conn: psycopg.Connection[Any], patient_id: int, *, through: date, since: date, model: str
+) -> dict[str, Any] | None:
+    """The latest engine state stored by `model` for a day from `since` to `through`."""
+    row = conn.execute(
+        "SELECT state FROM pacing_state WHERE patient_id = %s AND day BETWEEN %s AND %s"
+        " AND model = %s ORDER BY day DESC LIMIT 1",
+        (patient_id, since, through, model),
+    ).fetchone()
+    return None if row is None else dict(row[0])
+
+
+def store_engine_state(
+    conn: psycopg.Connection[Any],
+    patient_id: int,
+    day: date,
+    model: str,
+    state: Mapping[str, Any],
+    *,
+    keep_days: int,
+) -> None:
+    """Store the state at the end of `day` and drop states more than `keep_days` older."""
+    conn.execute(
+        "INSERT INTO pacing_state (patient_id, day, model, state) VALUES (%s, %s, %s, %s::jsonb)"
+        " ON CONFLICT (patient_id, day) DO UPDATE SET model = excluded.model,"
+        " state = excluded.state, computed_at = now()",
+        (patient_id, day, model, to_json(state)),
+    )
+    conn.execute(
+        "DELETE FROM pacing_state WHERE patient_id = %s AND day < %s",
+        (patient_id, day - timedelta(days=keep_days)),
+    )

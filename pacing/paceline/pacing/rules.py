@@ -19,7 +19,7 @@ class Rule:
     detect: Callable[[History], list[DaySignal]]
 
     def flags(self, h: History) -> list[Flag]:
-        """The rule's episodes over the whole history."""
+        """The rule's episodes over the days of the history the rules decide on."""
         return episodes(self.spec, self.detect(h))
 
 
@@ -39,12 +39,13 @@ RULES: Final[tuple[Rule, ...]] = (
     Rule(dataquality.BAD_METRICS, dataquality.bad_metrics),
     Rule(dataquality.MISSING_DIARY, dataquality.missing_diary),
     Rule(flare.FLARE_EPISODE, flare.flare_episode),
+    Rule(flare.FLARE_RISK, flare.risk_high),
 )
 
-#: Every rule id the engine manages, including the flare-risk rule computed apart.
-RULE_IDS: Final[tuple[str, ...]] = (*(r.spec.rule_id for r in RULES), flare.FLARE_RISK.rule_id)
+#: Every rule id the engine manages.
+RULE_IDS: Final[tuple[str, ...]] = tuple(r.spec.rule_id for r in RULES)
 
 
 def all_flags(h: History) -> list[Flag]:
-    """Every rule's episodes over the history (the flare-risk rule excepted)."""
+    """Every rule's episodes over the history."""
     return [f for rule in RULES for f in rule.flags(h)]

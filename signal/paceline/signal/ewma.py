@@ -124,16 +124,17 @@ def acute_chronic(
 
 def _rolling_mean(x: FloatArray, window: int, min_known: int) -> FloatArray:
     """Mean of the known values of the `window` days ending on each day (NaN below `min_known`)."""
-    known = ~np.isnan(x)
-    # Cumulative sums give every window in one pass; leading zeros make the windows
-    # at the start of the series shorter rather than undefined.
-    total = np.concatenate(([0.0], np.cumsum(np.where(known, x, 0.0))))
-    count = np.concatenate(([0], np.cumsum(known)))
-    hi = np.arange(1, x.shape[0] + 1)
-    lo = np.maximum(hi - window, 0)
-    n = count[hi] - count[lo]
+    # Each window is summed on its own (not as a difference of running sums), so a
+    # day's value depends only on the days in its window, wherever the series
+    # starts: an evaluation that reads a bounded window gets the same bits as one
+    # that reads the whole history.
+    padded = np.concatenate((np.full(window - 1, np.nan), x))
+    windows = sliding_window_view(padded, window)
+    known = ~np.isnan(windows)
+    n = known.sum(axis=1)
+    total = np.where(known, windows, 0.0).sum(axis=1)
     out = np.full(x.shape[0], np.nan)
-    np.divide(total[hi] - total[lo], n, out=out, where=n >= min_known)
+    np.divide(total, n, out=out, where=n >= min_known)
     return out
 
 
