@@ -50,6 +50,7 @@ GRANTS: dict[str, dict[str, str]] = {
         "worker": "DELETE,INSERT,SELECT,UPDATE",
     },
     "hr_sample": {"ingest": "INSERT,SELECT", "worker": "SELECT"},
+    "hrv_sdnn_sample": {"ingest": "INSERT,SELECT", "worker": "SELECT"},
     "ingest_batch": {"ingest": "INSERT,SELECT,UPDATE", "worker": "SELECT"},
     "ingest_incident": {"ingest": "INSERT,SELECT", "worker": "SELECT"},
     "ingest_quarantine": {"ingest": "INSERT,SELECT"},

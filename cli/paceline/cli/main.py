@@ -7,7 +7,17 @@ import logging
 import sys
 from collections.abc import Callable, Sequence
 
-from paceline.cli import accounts, dashboard, db, devices, ingest, metrics, scheduler, worker
+from paceline.cli import (
+    accounts,
+    dashboard,
+    db,
+    devices,
+    importing,
+    ingest,
+    metrics,
+    scheduler,
+    worker,
+)
 from paceline.cli.settings import Settings, SettingsError, help_lines
 from paceline.pacing.errors import PacingError
 from paceline.store.errors import StoreError
@@ -37,6 +47,7 @@ def build_parser() -> argparse.ArgumentParser:
     accounts.register(commands)
     worker.register(commands)
     dashboard.register(commands)
+    importing.register(commands)
     from paceline.cli import demo  # noqa: PLC0415 - the demo pulls in every component
 
     demo.register(commands)

@@ -410,4 +410,39 @@ class StepRows(_Columns):
         return cls(pids, dids, time_us, _cast(counts, np.int32)), checks
 
 
-Rows = HrRows | RrRows | StepRows
+@dataclass(frozen=True, eq=False)
+class SdnnRows(_Columns):
+    """Heart-rate variability as SDNN (ms) over the window that ends at `time`; never RMSSD."""
+
+    patient_id: Int64Array
+    device_id: Int64Array
+    time_us: Int64Array
+    sdnn_ms: NDArray[np.float64]
+
+    STREAM = "sdnn"
+
+    @classmethod
+    def of(
+        cls,
+        *,
+        patient_id: Sequence[int] | NDArray[Any],
+        device_id: Sequence[int] | NDArray[Any],
+        time: Sequence[datetime] | NDArray[Any],
+        sdnn_ms: Sequence[float] | NDArray[Any],
+    ) -> SdnnRows:
+        """Validate SDNN columns; raise `ColumnError` naming the first bad row."""
+        s = cls.STREAM
+        pids, dids, time_us, checks = _keys(s, patient_id, device_id, time)
+        sdnn, sdnn_checks = _numbers(s, "sdnn_ms", sdnn_ms, time_us.size)
+        # The standard deviation of intervals each at most MAX_RR_MS cannot exceed it.
+        with np.errstate(invalid="ignore"):
+            bad_range = (sdnn <= 0) | (sdnn > MAX_RR_MS)
+        checks += [
+            *sdnn_checks,
+            (bad_range, lambda i: f"sdnn_ms {sdnn[i]:g} is outside (0, {MAX_RR_MS:g}]"),
+        ]
+        _raise_first(s, checks)
+        return cls(pids, dids, time_us, sdnn)
+
+
+Rows = HrRows | RrRows | StepRows | SdnnRows

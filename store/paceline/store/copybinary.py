@@ -14,10 +14,12 @@ rows are grouped by which fields are NULL and each group is encoded on its own
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 from numpy.typing import NDArray
 
-from paceline.store.columns import HrRows, Rows, RrRows, StepRows
+from paceline.store.columns import HrRows, Rows, RrRows, SdnnRows, StepRows
 
 HEADER = b"PGCOPY\n\xff\r\n\x00" + b"\x00\x00\x00\x00" + b"\x00\x00\x00\x00"
 TRAILER = b"\xff\xff"
@@ -39,6 +41,7 @@ def _dtype(*fields: list[tuple[str, str]]) -> np.dtype[np.void]:
 _KEYS = (_field("patient_id", ">i8"), _field("device_id", ">i8"), _field("time", ">i8"))
 _RR = _dtype(*_KEYS, _field("rr_ms", ">f8"))
 _STEPS = _dtype(*_KEYS, _field("steps", ">i4"))
+_SDNN = _dtype(*_KEYS, _field("sdnn_ms", ">f8"))
 
 
 def _null(name: str) -> list[tuple[str, str]]:
@@ -54,14 +57,18 @@ def _fill_keys(rec: NDArray[np.void], rows: Rows, index: NDArray[np.intp] | slic
     rec["time"] = rows.time_us[index] - PG_EPOCH_OFFSET_US
 
 
-def encode_rr(rows: RrRows) -> bytes:
-    """Binary COPY payload for `rr_interval (patient_id, device_id, time, rr_ms)`."""
-    rec = np.empty(len(rows), dtype=_RR)
+def _encode_float8(rows: Rows, dtype: np.dtype[np.void], name: str, values: NDArray[Any]) -> bytes:
+    rec = np.empty(len(rows), dtype=dtype)
     rec["nfields"] = 4
     _fill_keys(rec, rows, slice(None))
-    rec["rr_ms_len"] = 8
-    rec["rr_ms"] = rows.rr_ms
+    rec[f"{name}_len"] = 8
+    rec[name] = values
     return HEADER + rec.tobytes() + TRAILER
+
+
+def encode_rr(rows: RrRows) -> bytes:
+    """Binary COPY payload for `rr_interval (patient_id, device_id, time, rr_ms)`."""
+    return _encode_float8(rows, _RR, "rr_ms", rows.rr_ms)
 
 
 def encode_steps(rows: StepRows) -> bytes:
@@ -72,6 +79,11 @@ def encode_steps(rows: StepRows) -> bytes:
     rec["steps_len"] = 4
     rec["steps"] = rows.steps
     return HEADER + rec.tobytes() + TRAILER
+
+
+def encode_sdnn(rows: SdnnRows) -> bytes:
+    """Binary COPY payload for `hrv_sdnn_sample (patient_id, device_id, time, sdnn_ms)`."""
+    return _encode_float8(rows, _SDNN, "sdnn_ms", rows.sdnn_ms)
 
 
 def encode_hr(rows: HrRows) -> bytes:
@@ -115,4 +127,6 @@ def encode(rows: Rows) -> bytes:
         return encode_hr(rows)
     if isinstance(rows, RrRows):
         return encode_rr(rows)
+    if isinstance(rows, SdnnRows):
+        return encode_sdnn(rows)
     return encode_steps(rows)

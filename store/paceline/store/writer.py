@@ -27,7 +27,7 @@ from numpy.typing import NDArray
 from psycopg import errors as pgerrors
 from psycopg import sql
 
-from paceline.store.columns import HrRows, Rows, RrRows, StepRows, _iso_us
+from paceline.store.columns import HrRows, Rows, RrRows, SdnnRows, StepRows, _iso_us
 from paceline.store.copybinary import encode
 from paceline.store.errors import BatchConflictError, BatchRejectedError, SpoolRegressionError
 
@@ -44,6 +44,7 @@ _TABLES: dict[str, tuple[str, tuple[str, ...]]] = {
     "hr": ("hr_sample", ("patient_id", "device_id", "time", "bpm", "sensor_contact", "energy_kj")),
     "rr": ("rr_interval", ("patient_id", "device_id", "time", "rr_ms")),
     "steps": ("step_sample", ("patient_id", "device_id", "time", "steps")),
+    "sdnn": ("hrv_sdnn_sample", ("patient_id", "device_id", "time", "sdnn_ms")),
 }
 
 
@@ -55,10 +56,11 @@ class Batch:
     hr: HrRows | None = None
     rr: RrRows | None = None
     steps: StepRows | None = None
+    sdnn: SdnnRows | None = None
 
     def streams(self) -> list[Rows]:
         """The non-empty streams of this batch."""
-        return [r for r in (self.hr, self.rr, self.steps) if r is not None and len(r)]
+        return [r for r in (self.hr, self.rr, self.steps, self.sdnn) if r is not None and len(r)]
 
     def __len__(self) -> int:
         return sum(len(r) for r in self.streams())
@@ -119,11 +121,12 @@ class WriteResult:
     step_rows: int = 0
     duplicate_rows: int = 0
     quarantined_rows: int = 0
+    sdnn_rows: int = 0
 
     @property
     def inserted(self) -> int:
         """Rows newly stored by this batch."""
-        return self.hr_rows + self.rr_rows + self.step_rows
+        return self.hr_rows + self.rr_rows + self.step_rows + self.sdnn_rows
 
 
 def write_batch(
@@ -187,7 +190,7 @@ def write_batch(
         limit_us = int(claimed[0].timestamp() * 1_000_000)
         _check_future(batch.batch_id, streams, limit_us)
         _check_devices(conn, batch.batch_id, streams)
-        counts = {"hr": 0, "rr": 0, "steps": 0}
+        counts = {"hr": 0, "rr": 0, "steps": 0, "sdnn": 0}
         duplicates = sum(len(s) for s in batch.streams()) - sum(len(s) for s in streams)
         for rows in streams:
             inserted = _insert(conn, rows)
@@ -216,6 +219,7 @@ def write_batch(
         step_rows=counts["steps"],
         duplicate_rows=duplicates,
         quarantined_rows=len(quarantined),
+        sdnn_rows=counts["sdnn"],
     )
 
 

@@ -1,0 +1,205 @@
+"""Garmin FIT activity and monitoring files: heart rate, beat-to-beat RR, steps.
+
+Decoded by `fitdecode` with the CRC checked: a file whose CRC does not match is
+refused whole (there is no telling which of its bytes are wrong). A file that
+ends early (a watch that lost power while writing, a download cut short) has
+no CRC to check; what decoded before the end is imported and the summary says
+how much of the file was not.
+
+What is read (FIT SDK profile, Garmin):
+
+- ``record.heart_rate`` (bpm) at ``record.timestamp``.
+- ``monitoring.heart_rate`` at ``timestamp`` or ``timestamp_16`` (the low 16
+  bits of the time, which the decoder does not expand: it is expanded here
+  against the last full timestamp, as the SDK describes).
+- steps from ``monitoring.cycles`` of walking and running (the ``steps``
+  sub-field: the raw value, i.e. twice the decoded cycles, which carry scale 2):
+  a running total per activity type since the device's daily reset
+  (``monitoring_info.timestamp``), so each message adds its increase over the
+  previous one of the same type, over the interval since that message; a total
+  that drops started a new day and counts from zero. The daily summaries
+  (messages with ``duration_min``) repeat those totals and are not counted again.
+- ``hrv.time``: up to five beat-to-beat intervals (s) per message. The messages
+  carry no time stamp; beats are timed cumulatively from the first timer start
+  (or the first record), as Garmin's own tools do.
+
+The source is the recording device (``file_id`` manufacturer, product, serial).
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import IO, Any, Final
+
+import fitdecode
+import numpy as np
+
+from paceline.ingest.importers.collect import Collected
+from paceline.ingest.importers.errors import MalformedFileError
+
+_US_PER_S: Final = 1_000_000
+_CHUNK: Final = 65_536
+# FIT's epoch, 1989-12-31T00:00:00Z, in Unix seconds (FIT SDK, "date_time").
+_FIT_EPOCH_S: Final = 631_065_600
+#: Activity types whose monitoring cycles are steps (FIT profile, monitoring.cycles).
+_STEP_ACTIVITIES: Final = ("walking", "running")
+
+
+def _us(value: datetime) -> int:
+    return round(value.timestamp() * _US_PER_S)
+
+
+def _source(frame: fitdecode.FitDataMessage) -> str:
+    parts = []
+    for name in ("manufacturer", "garmin_product", "product", "serial_number"):
+        if frame.has_field(name):
+            value = frame.get_value(name, fallback=None)
+            if value is not None and str(value) not in parts:
+                parts.append(str(value))
+    return "FIT " + " ".join(parts) if parts else "FIT device"
+
+
+class _Monitoring:
+    """Running step totals per activity type, turned into contiguous step intervals.
+
+    Walking and running keep separate running totals, but both count steps of
+    the one device: the intervals are therefore taken between consecutive
+    messages of any type, with the increase of the sum of all totals, so they
+    never overlap (overlapping rows of one device would be averaged, not added).
+    """
+
+    def __init__(self) -> None:
+        self.totals: dict[Any, float] = {}
+        self.last_us: int | None = None
+
+    def reset(self, time_us: int) -> None:
+        """The device's daily totals start again at `time_us`."""
+        self.totals.clear()
+        self.last_us = time_us
+
+    def step(self, activity: Any, time_us: int, total: float) -> tuple[int, float] | None:
+        before = self.totals.get(activity, 0.0)
+        if total < before:
+            # A total that drops: the device reset its day in between.
+            self.totals.clear()
+            before = 0.0
+        self.totals[activity] = total
+        begin_us, self.last_us = self.last_us, time_us
+        if begin_us is None or begin_us >= time_us:
+            return None
+        return (begin_us, total - before)
+
+
+def parse(raw: IO[bytes], name: str, out: Collected) -> None:
+    """Read a FIT file into `out`; `MalformedFileError` if it is not one or fails its CRC."""
+    hr_t: list[int] = []
+    hr_v: list[float] = []
+    rr_s: list[float] = []
+    steps_b: list[int] = []
+    steps_e: list[int] = []
+    steps_v: list[float] = []
+    source = "FIT device"
+    anchor_us: int | None = None
+    last_full_s: int | None = None
+    monitoring = _Monitoring()
+    size = 0
+
+    def flush_hr() -> None:
+        out.add(source, "hr", time_us=np.array(hr_t, np.int64), bpm=np.array(hr_v))
+        hr_t.clear()
+        hr_v.clear()
+
+    try:
+        with fitdecode.FitReader(
+            raw,
+            check_crc=fitdecode.CrcCheck.RAISE,
+            error_handling=fitdecode.ErrorHandling.RAISE,
+            keep_raw_chunks=True,
+        ) as reader:
+            for frame in reader:
+                if frame.chunk is not None:
+                    size = frame.chunk.offset + len(frame.chunk.bytes)
+                if frame.frame_type != fitdecode.FIT_FRAME_DATA:
+                    continue
+                message = frame.name
+                stamp = frame.get_value("timestamp", fallback=None)
+                time_us: int | None = None
+                if isinstance(stamp, datetime):
+                    time_us = _us(stamp)
+                    last_full_s = time_us // _US_PER_S
+                elif frame.has_field("timestamp_16") and last_full_s is not None:
+                    low = frame.get_value("timestamp_16", fallback=None)
+                    if isinstance(low, int):
+                        fit_s = last_full_s - _FIT_EPOCH_S
+                        fit_s += (low - fit_s) & 0xFFFF
+                        last_full_s = fit_s + _FIT_EPOCH_S
+                        time_us = last_full_s * _US_PER_S
+                if message == "file_id":
+                    source = _source(frame)
+                elif message == "monitoring_info" and time_us is not None:
+                    monitoring.reset(time_us)
+                elif message == "event" and anchor_us is None and time_us is not None:
+                    if (
+                        frame.get_value("event", fallback=None) == "timer"
+                        and frame.get_value("event_type", fallback=None) == "start"
+                    ):
+                        anchor_us = time_us
+                elif message == "hrv":
+                    values = frame.get_value("time", fallback=None)
+                    if not isinstance(values, tuple | list):
+                        values = (values,)
+                    rr_s.extend(float(v) for v in values if isinstance(v, int | float))
+                if message in ("record", "monitoring") and time_us is not None:
+                    if anchor_us is None and message == "record":
+                        anchor_us = time_us
+                    bpm = frame.get_value("heart_rate", fallback=None)
+                    if isinstance(bpm, int | float):
+                        hr_t.append(time_us)
+                        hr_v.append(float(bpm))
+                        if len(hr_t) >= _CHUNK:
+                            flush_hr()
+                if (
+                    message == "monitoring"
+                    and time_us is not None
+                    and not frame.has_field("duration_min")
+                    and frame.get_value("activity_type", fallback=None) in _STEP_ACTIVITIES
+                ):
+                    cycles = frame.get_value("cycles", fallback=None)
+                    if isinstance(cycles, int | float):
+                        activity = frame.get_value("activity_type", fallback=None)
+                        interval = monitoring.step(activity, time_us, float(cycles) * 2)
+                        if interval is not None:
+                            steps_b.append(interval[0])
+                            steps_e.append(time_us)
+                            steps_v.append(interval[1])
+    except fitdecode.FitCRCError as exc:
+        raise MalformedFileError(name, f"FIT CRC does not match, file refused: {exc}") from exc
+    except fitdecode.FitEOFError as exc:
+        out.notes.append(
+            f"{name}: the FIT file ends early ({exc}); the {size:,} bytes before that were"
+            " imported, the rest of the recording is missing from the file"
+        )
+    except fitdecode.FitHeaderError as exc:
+        raise MalformedFileError(name, f"not a readable FIT file: {exc}") from exc
+    except fitdecode.FitError as exc:
+        raise MalformedFileError(name, f"FIT data cannot be decoded: {exc}") from exc
+    flush_hr()
+    if rr_s:
+        if anchor_us is None:
+            out.reject("rr: no time to anchor the beats to", len(rr_s))
+        else:
+            rr = np.array(rr_s) * 1000.0
+            out.add(
+                source,
+                "rr",
+                time_us=anchor_us + np.round(np.cumsum(rr) * 1000.0).astype(np.int64),
+                rr_ms=rr,
+            )
+    if steps_v:
+        out.add(
+            source,
+            "steps",
+            time_us=np.array(steps_e, np.int64),
+            begin_us=np.array(steps_b, np.int64),
+            steps=np.array(steps_v),
+        )
