@@ -48,6 +48,7 @@ def build_parser() -> argparse.ArgumentParser:
     worker.register(commands)
     dashboard.register(commands)
     importing.register(commands)
+    exporting.register(commands)
     from paceline.cli import demo  # noqa: PLC0415 - the demo pulls in every component
 
     demo.register(commands)

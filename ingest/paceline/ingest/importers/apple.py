@@ -33,7 +33,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
-from typing import IO, Final
+from typing import IO, Any, Final
 
 import numpy as np
 from lxml import etree
@@ -252,21 +252,30 @@ def _beats(el: etree._Element, start: str, source: str, out: Collected) -> None:
     )
 
 
+def hardened_iterparse(source: Any) -> etree.iterparse:
+    """`lxml.etree.iterparse` over the elements under ``HealthData``, with nothing expanded.
+
+    No entity resolution, no network, no DTD loading, lxml's limits on depth and
+    text size (``huge_tree`` off); end events of the top-level elements only.
+    """
+    return etree.iterparse(
+        source,
+        events=("end",),
+        tag=_TOP_LEVEL,
+        resolve_entities=False,
+        no_network=True,
+        load_dtd=False,
+        huge_tree=False,
+        remove_comments=True,
+    )
+
+
 def parse(raw: IO[bytes], name: str, out: Collected) -> None:
     """Read an ``export.xml`` stream into `out`; `MalformedFileError` if it does not parse."""
     buffers = _Buffers(out)
     stream_of: dict[str, Stream] = {_HR: "hr", _SDNN: "sdnn", _STEPS: "steps"}
     try:
-        events = etree.iterparse(
-            CleanReader(raw, name),
-            events=("end",),
-            tag=_TOP_LEVEL,
-            resolve_entities=False,
-            no_network=True,
-            load_dtd=False,
-            huge_tree=False,
-            remove_comments=True,
-        )
+        events = hardened_iterparse(CleanReader(raw, name))
         append: Callable[[str, Stream, str, str, str], None] = buffers.append
         for count, (_, el) in enumerate(events, start=1):
             attrib = el.attrib
