@@ -26,6 +26,7 @@ from paceline.ingest.importers import (
     UnknownPatientError,
     import_file,
 )
+from paceline.pacing.jobs.tasks import defer_evaluation
 from paceline.pacing.rollup import rollup
 from paceline.signal.stepgrid import to_minute_grid
 from paceline.store.connection import connect
@@ -72,7 +73,8 @@ def import_for_patient(
         split_minutes=_minutes,
         workdir=workdir,
     )
-    rollup(conn)
+    # As for live data: the days are recomputed and their evaluation queued for the workers.
+    rollup(conn, patient_id=patient_id, after=defer_evaluation)
     if not conn.autocommit:
         conn.commit()
     return summary

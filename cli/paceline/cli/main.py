@@ -12,6 +12,7 @@ from paceline.cli import (
     dashboard,
     db,
     devices,
+    exporting,
     importing,
     ingest,
     metrics,
