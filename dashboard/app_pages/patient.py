@@ -4,7 +4,7 @@ from datetime import timedelta
 
 import streamlit as st
 
-from paceline.dashboard import charts, patient_view, ui
+from paceline.dashboard import charts, exports, patient_view, ui
 from paceline.dashboard.patient_view import Range
 from paceline.pacing import overview
 from paceline.pacing.errors import UnknownPatientError
@@ -147,3 +147,18 @@ with st.expander("One day, minute by minute"):
                 conn, who, page="patient.intraday", patient_id=patient_id, detail={"day": str(day)}
             )
         st.altair_chart(charts.intraday_chart(patient_view.minute_table(minutes)), width="stretch")
+
+with st.expander("Export for the clinic's records"):
+    st.caption(
+        "A FHIR R4 bundle (observations and questionnaire responses) and the daily metrics,"
+        " diary and questionnaires as CSV, for the range above. Each export is audited."
+    )
+    if st.button("Prepare exports", key="patient_export"):
+        with ui.person(who) as conn:
+            files = exports.downloads(
+                conn, patient_id, start, end, clinician_id=who.clinician_id or 0
+            )
+        for f in files:
+            st.download_button(
+                f"Download {f.filename}", f.data, file_name=f.filename, mime=f.mime, key=f.filename
+            )

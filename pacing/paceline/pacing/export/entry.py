@@ -28,6 +28,7 @@ def _read(
     *,
     kind: str,
     actor: str | None,
+    clinician_id: int | None,
 ) -> reads.ExportData:
     if end < start or (end - start).days > MAX_DAYS:
         raise ExportError(f"export range {start} … {end} must run forward, at most {MAX_DAYS} days")
@@ -42,6 +43,7 @@ def _read(
             obj="patient",
             actor=actor,
             patient_id=patient_id,
+            clinician_id=clinician_id,
             detail={
                 "from": start.isoformat(),
                 "to": end.isoformat(),
@@ -60,14 +62,16 @@ def export_fhir(
     end: date,
     *,
     actor: str | None = None,
+    clinician_id: int | None = None,
     now: datetime | None = None,
 ) -> dict[str, Any]:
     """The FHIR R4 Bundle of `patient_id`'s days `start` … `end`, audited as read.
 
     In a person session `actor` is left out (the audit entry then names the
-    verified person); elsewhere it says who exports (``cli:<user>``).
+    verified person) and a clinician passes their `clinician_id` (the audit
+    policy requires it); elsewhere `actor` says who exports (``cli:<user>``).
     """
-    data = _read(conn, patient_id, start, end, kind="fhir", actor=actor)
+    data = _read(conn, patient_id, start, end, kind="fhir", actor=actor, clinician_id=clinician_id)
     return fhir.bundle(data, now=now or datetime.now(UTC))
 
 
@@ -79,7 +83,8 @@ def export_csv(
     directory: Path,
     *,
     actor: str | None = None,
+    clinician_id: int | None = None,
 ) -> list[Path]:
     """Write `patient_id`'s daily metrics, diary and questionnaires as CSV files, audited."""
-    data = _read(conn, patient_id, start, end, kind="csv", actor=actor)
+    data = _read(conn, patient_id, start, end, kind="csv", actor=actor, clinician_id=clinician_id)
     return tables.write(data, directory)
