@@ -33,7 +33,13 @@ from paceline.devices.clock import SYSTEM_CLOCK, Clock, Stamper
 from paceline.devices.profiles import DEFAULT_PROFILES, ProfileRegistry
 from paceline.ingest.config import DEFAULT_CONFIG, DaemonConfig
 from paceline.ingest.records import SampleBuffer, epoch_us
-from paceline.ingest.spool import DeviceBinding, Spool, SpoolStatus, daemon_lock
+from paceline.ingest.spool import (
+    DeviceBinding,
+    Spool,
+    SpoolDamagedError,
+    SpoolStatus,
+    daemon_lock,
+)
 from paceline.ingest.uploader import Uploader
 from paceline.ingest.worker import DeviceStats, DeviceWorker, LinkState, Locate, scan_locator
 from paceline.store import StoreError, connect, registry
@@ -165,6 +171,8 @@ class IngestDaemon:
         self.uploader: Uploader | None = None
         self._writer: Spool | None = None
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="spool-writer")
+        self._executor_closed = False
+        self._repair_needed = False
         self._saved_steps: dict[int, int] = {}
         self._baseline: SpoolStatus | None = None
         self.dropped_rows = 0
@@ -194,14 +202,30 @@ class IngestDaemon:
 
         Raises `SpoolError` if the spool cannot be opened or another daemon holds it.
         """
+        loop = asyncio.get_running_loop()
+        deadline = None if duration_s is None else loop.time() + duration_s
         with daemon_lock(self.spool_path):
-            await self._run(duration_s=duration_s, signals=signals)
+            while True:
+                self._repair_needed = False
+                left = None if deadline is None else max(0.0, deadline - loop.time())
+                await self._run(duration_s=left, signals=signals)
+                if not self._repair_needed or (deadline is not None and loop.time() >= deadline):
+                    return
+                # The spool file is damaged where appends need it: every task has stopped
+                # and the rows are still in memory; reopening rebuilds the file.
+                logger.error(
+                    "restarting on a rebuilt spool; %s rows wait in memory", len(self.buffer)
+                )
+                self.stop_event.clear()
 
     async def _run(self, *, duration_s: float | None, signals: bool) -> None:
         if signals:
             self.install_signal_handlers()
+        if self._executor_closed:
+            self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="spool-writer")
+            self._executor_closed = False
         self._writer = await self._in_writer(
-            lambda: Spool.open(self.spool_path, gateway_id=self._gateway_id)
+            lambda: Spool.open(self.spool_path, gateway_id=self._gateway_id, repair=True)
         )
         writer = self._writer
         assert writer is not None
@@ -274,6 +298,7 @@ class IngestDaemon:
         if self._writer is not None:
             await self._in_writer(self._writer.close)
         self._executor.shutdown(wait=True)
+        self._executor_closed = True
         logger.info("ingest daemon stopped")
 
     async def _stop_uploader(self, task: asyncio.Task[None] | None) -> bool:
@@ -377,6 +402,14 @@ class IngestDaemon:
         try:
             await self._in_writer(self._writer.append, chunks, deltas, steps)
             self._saved_steps.update(steps)
+        except SpoolDamagedError:
+            self.buffer.restore(chunks)
+            self._uncount(counted)
+            if not self._repair_needed:
+                logger.exception("the spool is damaged; stopping to rebuild it")
+                self._repair_needed = True
+                self.stop_event.set()
+            return 0
         except Exception:
             self.buffer.restore(chunks)  # first, so that the count below is what is kept
             logger.exception("cannot write the spool; keeping %s rows in memory", len(self.buffer))

@@ -108,6 +108,14 @@ class SpoolError(IngestError):
         super().__init__(f"spool {path}: {reason}")
 
 
+class SpoolDamagedError(SpoolError):
+    """The spool file is damaged where a write needs it (its sequence page): it must be rebuilt.
+
+    Raised instead of SQLite's raw `DatabaseError`; the daemon answers it by reopening
+    the spool with `repair=True`, which sets the damaged file aside and rebuilds it.
+    """
+
+
 @dataclass(frozen=True)
 class CorruptRecord:
     """A spool record that cannot be trusted: its sequence number, why, and its raw bytes if readable."""
@@ -267,10 +275,23 @@ class Spool:
         return self._meta("replaced_reason")
 
     @classmethod
-    def open(cls, path: Path, *, gateway_id: str | None = None, synchronous: str = "FULL") -> Spool:
-        """Open (creating if needed) the spool at `path`."""
+    def open(
+        cls,
+        path: Path,
+        *,
+        gateway_id: str | None = None,
+        synchronous: str = "FULL",
+        repair: bool = False,
+    ) -> Spool:
+        """Open (creating if needed) the spool at `path`.
+
+        With `repair` (only the daemon, holding the spool's lock, asks for it) a spool
+        whose sequence page is damaged is rebuilt first: see `rebuild`.
+        """
         if synchronous not in ("FULL", "NORMAL", "EXTRA"):
             raise ValueError(f"synchronous must be FULL, NORMAL or EXTRA, not {synchronous!r}")
+        if repair and path.exists() and path.stat().st_size and _sequence_damaged(path):
+            rebuild(path)
         try:
             make_private(path)
             conn = sqlite3.connect(
@@ -367,6 +388,19 @@ class Spool:
         for _s, _p, device_id, count, *_rest in rows:
             name = "spooled" if _s != PAYLOAD else "malformed_spooled"
             increments[(device_id, name)] = increments.get((device_id, name), 0) + count
+        try:
+            return self._append(rows, increments, step_counts)
+        except sqlite3.DatabaseError as exc:
+            if isinstance(exc, sqlite3.OperationalError):
+                raise  # a full disk, an I/O error, a lock: it may pass; the caller retries
+            raise SpoolDamagedError(self.path, f"cannot append: {exc}") from exc
+
+    def _append(
+        self,
+        rows: list[tuple[Any, ...]],
+        increments: Mapping[tuple[int, str], int],
+        step_counts: Mapping[int, int] | None,
+    ) -> int:
         with _transaction(self._conn):
             if rows:
                 self._conn.executemany(
@@ -679,6 +713,132 @@ def _transaction(conn: sqlite3.Connection, mode: str = "IMMEDIATE") -> Iterator[
     conn.execute("COMMIT")
 
 
+_TABLES_KEPT: Final = {
+    "meta": ("SELECT key, value FROM meta", "INSERT INTO meta VALUES (?, ?)"),
+    "outbox": ("SELECT * FROM outbox", "INSERT INTO outbox VALUES (?, ?, ?)"),
+    "counter": ("SELECT * FROM counter", "INSERT INTO counter VALUES (?, ?, ?)"),
+    "step_state": ("SELECT * FROM step_state", "INSERT INTO step_state VALUES (?, ?)"),
+    "binding": ("SELECT * FROM binding", "INSERT INTO binding VALUES (?, ?, ?, ?, ?)"),
+    "incident": ("SELECT * FROM incident", "INSERT INTO incident VALUES (?, ?, ?)"),
+}
+"""What a rebuild copies besides the records: each table's read and its write, spelled out."""
+_CHUNK_SELECT: Final = (
+    "SELECT seq, stream, patient_id, device_id, n, data, crc, spooled_us FROM chunk"
+    " WHERE seq BETWEEN ? AND ?"
+)
+_CHUNK_INSERT: Final = (
+    "INSERT INTO chunk (seq, stream, patient_id, device_id, n, data, crc, spooled_us)"
+    " VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
+)
+_REBUILD_RANGE: Final = 1_000
+
+
+def _sequence_damaged(path: Path) -> bool:
+    """Whether the spool's sequence table cannot be read (the page appends need)."""
+    try:
+        with contextlib.closing(sqlite3.connect(path)) as conn:
+            conn.execute("SELECT seq FROM sqlite_sequence").fetchall()
+    except sqlite3.OperationalError:
+        return False  # locked, or no such table yet: not damage
+    except sqlite3.DatabaseError:
+        return True
+    return False
+
+
+def rebuild(path: Path) -> Path:
+    """Copy what can be read of a damaged spool into a new file; set the damaged one aside.
+
+    Every readable record keeps its sequence number, the meta data (identity, watermark,
+    counters) and the outbox are kept, and the sequence restarts above the highest number
+    known, so no number is given out twice. Records that cannot be read are left out:
+    the uploader finds their numbers missing and quarantines them as corrupt, so their
+    loss is counted. The damaged file is kept beside the spool (`*.damaged-<time>`) for
+    inspection. Returns where it went. The caller must hold the daemon lock.
+    """
+    stamp = time.strftime("%Y%m%dT%H%M%S", time.gmtime())
+    aside = path.with_name(f"{path.name}.damaged-{stamp}")
+    fresh = path.with_name(f"{path.name}.rebuild")
+    fresh.unlink(missing_ok=True)
+    lost: list[str] = []
+    with (
+        contextlib.closing(sqlite3.connect(path, isolation_level=None)) as src,
+        contextlib.closing(sqlite3.connect(fresh, isolation_level=None)) as dst,
+    ):
+        dst.execute("PRAGMA journal_mode = DELETE")
+        with _transaction(dst):
+            _create(dst)
+            for table, (read, write) in _TABLES_KEPT.items():
+                try:
+                    found = src.execute(read).fetchall()
+                except sqlite3.DatabaseError as exc:
+                    lost.append(f"table {table}: {exc}")
+                    continue
+                dst.executemany(write, found)
+            newest, copied, unreadable = _copy_chunks(src, dst)
+            known = [newest]
+            for query in (
+                "SELECT max(last_seq) FROM outbox",
+                "SELECT value FROM meta WHERE key = 'acked_seq'",
+            ):
+                row = dst.execute(query).fetchone()
+                if row and row[0] is not None:
+                    known.append(int(row[0]))
+            dst.execute("DELETE FROM sqlite_sequence WHERE name = 'chunk'")
+            dst.execute(
+                "INSERT INTO sqlite_sequence (name, seq) VALUES ('chunk', ?)", (max(known),)
+            )
+            detail = (
+                f"sqlite_sequence damaged: rebuilt with {copied} records, {unreadable}"
+                f" unreadable left out; damaged file kept as {aside.name}"
+            )
+            if lost:
+                detail += "; lost " + "; ".join(lost)
+            _add_incident(dst, "rebuilt", detail)
+    for suffix in ("", "-wal", "-shm"):
+        source = path.with_name(path.name + suffix)
+        if source.exists():
+            os.replace(source, aside.with_name(aside.name + suffix))
+    os.replace(fresh, path)
+    logger.error("spool %s: %s", path, detail)
+    return aside
+
+
+def _copy_chunks(src: sqlite3.Connection, dst: sqlite3.Connection) -> tuple[int, int, int]:
+    """Copy every readable record; return (highest number copied, copied, unreadable)."""
+    try:
+        row = src.execute("SELECT min(seq), max(seq) FROM chunk").fetchone()
+        low, high = (int(row[0]), int(row[1])) if row and row[0] is not None else (1, 0)
+    except sqlite3.DatabaseError:
+        low, high = _probe_range(src)
+    copied = unreadable = 0
+    highest = 0
+    for first in range(low, high + 1, _REBUILD_RANGE):
+        last = min(high, first + _REBUILD_RANGE - 1)
+        try:
+            found = src.execute(_CHUNK_SELECT, (first, last)).fetchall()
+        except sqlite3.DatabaseError:
+            found = []
+            for seq in range(first, last + 1):
+                try:
+                    found.extend(src.execute(_CHUNK_SELECT, (seq, seq)).fetchall())
+                except sqlite3.DatabaseError:
+                    unreadable += 1
+        dst.executemany(_CHUNK_INSERT, found)
+        copied += len(found)
+        highest = max([highest, *(int(r[0]) for r in found)])
+    return highest, copied, unreadable
+
+
+def _probe_range(src: sqlite3.Connection) -> tuple[int, int]:
+    """The range of record numbers when the table cannot be scanned: from the meta data."""
+    try:
+        row = src.execute("SELECT value FROM meta WHERE key = 'acked_seq'").fetchone()
+        acked = int(row[0]) if row else 0
+    except sqlite3.DatabaseError:
+        acked = 0
+    return acked + 1, acked + MAX_BATCH_RECORDS
+
+
 def _identity_path(path: Path) -> Path:
     return path.with_name(path.name + ".id")
 
@@ -778,10 +938,12 @@ __all__ = [
     "DeviceBinding",
     "Spool",
     "SpoolBatch",
+    "SpoolDamagedError",
     "SpoolError",
     "SpoolIncident",
     "SpoolStatus",
     "daemon_lock",
     "default_gateway_id",
+    "rebuild",
     "spool_path",
 ]
