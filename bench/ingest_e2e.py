@@ -44,13 +44,14 @@ from typing import Any
 from paceline.devices.simulator import SimulatedBleakClient, WearableKind
 from paceline.devices.steps import StepCounter
 from paceline.ingest.daemon import DaemonConfig, IngestDaemon
+from paceline.ingest.gateway_state import DeviceBinding
 from paceline.ingest.simulation import (
     SimulatedFleet,
     build_fleet,
     register_fleet,
     simulated_start,
 )
-from paceline.ingest.spool import DeviceBinding, Spool
+from paceline.ingest.spool import Spool
 from paceline.ingest.uploader import Uploader
 from paceline.store import connect
 from paceline.store.embedded import bin_path

@@ -14,7 +14,7 @@ from paceline.cli import ingest
 from paceline.cli.main import main
 from paceline.cli.settings import Settings
 from paceline.devices import AdapterUnavailableError
-from paceline.ingest.spool import spool_path
+from paceline.ingest.spool_file import spool_path
 from paceline.store import registry
 from tests.devices.fakes import failing_scanner
 

@@ -22,8 +22,8 @@ from paceline.devices.simulator import (
 from paceline.devices.steps import StepCounter
 from paceline.ingest.backoff import Backoff
 from paceline.ingest.daemon import DaemonConfig, IngestDaemon
+from paceline.ingest.gateway_state import DeviceBinding
 from paceline.ingest.simulation import SimulatedFleet, build_fleet, register_fleet
-from paceline.ingest.spool import DeviceBinding
 from paceline.store import connect
 
 HANG_GUARD_S = 60.0

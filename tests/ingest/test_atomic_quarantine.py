@@ -12,7 +12,7 @@ import psycopg
 import pytest
 
 from paceline.ingest import uploader as uploader_module
-from paceline.ingest.records import Chunk, SampleBuffer, epoch_us
+from paceline.ingest.chunks import Chunk, SampleBuffer, epoch_us
 from paceline.ingest.spool import Spool
 from paceline.ingest.uploader import Uploader, UploadError
 from paceline.store import Batch, BatchRejectedError, HrRows, write_batch

@@ -22,7 +22,8 @@ from paceline.devices.simulator import (
 )
 from paceline.devices.transport import RECONNECT_JITTER_FRACTION, RECONNECT_MAX_DELAY_S
 from paceline.ingest.daemon import DaemonConfig, IngestDaemon
-from paceline.ingest.spool import Spool, SpoolError
+from paceline.ingest.spool import Spool
+from paceline.ingest.spool_file import SpoolError
 from tests.ingest.conftest import (
     FAST_DB_BACKOFF,
     RigFactory,

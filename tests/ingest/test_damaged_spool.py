@@ -11,9 +11,10 @@ from typing import Any
 import psycopg
 import pytest
 
+from paceline.ingest.chunks import Chunk, SampleBuffer, epoch_us
 from paceline.ingest.config import DaemonConfig
-from paceline.ingest.records import Chunk, SampleBuffer, epoch_us
-from paceline.ingest.spool import Spool, SpoolDamagedError
+from paceline.ingest.spool import Spool
+from paceline.ingest.spool_file import SpoolDamagedError
 from paceline.ingest.uploader import Uploader
 from tests.factories import patient_with_device
 from tests.ingest.conftest import (

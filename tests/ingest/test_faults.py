@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 
 from paceline.devices.gatt import MS_PER_RR_UNIT
-from paceline.ingest.records import PAYLOAD
+from paceline.ingest.chunks import PAYLOAD
 from paceline.ingest.simulation import build_fleet, register_fleet
 from paceline.ingest.spool import Spool, SpoolStatus
 from paceline.store import connect

@@ -13,10 +13,11 @@ import pytest
 from paceline.cli.ingest import format_status
 from paceline.devices.events import Reading
 from paceline.devices.gatt import HeartRateMeasurement
+from paceline.ingest.chunks import epoch_us
 from paceline.ingest.config import DaemonConfig
 from paceline.ingest.daemon import IngestDaemon
-from paceline.ingest.records import epoch_us
-from paceline.ingest.spool import DeviceBinding, Spool
+from paceline.ingest.gateway_state import DeviceBinding
+from paceline.ingest.spool import Spool
 from tests.devices.test_clock import SteppingClock
 
 BASE_US = 1_780_000_000_000_000

@@ -17,7 +17,7 @@ from typing import Any
 
 import psycopg
 
-from paceline.ingest.records import Chunk, SampleBuffer, epoch_us
+from paceline.ingest.chunks import Chunk, SampleBuffer, epoch_us
 from paceline.ingest.spool import Spool
 from paceline.ingest.uploader import Uploader
 from paceline.store import roles

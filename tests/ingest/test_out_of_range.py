@@ -5,7 +5,7 @@ from __future__ import annotations
 import struct
 
 from paceline.devices import uuids
-from paceline.ingest.records import PAYLOAD, SampleBuffer
+from paceline.ingest.chunks import PAYLOAD, SampleBuffer
 from tests.ingest.conftest import (
     RigFactory,
     assert_stored_exactly_what_was_emitted,

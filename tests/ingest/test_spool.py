@@ -10,8 +10,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from paceline.ingest.records import Chunk, SampleBuffer
-from paceline.ingest.spool import DeviceBinding, Spool, SpoolError
+from paceline.ingest.chunks import Chunk, SampleBuffer
+from paceline.ingest.gateway_state import DeviceBinding
+from paceline.ingest.spool import Spool
+from paceline.ingest.spool_file import SpoolError
 
 
 def _chunk(first_us: int, n: int, *, device_id: int = 10, patient_id: int = 1) -> Chunk:
@@ -132,7 +134,7 @@ def test_committed_records_survive_a_killed_writer(tmp_path: Path) -> None:
     writer = """
 import sys
 from pathlib import Path
-from paceline.ingest.records import SampleBuffer
+from paceline.ingest.chunks import SampleBuffer
 from paceline.ingest.spool import Spool
 spool = Spool.open(Path(sys.argv[1]))
 i = 0
@@ -165,13 +167,13 @@ while True:
 def test_step_counters_are_committed_with_the_rows_they_end(spool: Spool) -> None:
     spool.append([_chunk(0, 2)], step_counts={10: 1234})
     spool.append([_chunk(5_000_000, 2)], step_counts={10: 1300, 11: 7})
-    assert Spool.open(spool.path).load_step_counts() == {10: 1300, 11: 7}
+    assert Spool.open(spool.path).gateway.load_step_counts() == {10: 1300, 11: 7}
 
 
 def test_bindings_are_remembered_for_a_start_without_the_database(spool: Spool) -> None:
     bound = [DeviceBinding("AA:BB:CC:DD:EE:01", 4, 2, "strap", "hr_strap")]
-    spool.save_bindings(bound)
-    assert Spool.open(spool.path).load_bindings() == bound
+    spool.gateway.save_bindings(bound)
+    assert Spool.open(spool.path).gateway.load_bindings() == bound
 
 
 def test_a_file_that_is_not_a_spool_is_refused_with_its_path(tmp_path: Path) -> None:

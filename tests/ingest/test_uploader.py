@@ -11,7 +11,8 @@ from typing import Any
 import psycopg
 import pytest
 
-from paceline.ingest.records import Chunk, SampleBuffer, epoch_us
+from paceline.ingest import uploader as uploader_module
+from paceline.ingest.chunks import Chunk, SampleBuffer, epoch_us
 from paceline.ingest.spool import Spool
 from paceline.ingest.uploader import Uploader, UploadError, is_transient
 from paceline.store import ServerUnreachableError, connect
@@ -143,7 +144,7 @@ def test_a_future_row_the_uploader_did_not_foresee_is_split_out_by_the_writer(
     buffer = SampleBuffer()
     buffer.add_rr(pid, did, time_us=future, received_us=future, rr_ms=900.0)
     spool.append(_hr_rr(pid, did, 0, 30) + buffer.take())
-    monkeypatch.setattr(Uploader, "_route", lambda self, conn, columns, held: columns)
+    monkeypatch.setattr(uploader_module, "route", lambda conn, columns, held: columns)
     report = Uploader(spool, db_dsn).upload_once()
     assert report is not None
     assert (report.inserted, report.quarantined) == (30 + 30 + 1, 1)
@@ -159,7 +160,7 @@ def test_a_row_the_writer_rejects_is_split_out_around_it(
     stray = _hr_rr(pid, other_did, 7, 1)  # one sample filed under the wrong patient
     spool.append(chunks[:1] + stray + chunks[1:])
     # Without the uploader's own look at the bindings, the writer names the bad rows.
-    monkeypatch.setattr(Uploader, "_route", lambda self, conn, columns, held: columns)
+    monkeypatch.setattr(uploader_module, "route", lambda conn, columns, held: columns)
     report = Uploader(spool, db_dsn).upload_once()
     assert report is not None
     assert (report.inserted, report.quarantined) == (50 + 50 + 1, 3)

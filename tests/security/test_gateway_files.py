@@ -5,8 +5,9 @@ from __future__ import annotations
 import stat
 from pathlib import Path
 
-from paceline.ingest.records import SampleBuffer
-from paceline.ingest.spool import Spool, daemon_lock, spool_path
+from paceline.ingest.chunks import SampleBuffer
+from paceline.ingest.spool import Spool
+from paceline.ingest.spool_file import daemon_lock, spool_path
 
 
 def _modes(directory: Path) -> dict[str, int]:

@@ -30,7 +30,8 @@ from paceline.ingest.simulation import (
     continue_after,
     register_fleet,
 )
-from paceline.ingest.spool import Spool, SpoolStatus, spool_path
+from paceline.ingest.spool import Spool, SpoolStatus
+from paceline.ingest.spool_file import spool_path
 from paceline.store import registry
 from paceline.store.connection import connect
 from paceline.store.migrate import migrate

@@ -31,15 +31,11 @@ from bleak.backends.client import BaseBleakClient
 
 from paceline.devices.clock import SYSTEM_CLOCK, Clock, Stamper
 from paceline.devices.profiles import DEFAULT_PROFILES, ProfileRegistry
+from paceline.ingest.chunks import SampleBuffer, epoch_us
 from paceline.ingest.config import DEFAULT_CONFIG, DaemonConfig
-from paceline.ingest.records import SampleBuffer, epoch_us
-from paceline.ingest.spool import (
-    DeviceBinding,
-    Spool,
-    SpoolDamagedError,
-    SpoolStatus,
-    daemon_lock,
-)
+from paceline.ingest.gateway_state import DeviceBinding
+from paceline.ingest.spool import Spool, SpoolStatus
+from paceline.ingest.spool_file import SpoolDamagedError, daemon_lock
 from paceline.ingest.uploader import Uploader
 from paceline.ingest.worker import DeviceStats, DeviceWorker, LinkState, Locate, scan_locator
 from paceline.store import StoreError, connect, registry
@@ -53,7 +49,7 @@ def load_bindings(dsn: str, spool: Spool) -> list[DeviceBinding]:
         with connect(dsn, autocommit=True) as conn:
             devices = registry.list_devices(conn, bound_only=True)
     except (psycopg.Error, StoreError) as exc:
-        saved = spool.load_bindings()
+        saved = spool.gateway.load_bindings()
         logger.warning(
             "database unavailable (%s); using the %s bound device(s) saved in the spool",
             exc,
@@ -65,7 +61,7 @@ def load_bindings(dsn: str, spool: Spool) -> list[DeviceBinding]:
         for d in devices
         if d.patient_id is not None
     ]
-    spool.save_bindings(bindings)
+    spool.gateway.save_bindings(bindings)
     return bindings
 
 
@@ -229,8 +225,8 @@ class IngestDaemon:
         )
         writer = self._writer
         assert writer is not None
-        await self._in_writer(writer.save_bindings, [w.binding for w in self.workers])
-        counts: dict[int, int] = await self._in_writer(writer.load_step_counts)
+        await self._in_writer(writer.gateway.save_bindings, [w.binding for w in self.workers])
+        counts: dict[int, int] = await self._in_writer(writer.gateway.load_step_counts)
         for w in self.workers:
             if w.binding.device_id in counts:
                 w.resume_step_count(counts[w.binding.device_id])

@@ -29,7 +29,7 @@ from paceline.devices.simulator import (
 )
 from paceline.devices.simulator.physiology import Patient
 from paceline.ingest import IngestError
-from paceline.ingest.spool import DeviceBinding
+from paceline.ingest.gateway_state import DeviceBinding
 from paceline.store import registry
 
 DEFAULT_KINDS: Final = (WearableKind.CHEST_STRAP, WearableKind.BAND, WearableKind.PINETIME)

@@ -18,102 +18,55 @@ one fsync per flush (about one a second), which an SD card absorbs easily.
 Every record carries a CRC-32; a record whose bytes no longer match (a flipped bit on an
 SD card, a torn page) is handed to the uploader as corrupt, to be quarantined and counted,
 while the records around it are recovered.
+
+This module is the queue. The file itself (schema, lock, modes, identity, meta data,
+repair) is `spool_file`; the gateway's bound devices and step counters, kept in the same
+file, are `gateway_state`.
 """
 
 from __future__ import annotations
 
-import contextlib
-import fcntl
 import logging
-import os
-import socket
 import sqlite3
 import time
 import uuid
-from collections.abc import Iterable, Iterator, Mapping
-from contextlib import contextmanager
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Final
 
-from paceline.ingest import IngestError
-from paceline.ingest.records import PAYLOAD, Chunk, RecordError
+from paceline.ingest.chunks import PAYLOAD, Chunk, RecordError
+from paceline.ingest.gateway_state import GatewayState, default_gateway_id
+from paceline.ingest.spool_file import (
+    BUSY_TIMEOUT_MS,
+    MAX_BATCH_RECORDS,
+    SpoolDamagedError,
+    SpoolError,
+    add_counters,
+    add_incident,
+    bump_meta,
+    create_schema,
+    get_meta,
+    identify,
+    make_private,
+    rebuild,
+    sequence_damaged,
+    set_meta,
+    transaction,
+    write_identity_file,
+)
 
 logger = logging.getLogger(__name__)
 
-SPOOL_FILE: Final = "spool.sqlite"
-BUSY_TIMEOUT_MS: Final = 30_000
-"""How long one side waits for the other's write lock; commits take milliseconds, so
-thirty seconds only runs out when the other process hangs."""
 DEFAULT_BATCH_ROWS: Final = 50_000
 """Rows per upload batch: large enough that COPY runs at full speed (the per-transaction
 overhead is a few milliseconds), small enough that one batch is a few megabytes."""
-MAX_BATCH_RECORDS: Final = 100_000
-"""Records per upload batch at most, so that planning a run of tiny records stays bounded."""
 DEFAULT_KEEP_UPLOADED_S: Final = 24 * 3600.0
 """Uploaded records stay a day, so a database restored from last night's backup can be
 refilled from the gateway."""
 
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS chunk (
-    seq         INTEGER PRIMARY KEY AUTOINCREMENT,
-    stream      TEXT NOT NULL,
-    patient_id  INTEGER NOT NULL,
-    device_id   INTEGER NOT NULL,
-    n           INTEGER NOT NULL,
-    data        BLOB NOT NULL,
-    crc         INTEGER NOT NULL,
-    spooled_us  INTEGER NOT NULL
-);
-CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
-CREATE TABLE IF NOT EXISTS outbox (
-    batch_id    TEXT PRIMARY KEY,
-    first_seq   INTEGER NOT NULL,
-    last_seq    INTEGER NOT NULL
-);
-CREATE TABLE IF NOT EXISTS counter (
-    device_id   INTEGER NOT NULL,
-    name        TEXT NOT NULL,
-    value       INTEGER NOT NULL,
-    PRIMARY KEY (device_id, name)
-);
-CREATE TABLE IF NOT EXISTS step_state (
-    device_id   INTEGER PRIMARY KEY,
-    last_count  INTEGER NOT NULL
-);
-CREATE TABLE IF NOT EXISTS incident (
-    at_us       INTEGER NOT NULL,
-    kind        TEXT NOT NULL,
-    detail      TEXT NOT NULL
-);
-CREATE TABLE IF NOT EXISTS binding (
-    address     TEXT PRIMARY KEY,
-    device_id   INTEGER NOT NULL,
-    patient_id  INTEGER NOT NULL,
-    name        TEXT,
-    profile     TEXT NOT NULL
-);
-"""
-
 GATEWAY_DEVICE: Final = 0
 """Counter key for what belongs to no device (corrupt records whose device is unknown)."""
-
-
-class SpoolError(IngestError):
-    """The spool file cannot be opened or read at all."""
-
-    def __init__(self, path: Path, reason: str) -> None:
-        self.path = path
-        self.reason = reason
-        super().__init__(f"spool {path}: {reason}")
-
-
-class SpoolDamagedError(SpoolError):
-    """The spool file is damaged where a write needs it (its sequence page): it must be rebuilt.
-
-    Raised instead of SQLite's raw `DatabaseError`; the daemon answers it by reopening
-    the spool with `repair=True`, which sets the damaged file aside and rebuilds it.
-    """
 
 
 @dataclass(frozen=True)
@@ -145,17 +98,6 @@ class SpoolBatch:
     def rows(self) -> int:
         """Rows of the intact records (samples and rejected payloads)."""
         return sum(chunk.count for _seq, chunk in self.chunks)
-
-
-@dataclass(frozen=True)
-class DeviceBinding:
-    """A bound wearable as the daemon last saw it in the database (kept for when it is away)."""
-
-    address: str
-    device_id: int
-    patient_id: int
-    name: str | None
-    profile: str
 
 
 @dataclass(frozen=True)
@@ -197,59 +139,6 @@ class SpoolStatus:
         return max(0.0, (now - self.oldest_pending_us) / 1e6)
 
 
-@contextmanager
-def daemon_lock(path: Path) -> Iterator[None]:
-    """Hold the spool's daemon lock while the block runs; `SpoolError` if another daemon holds it.
-
-    Two daemons on one spool would upload the same outbox twice over and race each other
-    for every record; the lock is an flock, so the kernel releases it when a daemon dies.
-    """
-    make_private(path)
-    fd = os.open(path.with_name(path.name + ".lock"), os.O_CREAT | os.O_RDWR, 0o600)
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError as exc:
-        os.close(fd)
-        raise SpoolError(path, "another ingest daemon is using it") from exc
-    try:
-        yield
-    finally:
-        fcntl.flock(fd, fcntl.LOCK_UN)
-        os.close(fd)
-
-
-def make_private(path: Path) -> None:
-    """Make the spool's directory 0700 and its files 0600, creating the directory if needed.
-
-    The spool holds patients' heart data. SQLite creates its files 0644 (and gives the
-    `-wal` and `-shm` files the database file's mode), so the database file is created
-    0600 before SQLite opens it; a spool left wider by an older version is narrowed.
-    """
-    directory = path.parent
-    directory.mkdir(parents=True, exist_ok=True, mode=0o700)
-    if directory.stat().st_mode & 0o077:
-        directory.chmod(0o700)
-    # O_EXCL: never open (and close) a file SQLite may already hold here, since closing
-    # any descriptor of a file drops all of this process's POSIX locks on it.
-    with contextlib.suppress(FileExistsError):
-        os.close(os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600))
-    for name in (path.name, f"{path.name}-wal", f"{path.name}-shm", f"{path.name}.lock"):
-        with contextlib.suppress(FileNotFoundError):
-            if (directory / name).stat().st_mode & 0o077:
-                (directory / name).chmod(0o600)
-
-
-def default_gateway_id() -> str:
-    """The host name, which tells an operator which gateway a batch came from."""
-    name = socket.gethostname().split(".")[0] or "gateway"
-    return name[:64]
-
-
-def spool_path(data_dir: Path) -> Path:
-    """Where the spool lives under `PACELINE_DATA_DIR`."""
-    return data_dir / "spool" / SPOOL_FILE
-
-
 class Spool:
     """One connection to the spool file; use one per thread (the daemon's writer, the uploader)."""
 
@@ -257,6 +146,8 @@ class Spool:
         self.path = path
         self._conn = conn
         self.gateway_id = self._meta("gateway_id") or default_gateway_id()
+        self.gateway = GatewayState(conn)
+        """The bound devices and step counters kept in this spool."""
         self._sequence_damaged = False
 
     @property
@@ -290,7 +181,7 @@ class Spool:
         """
         if synchronous not in ("FULL", "NORMAL", "EXTRA"):
             raise ValueError(f"synchronous must be FULL, NORMAL or EXTRA, not {synchronous!r}")
-        if repair and path.exists() and path.stat().st_size and _sequence_damaged(path):
+        if repair and path.exists() and path.stat().st_size and sequence_damaged(path):
             rebuild(path)
         try:
             make_private(path)
@@ -305,23 +196,23 @@ class Spool:
             if not mode or str(mode[0]).lower() != "wal":
                 raise SpoolError(path, f"the file system does not support WAL mode ({mode})")
             conn.execute(f"PRAGMA synchronous = {synchronous}")
-            with _transaction(conn):
-                _create(conn)
+            with transaction(conn):
+                create_schema(conn)
                 if gateway_id:
-                    _set_meta(conn, "gateway_id", gateway_id)
-                elif not _get_meta(conn, "gateway_id"):
-                    _set_meta(conn, "gateway_id", default_gateway_id())
-                _identify(conn, path)
-                if not _get_meta(conn, "acked_seq"):
-                    _set_meta(conn, "acked_seq", "0")
-                if not _get_meta(conn, "rows_appended"):
-                    _set_meta(conn, "rows_acked", "0")
-                    _set_meta(conn, "rows_appended", "0")
+                    set_meta(conn, "gateway_id", gateway_id)
+                elif not get_meta(conn, "gateway_id"):
+                    set_meta(conn, "gateway_id", default_gateway_id())
+                identify(conn, path)
+                if not get_meta(conn, "acked_seq"):
+                    set_meta(conn, "acked_seq", "0")
+                if not get_meta(conn, "rows_appended"):
+                    set_meta(conn, "rows_acked", "0")
+                    set_meta(conn, "rows_appended", "0")
         except sqlite3.DatabaseError as exc:
             conn.close()
             raise SpoolError(path, f"it is not a usable spool: {exc}") from exc
         spool = cls(path, conn)
-        _write_identity_file(path, spool.spool_id)
+        write_identity_file(path, spool.spool_id)
         return spool
 
     def reidentify(self, reason: str) -> str:
@@ -333,14 +224,14 @@ class Spool:
         recognised as duplicates by their keys, records it lacks land.
         """
         new_id = uuid.uuid4().hex
-        with _transaction(self._conn):
-            old = _get_meta(self._conn, "spool_id") or ""
-            _set_meta(self._conn, "replaces", old)
-            _set_meta(self._conn, "replaced_reason", reason)
-            _set_meta(self._conn, "spool_id", new_id)
+        with transaction(self._conn):
+            old = get_meta(self._conn, "spool_id") or ""
+            set_meta(self._conn, "replaces", old)
+            set_meta(self._conn, "replaced_reason", reason)
+            set_meta(self._conn, "spool_id", new_id)
             self._conn.execute("DELETE FROM outbox")
-            _add_incident(self._conn, "reidentified", f"was {old}, now {new_id}: {reason}")
-        _write_identity_file(self.path, new_id)
+            add_incident(self._conn, "reidentified", f"was {old}, now {new_id}: {reason}")
+        write_identity_file(self.path, new_id)
         logger.error("spool %s lost state (%s); continuing as spool %s", old, reason, new_id)
         return new_id
 
@@ -357,7 +248,7 @@ class Spool:
         self.close()
 
     def _meta(self, key: str) -> str | None:
-        return _get_meta(self._conn, key)
+        return get_meta(self._conn, key)
 
     @property
     def acked_seq(self) -> int:
@@ -401,15 +292,15 @@ class Spool:
         increments: Mapping[tuple[int, str], int],
         step_counts: Mapping[int, int] | None,
     ) -> int:
-        with _transaction(self._conn):
+        with transaction(self._conn):
             if rows:
                 self._conn.executemany(
                     "INSERT INTO chunk (stream, patient_id, device_id, n, data, crc, spooled_us)"
                     " VALUES (?, ?, ?, ?, ?, ?, ?)",
                     rows,
                 )
-            _add_counters(self._conn, increments)
-            _bump_meta(self._conn, "rows_appended", sum(r[3] for r in rows))
+            add_counters(self._conn, increments)
+            bump_meta(self._conn, "rows_appended", sum(r[3] for r in rows))
             if step_counts:
                 self._conn.executemany(
                     "INSERT INTO step_state (device_id, last_count) VALUES (?, ?)"
@@ -418,28 +309,6 @@ class Spool:
                 )
             last = self._conn.execute("SELECT max(seq) FROM chunk").fetchone()
         return int(last[0] or 0) if last else 0
-
-    def save_bindings(self, bindings: Iterable[DeviceBinding]) -> None:
-        """Remember the bound devices, for a daemon that starts while the database is away."""
-        with _transaction(self._conn):
-            self._conn.execute("DELETE FROM binding")
-            self._conn.executemany(
-                "INSERT INTO binding (address, device_id, patient_id, name, profile)"
-                " VALUES (?, ?, ?, ?, ?)",
-                [(b.address, b.device_id, b.patient_id, b.name, b.profile) for b in bindings],
-            )
-
-    def load_step_counts(self) -> dict[int, int]:
-        """Each device's cumulative step counter as of the last committed rows."""
-        rows = self._conn.execute("SELECT device_id, last_count FROM step_state").fetchall()
-        return {int(d): int(c) for d, c in rows}
-
-    def load_bindings(self) -> list[DeviceBinding]:
-        """The bound devices saved last time."""
-        rows = self._conn.execute(
-            "SELECT address, device_id, patient_id, name, profile FROM binding ORDER BY device_id"
-        ).fetchall()
-        return [DeviceBinding(*row) for row in rows]
 
     # ------------------------------------------------------------------ the uploader's side
 
@@ -466,7 +335,7 @@ class Spool:
                 return None
             last_seq = self._plan(acked + 1, newest, max_rows)
             batch_id = f"{self.gateway_id}/{self.spool_id}:{acked + 1}-{last_seq}"
-            with _transaction(self._conn):
+            with transaction(self._conn):
                 if self._in_flight() is None and self.acked_seq == acked:
                     self._conn.execute(
                         "INSERT INTO outbox (batch_id, first_seq, last_seq) VALUES (?, ?, ?)",
@@ -510,8 +379,8 @@ class Spool:
         self._sequence_damaged = True
         logger.error("spool %s: its sequence table is unreadable (%s)", self.path, exc)
         try:
-            with _transaction(self._conn):
-                _add_incident(self._conn, "sequence_damaged", f"sqlite_sequence unreadable: {exc}")
+            with transaction(self._conn):
+                add_incident(self._conn, "sequence_damaged", f"sqlite_sequence unreadable: {exc}")
         except sqlite3.DatabaseError:
             logger.exception("cannot record the damage in the spool either")
 
@@ -631,26 +500,26 @@ class Spool:
         # Read outside the transaction first: a damaged page read inside one fails the rest
         # of it. Inside, it is read again (appends may have come since) unless damaged.
         newest = self._newest_seq()
-        with _transaction(self._conn):
+        with transaction(self._conn):
             if not self._sequence_damaged:
                 newest = self._newest_seq()
             self._conn.execute("DELETE FROM outbox WHERE batch_id = ?", (batch.batch_id,))
-            acked = int(_get_meta(self._conn, "acked_seq") or 0)
+            acked = int(get_meta(self._conn, "acked_seq") or 0)
             if batch.last_seq > acked:
-                _set_meta(self._conn, "acked_seq", str(batch.last_seq))
-                _bump_meta(self._conn, "rows_acked", rows if acked == acked_before else batch.rows)
+                set_meta(self._conn, "acked_seq", str(batch.last_seq))
+                bump_meta(self._conn, "rows_acked", rows if acked == acked_before else batch.rows)
                 if batch.last_seq >= newest:
                     # Everything appended is now uploaded or set aside, including the rows
                     # of unreadable records, which no sum over the table can count.
-                    appended = _get_meta(self._conn, "rows_appended") or "0"
-                    _set_meta(self._conn, "rows_acked", appended)
-            _add_counters(self._conn, dict(counters or {}))
+                    appended = get_meta(self._conn, "rows_appended") or "0"
+                    set_meta(self._conn, "rows_acked", appended)
+            add_counters(self._conn, dict(counters or {}))
 
     def prune(self, keep_uploaded_s: float = DEFAULT_KEEP_UPLOADED_S) -> int:
         """Delete uploaded records spooled more than `keep_uploaded_s` ago; return how many."""
         cutoff_us = time.time_ns() // 1000 - int(keep_uploaded_s * 1e6)
-        with _transaction(self._conn):
-            acked = int(_get_meta(self._conn, "acked_seq") or 0)
+        with transaction(self._conn):
+            acked = int(get_meta(self._conn, "acked_seq") or 0)
             cur = self._conn.execute(
                 "DELETE FROM chunk WHERE seq <= ? AND spooled_us < ?", (acked, cutoff_us)
             )
@@ -659,10 +528,10 @@ class Spool:
     def status(self) -> SpoolStatus:
         """Backlog, lag and counters as committed now (constant time, however large the backlog)."""
         conn = self._conn
-        with _transaction(conn, "DEFERRED"):
-            acked = int(_get_meta(conn, "acked_seq") or 0)
-            appended = int(_get_meta(conn, "rows_appended") or 0)
-            uploaded = int(_get_meta(conn, "rows_acked") or 0)
+        with transaction(conn, "DEFERRED"):
+            acked = int(get_meta(conn, "acked_seq") or 0)
+            appended = int(get_meta(conn, "rows_appended") or 0)
+            uploaded = int(get_meta(conn, "rows_acked") or 0)
             flight = conn.execute("SELECT batch_id FROM outbox LIMIT 1").fetchone()
             counters: dict[int, dict[str, int]] = {}
             for device_id, name, value in conn.execute(
@@ -675,7 +544,7 @@ class Spool:
                     "SELECT at_us, kind, detail FROM incident ORDER BY rowid DESC LIMIT 20"
                 )
             )
-            replaces = _get_meta(conn, "replaces")
+            replaces = get_meta(conn, "replaces")
         last_seq = self._newest_seq()
         try:  # outside the transaction: a damaged page would fail the rest of it
             oldest = conn.execute(
@@ -700,250 +569,12 @@ class Spool:
         )
 
 
-@contextmanager
-def _transaction(conn: sqlite3.Connection, mode: str = "IMMEDIATE") -> Iterator[None]:
-    """BEGIN IMMEDIATE (or DEFERRED, for reads) … COMMIT on an autocommit connection."""
-    conn.execute(f"BEGIN {mode}")
-    try:
-        yield
-    except BaseException:
-        if conn.in_transaction:  # SQLite may already have rolled back (disk full, I/O error)
-            conn.execute("ROLLBACK")
-        raise
-    conn.execute("COMMIT")
-
-
-_TABLES_KEPT: Final = {
-    "meta": ("SELECT key, value FROM meta", "INSERT INTO meta VALUES (?, ?)"),
-    "outbox": ("SELECT * FROM outbox", "INSERT INTO outbox VALUES (?, ?, ?)"),
-    "counter": ("SELECT * FROM counter", "INSERT INTO counter VALUES (?, ?, ?)"),
-    "step_state": ("SELECT * FROM step_state", "INSERT INTO step_state VALUES (?, ?)"),
-    "binding": ("SELECT * FROM binding", "INSERT INTO binding VALUES (?, ?, ?, ?, ?)"),
-    "incident": ("SELECT * FROM incident", "INSERT INTO incident VALUES (?, ?, ?)"),
-}
-"""What a rebuild copies besides the records: each table's read and its write, spelled out."""
-_CHUNK_SELECT: Final = (
-    "SELECT seq, stream, patient_id, device_id, n, data, crc, spooled_us FROM chunk"
-    " WHERE seq BETWEEN ? AND ?"
-)
-_CHUNK_INSERT: Final = (
-    "INSERT INTO chunk (seq, stream, patient_id, device_id, n, data, crc, spooled_us)"
-    " VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
-)
-_REBUILD_RANGE: Final = 1_000
-
-
-def _sequence_damaged(path: Path) -> bool:
-    """Whether the spool's sequence table cannot be read (the page appends need)."""
-    try:
-        with contextlib.closing(sqlite3.connect(path)) as conn:
-            conn.execute("SELECT seq FROM sqlite_sequence").fetchall()
-    except sqlite3.OperationalError:
-        return False  # locked, or no such table yet: not damage
-    except sqlite3.DatabaseError:
-        return True
-    return False
-
-
-def rebuild(path: Path) -> Path:
-    """Copy what can be read of a damaged spool into a new file; set the damaged one aside.
-
-    Every readable record keeps its sequence number, the meta data (identity, watermark,
-    counters) and the outbox are kept, and the sequence restarts above the highest number
-    known, so no number is given out twice. Records that cannot be read are left out:
-    the uploader finds their numbers missing and quarantines them as corrupt, so their
-    loss is counted. The damaged file is kept beside the spool (`*.damaged-<time>`) for
-    inspection. Returns where it went. The caller must hold the daemon lock.
-    """
-    stamp = time.strftime("%Y%m%dT%H%M%S", time.gmtime())
-    aside = path.with_name(f"{path.name}.damaged-{stamp}")
-    fresh = path.with_name(f"{path.name}.rebuild")
-    fresh.unlink(missing_ok=True)
-    lost: list[str] = []
-    with (
-        contextlib.closing(sqlite3.connect(path, isolation_level=None)) as src,
-        contextlib.closing(sqlite3.connect(fresh, isolation_level=None)) as dst,
-    ):
-        dst.execute("PRAGMA journal_mode = DELETE")
-        with _transaction(dst):
-            _create(dst)
-            for table, (read, write) in _TABLES_KEPT.items():
-                try:
-                    found = src.execute(read).fetchall()
-                except sqlite3.DatabaseError as exc:
-                    lost.append(f"table {table}: {exc}")
-                    continue
-                dst.executemany(write, found)
-            newest, copied, unreadable = _copy_chunks(src, dst)
-            known = [newest]
-            for query in (
-                "SELECT max(last_seq) FROM outbox",
-                "SELECT value FROM meta WHERE key = 'acked_seq'",
-            ):
-                row = dst.execute(query).fetchone()
-                if row and row[0] is not None:
-                    known.append(int(row[0]))
-            dst.execute("DELETE FROM sqlite_sequence WHERE name = 'chunk'")
-            dst.execute(
-                "INSERT INTO sqlite_sequence (name, seq) VALUES ('chunk', ?)", (max(known),)
-            )
-            detail = (
-                f"sqlite_sequence damaged: rebuilt with {copied} records, {unreadable}"
-                f" unreadable left out; damaged file kept as {aside.name}"
-            )
-            if lost:
-                detail += "; lost " + "; ".join(lost)
-            _add_incident(dst, "rebuilt", detail)
-    for suffix in ("", "-wal", "-shm"):
-        source = path.with_name(path.name + suffix)
-        if source.exists():
-            os.replace(source, aside.with_name(aside.name + suffix))
-    os.replace(fresh, path)
-    logger.error("spool %s: %s", path, detail)
-    return aside
-
-
-def _copy_chunks(src: sqlite3.Connection, dst: sqlite3.Connection) -> tuple[int, int, int]:
-    """Copy every readable record; return (highest number copied, copied, unreadable)."""
-    try:
-        row = src.execute("SELECT min(seq), max(seq) FROM chunk").fetchone()
-        low, high = (int(row[0]), int(row[1])) if row and row[0] is not None else (1, 0)
-    except sqlite3.DatabaseError:
-        low, high = _probe_range(src)
-    copied = unreadable = 0
-    highest = 0
-    for first in range(low, high + 1, _REBUILD_RANGE):
-        last = min(high, first + _REBUILD_RANGE - 1)
-        try:
-            found = src.execute(_CHUNK_SELECT, (first, last)).fetchall()
-        except sqlite3.DatabaseError:
-            found = []
-            for seq in range(first, last + 1):
-                try:
-                    found.extend(src.execute(_CHUNK_SELECT, (seq, seq)).fetchall())
-                except sqlite3.DatabaseError:
-                    unreadable += 1
-        dst.executemany(_CHUNK_INSERT, found)
-        copied += len(found)
-        highest = max([highest, *(int(r[0]) for r in found)])
-    return highest, copied, unreadable
-
-
-def _probe_range(src: sqlite3.Connection) -> tuple[int, int]:
-    """The range of record numbers when the table cannot be scanned: from the meta data."""
-    try:
-        row = src.execute("SELECT value FROM meta WHERE key = 'acked_seq'").fetchone()
-        acked = int(row[0]) if row else 0
-    except sqlite3.DatabaseError:
-        acked = 0
-    return acked + 1, acked + MAX_BATCH_RECORDS
-
-
-def _identity_path(path: Path) -> Path:
-    return path.with_name(path.name + ".id")
-
-
-def _identify(conn: sqlite3.Connection, path: Path) -> None:
-    """Give a new spool its identity; note which spool it replaces if its file was lost.
-
-    The identity is kept twice: in the spool and in a small file beside it. A spool file
-    that is new or was emptied (truncated to zero, deleted) while the identity file names
-    another spool took over from that one, and whatever the lost file held that the store
-    had not acknowledged is gone: that is recorded, to be reported, not passed over.
-    """
-    if _get_meta(conn, "spool_id"):
-        return
-    new_id = uuid.uuid4().hex
-    _set_meta(conn, "spool_id", new_id)
-    try:
-        previous = _identity_path(path).read_text(encoding="ascii").strip()
-    except (OSError, UnicodeDecodeError):
-        previous = ""
-    if previous and previous != new_id:
-        reason = (
-            f"the spool file was new or empty but its identity file names spool {previous}:"
-            " what that spool had not uploaded is lost"
-        )
-        _set_meta(conn, "replaces", previous)
-        _set_meta(conn, "replaced_reason", reason)
-        _add_incident(conn, "replaced", reason)
-        logger.error("spool %s replaces lost spool %s (file new or emptied)", new_id, previous)
-
-
-def _write_identity_file(path: Path, spool_id: str) -> None:
-    """Keep the identity beside the spool (atomically: a torn write must not name another)."""
-    target = _identity_path(path)
-    try:
-        if target.read_text(encoding="ascii").strip() == spool_id:
-            return
-    except (OSError, UnicodeDecodeError):
-        pass
-    # A name of its own: the daemon's two connections (and a status reader) open at once.
-    tmp = target.with_name(f"{target.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp")
-    fd = os.open(tmp, os.O_CREAT | os.O_WRONLY | os.O_TRUNC, 0o600)
-    try:
-        os.write(fd, f"{spool_id}\n".encode("ascii"))
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-    os.replace(tmp, target)
-
-
-def _add_incident(conn: sqlite3.Connection, kind: str, detail: str) -> None:
-    conn.execute(
-        "INSERT INTO incident (at_us, kind, detail) VALUES (?, ?, ?)",
-        (time.time_ns() // 1000, kind, detail),
-    )
-
-
-def _create(conn: sqlite3.Connection) -> None:
-    for statement in _SCHEMA.split(";"):
-        if statement.strip():
-            conn.execute(statement)
-
-
-def _get_meta(conn: sqlite3.Connection, key: str) -> str | None:
-    row = conn.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
-    return None if row is None else str(row[0])
-
-
-def _set_meta(conn: sqlite3.Connection, key: str, value: str) -> None:
-    conn.execute(
-        "INSERT INTO meta (key, value) VALUES (?, ?)"
-        " ON CONFLICT (key) DO UPDATE SET value = excluded.value",
-        (key, value),
-    )
-
-
-def _bump_meta(conn: sqlite3.Connection, key: str, by: int) -> None:
-    if by:
-        _set_meta(conn, key, str(int(_get_meta(conn, key) or 0) + by))
-
-
-def _add_counters(conn: sqlite3.Connection, increments: Mapping[tuple[int, str], int]) -> None:
-    rows = [(d, n, v) for (d, n), v in increments.items() if v]
-    if rows:
-        conn.executemany(
-            "INSERT INTO counter (device_id, name, value) VALUES (?, ?, ?)"
-            " ON CONFLICT (device_id, name) DO UPDATE SET value = value + excluded.value",
-            rows,
-        )
-
-
 __all__ = [
     "DEFAULT_BATCH_ROWS",
     "DEFAULT_KEEP_UPLOADED_S",
-    "SPOOL_FILE",
     "CorruptRecord",
-    "DeviceBinding",
     "Spool",
     "SpoolBatch",
-    "SpoolDamagedError",
-    "SpoolError",
     "SpoolIncident",
     "SpoolStatus",
-    "daemon_lock",
-    "default_gateway_id",
-    "rebuild",
-    "spool_path",
 ]

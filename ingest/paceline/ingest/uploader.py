@@ -18,13 +18,14 @@ so the good rows land and only the bad one is quarantined.
 Database errors that come and go (connection lost, administrator shutdown, server
 starting, failover) are retried with exponential backoff; the batch stays in the spool's
 outbox meanwhile and the spool keeps growing behind it.
+
+This module is the loop and its errors. The batch model is `batch_rows`, what a batch
+sets aside is `held`, and which rows the store would refuse is `routing`.
 """
 
 from __future__ import annotations
 
 import asyncio
-import dataclasses
-import hashlib
 import logging
 import random
 import sqlite3
@@ -35,44 +36,28 @@ from typing import Any, Final, Literal
 
 import numpy as np
 import psycopg
-from numpy.typing import NDArray
 
 from paceline.ingest import IngestError
 from paceline.ingest.backoff import Backoff
-from paceline.ingest.records import PAYLOAD, SAMPLE_DTYPES, Chunk
-from paceline.ingest.spool import (
-    DEFAULT_BATCH_ROWS,
-    DEFAULT_KEEP_UPLOADED_S,
-    CorruptRecord,
-    Spool,
-    SpoolBatch,
-)
+from paceline.ingest.batch_rows import BatchRows, spool_identity
+from paceline.ingest.held import HeldRows, held_unreadable
+from paceline.ingest.routing import route, take_out_invalid
+from paceline.ingest.spool import DEFAULT_BATCH_ROWS, DEFAULT_KEEP_UPLOADED_S, Spool, SpoolBatch
 from paceline.store import (
-    Batch,
     BatchConflictError,
     BatchIdentity,
     BatchRejectedError,
-    ColumnError,
-    HrRows,
-    RrRows,
     ServerUnreachableError,
     SpoolRegressionError,
-    StepRows,
     connect,
     write_batch,
 )
-from paceline.store.columns import MAX_ENERGY_KJ, Rows, problems
 from paceline.store.spools import record_incident, register_spool
-from paceline.store.writer import MAX_FUTURE_S
 
 logger = logging.getLogger(__name__)
 
 PRUNE_EVERY_S: Final = 600.0
 """How often uploaded records past their keep time are deleted (a cheap indexed DELETE)."""
-MAX_QUARANTINED_HEX: Final = 65_536
-"""Raw bytes kept of a corrupt spool record, as hex characters: enough to inspect it,
-bounded so that one damaged megabyte does not bloat the quarantine table."""
-
 DB_BACKOFF: Final = Backoff(base_s=0.5, cap_s=30.0)
 """Retry after database errors: quick for a blip, every half minute during an outage."""
 DB_KEEPALIVE: Final[dict[str, int]] = {
@@ -117,187 +102,7 @@ def is_transient(exc: BaseException) -> bool:
     )
 
 
-# --------------------------------------------------------------------------- batch columns
-
-_KEY_FIELDS: Final = [("patient_id", "<i8"), ("device_id", "<i8")]
-
-
-def _with_keys(stream: str) -> np.dtype[np.void]:
-    return np.dtype(_KEY_FIELDS + SAMPLE_DTYPES[stream].descr)
-
-
-_KEYED: Final = {stream: _with_keys(stream) for stream in SAMPLE_DTYPES}
-
-
-@dataclass(frozen=True, eq=False)
-class Columns:
-    """The sample rows of a batch, one keyed record array per stream."""
-
-    streams: dict[str, NDArray[np.void]]
-
-    @classmethod
-    def of_chunks(cls, chunks: list[Chunk]) -> Columns:
-        """Concatenate the sample chunks of a spool batch, stream by stream."""
-        parts: dict[str, list[NDArray[np.void]]] = {s: [] for s in SAMPLE_DTYPES}
-        for chunk in chunks:
-            if chunk.stream == PAYLOAD:
-                continue
-            samples = chunk.samples()
-            keyed = np.empty(samples.size, dtype=_KEYED[chunk.stream])
-            keyed["patient_id"] = chunk.patient_id
-            keyed["device_id"] = chunk.device_id
-            for name in samples.dtype.names or ():
-                keyed[name] = samples[name]
-            parts[chunk.stream].append(keyed)
-        return cls(
-            {s: np.concatenate(p) if p else np.empty(0, dtype=_KEYED[s]) for s, p in parts.items()}
-        )
-
-    def __len__(self) -> int:
-        return sum(int(a.size) for a in self.streams.values())
-
-    def without(self, stream: str, index: NDArray[np.intp]) -> Columns:
-        """Everything except the rows at `index` of `stream`."""
-        keep = np.ones(self.streams[stream].size, dtype=np.bool_)
-        keep[index] = False
-        return Columns({s: (a[keep] if s == stream else a) for s, a in self.streams.items()})
-
-    def row(self, stream: str, i: int) -> dict[str, Any]:
-        """One row as JSON-able values (for quarantine)."""
-        record = self.streams[stream][i]
-        names = record.dtype.names or ()
-        return {name: record[name].item() for name in names}
-
-    def rows_per_device(self) -> dict[int, int]:
-        """How many rows each device has in these columns."""
-        counts: dict[int, int] = {}
-        for a in self.streams.values():
-            ids, n = np.unique(a["device_id"], return_counts=True)
-            for device_id, count in zip(ids.tolist(), n.tolist(), strict=True):
-                counts[device_id] = counts.get(device_id, 0) + count
-        return counts
-
-    def dedupe(self, held: _Quarantined) -> tuple[Columns, int]:
-        """Drop rows repeating an earlier row's (patient, device, time) key, as the writer would.
-
-        Done here so that a row number in the writer's rejection is a row number of ours.
-        A repeat whose values differ is a second reading for one key, which the writer
-        refuses: it is set aside (with the first kept) rather than failing the batch.
-        """
-        out: dict[str, NDArray[np.void]] = {}
-        dropped = 0
-        for s, a in self.streams.items():
-            order = np.lexsort((a["time_us"], a["device_id"], a["patient_id"]))
-            p, d, t = a["patient_id"][order], a["device_id"][order], a["time_us"][order]
-            first = np.ones(order.size, dtype=np.bool_)
-            first[1:] = (p[1:] != p[:-1]) | (d[1:] != d[:-1]) | (t[1:] != t[:-1])
-            if first.all():
-                out[s] = a
-                continue
-            head = order[np.maximum.accumulate(np.where(first, np.arange(order.size), 0))]
-            conflict = np.zeros(order.size, dtype=np.bool_)
-            for name in SAMPLE_DTYPES[s].names or ():
-                if name not in ("time_us", "received_us"):
-                    conflict |= ~first & (a[name][order] != a[name][head])
-            for k in np.flatnonzero(conflict).tolist():
-                i = int(order[k])
-                reason = (
-                    f"a second {s} reading for the time of row {int(head[k])}, with other values"
-                )
-                held.add(s, reason, self.row(s, i), int(a["device_id"][i]))
-            keep = np.sort(order[first])
-            dropped += int(a.size - keep.size - np.count_nonzero(conflict))
-            out[s] = a[keep]
-        return Columns(out), dropped
-
-    def checked_rows(self, stream: str) -> tuple[Rows, dict[int, str]]:
-        """Store columns for one stream, and every row no device could have sent, with why.
-
-        Every check runs once over the whole stream (a batch with 50,000 bad rows costs
-        one pass, not one per bad row).
-        """
-        a = self.streams[stream]
-        time_col = a["time_us"].astype("datetime64[us]")
-        rows: Rows
-        if stream == "hr":
-            hr, checks = HrRows.checked(
-                patient_id=a["patient_id"],
-                device_id=a["device_id"],
-                time=time_col,
-                bpm=a["bpm"],
-            )
-            energy = a["energy_kj"].astype(np.int64)
-            checks.append(
-                (
-                    (energy < -1) | (energy > MAX_ENERGY_KJ),
-                    lambda i: f"energy_kj {energy[i]} is outside 0..{MAX_ENERGY_KJ}",
-                )
-            )
-            # The spool's sentinels (-1) map straight onto the writer's own encoding, without
-            # a per-row Python detour through None that would halve the drain rate.
-            rows = dataclasses.replace(
-                hr,
-                sensor_contact=np.clip(a["contact"], -1, 1).astype(np.int8),
-                energy_kj=np.clip(energy, 0, MAX_ENERGY_KJ).astype(np.int32),
-                energy_present=energy >= 0,
-            )
-        elif stream == "rr":
-            rows, checks = RrRows.checked(
-                patient_id=a["patient_id"],
-                device_id=a["device_id"],
-                time=time_col,
-                rr_ms=a["rr_ms"],
-            )
-        else:
-            rows, checks = StepRows.checked(
-                patient_id=a["patient_id"],
-                device_id=a["device_id"],
-                time=time_col,
-                steps=a["steps"],
-            )
-        return rows, problems(checks, int(a.size))
-
-    def to_rows(self, stream: str) -> Rows:
-        """Validated store columns for one stream; raises `ColumnError` naming the first bad row."""
-        rows, bad = self.checked_rows(stream)
-        if bad:
-            i, reason = next(iter(bad.items()))
-            raise ColumnError(stream, i, reason)
-        return rows
-
-    def to_batch(self, batch_id: str) -> Batch:
-        """A store batch of these columns; raises `ColumnError` if a value is invalid."""
-        made: dict[str, Any] = {}
-        for s, a in self.streams.items():
-            if a.size:
-                made[s] = self.to_rows(s)
-        return Batch(batch_id, hr=made.get("hr"), rr=made.get("rr"), steps=made.get("steps"))
-
-
 # --------------------------------------------------------------------------- the uploader
-
-
-@dataclass
-class _Quarantined:
-    """Rows set aside from one batch, with their reasons, and how many each device had."""
-
-    by_key: dict[tuple[str, str], list[dict[str, Any]]] = field(default_factory=dict)
-    per_device: dict[int, int] = field(default_factory=dict)
-
-    def add(self, stream: str, reason: str, row: dict[str, Any], device_id: int) -> None:
-        self.by_key.setdefault((stream, reason), []).append(row)
-        self.per_device[device_id] = self.per_device.get(device_id, 0) + 1
-
-    def __len__(self) -> int:
-        return sum(len(rows) for rows in self.by_key.values())
-
-    def entries(self) -> list[tuple[str, dict[str, Any], str]]:
-        """(stream, row, reason) of every held row, as `write_batch(quarantined=...)` takes them."""
-        return [
-            (stream, row, reason)
-            for (stream, reason), rows in sorted(self.by_key.items())
-            for row in rows
-        ]
 
 
 @dataclass
@@ -482,27 +287,11 @@ class Uploader:
     def _upload(self, batch: SpoolBatch, started: float) -> UploadReport:
         conn = self._connection()
         chunks = [chunk for _seq, chunk in batch.chunks]
-        held = _Quarantined()
-        for seq, chunk in batch.chunks:
-            if chunk.stream == PAYLOAD:
-                for item in chunk.payloads():
-                    held.add(
-                        PAYLOAD,
-                        str(item.get("reason", "malformed payload")),
-                        {**item, "spool_seq": seq},
-                        chunk.device_id,
-                    )
-        for record in batch.corrupt:
-            held.add(
-                PAYLOAD,
-                f"spool record failed its check: {record.reason}",
-                _corrupt_row(record),
-                record.device_id,
-            )
+        held = held_unreadable(batch)
 
-        columns = Columns.of_chunks(chunks)
+        columns = BatchRows.of_chunks(chunks)
         total = len(columns)
-        columns = _validated(columns, held)
+        columns = take_out_invalid(columns, held)
         columns, duplicates = columns.dedupe(held)
         identity = spool_identity(batch)
         written = self._write(conn, batch.batch_id, columns, held, identity)
@@ -531,63 +320,12 @@ class Uploader:
             seconds=time.perf_counter() - started,
         )
 
-    def _route(
-        self, conn: psycopg.Connection[Any], columns: Columns, held: _Quarantined
-    ) -> Columns:
-        """Take out rows the writer would refuse for a reason that concerns many rows at once.
-
-        Those are rows of a device the store does not know or has bound to another patient
-        (a re-bound strap's backlog), and rows from more than five minutes in the future by
-        the server's clock (a gateway whose clock was stepped back). The writer would
-        refuse the batch for each of them in turn; one look here saves a split per row.
-        The writer stays the authority: anything it still refuses is split out later.
-        """
-        device_ids = sorted(columns.rows_per_device())
-        if not device_ids:
-            return columns
-        rows = conn.execute(
-            "SELECT d.device_id, d.patient_id,"
-            " (extract(epoch FROM now() + make_interval(secs => %s)) * 1000000)::bigint"
-            " FROM unnest(%s::bigint[]) AS k(device_id) LEFT JOIN device d USING (device_id)",
-            (MAX_FUTURE_S, device_ids),
-        ).fetchall()
-        limit_us = int(rows[0][2])
-        bound: dict[int, int | None] = {
-            int(d): (None if p is None else int(p)) for d, p, _limit in rows if d is not None
-        }
-        keys = np.array(device_ids, dtype=np.int64)
-        owners = np.array([-1 if bound.get(d) is None else bound[d] for d in device_ids])
-        out = columns
-        for stream, a in columns.streams.items():
-            if not a.size:
-                continue
-            owner = owners[np.searchsorted(keys, a["device_id"])]
-            wrong = np.flatnonzero((owner != a["patient_id"]) | (a["time_us"] > limit_us))
-            if not wrong.size:
-                continue
-            for i in wrong.tolist():
-                device_id = int(a["device_id"][i])
-                if device_id not in bound:
-                    reason = f"unknown device {device_id}"
-                elif bound[device_id] is None:
-                    reason = f"device {device_id} is not bound to a patient"
-                elif bound[device_id] != int(a["patient_id"][i]):
-                    reason = (
-                        f"device {device_id} is bound to patient {bound[device_id]},"
-                        f" not patient {int(a['patient_id'][i])}"
-                    )
-                else:
-                    reason = f"time is more than {MAX_FUTURE_S // 60} minutes in the future"
-                held.add(stream, reason, columns.row(stream, i), device_id)
-            out = out.without(stream, wrong)
-        return out
-
     def _write(
         self,
         conn: psycopg.Connection[Any],
         batch_id: str,
-        columns: Columns,
-        held: _Quarantined,
+        columns: BatchRows,
+        held: HeldRows,
         identity: BatchIdentity,
     ) -> _Written:
         """Commit the batch with its set-aside rows in one transaction, under its own id.
@@ -600,7 +338,7 @@ class Uploader:
         written = _Written()
         while True:
             written.pieces += 1
-            columns = self._route(conn, columns, held)
+            columns = route(conn, columns, held)
             try:
                 result = write_batch(
                     conn,
@@ -715,54 +453,6 @@ async def _wait(
         await asyncio.gather(*waiters, return_exceptions=True)
 
 
-def _validated(columns: Columns, held: _Quarantined) -> Columns:
-    """Take out, in one pass per stream, the rows holding values no device could send."""
-    out = columns
-    for stream in SAMPLE_DTYPES:
-        if not out.streams[stream].size:
-            continue
-        _rows, bad = out.checked_rows(stream)
-        if not bad:
-            continue
-        for i, reason in bad.items():
-            row = out.row(stream, i)
-            held.add(stream, reason, row, int(row["device_id"]))
-        out = out.without(stream, np.fromiter(bad, dtype=np.intp, count=len(bad)))
-    return out
-
-
-def spool_identity(batch: SpoolBatch) -> BatchIdentity:
-    """What the batch id stands for: the spool's records as read, before anything was set aside.
-
-    Independent of what the database decides (routing, quarantine), so a replay of the
-    same records is recognised as one, and the same id offered for other records is not.
-    """
-    digest = hashlib.sha256()
-    for seq, chunk in batch.chunks:
-        digest.update(
-            f"{seq}:{chunk.stream}:{chunk.patient_id}:{chunk.device_id}:{chunk.count}:".encode()
-        )
-        digest.update(chunk.data)
-    for record in batch.corrupt:
-        digest.update(f"{record.seq}:corrupt:".encode())
-    return BatchIdentity(
-        row_count=batch.rows + len(batch.corrupt),
-        digest=digest.digest(),
-        spool_id=batch.spool_id,
-        first_seq=batch.first_seq,
-        last_seq=batch.last_seq,
-    )
-
-
-def _corrupt_row(record: CorruptRecord) -> dict[str, Any]:
-    raw = record.raw_hex
-    return {
-        "spool_seq": record.seq,
-        "hex": None if raw is None else raw[:MAX_QUARANTINED_HEX],
-        "truncated": raw is not None and len(raw) > MAX_QUARANTINED_HEX,
-    }
-
-
 def _describe(exc: BaseException) -> str:
     text = " ".join(line.strip() for line in str(exc).splitlines() if line.strip())
     return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
@@ -771,7 +461,6 @@ def _describe(exc: BaseException) -> str:
 __all__ = [
     "DB_BACKOFF",
     "DB_KEEPALIVE",
-    "Columns",
     "UploadError",
     "UploadReport",
     "Uploader",

@@ -44,9 +44,9 @@ from paceline.devices.samples import (
 )
 from paceline.devices.steps import StepCounter
 from paceline.devices.transport import DeviceLink, find_device, reconnect_delay_s
+from paceline.ingest.chunks import SampleBuffer, epoch_us
 from paceline.ingest.config import DEFAULT_CONFIG, DaemonConfig
-from paceline.ingest.records import SampleBuffer, epoch_us
-from paceline.ingest.spool import DeviceBinding
+from paceline.ingest.gateway_state import DeviceBinding
 from paceline.ingest.timeline import Timeline
 
 logger = logging.getLogger(__name__)

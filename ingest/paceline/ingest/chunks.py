@@ -1,4 +1,4 @@
-"""Spool records: samples packed as numpy columns, one chunk per stream, patient and device.
+"""Spool chunks: samples packed as numpy columns, one chunk per stream, patient and device.
 
 A chunk is what the daemon commits to the spool for one device and one stream at one
 flush. Its rows are a packed little-endian numpy record array, so writing a chunk is one

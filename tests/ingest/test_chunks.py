@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from paceline.ingest.records import PAYLOAD, Chunk, RecordError, SampleBuffer
+from paceline.ingest.chunks import PAYLOAD, Chunk, RecordError, SampleBuffer
 
 
 def _buffer_with_everything() -> SampleBuffer:
