@@ -337,7 +337,7 @@ async def test_persistent_connect_failure_raises_connect_error_with_the_cause(
     link = link_for(strap, registry, clock, events)
     with pytest.raises(ConnectError, match="InProgress") as raised:
         await within_guard(link.connect(max_attempts=2))
-    assert isinstance(raised.value.__cause__, BleakConnectionError)
+    assert isinstance(raised.value.error, BleakConnectionError)
     assert raised.value.address == strap.address
     assert not link.is_connected
     assert reconnect_delay_s(raised.value, 0) == RECONNECT_BASE_DELAY_S
@@ -448,10 +448,10 @@ def test_policy_after_a_lost_link_retries_promptly_then_backs_off() -> None:
 
 
 def test_policy_classifies_by_cause() -> None:
-    """Not found and out-of-slots wait longer, also when wrapped in a ConnectError."""
-    wrapped = ConnectError("AA", "gone")
-    wrapped.__cause__ = BleakNotFoundError("gone")
+    """Not found and out-of-slots wait longer, also when kept in a ConnectError."""
+    wrapped = ConnectError("AA", "gone", error=BleakNotFoundError("gone"))
     assert reconnect_delay_s(wrapped, 0) == RECONNECT_NOT_FOUND_DELAY_S
+    assert ConnectError("AA", "gone", error=BleakNotFoundError("x")).__cause__ is None
     assert (
         reconnect_delay_s(BleakOutOfConnectionSlotsError("no slot"), 0) == RECONNECT_NO_SLOT_DELAY_S
     )

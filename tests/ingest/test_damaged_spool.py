@@ -169,6 +169,7 @@ def test_a_spool_that_cannot_append_is_rebuilt_keeping_its_records_and_identity(
     assert rebuilt.counters == before.counters
     assert [i.kind for i in rebuilt.incidents][:1] == ["rebuilt"]
     assert len(list(tmp_path.glob("spool.sqlite.damaged-*"))) >= 1  # kept for inspection
+    assert path.stat().st_mode & 0o777 == 0o600
     assert (after.acked_seq, after.pending_rows) == (41, 0)
     stored = conn.execute("SELECT count(*) FROM hr_sample WHERE device_id = %s", (did,)).fetchone()
     conn.commit()

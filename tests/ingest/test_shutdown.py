@@ -10,7 +10,8 @@ import pytest
 
 from paceline.ingest.daemon import DaemonConfig
 from paceline.ingest.spool import Spool
-from paceline.ingest.uploader import DB_KEEPALIVE, Uploader, UploadReport
+from paceline.ingest.uploader import Uploader, UploadReport
+from paceline.store.connection import KEEPALIVE
 from tests.ingest.conftest import (
     FAST_DB_BACKOFF,
     RigFactory,
@@ -27,9 +28,7 @@ def test_the_uploader_connects_with_tcp_keepalives(db_dsn: str, tmp_path: Path) 
             parameters = uploader._connection().info.get_parameters()
         finally:
             uploader.close()
-    assert {k: parameters.get(k) for k in DB_KEEPALIVE} == {
-        k: str(v) for k, v in DB_KEEPALIVE.items()
-    }
+    assert {k: parameters.get(k) for k in KEEPALIVE} == {k: str(v) for k, v in KEEPALIVE.items()}
 
 
 async def test_a_hung_upload_does_not_hold_up_shutdown_and_its_rows_stay_spooled(

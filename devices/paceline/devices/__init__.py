@@ -28,12 +28,18 @@ class PayloadError(DeviceError, ValueError):
 
 
 class ConnectError(DeviceError):
-    """A wearable could not be connected (after bleak-retry-connector's own retries)."""
+    """A wearable could not be connected (after bleak-retry-connector's own retries).
 
-    def __init__(self, address: str, reason: str) -> None:
-        """Keep the address and the reason bleak-retry-connector gave."""
+    `error` is what bleak-retry-connector (or bleak) raised, kept as it was: its type
+    says why (not found, out of connection slots, a BlueZ error), and the retry policy
+    reads it from here rather than by walking the chain of causes.
+    """
+
+    def __init__(self, address: str, reason: str, *, error: BaseException | None = None) -> None:
+        """Keep the address, the reason, and the error bleak-retry-connector raised."""
         self.address = address
         self.reason = reason
+        self.error = error
         super().__init__(f"cannot connect to {address}: {reason}")
 
 

@@ -69,6 +69,7 @@ from paceline.devices import (
     UnsupportedDeviceError,
     uuids,
 )
+from paceline.devices.backoff import Backoff
 from paceline.devices.clock import SYSTEM_CLOCK, Clock, Stamper
 from paceline.devices.events import EventSink, LinkLost, Reading, Rejected
 from paceline.devices.gatt import (
@@ -132,42 +133,38 @@ another connection ends, which takes far longer than a retry."""
 
 RECONNECT_JITTER_FRACTION: Final = 0.25
 """Spread of the delay so that the devices of one gateway do not all retry together."""
-
-
-def _root_causes(exc: BaseException) -> list[BaseException]:
-    """The exception and its chain of causes, outermost first."""
-    chain: list[BaseException] = []
-    current: BaseException | None = exc
-    while current is not None and current not in chain:
-        chain.append(current)
-        current = current.__cause__ or current.__context__
-    return chain
+RECONNECT_BACKOFF: Final = Backoff(
+    base_s=RECONNECT_BASE_DELAY_S,
+    cap_s=RECONNECT_MAX_DELAY_S,
+    factor=2.0,
+    jitter=RECONNECT_JITTER_FRACTION,
+)
+"""The ordinary reconnect policy; not-found and no-slot failures wait at least longer."""
 
 
 def reconnect_delay_s(exc: BaseException | None, attempt: int, *, jitter: float = 0.0) -> float:
     """Seconds to wait before reconnect attempt `attempt` (0-based), given why the last one failed.
 
-    `exc` is None after a working link was lost, else the error `connect()` raised (its
-    causes are inspected, so a `ConnectError` wrapping bleak-retry-connector's errors is
-    classified by what actually happened). `jitter` in [0, 1) comes from the caller's RNG,
-    which keeps this function pure.
+    `exc` is None after a working link was lost, else the error `connect()` raised; a
+    `ConnectError` is classified by the bleak-retry-connector error it keeps (`error`).
+    `jitter` in [0, 1) comes from the caller's RNG, which keeps this function pure.
     """
     if attempt < 0:
         raise ValueError(f"attempt must be >= 0, got {attempt}")
     if not 0.0 <= jitter < 1.0:
         raise ValueError(f"jitter must be in [0, 1), got {jitter}")
-    backoff = min(RECONNECT_MAX_DELAY_S, RECONNECT_BASE_DELAY_S * 2.0 ** min(attempt, 16))
+    backoff = RECONNECT_BACKOFF.delay_s(attempt)
     if exc is None:
         delay = RECONNECT_AFTER_LOSS_S if attempt == 0 else backoff
     else:
-        causes = _root_causes(exc)
-        if any(isinstance(cause, BleakOutOfConnectionSlotsError) for cause in causes):
+        why = exc.error if isinstance(exc, ConnectError) and exc.error is not None else exc
+        if isinstance(why, BleakOutOfConnectionSlotsError):
             delay = max(RECONNECT_NO_SLOT_DELAY_S, backoff)
-        elif any(isinstance(c, BleakNotFoundError | BleakDeviceNotFoundError) for c in causes):
+        elif isinstance(why, BleakNotFoundError | BleakDeviceNotFoundError):
             delay = max(RECONNECT_NOT_FOUND_DELAY_S, backoff)
         else:
             delay = backoff
-    return delay * (1.0 + RECONNECT_JITTER_FRACTION * jitter)
+    return RECONNECT_BACKOFF.stretch(delay, jitter)
 
 
 NO_ADAPTER_REASONS: Final = frozenset(
@@ -407,7 +404,7 @@ class DeviceLink:
                 **kwargs,
             )
         except (BleakError, TimeoutError, EOFError, BrokenPipeError) as exc:
-            raise ConnectError(self.address, str(exc) or type(exc).__name__) from exc
+            raise ConnectError(self.address, str(exc) or type(exc).__name__, error=exc) from exc
         self._client = client
         services = discovered_services(client.services)
         resolved = self._profiles.resolve(services)

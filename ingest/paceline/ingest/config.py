@@ -8,13 +8,13 @@ from typing import Final
 
 from bleak_retry_connector import MAX_CONNECT_ATTEMPTS
 
+from paceline.devices.backoff import Backoff
 from paceline.devices.clock import CLOCK_FLOOR
 from paceline.devices.transport import (
     DISCONNECT_TIMEOUT_S,
     RECONNECT_MAX_DELAY_S,
     SILENCE_TIMEOUT_S,
 )
-from paceline.ingest.backoff import Backoff
 from paceline.ingest.spool import DEFAULT_BATCH_ROWS
 from paceline.ingest.uploader import DB_BACKOFF
 
@@ -28,7 +28,7 @@ UPLOADER_STOP_S: Final = 5.0
 """Real seconds the uploader gets, after the drain, to finish the batch in hand on shutdown;
 then its task is cancelled. Its batch stays in the spool's outbox and is re-sent under the
 same id next run, so nothing is lost or doubled; a call blocked on a dead network ends in
-its thread when the connection's TCP timeouts fire (`DB_KEEPALIVE`)."""
+its thread when the connection's TCP timeouts fire (`paceline.store.connection.KEEPALIVE`)."""
 MAX_BUFFER_ROWS: Final = 5_000_000
 """Rows kept in memory while the spool cannot be written (a full disk): about an hour of
 a hundred devices; beyond it the oldest are dropped and counted, not the daemon."""

@@ -197,6 +197,8 @@ def rebuild(path: Path) -> Path:
     aside = path.with_name(f"{path.name}.damaged-{stamp}")
     fresh = path.with_name(f"{path.name}.rebuild")
     fresh.unlink(missing_ok=True)
+    # Created 0600 before SQLite opens it, like the spool itself (heart data).
+    os.close(os.open(fresh, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600))
     lost: list[str] = []
     with (
         contextlib.closing(sqlite3.connect(path, isolation_level=None)) as src,

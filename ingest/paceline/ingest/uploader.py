@@ -37,8 +37,8 @@ from typing import Any, Final, Literal
 import numpy as np
 import psycopg
 
+from paceline.devices.backoff import Backoff
 from paceline.ingest import IngestError
-from paceline.ingest.backoff import Backoff
 from paceline.ingest.batch_rows import BatchRows, spool_identity
 from paceline.ingest.held import HeldRows, held_unreadable
 from paceline.ingest.routing import route, take_out_invalid
@@ -47,7 +47,6 @@ from paceline.store import (
     BatchConflictError,
     BatchIdentity,
     BatchRejectedError,
-    ServerUnreachableError,
     SpoolRegressionError,
     connect,
     write_batch,
@@ -60,18 +59,6 @@ PRUNE_EVERY_S: Final = 600.0
 """How often uploaded records past their keep time are deleted (a cheap indexed DELETE)."""
 DB_BACKOFF: Final = Backoff(base_s=0.5, cap_s=30.0)
 """Retry after database errors: quick for a blip, every half minute during an outage."""
-DB_KEEPALIVE: Final[dict[str, int]] = {
-    "keepalives": 1,
-    "keepalives_idle": 5,
-    "keepalives_interval": 2,
-    "keepalives_count": 3,
-    "tcp_user_timeout": 15_000,
-}
-"""TCP keepalive of the uploader's connection: behind a dead network (a gateway whose Wi-Fi
-dropped mid-COPY) a blocked call must fail within about 20 s, so that the batch is retried
-and a SIGTERM is not held up, rather than after the kernel's two-hour default. The values
-and the reasoning are those of the clock's lock connection
-(`paceline.pacing.jobs.leader.LOCK_KEEPALIVE`), which ingest may not import."""
 
 
 class UploadError(IngestError):
@@ -95,9 +82,8 @@ def is_transient(exc: BaseException) -> bool:
     """
     return isinstance(
         exc,
-        psycopg.OperationalError
+        psycopg.OperationalError  # ServerUnreachableError is one
         | psycopg.InterfaceError
-        | ServerUnreachableError
         | psycopg.errors.ReadOnlySqlTransaction,
     )
 
@@ -135,7 +121,9 @@ ConnectFn = Callable[[str], psycopg.Connection[Any]]
 
 
 def _autocommit_connect(dsn: str) -> psycopg.Connection[Any]:
-    return connect(dsn, autocommit=True, application_name="paceline-uploader", **DB_KEEPALIVE)
+    # Keepalive: a call blocked on a dead network fails within about 20 s, so that the
+    # batch is retried and a SIGTERM is not held up.
+    return connect(dsn, autocommit=True, keepalive=True, application_name="paceline-uploader")
 
 
 class Uploader:
@@ -198,7 +186,7 @@ class Uploader:
         """
         try:
             self._register()
-        except (psycopg.Error, ServerUnreachableError) as exc:
+        except psycopg.Error as exc:
             self._drop_connection()
             raise UploadError("-", _describe(exc), transient=is_transient(exc)) from exc
         refused = "-"
@@ -212,14 +200,14 @@ class Uploader:
             except (SpoolRegressionError, BatchConflictError) as exc:
                 try:
                     self._lost_state(batch, exc)
-                except (psycopg.Error, ServerUnreachableError) as db_exc:
+                except psycopg.Error as db_exc:
                     self._drop_connection()
                     raise UploadError(
                         batch.batch_id, _describe(db_exc), transient=is_transient(db_exc)
                     ) from db_exc
                 refused = batch.batch_id
                 continue
-            except (psycopg.Error, ServerUnreachableError) as exc:
+            except psycopg.Error as exc:
                 transient = is_transient(exc)
                 self._drop_connection()
                 raise UploadError(batch.batch_id, _describe(exc), transient=transient) from exc
@@ -460,7 +448,6 @@ def _describe(exc: BaseException) -> str:
 
 __all__ = [
     "DB_BACKOFF",
-    "DB_KEEPALIVE",
     "UploadError",
     "UploadReport",
     "Uploader",

@@ -5,6 +5,8 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
+import psycopg
+
 
 class StoreError(Exception):
     """Root of every error raised by `paceline.store`."""
@@ -18,8 +20,12 @@ class DatabaseUrlError(StoreError, ValueError):
         super().__init__(f"invalid database URL {redact(url)!r}: {mask_passwords(reason)}")
 
 
-class ServerUnreachableError(StoreError):
-    """The PostgreSQL server named by a DSN did not accept a connection."""
+class ServerUnreachableError(StoreError, psycopg.OperationalError):
+    """The PostgreSQL server named by a DSN did not accept a connection.
+
+    Also a `psycopg.OperationalError`, as psycopg's own pool errors are: code that
+    handles a lost database the psycopg way handles this one too.
+    """
 
     def __init__(self, dsn: str, reason: str) -> None:
         self.dsn = dsn
@@ -109,7 +115,6 @@ def mask_passwords(text: str) -> str:
 
 def redact(dsn: str) -> str:
     """Hide the password of a DSN or URL so that it can be logged, even when it does not parse."""
-    import psycopg  # noqa: PLC0415
     from psycopg.conninfo import conninfo_to_dict, make_conninfo  # noqa: PLC0415
 
     try:

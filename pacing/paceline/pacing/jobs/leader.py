@@ -16,7 +16,7 @@ from typing import Any, Final
 
 import psycopg
 
-from paceline.store.connection import connect
+from paceline.store.connection import KEEPALIVE, connect
 
 logger = logging.getLogger(__name__)
 
@@ -28,14 +28,8 @@ LEADER_LOCK_KEY: Final = 0x73636864
 RELEASE_GRACE_S: Final = 2.0
 #: TCP keepalive of the lock connection: a leader behind a dead network must notice
 #: (and the server must drop its session, releasing the lock) within about 20 s,
-#: rather than after the kernel's two-hour default.
-LOCK_KEEPALIVE: Final[dict[str, int]] = {
-    "keepalives": 1,
-    "keepalives_idle": 5,
-    "keepalives_interval": 2,
-    "keepalives_count": 3,
-    "tcp_user_timeout": 15_000,
-}
+#: rather than after the kernel's two-hour default. One definition, in store.
+LOCK_KEEPALIVE: Final = KEEPALIVE
 _APPLICATION_NAME_MAX = 63  # PostgreSQL truncates longer names (NAMEDATALEN - 1)
 
 
@@ -70,7 +64,7 @@ class LeaderLock:
                 self._dsn,
                 autocommit=True,
                 application_name=f"paceline-clock {self.name}"[:_APPLICATION_NAME_MAX],
-                **LOCK_KEEPALIVE,
+                keepalive=True,
             )
             with self._io:
                 if self._closed:  # `release` ran while this call was connecting

@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from paceline.ingest.backoff import Backoff
+from paceline.devices.backoff import Backoff
 
 
 def test_delays_double_until_the_cap() -> None:
@@ -32,3 +32,14 @@ def test_jitter_only_lengthens_a_delay() -> None:
 def test_a_policy_that_makes_no_sense_is_refused(kwargs: dict[str, float]) -> None:
     with pytest.raises(ValueError):
         Backoff(**kwargs)
+
+
+def test_device_reconnects_and_database_retries_follow_the_one_policy() -> None:
+    """The reconnect delays are the shared Backoff's; only the floors for causes differ."""
+    from paceline.devices.transport import RECONNECT_BACKOFF, reconnect_delay_s
+
+    for attempt in range(12):
+        for rand in (0.0, 0.5, 0.99):
+            assert reconnect_delay_s(RuntimeError("x"), attempt, jitter=rand) == (
+                RECONNECT_BACKOFF.delay_s(attempt, rand)
+            )

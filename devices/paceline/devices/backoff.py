@@ -1,4 +1,9 @@
-"""Exponential backoff with jitter and a cap, as a pure function of the attempt number."""
+"""Exponential backoff with jitter and a cap, as a pure function of the attempt number.
+
+The one retry policy of the gateway: device reconnects (`devices.transport`) and database
+retries of the uploader (`ingest`) both use it. It lives here because `devices` depends
+on nothing of ours and `ingest` may import `devices`.
+"""
 
 from __future__ import annotations
 
@@ -40,7 +45,13 @@ class Backoff:
             raise ValueError(f"rand must be in [0, 1), got {rand}")
         # The exponent is clamped so that a long outage cannot overflow the float.
         delay = min(self.cap_s, self.base_s * self.factor ** min(attempt, 64))
-        return delay * (1 + self.jitter * rand)
+        return self.stretch(delay, rand)
+
+    def stretch(self, delay_s: float, rand: float) -> float:
+        """`delay_s` lengthened by this policy's jitter (`rand` in [0, 1) from the caller's RNG)."""
+        if not 0 <= rand < 1:
+            raise ValueError(f"rand must be in [0, 1), got {rand}")
+        return delay_s * (1 + self.jitter * rand)
 
 
 __all__ = ["Backoff"]
