@@ -21,8 +21,6 @@ from paceline.devices.gatt import (
 )
 from paceline.devices.profiles import Stream
 from paceline.devices.samples import (
-    RR_MAX_LAG_S,
-    RR_MAX_LEAD_S,
     BatterySample,
     HeartRateSample,
     RRIntervalSample,
@@ -30,7 +28,6 @@ from paceline.devices.samples import (
     StepSample,
     StreamState,
     derive_samples,
-    place_beats,
 )
 
 T0 = datetime(2026, 3, 2, 10, 0, tzinfo=UTC)
@@ -55,7 +52,7 @@ def test_heart_rate_notification_yields_one_hr_row_and_one_row_per_beat() -> Non
     )
     state, samples = derive_samples(reading(measurement, 5.0), StreamState())
     received = T0 + timedelta(seconds=5)
-    assert state == StreamState(last_beat=received)
+    assert state.last_beat_us == state.last_hr_us and state.last_hr_us is not None
     assert samples == (
         HeartRateSample(received, 64, True, 12),
         RRIntervalSample(received - timedelta(milliseconds=1000 * 1000 / 1024), 960 * 1000 / 1024),
@@ -72,41 +69,48 @@ def test_zero_bpm_sample_is_marked_as_no_reading() -> None:
     assert isinstance(samples[0], HeartRateSample) and not samples[0].has_reading
 
 
+def _beats(
+    state: StreamState, at_s: float, rr_1024: tuple[int, ...]
+) -> tuple[StreamState, list[datetime]]:
+    state, samples = derive_samples(reading(HeartRateMeasurement(70, rr_1024=rr_1024), at_s), state)
+    return state, [x.time for x in samples if isinstance(x, RRIntervalSample)]
+
+
 def test_first_notification_is_dated_back_from_its_receipt() -> None:
     """Without a previous beat, the last beat is placed at receipt and earlier ones before it."""
-    last, times = place_beats(None, T0, (800.0, 810.0, 790.0))
-    assert times == (T0 - timedelta(milliseconds=1600), T0 - timedelta(milliseconds=790), T0)
-    assert last == T0
+    state, times = _beats(StreamState(), 0.0, (1024, 512))
+    assert times == [T0 - timedelta(milliseconds=500), T0]
+    assert state.last_beat_us is not None
 
 
 def test_beats_chain_across_notifications_even_when_receipt_jitters() -> None:
     """Beats are laid end to end from the previous beat: receipt jitter cannot reorder them."""
-    previous = T0
+    state, _ = _beats(StreamState(), 0.0, (1024,))
     # A late receipt (+0.4 s), then an early one: back-dating from receipt would overlap.
-    last, times = place_beats(previous, T0 + timedelta(seconds=1.4), (700.0, 300.0))
-    assert times == (T0 + timedelta(milliseconds=700), T0 + timedelta(milliseconds=1000))
-    assert last is not None
-    last, more = place_beats(last, T0 + timedelta(seconds=1.9), (900.0,))
-    assert more == (T0 + timedelta(milliseconds=1900),)
+    state, times = _beats(state, 1.4, (512, 512))
+    assert times == [T0 + timedelta(milliseconds=900), T0 + timedelta(milliseconds=1400)]
+    _, more = _beats(state, 1.5, (1024,))
+    assert more == [T0 + timedelta(milliseconds=2400)]
 
 
 def test_lost_beats_reanchor_the_chain_at_receipt() -> None:
-    """A gap longer than RR_MAX_LAG_S (a dropped notification, a reconnect) re-anchors."""
-    received = T0 + timedelta(seconds=1 + RR_MAX_LAG_S + 5)
-    _, times = place_beats(T0, received, (1000.0,))
-    assert times == (received,)
+    """After a gap (a dropped notification, a reconnect) the beats follow the receipt again."""
+    state, _ = _beats(StreamState(), 0.0, (1024,))
+    _, times = _beats(state, 30.0, (1024,))
+    assert times == [T0 + timedelta(seconds=30)]
 
 
-def test_implausible_lead_reanchors_the_chain() -> None:
-    """A chain running far ahead of receipt (garbage RR) is pulled back to the receipt."""
-    received = T0 + timedelta(seconds=1)
-    _, times = place_beats(T0, received, (1000.0 * (RR_MAX_LEAD_S + 10),))
-    assert times == (received,)
+def test_heart_rate_times_strictly_increase_when_stamps_repeat() -> None:
+    state, first = derive_samples(reading(HeartRateMeasurement(70), 1.0), StreamState())
+    _, second = derive_samples(reading(HeartRateMeasurement(71), 1.0), state)
+    assert second[0].time - first[0].time == timedelta(microseconds=1)
 
 
 def test_no_rr_keeps_the_chain() -> None:
     """A notification without RR intervals changes nothing."""
-    assert place_beats(T0, T0 + timedelta(seconds=1), ()) == (T0, ())
+    state, _ = _beats(StreamState(), 0.0, (1024,))
+    again, times = _beats(state, 1.0, ())
+    assert times == [] and again.last_beat_us == state.last_beat_us
 
 
 @given(

@@ -8,16 +8,18 @@ reconnect or a daemon restart does not count a cumulative counter twice.
 Time of each row:
 
 - heart rate: the receipt stamp (`ReceiveStamp.time`); the notification carries no time.
-- RR intervals: beats are laid end to end from the previous beat (see `place_beats`),
-  anchored to the receipt when the chain starts or breaks, so every beat gets its own,
-  strictly increasing time.
+- RR intervals: beats are laid end to end from the previous beat, anchored to the receipt
+  when the chain starts or breaks (`paceline.devices.timeline.place_beats`).
 - steps: the steps of the interval that ended at the receipt of the notification.
+
+Every stream's times strictly increase per device (`paceline.devices.timeline`), so no
+two rows of one device share a key.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Final
 
 from paceline.devices.events import Reading
@@ -28,6 +30,7 @@ from paceline.devices.gatt import (
     RSCMeasurement,
 )
 from paceline.devices.steps import FRESH_CADENCE, FRESH_COUNTER, CadenceIntegrator, StepCounter
+from paceline.devices.timeline import place, place_beats
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,60 +77,33 @@ Sample = HeartRateSample | RRIntervalSample | StepSample | BatterySample
 
 @dataclass(frozen=True, slots=True)
 class StreamState:
-    """Per-device state that step derivation needs between readings."""
+    """Per-device state between readings: step derivation and the last time of each stream.
+
+    The times are epoch microseconds of the last row placed (None before any, and after a
+    re-anchored clock, so that the new times are not pushed past the old ones).
+    """
 
     cadence: CadenceIntegrator = FRESH_CADENCE
     counter: StepCounter = FRESH_COUNTER
-    last_beat: datetime | None = None
+    last_beat_us: int | None = None
+    last_hr_us: int | None = None
+    last_step_us: int | None = None
+
+    def restarted_times(self) -> StreamState:
+        """The same state with the stream times forgotten (the receive clock was re-anchored)."""
+        return replace(self, last_beat_us=None, last_hr_us=None, last_step_us=None)
 
 
-RR_MAX_LAG_S: Final = 2.0
-"""How far the chained beat timeline may trail the receipt before beats count as lost.
-
-A strap sends once a second the beats that ended since the last notification (carrying
-over what did not fit), so the last beat of a notification ended at most about a second
-plus one beat before it was sent. A longer gap means beats went missing (a dropped
-notification, a reconnect, the strap skipping artefacts), and the timeline is re-anchored.
-"""
-
-RR_MAX_LEAD_S: Final = 30.0
-"""How far the chained timeline may run ahead of the receipt before it is re-anchored.
-
-Beats cannot end after they were received, so a lead only comes from receipts stamped
-late (a daemon whose event loop stalled, then handled the queued notifications in one
-burst, anchors the chain late) or from implausible RR values. Thirty seconds rides out
-any stall short of a hang, during which re-anchoring backwards would put beats out of
-order, while still stopping a garbage interval from dating beats minutes into the future.
-"""
+_EPOCH: Final = datetime(1970, 1, 1, tzinfo=UTC)
 
 
-def place_beats(
-    previous_beat: datetime | None, received: datetime, rr_ms: tuple[float, ...]
-) -> tuple[datetime | None, tuple[datetime, ...]]:
-    """Date each beat of a notification; return the new last-beat time and the beat times.
+def _us(time: datetime) -> int:
+    delta = time - _EPOCH
+    return (delta.days * 86_400 + delta.seconds) * 1_000_000 + delta.microseconds
 
-    Beats are chained end to end from the previous notification's last beat, because RR
-    intervals are measured by the strap far more precisely than receipt times: that keeps
-    every beat strictly after the one before, across notifications. The chain is
-    re-anchored (the last beat placed at the receipt, earlier ones dated back by the
-    intervals that followed them) for the first notification, after lost beats
-    (`RR_MAX_LAG_S`) and when it runs implausibly ahead (`RR_MAX_LEAD_S`). Only that last
-    case can date a beat before the previous one.
-    """
-    if not rr_ms:
-        return previous_beat, ()
-    end = received
-    if previous_beat is not None:
-        chained = previous_beat + timedelta(milliseconds=sum(rr_ms))
-        lag_s = (received - chained).total_seconds()
-        if -RR_MAX_LEAD_S <= lag_s <= RR_MAX_LAG_S:
-            end = chained
-    times: list[datetime] = []
-    for interval in reversed(rr_ms):
-        times.append(end)
-        end -= timedelta(milliseconds=interval)
-    times.reverse()
-    return times[-1], tuple(times)
+
+def _at(us: int) -> datetime:
+    return _EPOCH + timedelta(microseconds=us)
 
 
 def derive_samples(reading: Reading, state: StreamState) -> tuple[StreamState, tuple[Sample, ...]]:
@@ -135,35 +111,40 @@ def derive_samples(reading: Reading, state: StreamState) -> tuple[StreamState, t
     value = reading.value
     time = reading.stamp.time
     if isinstance(value, HeartRateMeasurement):
+        hr_us = place(state.last_hr_us, _us(time))
         samples: list[Sample] = [
-            HeartRateSample(time, value.bpm, value.sensor_contact, value.energy_kj)
+            HeartRateSample(_at(hr_us), value.bpm, value.sensor_contact, value.energy_kj)
         ]
         rr_ms = value.rr_ms
-        last_beat, beat_times = place_beats(state.last_beat, time, rr_ms)
+        beats = place_beats(state.last_beat_us, _us(time), [round(ms * 1000) for ms in rr_ms])
         samples.extend(
-            RRIntervalSample(beat, interval)
-            for beat, interval in zip(beat_times, rr_ms, strict=True)
+            RRIntervalSample(_at(beat), interval)
+            for beat, interval in zip(beats, rr_ms, strict=True)
         )
-        return replace(state, last_beat=last_beat), tuple(samples)
+        last_beat = beats[-1] if beats else state.last_beat_us
+        return replace(state, last_hr_us=hr_us, last_beat_us=last_beat), tuple(samples)
     if isinstance(value, RSCMeasurement):
         cadence, steps = state.cadence.advance(reading.stamp.monotonic_s, value.cadence_spm)
-        return replace(state, cadence=cadence), _steps(time, steps)
+        return _steps(replace(state, cadence=cadence), time, steps)
     if isinstance(value, MotionStepCount):
         counter, steps = state.counter.advance(value.steps)
-        return replace(state, counter=counter), _steps(time, steps)
+        return _steps(replace(state, counter=counter), time, steps)
     if isinstance(value, BatteryLevel):
         return state, (BatterySample(time, value.percent),)
     return state, ()
 
 
-def _steps(time: datetime, steps: int) -> tuple[Sample, ...]:
+def _steps(
+    state: StreamState, time: datetime, steps: int
+) -> tuple[StreamState, tuple[Sample, ...]]:
     """A step row only when there were steps: a zero row per notification would be noise."""
-    return (StepSample(time, steps),) if steps else ()
+    if not steps:
+        return state, ()
+    step_us = place(state.last_step_us, _us(time))
+    return replace(state, last_step_us=step_us), (StepSample(_at(step_us), steps),)
 
 
 __all__ = [
-    "RR_MAX_LAG_S",
-    "RR_MAX_LEAD_S",
     "BatterySample",
     "HeartRateSample",
     "RRIntervalSample",
@@ -171,5 +152,4 @@ __all__ = [
     "StepSample",
     "StreamState",
     "derive_samples",
-    "place_beats",
 ]

@@ -15,7 +15,7 @@ import math
 import zlib
 from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any, Final
 
 import numpy as np
@@ -60,9 +60,14 @@ class RecordError(IngestError, ValueError):
 
 def epoch_us(value: datetime) -> int:
     """Microseconds since 1970 of an aware datetime."""
-    if value.tzinfo is None:
+    if value.tzinfo is None or value.utcoffset() is None:
         raise ValueError(f"time {value.isoformat()} has no time zone")
-    return round(value.timestamp() * 1_000_000)
+    # Integer arithmetic: a float timestamp can be a microsecond off.
+    delta = value - _EPOCH
+    return (delta.days * 86_400 + delta.seconds) * 1_000_000 + delta.microseconds
+
+
+_EPOCH: Final = datetime(1970, 1, 1, tzinfo=UTC)
 
 
 def checksum(stream: str, patient_id: int, device_id: int, count: int, data: bytes) -> int:

@@ -47,7 +47,6 @@ from paceline.devices.transport import DeviceLink, find_device, reconnect_delay_
 from paceline.ingest.chunks import SampleBuffer, epoch_us
 from paceline.ingest.config import DEFAULT_CONFIG, DaemonConfig
 from paceline.ingest.gateway_state import DeviceBinding
-from paceline.ingest.timeline import Timeline
 
 logger = logging.getLogger(__name__)
 
@@ -129,9 +128,6 @@ class DeviceWorker:
         self._client_kwargs = dict(client_kwargs or {})
         self._rng = rng or random.Random()
         self._stream_state = StreamState()
-        self._hr_time = Timeline()
-        self._rr_time = Timeline()
-        self._step_time = Timeline()
         self._generation = self._stamper.generation
         self.link: DeviceLink | None = None
         self.backoffs: list[float] = []
@@ -186,19 +182,16 @@ class DeviceWorker:
             # Re-anchored after a wall-clock step: times follow the new anchor, even back
             # in time, instead of being pushed one microsecond past the old ones.
             self._generation = self._stamper.generation
-            self._hr_time, self._rr_time, self._step_time = Timeline(), Timeline(), Timeline()
+            self._stream_state = self._stream_state.restarted_times()
         self._stream_state, samples = derive_samples(event, self._stream_state)
         received_us = epoch_us(event.stamp.time_received)
         beats = [s for s in samples if isinstance(s, RRIntervalSample)]
         if beats:
-            times = self._rr_time.place_beats(
-                epoch_us(event.stamp.time), [round(s.rr_ms * 1000) for s in beats]
-            )
-            for beat, time_us in zip(beats, times, strict=True):
+            for beat in beats:
                 self._buffer.add_rr(
                     b.patient_id,
                     b.device_id,
-                    time_us=time_us,
+                    time_us=epoch_us(beat.time),
                     received_us=received_us,
                     rr_ms=beat.rr_ms,
                 )
@@ -212,7 +205,7 @@ class DeviceWorker:
                 self._buffer.add_hr(
                     b.patient_id,
                     b.device_id,
-                    time_us=self._hr_time.place(epoch_us(sample.time)),
+                    time_us=epoch_us(sample.time),
                     received_us=received_us,
                     bpm=sample.bpm,
                     sensor_contact=sample.sensor_contact,
@@ -223,7 +216,7 @@ class DeviceWorker:
                 self._buffer.add_steps(
                     b.patient_id,
                     b.device_id,
-                    time_us=self._step_time.place(epoch_us(sample.time)),
+                    time_us=epoch_us(sample.time),
                     received_us=received_us,
                     steps=sample.steps,
                 )
