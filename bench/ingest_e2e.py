@@ -2,47 +2,53 @@
 
 Phase 1 streams M simulated wearables in accelerated time through the daemon into a
 throwaway embedded PostgreSQL. Phase 2 streams on while the database is unreachable, so
-the spool grows; then the uploader drains that backlog, and the same rows are loaded
-with `psql \\copy` into an empty copy of the schema as the reference measured in the same
-run. The last line printed is one JSON object:
+the spool grows; then the uploader drains that backlog. The reference is the floor for
+loading the same backlog rows: binary COPY of prebuilt bytes (read back out of the
+database before any timing) into an empty, migrated database, in this process. The last
+line printed is one JSON object:
 
-- `patients`: simulated wearables (one patient each);
-- `samples`: rows the wearables emitted that the database must hold exactly (heart rates
-  with a reading, RR intervals, step-counter rows), and `db_rows` the rows it holds;
-- `exact`: db_rows ÷ samples (1.0: nothing lost, nothing duplicated);
+- `expected_rows`: the rows the simulator's ground truth says the database must hold
+  (heart rates with a reading, RR intervals, step-counter increments), and `db_rows`;
+- `missing` / `unexpected`: rows of the truth not stored, and stored rows the truth does
+  not have (a duplicate counts here); `exact` is (expected − missing) ÷ expected, and
+  1.0 only with nothing unexpected either. Rows are compared by identity, from the
+  simulator's ground truth alone (never by running the receiver's own code):
+  heart rates as (device, time to the ms, bpm), where the time is the simulated instant
+  the device sent the notification; PineTime step rows as (device, time to the ms,
+  steps), the steps being what the simulated patient took between two counter
+  notifications; RR intervals as each device's ordered sequence of values (their times
+  are dated back from receipt by the receiver, which the truth cannot predict to the µs);
 - `rows_per_s`: rows stored per real second while streaming (phase 1);
 - `rr_continuity`: stored RR time ÷ connected time of the RR-capable wearables (≈ 1.0
   when no beat is lost);
-- `drain_ratio`: backlog drain rows/s ÷ `psql \\copy` rows/s of the same rows (target ≥ 0.5).
+- `drain_rows_per_s`: rows the drain inserted (not the duplicates it skipped) per second;
+  `drain_ratio`: that ÷ the floor's rows/s on the same rows.
 
 Cadence-derived steps (bands) are integrated from receive times and so are not compared
-row for row; they are reported as `cadence_step_rows`.
+row for row; they are reported as `cadence_step_rows`. The script checks its targets
+(`bench/_targets.py`) and exits 1 on a miss.
 
 Run: `.venv/bin/python bench/ingest_e2e.py [--patients M] [--speed X] [--stream-s S] [--outage-s S]`.
 """
 
 from __future__ import annotations
 
-import sys
-from pathlib import Path
-
-# Run as `python bench/ingest_e2e.py`, Python puts bench/ first on the import path, where
-# bench/signal.py (the signal benchmark) would shadow the standard `signal` module that
-# asyncio needs. This script imports nothing from bench/, so it takes that entry out.
-if sys.path and Path(sys.path[0] or ".").resolve() == Path(__file__).resolve().parent:
-    del sys.path[0]
-
 import argparse
 import asyncio
-import json
+import bisect
+import itertools
 import logging
-import subprocess
+import sys
 import tempfile
 import time
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
-from paceline.devices.simulator import SimulatedBleakClient, WearableKind
-from paceline.devices.steps import StepCounter
+from psycopg import sql
+
+from bench._targets import Target, finish
+from paceline.devices.simulator import SimulatedBleakClient, SimulatedWearable, WearableKind
 from paceline.ingest.daemon import DaemonConfig, IngestDaemon
 from paceline.ingest.gateway_state import DeviceBinding
 from paceline.ingest.simulation import (
@@ -54,7 +60,6 @@ from paceline.ingest.simulation import (
 from paceline.ingest.spool import Spool
 from paceline.ingest.uploader import Uploader
 from paceline.store import connect
-from paceline.store.embedded import bin_path
 from paceline.store.testing import temporary_database, temporary_server
 
 KINDS = (WearableKind.CHEST_STRAP, WearableKind.BAND, WearableKind.PINETIME)
@@ -90,21 +95,63 @@ async def stream(
     return daemon
 
 
-def emitted_rows(fleet: SimulatedFleet) -> tuple[int, float, float]:
-    """Rows the database must hold, RR seconds emitted, and connected seconds of RR devices."""
-    rows = 0
+Series = dict[tuple[int, str], list[tuple[int, Any]]]
+"""(device, stream) → [(time in µs since 1970, value)], sorted by time."""
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_US = timedelta(microseconds=1)
+MATCH_WINDOW_US = 250_000
+"""How far a stored time may lie from the truth's instant and still be the same row.
+
+The receiver stamps wall-clock anchor + monotonic time elapsed; under a simulated clock
+running 300× the host, the two anchor reads a few µs apart on the host are ms apart in
+simulated time, so every stamp of a run is off the truth by one constant of a few ms.
+Heart rates come once a second and counter notifications no faster, so a quarter
+second cannot pair a row with its neighbour."""
+
+
+def _us(t: datetime) -> int:
+    return (t - _EPOCH) // _US
+
+
+def truth_steps(wearable: SimulatedWearable) -> list[tuple[float, int]]:
+    """(time, steps) per counter notification: the steps taken since the previous one."""
+    taken = wearable.truth.steps_taken
+    times = [t for t, _ in taken]
+    cumulative = [0]
+    for _, steps in taken:
+        cumulative.append(cumulative[-1] + steps)
+
+    def upto(t: float) -> int:
+        return cumulative[bisect.bisect_right(times, t)]
+
+    notes = wearable.truth.step_counts
+    return [(b.time_s, upto(b.time_s) - upto(a.time_s)) for a, b in itertools.pairwise(notes)]
+
+
+def expected(
+    fleet: SimulatedFleet, bindings: list[DeviceBinding]
+) -> tuple[Series, dict[int, list[float]], float, float]:
+    """Rows the truth says must be stored; RR sequences; RR seconds emitted; connected seconds."""
+    start = fleet.clock.start
+    series: Series = {}
+    rr_by_device: dict[int, list[float]] = {}
     rr_s = 0.0
     connected_s = 0.0
-    for w in fleet.wearables:
-        hr = [h for h in w.truth.heart_rate if h.bpm != 0]
-        rr = w.truth.rr_ms()
-        rows += len(hr) + len(rr)
-        counter = StepCounter()
-        for sample in w.truth.step_counts:
-            counter, steps = counter.advance(sample.count)
-            rows += 1 if steps else 0
+    for w, b in zip(fleet.wearables, bindings, strict=True):
+        d = b.device_id
+        series[(d, "hr")] = [
+            (_us(start + timedelta(seconds=h.time_s)), h.bpm)
+            for h in w.truth.heart_rate
+            if h.bpm != 0
+        ]
+        rr_by_device[d] = w.truth.rr_ms()
+        if w.kind is WearableKind.PINETIME:
+            series[(d, "steps")] = [
+                (_us(start + timedelta(seconds=t)), steps) for t, steps in truth_steps(w) if steps
+            ]
         if w.kind in (WearableKind.CHEST_STRAP, WearableKind.BAND):
-            rr_s += sum(rr) / 1000
+            rr_s += sum(rr_by_device[d]) / 1000
             since: float | None = None
             for change in w.truth.links:
                 if change.event == "connected":
@@ -112,7 +159,59 @@ def emitted_rows(fleet: SimulatedFleet) -> tuple[int, float, float]:
                 elif since is not None:
                     connected_s += change.time_s - since
                     since = None
-    return rows, rr_s, connected_s
+    return series, rr_by_device, rr_s, connected_s
+
+
+def stored_rows(
+    dsn: str, fleet: SimulatedFleet, bindings: list[DeviceBinding]
+) -> tuple[Series, dict[int, list[float]]]:
+    """The rows the database holds, as `expected` gives them."""
+    pinetimes = [
+        b.device_id
+        for b, w in zip(bindings, fleet.wearables, strict=True)
+        if w.kind is WearableKind.PINETIME
+    ]
+    series: Series = {}
+    rr_by_device: dict[int, list[float]] = {}
+    with connect(dsn, autocommit=True) as conn:
+        for d, t, bpm in conn.execute("SELECT device_id, time, bpm FROM hr_sample ORDER BY time"):
+            series.setdefault((int(d), "hr"), []).append((_us(t), int(bpm)))
+        for d, rr in conn.execute(
+            "SELECT device_id, array_agg(rr_ms ORDER BY time) FROM rr_interval GROUP BY 1"
+        ):
+            rr_by_device[int(d)] = [float(x) for x in rr]
+        for d, t, steps in conn.execute(
+            "SELECT device_id, time, steps FROM step_sample WHERE device_id = ANY(%s)"
+            " ORDER BY time",
+            (pinetimes,),
+        ):
+            series.setdefault((int(d), "steps"), []).append((_us(t), int(steps)))
+    return series, rr_by_device
+
+
+def compare(want: list[tuple[int, Any]], got: list[tuple[int, Any]]) -> tuple[int, int]:
+    """(missing, unexpected): rows of `want` with no stored twin, stored rows with none in `want`.
+
+    Both lists are sorted by time; a twin has the same value and a time within
+    `MATCH_WINDOW_US`. A row stored twice finds one twin and counts once as unexpected.
+    """
+    i = j = missing = unexpected = 0
+    while i < len(want) and j < len(got):
+        (tw, vw), (tg, vg) = want[i], got[j]
+        if tg < tw - MATCH_WINDOW_US:
+            unexpected, j = unexpected + 1, j + 1
+        elif tg > tw + MATCH_WINDOW_US:
+            missing, i = missing + 1, i + 1
+        elif vw == vg:
+            i, j = i + 1, j + 1
+        else:
+            missing, unexpected, i, j = missing + 1, unexpected + 1, i + 1, j + 1
+    return missing + len(want) - i, unexpected + len(got) - j
+
+
+def compare_rr(want: list[float], got: list[float]) -> tuple[int, int]:
+    """(missing, unexpected) of one device's RR sequence: equal, or every row counts."""
+    return (0, 0) if want == got else (len(want), len(got))
 
 
 def stored(dsn: str, bindings: list[DeviceBinding], fleet: SimulatedFleet) -> dict[str, float]:
@@ -161,50 +260,58 @@ def boundaries(dsn: str) -> dict[str, list[tuple[int, Any]]]:
         }
 
 
-def export_backlog(dsn: str, before: dict[str, list[tuple[int, Any]]], out: Path) -> int:
-    """Write the rows stored after the outage boundaries as CSV files; return how many."""
-    total = 0
+# Rows of a table stored after each device's last time before the outage.
+_AFTER_OUTAGE = (
+    "FROM {} s WHERE s.time > coalesce((SELECT b.t FROM unnest(%s::bigint[],"
+    " %s::timestamptz[]) AS b(d, t) WHERE b.d = s.device_id), '-infinity')"
+)
+
+
+def export_backlog(
+    dsn: str, before: dict[str, list[tuple[int, Any]]]
+) -> tuple[dict[str, bytes], int]:
+    """The rows stored after the outage boundaries, per table as binary COPY bytes; how many."""
+    out: dict[str, bytes] = {}
+    rows = 0
     with connect(dsn, autocommit=True) as conn:
         for table, columns in TABLES.items():
             known = before[table]
-            devices = [d for d, _t in known]
-            times = [t for _d, t in known]
-            query = (
-                f"COPY (SELECT {columns} FROM {table} s WHERE s.time > coalesce("
-                " (SELECT b.t FROM unnest(%s::bigint[], %s::timestamptz[]) AS b(d, t)"
-                "  WHERE b.d = s.device_id), '-infinity')) TO STDOUT (FORMAT csv)"
+            params = ([d for d, _ in known], [t for _, t in known])
+            after = sql.SQL(_AFTER_OUTAGE).format(sql.Identifier(table))
+            query = sql.SQL("COPY (SELECT {} {}) TO STDOUT (FORMAT binary)").format(
+                sql.SQL(columns), after
             )
-            with (
-                (out / f"{table}.csv").open("wb") as f,
-                conn.cursor() as cur,
-                cur.copy(query, (devices, times)) as copy,
-            ):
-                for data in copy:
-                    f.write(data)
-            with (out / f"{table}.csv").open("rb") as f:
-                total += sum(1 for _ in f)
-    return total
+            with conn.cursor() as cur, cur.copy(query, params) as copy:
+                out[table] = b"".join(bytes(chunk) for chunk in copy)
+            counted = conn.execute(sql.SQL("SELECT count(*) {}").format(after), params).fetchone()
+            rows += int(counted[0]) if counted else 0
+    return out, rows
 
 
-def psql_copy_seconds(server_dsn: str, files: Path) -> float:
-    """Seconds `psql \\copy` takes to load the CSV files into an empty, migrated database."""
-    psql = str(bin_path("psql"))
-    with temporary_database(server_dsn, "bench_psql") as dsn:
+def floor_copy_seconds(server_dsn: str, payloads: dict[str, bytes]) -> float:
+    """Seconds binary COPY of the prebuilt bytes takes into an empty, migrated database."""
+    with temporary_database(server_dsn, "bench_floor") as dsn, connect(dsn) as conn:
         started = time.perf_counter()
         for table, columns in TABLES.items():
-            command = (
-                f"\\copy {table} ({columns}) FROM '{files / f'{table}.csv'}' WITH (FORMAT csv)"
+            statement = sql.SQL("COPY {} ({}) FROM STDIN (FORMAT binary)").format(
+                sql.Identifier(table), sql.SQL(columns)
             )
-            subprocess.run(
-                [psql, dsn, "-X", "-q", "-v", "ON_ERROR_STOP=1", "-c", command],
-                check=True,
-                capture_output=True,
-            )
+            with conn.cursor() as cur, cur.copy(statement) as copy:
+                copy.write(payloads[table])
+        conn.commit()
         return time.perf_counter() - started
 
 
+TARGETS = (
+    Target("missing", "==", 0),
+    Target("unexpected", "==", 0),
+    Target("rr_continuity", ">=", 0.99),
+    Target("drain_ratio", ">=", 0.3),
+)
+
+
 def main(argv: list[str] | None = None) -> int:
-    """Run the benchmark and print its figures."""
+    """Run the benchmark, print its figures, and return 1 if a target is missed."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--patients", type=int, default=24, help="simulated wearables (24)")
     parser.add_argument("--speed", type=float, default=300.0, help="simulated s per real s")
@@ -228,8 +335,7 @@ def main(argv: list[str] | None = None) -> int:
         temporary_server() as server,
         temporary_database(server, "bench") as dsn,
     ):
-        work = Path(tmp)
-        spool = work / "spool.sqlite"
+        spool = Path(tmp) / "spool.sqlite"
         with connect(dsn) as conn:
             bindings = register_fleet(conn, fleet)
         log(f"phase 1: {args.patients} wearables at {args.speed:g}x for {args.stream_s:g} s")
@@ -254,38 +360,55 @@ def main(argv: list[str] | None = None) -> int:
             reports = uploader.drain()
             drain_s = time.perf_counter() - started
             uploader.close()
-        drained = sum(r.inserted + r.duplicates for r in reports)
+        drained = sum(r.inserted for r in reports)
+        drain_duplicates = sum(r.duplicates for r in reports)
 
-        files = work / "csv"
-        files.mkdir()
-        exported = export_backlog(dsn, before, files)
-        copy_s = psql_copy_seconds(server, files)
+        payloads, exported = export_backlog(dsn, before)
+        copy_s = floor_copy_seconds(server, payloads)
         final = stored(dsn, bindings, fleet)
+        got, got_rr = stored_rows(dsn, fleet, bindings)
 
-    samples, rr_emitted_s, connected_s = emitted_rows(fleet)
-    db_rows = final["hr"] + final["rr"] + final["steps_counter"]
+    want, want_rr, rr_emitted_s, connected_s = expected(fleet, bindings)
+    by_stream = {"hr": [0, 0], "rr": [0, 0], "steps": [0, 0]}
+    for key in want.keys() | got.keys():
+        lost, extra = compare(want.get(key, []), got.get(key, []))
+        by_stream[key[1]][0] += lost
+        by_stream[key[1]][1] += extra
+    for device in want_rr.keys() | got_rr.keys():
+        lost, extra = compare_rr(want_rr.get(device, []), got_rr.get(device, []))
+        by_stream["rr"][0] += lost
+        by_stream["rr"][1] += extra
+    expected_rows = sum(len(v) for v in want.values()) + sum(len(v) for v in want_rr.values())
+    db_rows = sum(len(v) for v in got.values()) + sum(len(v) for v in got_rr.values())
+    missing = sum(v[0] for v in by_stream.values())
+    unexpected = sum(v[1] for v in by_stream.values())
     drain_rate = drained / drain_s if drain_s > 0 else 0.0
-    psql_rate = exported / copy_s if copy_s > 0 else 0.0
+    floor_rate = exported / copy_s if copy_s > 0 else 0.0
     figures = {
         "patients": args.patients,
         "speed": args.speed,
-        "samples": samples,
-        "db_rows": int(db_rows),
-        "exact": round(db_rows / samples, 6) if samples else 0.0,
+        "expected_rows": expected_rows,
+        "db_rows": db_rows,
+        "missing": missing,
+        "unexpected": unexpected,
+        "missing_by_stream": {st: v[0] for st, v in by_stream.items()},
+        "unexpected_by_stream": {st: v[1] for st, v in by_stream.items()},
+        "exact": round((expected_rows - missing) / expected_rows, 6) if expected_rows else 0.0,
         "rows_per_s": round(phase1_rows / stream_s, 1),
         "rr_continuity": round(final["rr_s"] / connected_s, 4) if connected_s else 0.0,
         "rr_stored_of_emitted": round(final["rr_s"] / rr_emitted_s, 6) if rr_emitted_s else 0.0,
+        "backlog_rows": backlog,
         "drain_rows": drained,
+        "drain_duplicates": drain_duplicates,
         "drain_rows_per_s": round(drain_rate, 1),
-        "psql_copy_rows": exported,
-        "psql_copy_rows_per_s": round(psql_rate, 1),
-        "drain_ratio": round(drain_rate / psql_rate, 3) if psql_rate else 0.0,
+        "floor_rows": exported,
+        "floor_rows_per_s": round(floor_rate, 1),
+        "drain_ratio": round(drain_rate / floor_rate, 3) if floor_rate else 0.0,
         "cadence_step_rows": int(final["steps_cadence"]),
         "quarantined": int(final["quarantined"]),
         "simulated_hours": round((args.stream_s + args.outage_s) * args.speed / 3600, 2),
     }
-    print(json.dumps(figures))
-    return 0
+    return finish(figures, TARGETS)
 
 
 if __name__ == "__main__":
