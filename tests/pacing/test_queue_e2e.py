@@ -336,6 +336,19 @@ def test_a_scheduler_down_for_six_hours_runs_each_missed_job_once(
         # (19:30 UTC the day before) and Auckland (12:00 UTC the day before) do not.
         zones = ["Europe/Berlin", "UTC", "America/New_York", "Asia/Kolkata", "Pacific/Auckland"]
         pids = {tz: _enrol(conn, tz, enrolled)[0] for tz in zones}
+        # A job that succeeded eight days ago: the catch-up housekeeping forgets it.
+        old = conn.execute(
+            "INSERT INTO procrastinate_jobs (queue_name, task_name, args)"
+            " VALUES ('clock', %s, '{}') RETURNING id",
+            (tasks.ROLLUP_TICK,),
+        ).fetchone()
+        assert old is not None
+        conn.execute("UPDATE procrastinate_jobs SET status = 'doing' WHERE id = %s", (old[0],))
+        conn.execute("UPDATE procrastinate_jobs SET status = 'succeeded' WHERE id = %s", (old[0],))
+        conn.execute(
+            "UPDATE procrastinate_events SET at = now() - interval '8 days' WHERE job_id = %s",
+            (old[0],),
+        )
         # The clock last deferred every periodic job at 23:45, then went down.
         for job in ("rollup", "nightly", "recover"):
             conn.execute(
@@ -354,9 +367,10 @@ def test_a_scheduler_down_for_six_hours_runs_each_missed_job_once(
                 " AND status = 'succeeded'",
                 tasks.NIGHTLY,
             )
-            return ran >= 1 and _queue_idle(conn)
+            swept = _one(conn, "SELECT count(*) FROM procrastinate_jobs WHERE id = %s", old[0])
+            return ran >= 1 and swept == 0 and _queue_idle(conn)
 
-        _wait(caught_up, fleet, "the catch-up run")
+        _wait(caught_up, fleet, "the catch-up run and the housekeeping")
 
         for task in (tasks.ROLLUP_TICK, tasks.NIGHTLY, tasks.RECOVER_STALLED):
             windows = _windows(conn, task)

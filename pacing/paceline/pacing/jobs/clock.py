@@ -58,6 +58,8 @@ DEFAULT_NIGHTLY_EVERY: Final = timedelta(minutes=15)
 #: How often jobs of dead workers are looked for (they are put back after
 #: `tasks.DEFAULT_STALLED_AFTER_S` without a heartbeat).
 DEFAULT_RECOVER_EVERY: Final = timedelta(minutes=1)
+#: How often old succeeded jobs are deleted.
+HOUSEKEEPING_EVERY: Final = timedelta(days=1)
 #: How long a leader may be gone before a standby takes over; tiny next to the jobs'
 #: intervals, and cheap (one query per poll).
 DEFAULT_STANDBY_POLL_S: Final = 10.0
@@ -103,6 +105,7 @@ def default_periodic(
         Periodic("rollup", tasks.ROLLUP_TICK, _positive("rollup_every", rollup_every)),
         Periodic("nightly", tasks.NIGHTLY, _positive("nightly_every", nightly_every)),
         Periodic("recover", tasks.RECOVER_STALLED, _positive("recover_every", recover_every)),
+        Periodic("housekeeping", tasks.HOUSEKEEPING, HOUSEKEEPING_EVERY),
     )
 
 

@@ -21,7 +21,9 @@ Periodic fan-outs (deferred by `paceline.pacing.jobs.clock`, one per slot):
   (`NIGHTLY_AT`) fell in `(since, until]`, list the local day that just ended
   as due and defer `evaluate`;
 - `recover_stalled()`: put back jobs whose worker stopped sending heartbeats
-  (killed, or its machine lost), so another worker runs them.
+  (killed, or its machine lost), so another worker runs them;
+- `housekeeping()`: forget jobs that succeeded more than `KEEP_SUCCEEDED_H`
+  hours ago (failed ones stay until an operator looks at them).
 """
 
 from __future__ import annotations
@@ -67,11 +69,16 @@ _RETRY_ON_OUTAGE: Final = RetryStrategy(
     max_attempts=8, exponential_wait=2, retry_exceptions={psycopg.OperationalError}
 )
 
+#: How long succeeded jobs stay in the queue's tables (for `procrastinate` inspection
+#: and the event log) before `housekeeping` deletes them.
+KEEP_SUCCEEDED_H: Final = 7 * 24
+
 ROLLUP_PATIENT: Final = "paceline.rollup_patient"
 EVALUATE: Final = "paceline.evaluate"
 ROLLUP_TICK: Final = "paceline.rollup_tick"
 NIGHTLY: Final = "paceline.nightly"
 RECOVER_STALLED: Final = "paceline.recover_stalled"
+HOUSEKEEPING: Final = "paceline.housekeeping"
 
 
 @dataclass(frozen=True)
@@ -244,3 +251,9 @@ async def recover_stalled(context: JobContext, since: str, until: str) -> int:
         await manager.retry_job(job)
         count += 1
     return count
+
+
+@app.task(name=HOUSEKEEPING, queue=CLOCK_QUEUE, pass_context=True)
+async def housekeeping(context: JobContext, since: str, until: str) -> None:
+    """Delete jobs that succeeded more than `KEEP_SUCCEEDED_H` hours ago."""
+    await context.app.job_manager.delete_old_jobs(nb_hours=KEEP_SUCCEEDED_H)
