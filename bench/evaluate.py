@@ -1,0 +1,293 @@
+"""Benchmark the evaluation: its cost against history length, and a nightly pass on the queue.
+
+1. Cost against history: three simulated patients played day by day through the
+   engine (`paceline.pacing.replay.play`, as the nightly job would) for 30, 180
+   and 365 days; then each is given new days, and the evaluation of each new day
+   is timed (median of `NEW_DAYS` per patient, interleaved across the three).
+   `cost_365_over_30` is the reference measured in the same run: target <= 1.5
+   (an evaluation must read a bounded window plus stored state, not the whole
+   history).
+2. A nightly pass over `--patients` (default 10,000) simulated patients with
+   `HISTORY_DAYS` days of daily metrics and diary each, seeded with COPY: the
+   nightly job (`paceline.pacing.jobs.tasks.nightly_pass`) lists each patient's
+   day and defers one `evaluate` job per patient, then `paceline worker
+   --until-idle` processes (1 for one day, then 2 for the next) drain the queue.
+   The time from the first job's start to the last one's end (procrastinate's
+   event log: process start-up is not per patient) gives `patients_per_s_1` and
+   `patients_per_s_2`; `scaling` is their ratio (target >= 1.6 on 2 cores). The
+   first pass is each patient's first evaluation and the second a repeat; in
+   process the two cost the same within a few per cent.
+
+The last line is one JSON object; the exit status is 1 if a target is missed.
+
+Run: ``.venv/bin/python bench/evaluate.py [--patients N] [--dsn DSN]``
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+
+# bench/ holds signal.py; run as a script, this folder would come first on sys.path and
+# shadow the standard library's `signal` for everything imported after.
+if os.path.dirname(os.path.realpath(__file__)) in sys.path:
+    sys.path.remove(os.path.dirname(os.path.realpath(__file__)))
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from contextlib import ExitStack
+from datetime import UTC, date, datetime, timedelta
+from datetime import time as dtime
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import psycopg
+
+from paceline.pacing.engine import evaluate_patient
+from paceline.pacing.jobs import tasks
+from paceline.pacing.replay import DIARY_TIME, play, store_sim_day
+from paceline.pacing.simulate import Persona, SimPatient
+from paceline.store import registry
+from paceline.store.connection import connect
+from paceline.store.testing import temporary_database, temporary_server
+
+ROOT = Path(__file__).resolve().parents[1]
+START = date(2025, 1, 1)
+HISTORIES = (30, 180, 365)
+NEW_DAYS = 7
+HISTORY_DAYS = 30
+COST_TARGET = 1.5
+SCALING_TARGET = 1.6
+#: A nightly pass for one time zone has to fit in this window (01:00 to 02:00 local).
+NIGHTLY_WINDOW_S = 3600
+PERSONAS = tuple(Persona)
+
+
+def _patient(conn: psycopg.Connection[Any], label: str) -> int:
+    """Enrol one simulated patient on `START` (UTC)."""
+    p = registry.create_patient(
+        conn,
+        external_ref=f"BENCH-{label}",
+        display_name=f"Bench {label}",
+        birth_year=1975,
+        sex="female",
+        enrolled_at=datetime.combine(START, dtime(0), UTC),
+    )
+    conn.commit()
+    return p.patient_id
+
+
+def cost_against_history(dsn: str) -> dict[str, float]:
+    """Median ms of evaluating one new day after 30, 180 and 365 days of history."""
+    with connect(dsn) as conn:
+        sims = {n: SimPatient(Persona.STEADY, seed=n) for n in HISTORIES}
+        pids = {n: _patient(conn, f"history-{n}") for n in HISTORIES}
+        for n in HISTORIES:
+            play(conn, pids[n], sims[n], start=START, days=n)
+            print(f"history of {n} days played", file=sys.stderr, flush=True)
+        timings: dict[int, list[float]] = {n: [] for n in HISTORIES}
+        for i in range(NEW_DAYS):
+            for n in HISTORIES:
+                day = START + timedelta(days=n + i)
+                store_sim_day(conn, pids[n], sims[n].next_day(day, None))
+                conn.commit()
+                t0 = time.perf_counter()
+                evaluate_patient(conn, pids[n], day)
+                conn.commit()
+                timings[n].append((time.perf_counter() - t0) * 1000.0)
+    return {f"cost_{n}_ms": round(statistics.median(timings[n]), 2) for n in HISTORIES}
+
+
+def _copy_rows(conn: psycopg.Connection[Any], statement: str, rows: list[tuple[Any, ...]]) -> None:
+    """COPY `rows` with `statement` (text format: the rows are plain numbers and dates)."""
+    with conn.cursor() as cur, cur.copy(statement) as copy:
+        for row in rows:
+            copy.write_row(row)
+
+
+def seed_cohort(conn: psycopg.Connection[Any], n_patients: int, days: int) -> list[int]:
+    """`n_patients` patients with `days` days of metrics and diary each, loaded with COPY."""
+    enrolled = datetime.combine(START, dtime(0), UTC)
+    _copy_rows(
+        conn,
+        "COPY patient (external_ref, display_name, birth_year, sex, timezone, enrolled_at)"
+        " FROM STDIN",
+        [
+            (f"COHORT-{i}", f"Cohort {i}", 1950 + i % 50, "female", "UTC", enrolled)
+            for i in range(n_patients)
+        ],
+    )
+    pids = [
+        int(r[0])
+        for r in conn.execute(
+            "SELECT patient_id FROM patient WHERE external_ref LIKE 'COHORT-%' ORDER BY patient_id"
+        ).fetchall()
+    ]
+    metrics: list[tuple[Any, ...]] = []
+    diary: list[tuple[Any, ...]] = []
+    for k, pid in enumerate(pids):
+        sim = SimPatient(PERSONAS[k % len(PERSONAS)], seed=k)
+        for i in range(days):
+            d = sim.next_day(START + timedelta(days=i), None)
+            if d.reported:
+                row = d.metrics_row()
+                zones = "{" + ",".join(str(z) for z in row["zone_min"]) + "}"  # type: ignore[attr-defined]
+                metrics.append(
+                    (
+                        pid,
+                        d.day,
+                        d.wear_min,
+                        zones,
+                        d.above_ceiling_min,
+                        d.trimp,
+                        d.steps,
+                        d.active_min,
+                        d.hr_samples,
+                    )
+                )
+            if d.pain is not None:
+                at = datetime.combine(d.day, DIARY_TIME, UTC)
+                diary.append((pid, at, d.pain, d.pain, d.pain, d.sleep, d.fear))
+    _copy_rows(
+        conn,
+        "COPY daily_metrics (patient_id, day, wear_min, zone_min, above_ceiling_min,"
+        " trimp_banister, steps, active_min, hr_samples) FROM STDIN",
+        metrics,
+    )
+    _copy_rows(
+        conn,
+        "COPY self_report (patient_id, reported_at, pain_now, pain_average, pain_worst,"
+        " sleep_quality, fear_of_movement) FROM STDIN",
+        diary,
+    )
+    conn.commit()
+    conn.execute("ANALYZE")
+    conn.commit()
+    return pids
+
+
+def nightly_for(conn: psycopg.Connection[Any], day: date) -> tuple[int, float]:
+    """Run the nightly fan-out that lists `day` for every (UTC) patient; how many, in seconds."""
+    night = tasks.nightly_instant(day + timedelta(days=1), ZoneInfo("UTC"))
+    t0 = time.perf_counter()
+    queued = tasks.nightly_pass(conn, night - timedelta(minutes=15), night)
+    conn.commit()
+    print(f"nightly pass for {day}: {queued} patients queued", file=sys.stderr, flush=True)
+    return queued, time.perf_counter() - t0
+
+
+def last_job(conn: psycopg.Connection[Any]) -> int:
+    """The id of the newest job in the queue (0 when empty)."""
+    row = conn.execute("SELECT coalesce(max(id), 0) FROM procrastinate_jobs").fetchone()
+    conn.commit()
+    return int(row[0]) if row else 0
+
+
+def drain(
+    conn: psycopg.Connection[Any], dsn: str, workers: int, log: Path, *, after_job: int
+) -> float:
+    """Run `workers` `paceline worker --until-idle` processes; seconds of work they did.
+
+    Measured in the queue's own event log over the jobs after `after_job`, from
+    the first one's start to the last one's end, so that the processes' start-up
+    (seconds of imports on a loaded machine, once per process, not per patient)
+    is left out.
+    """
+    env = {**os.environ, "PACELINE_DATABASE_URL": dsn}
+    with log.open("ab") as out:
+        procs = [
+            subprocess.Popen(
+                [
+                    sys.executable,
+                    "-m",
+                    "paceline.cli.main",
+                    "worker",
+                    "--until-idle",
+                    "--queue",
+                    "evaluate",
+                ],
+                cwd=ROOT,
+                env=env,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+            )
+            for _ in range(workers)
+        ]
+        codes = [p.wait() for p in procs]
+    if any(codes):
+        raise SystemExit(f"a worker failed ({codes}); see {log}")
+    span = conn.execute(
+        "SELECT extract(epoch FROM max(e.at) - min(e.at)) FROM procrastinate_events e"
+        " WHERE e.job_id IN (SELECT id FROM procrastinate_jobs WHERE id > %s)"
+        " AND e.type IN ('started', 'succeeded')",
+        (after_job,),
+    ).fetchone()
+    conn.commit()
+    return float(span[0]) if span and span[0] is not None else 0.0
+
+
+def leftover(conn: psycopg.Connection[Any]) -> int:
+    """Jobs not succeeded and work-list rows left after a pass (must be 0)."""
+    row = conn.execute(
+        "SELECT (SELECT count(*) FROM procrastinate_jobs WHERE status <> 'succeeded')"
+        " + (SELECT count(*) FROM evaluation_due)"
+    ).fetchone()
+    conn.commit()
+    return int(row[0]) if row else -1
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--patients", type=int, default=10_000)
+    parser.add_argument("--dsn", help="a server to use instead of a throwaway embedded one")
+    args = parser.parse_args()
+    log = Path(tempfile.gettempdir()) / f"bench-evaluate-{os.getpid()}.log"
+    with ExitStack() as stack:
+        server = args.dsn or stack.enter_context(temporary_server())
+        dsn = stack.enter_context(temporary_database(server, "bench_evaluate"))
+        figures: dict[str, Any] = dict(cost_against_history(dsn))
+        figures["cost_365_over_30"] = round(figures["cost_365_ms"] / figures["cost_30_ms"], 2)
+        print(json.dumps(figures), file=sys.stderr, flush=True)
+        conn = stack.enter_context(connect(dsn))
+        t0 = time.perf_counter()
+        seed_cohort(conn, args.patients, HISTORY_DAYS + 2)
+        figures["seed_s"] = round(time.perf_counter() - t0, 1)
+        figures["patients"] = args.patients
+        last = START + timedelta(days=HISTORY_DAYS - 1)
+        fanouts = []
+        for day, workers, key in (
+            (last, 1, "patients_per_s_1"),
+            (last + timedelta(days=1), 2, "patients_per_s_2"),
+        ):
+            before = last_job(conn)
+            queued, fanout_s = nightly_for(conn, day)
+            fanouts.append(fanout_s)
+            elapsed = drain(conn, dsn, workers, log, after_job=before)
+            left = leftover(conn)
+            if left:
+                raise SystemExit(f"{left} jobs or work-list rows left after the pass; see {log}")
+            print(f"{day}: {workers} worker(s) in {elapsed:.1f} s", file=sys.stderr, flush=True)
+            figures[key] = round(queued / elapsed, 1)
+        figures["nightly_fanout_s"] = round(statistics.median(fanouts), 2)
+    figures["scaling"] = round(figures["patients_per_s_2"] / figures["patients_per_s_1"], 2)
+    figures["patients_per_node_nightly_hour"] = int(figures["patients_per_s_2"] * NIGHTLY_WINDOW_S)
+    misses = []
+    if figures["cost_365_over_30"] > COST_TARGET:
+        misses.append(f"cost_365_over_30 {figures['cost_365_over_30']} > {COST_TARGET}")
+    if figures["scaling"] < SCALING_TARGET:
+        misses.append(f"scaling {figures['scaling']} < {SCALING_TARGET}")
+    for miss in misses:
+        print(f"target missed: {miss}", file=sys.stderr)
+    print(json.dumps(figures))
+    return 1 if misses else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
