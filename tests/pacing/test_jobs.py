@@ -18,6 +18,9 @@ from paceline.pacing import records
 from paceline.pacing.jobs import tasks
 from paceline.pacing.jobs.queue import EVALUATE_QUEUE, defer
 from paceline.pacing.rollup import rollup
+from paceline.store import roles
+from paceline.store.connection import connect
+from paceline.store.testing import service_dsn
 from tests.factories import enrolled_patient, store_simulated_day
 
 ENROLLED = datetime(2026, 3, 1, tzinfo=UTC)
@@ -187,3 +190,19 @@ def test_the_nightly_pass_queues_the_day_that_ended_for_patients_whose_night_it_
     assert _due(conn, new_york) == []
     assert _pending(conn, tasks.EVALUATE, berlin) == 1
     conn.commit()
+
+
+def test_the_worker_role_is_told_a_job_is_already_pending(db_dsn: str) -> None:
+    # As paceline_worker, procrastinate learns of a taken queueing lock from the key in
+    # PostgreSQL's unique-violation message, which row security on its tables would hide.
+    with connect(service_dsn(db_dsn, roles.WORKER)) as worker:
+        pid = int(worker.execute("SELECT min(patient_id) FROM patient").fetchone()[0])  # type: ignore[index]
+        first = defer(
+            worker, tasks.EVALUATE, queue=EVALUATE_QUEUE, queueing_lock=f"w:{pid}", patient_id=pid
+        )
+        again = defer(
+            worker, tasks.EVALUATE, queue=EVALUATE_QUEUE, queueing_lock=f"w:{pid}", patient_id=pid
+        )
+        worker.rollback()
+    assert first is not None
+    assert again is None

@@ -87,6 +87,15 @@ COLUMN_GRANTS = {
 #: Tables people never read directly (TimescaleDB forbids row security on compressed
 #: hypertables), and the key table nobody but the owner reads: no row security needed.
 WITHOUT_ROW_SECURITY = {"hr_sample", "rr_interval", "step_sample", "paceline_identity_key"}
+#: The job queue's tables: only the owner and the worker may read them, both see every
+#: row, and procrastinate needs the key in unique-violation messages, which PostgreSQL
+#: omits on tables with row security (see `paceline.store.queue_schema`).
+WITHOUT_ROW_SECURITY |= {
+    "procrastinate_events",
+    "procrastinate_jobs",
+    "procrastinate_periodic_defers",
+    "procrastinate_workers",
+}
 #: Functions that run with the owner's rights, each reviewed: they reveal only
 #: what the verified identity may see, or write only what the owner allows.
 SECURITY_DEFINER = {

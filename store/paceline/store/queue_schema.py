@@ -16,9 +16,15 @@ release, so instead `apply` runs, under the migration lock the caller holds:
 Each case runs in one transaction, so a failure leaves the old schema intact.
 Then (every time, so an upgrade's new tables get it too) the queue's tables are
 brought into the security model: owned by `paceline_owner` (the migration runs
-as it), FORCE ROW LEVEL SECURITY with a policy for the owner and the worker
-role, no privilege for anyone else. The worker role runs procrastinate's
-queries, so it gets DML on the tables and the use of their sequences.
+as it), no privilege for anyone but the worker role, which runs procrastinate's
+queries and so gets DML on the tables and the use of their sequences.
+
+procrastinate's own tables have no row-level security: nobody but the owner and
+the worker may read them at all, and both would see every row, so a policy
+would add nothing; and PostgreSQL leaves the key out of a unique-violation
+message on a table with row security, which is how procrastinate learns that a
+queueing lock is taken (without the key it fails an assertion instead of
+reporting "already enqueued"). `queue_schema` keeps FORCE ROW LEVEL SECURITY.
 """
 
 from __future__ import annotations
@@ -150,11 +156,11 @@ def secure(conn: psycopg.Connection[Any]) -> None:
     ]
     for table in tables:
         name = sql.Identifier(table)
-        conn.execute(sql.SQL("ALTER TABLE {} ENABLE ROW LEVEL SECURITY").format(name))
-        conn.execute(sql.SQL("ALTER TABLE {} FORCE ROW LEVEL SECURITY").format(name))
         conn.execute(sql.SQL("DROP POLICY IF EXISTS services ON {}").format(name))
         conn.execute(sql.SQL("REVOKE ALL ON {} FROM PUBLIC").format(name))
         if table == "queue_schema":
+            conn.execute(sql.SQL("ALTER TABLE {} ENABLE ROW LEVEL SECURITY").format(name))
+            conn.execute(sql.SQL("ALTER TABLE {} FORCE ROW LEVEL SECURITY").format(name))
             readers = sql.SQL(", ").join(map(sql.Identifier, _VERSION_READERS))
             conn.execute(
                 sql.SQL("CREATE POLICY services ON {} TO paceline_owner, {} USING (true)").format(
@@ -163,11 +169,8 @@ def secure(conn: psycopg.Connection[Any]) -> None:
             )
             conn.execute(sql.SQL("GRANT SELECT ON {} TO {}").format(name, readers))
             continue
-        conn.execute(
-            sql.SQL(
-                "CREATE POLICY services ON {} TO paceline_owner, {} USING (true) WITH CHECK (true)"
-            ).format(name, sql.Identifier(_WORKER))
-        )
+        conn.execute(sql.SQL("ALTER TABLE {} NO FORCE ROW LEVEL SECURITY").format(name))
+        conn.execute(sql.SQL("ALTER TABLE {} DISABLE ROW LEVEL SECURITY").format(name))
         conn.execute(
             sql.SQL("GRANT SELECT, INSERT, UPDATE, DELETE ON {} TO {}").format(
                 name, sql.Identifier(_WORKER)

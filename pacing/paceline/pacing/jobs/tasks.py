@@ -37,6 +37,8 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import psycopg
 from procrastinate import JobContext, RetryStrategy
+from procrastinate import exceptions as queue_errors
+from procrastinate.jobs import Status
 from psycopg_pool import ConnectionPool
 
 from paceline.pacing import records
@@ -247,8 +249,24 @@ async def recover_stalled(context: JobContext, since: str, until: str) -> int:
     )
     count = 0
     for job in stalled:
-        logger.warning("job %s (%s) lost its worker; putting it back", job.id, job.task_name)
-        await manager.retry_job(job)
+        assert job.id is not None  # jobs read from the queue have ids
+        try:
+            await manager.retry_job(job)
+        except queue_errors.UniqueViolation:
+            # Another job with its queueing lock was deferred while it hung (the rollup,
+            # the nightly pass or the delivery sweep asked again): that one does the
+            # work, which the dead job's rolled-back transaction left in place. Ending
+            # the dead one frees the patient's lock for it.
+            logger.warning(
+                "job %s (%s) lost its worker and a newer one waits with its queueing lock"
+                " %s; ending it as failed",
+                job.id,
+                job.task_name,
+                job.queueing_lock,
+            )
+            await manager.finish_job_by_id_async(job.id, status=Status.FAILED, delete_job=False)
+        else:
+            logger.warning("job %s (%s) lost its worker; put back", job.id, job.task_name)
         count += 1
     return count
 
