@@ -245,7 +245,9 @@ def leftover(conn: psycopg.Connection[Any]) -> int:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--patients", type=int, default=10_000)
+    parser.add_argument(
+        "--patients", type=int, default=10_000, help="cohort of the nightly pass (0: skip it)"
+    )
     parser.add_argument("--dsn", help="a server to use instead of a throwaway embedded one")
     args = parser.parse_args()
     log = Path(tempfile.gettempdir()) / f"bench-evaluate-{os.getpid()}.log"
@@ -255,6 +257,9 @@ def main() -> int:
         figures: dict[str, Any] = dict(cost_against_history(dsn))
         figures["cost_365_over_30"] = round(figures["cost_365_ms"] / figures["cost_30_ms"], 2)
         print(json.dumps(figures), file=sys.stderr, flush=True)
+        if args.patients == 0:
+            print(json.dumps(figures))
+            return 1 if figures["cost_365_over_30"] > COST_TARGET else 0
         conn = stack.enter_context(connect(dsn))
         t0 = time.perf_counter()
         seed_cohort(conn, args.patients, HISTORY_DAYS + 2)
