@@ -25,14 +25,6 @@ Run: ``.venv/bin/python bench/evaluate.py [--patients N] [--dsn DSN]``
 
 from __future__ import annotations
 
-import os
-import sys
-
-# bench/ holds signal.py; run as a script, this folder would come first on sys.path and
-# shadow the standard library's `signal` for everything imported after.
-if os.path.dirname(os.path.realpath(__file__)) in sys.path:
-    sys.path.remove(os.path.dirname(os.path.realpath(__file__)))
-
 import argparse
 import json
 import os
