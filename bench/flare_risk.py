@@ -39,13 +39,13 @@ from numpy.typing import NDArray
 from scipy.stats import rankdata
 
 from paceline.pacing.flare import (
-    RISK_ENTER,
     SPIKE_DAYS,
     W_LOAD_SPIKE,
     personal_response,
     risk_series,
 )
 from paceline.pacing.load import load_state
+from paceline.pacing.rules.flare import RISK_ENTER
 from paceline.pacing.simulate import REFRACTORY_DAYS, cohort
 
 FIRST_DAY = 28

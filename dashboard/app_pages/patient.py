@@ -8,7 +8,7 @@ from paceline.dashboard import charts, exports, patient_view, ui
 from paceline.dashboard.patient_view import Range
 from paceline.pacing import overview
 from paceline.pacing.errors import UnknownPatientError
-from paceline.pacing.flare import RISK_ENTER
+from paceline.pacing.rules.flare import RISK_ENTER
 from paceline.store.accounts import Role
 
 who = ui.require(Role.CLINICIAN)

@@ -6,12 +6,20 @@ from dataclasses import replace
 from datetime import UTC, datetime, time, timedelta
 from typing import Any
 
-from paceline.pacing import avoidance, contingency, cycling, dataquality, flare, overexertion
 from paceline.pacing.exposure import SessionRecord, SessionStatus
 from paceline.pacing.flags import Flag, RuleSpec, Severity, episodes
 from paceline.pacing.history import History, build
 from paceline.pacing.plan import PlanSettings
-from paceline.pacing.rules import RULES, all_flags
+from paceline.pacing.rules import (
+    RULES,
+    all_flags,
+    avoidance,
+    contingency,
+    cycling,
+    dataquality,
+    flare,
+    overexertion,
+)
 from tests.pacing.builders import START, day_evidence, history
 
 

@@ -18,8 +18,8 @@ from pandas.io.formats.style import Styler
 
 from paceline.dashboard.evidence import rule_title
 from paceline.pacing.flags import Severity
-from paceline.pacing.flare import RISK_ENTER
 from paceline.pacing.overview import CaseloadEntry
+from paceline.pacing.rules.flare import RISK_ENTER
 
 #: Yesterday's load within this fraction of quota reads as on plan (green).
 BAND: Final = 0.20

@@ -11,8 +11,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any, Final
 
-from paceline.pacing.flare import FLARE_RISK
 from paceline.pacing.rules import RULES
+from paceline.pacing.rules.flare import FLARE_RISK
 
 _TITLES: Final = {r.spec.rule_id: r.spec.title for r in RULES} | {
     FLARE_RISK.rule_id: FLARE_RISK.title

@@ -44,21 +44,14 @@ from paceline.pacing.diary import by_day
 from paceline.pacing.errors import FutureDayError, PacingError
 from paceline.pacing.evidence import JSON, num
 from paceline.pacing.flags import Flag, RuleState, current_flag, run_rule
-from paceline.pacing.flare import (
-    FLARE_EPISODE,
-    MODEL,
-    FlareRisk,
-    flare_episode,
-    flare_risk,
-    onsets,
-    personal_response,
-)
+from paceline.pacing.flare import MODEL, FlareRisk, flare_risk, personal_response
 from paceline.pacing.history import History, build
 from paceline.pacing.load import ChronicBase, LoadState, load_state
 from paceline.pacing.plan import PlanVersion, TodayStatus, advance, default_plan, today, version_on
 from paceline.pacing.records import PatientContext
 from paceline.pacing.response import PainResponse
 from paceline.pacing.rules import RULE_IDS, RULES
+from paceline.pacing.rules.flare import FLARE_EPISODE, flare_episode, onsets
 from paceline.pacing.state import EngineState
 from paceline.store.access import audit
 

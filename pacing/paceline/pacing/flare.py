@@ -1,9 +1,8 @@
-"""Flares: detecting a flare episode in the diary, and the flare-risk score for the next 48 h.
+"""The flare-risk score for the next 48 h, and the usual pain level it and flares are measured by.
 
-A flare is pain at least 2 points (the clinically important change, Farrar et
-al. 2001) above the patient's usual level — the median of days t-16 … t-3, so
-the last two days cannot hide their own rise — on 2 consecutive diary days; it
-lasts while pain stays at least 1 point above usual.
+The usual level is the median pain of days t-16 … t-3, so that the last two
+days cannot hide their own rise. The flag rules built on it (a flare episode,
+flare risk above threshold) are `paceline.pacing.rules.flare`.
 
 The risk score is a logistic model whose weights were fitted (then rounded) on
 a development cohort (`simulate.cohort`, seed 11, `bench/flare_risk.py --fit`)
@@ -32,9 +31,6 @@ AUC (0.892 against 0.894), so it has not earned a weight.
 
 References
 ----------
-Farrar JT, Young JP, LaMoreaux L, Werth JL, Poole RM. Clinical importance of changes
-in chronic pain intensity measured on an 11-point numerical pain rating scale.
-Pain 2001;94:149-158.
 Affleck G, Urrows S, Tennen H, Higgins P, Abeles M. Sequential daily relations of
 sleep, pain intensity, and attention to pain among women with fibromyalgia.
 Pain 1996;68:363-368.
@@ -45,23 +41,16 @@ smarter and harder? Br J Sports Med 2016;50:273-280.
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import date
 from typing import Final
 
 import numpy as np
 
 from paceline.pacing.evidence import JSON, num
-from paceline.pacing.flags import DaySignal, Flag, RuleSpec, Severity
-from paceline.pacing.history import History
 from paceline.pacing.load import FloatArray, load_state
-from paceline.pacing.plan import FlareOnset
 from paceline.pacing.response import PainResponse, ResponseStatus, estimate
 
-# Flare detection.
-FLARE_RISE: Final = 2.0
-FLARE_HOLD_RISE: Final = 1.0
+# The usual pain level (also what a flare is measured against).
 USUAL_FIRST_LAG: Final = 16
 USUAL_LAST_LAG: Final = 3
 MIN_USUAL_DAYS: Final = 5
@@ -78,24 +67,7 @@ PRIOR_RESPONSE_SD: Final = 1.0
 SPIKE_DAYS: Final = 3
 TREND_DAYS: Final = 5
 RECENT_DAYS: Final = 2
-MODEL: Final = "flare-risk-v1"
-
-RISK_ENTER: Final = 0.35
-RISK_HOLD: Final = 0.25
-RISK_CRITICAL: Final = 0.6
-
-FLARE_EPISODE = RuleSpec(
-    "flare.episode",
-    "Pain flare: pain ≥ 2 points above the usual level on consecutive days",
-    min_on_days=2,
-    min_off_days=2,
-)
-FLARE_RISK = RuleSpec(
-    "flare.risk_high",
-    "Flare risk over the next 48 h above threshold",
-    min_on_days=1,
-    min_off_days=2,
-)
+MODEL: Final = "flare-risk-v2"
 
 
 def usual(series: FloatArray, t: int, *, last_lag: int = USUAL_LAST_LAG) -> float:
@@ -103,42 +75,6 @@ def usual(series: FloatArray, t: int, *, last_lag: int = USUAL_LAST_LAG) -> floa
     window = series[max(0, t - USUAL_FIRST_LAG) : max(0, t - last_lag + 1)]
     known = window[~np.isnan(window)]
     return float(np.median(known)) if known.size >= MIN_USUAL_DAYS else math.nan
-
-
-def flare_signals(pain: FloatArray, days: Sequence[date], first: int = 0) -> list[DaySignal]:
-    """Each diary day's pain (from day `first` on) against the usual level."""
-    out = []
-    for t in range(first, len(days)):
-        d = days[t]
-        ref = usual(pain, t)
-        if math.isnan(pain[t]) or math.isnan(ref):
-            out.append(DaySignal(d, None))
-            continue
-        rise = float(pain[t] - ref)
-        out.append(
-            DaySignal(
-                d,
-                enter=bool(rise >= FLARE_RISE),
-                hold=bool(rise >= FLARE_HOLD_RISE),
-                evidence={"pain": num(pain[t], 1), "usual": num(ref, 1), "rise": num(rise, 1)},
-                thresholds={
-                    "rise": FLARE_RISE,
-                    "hold_rise": FLARE_HOLD_RISE,
-                    "usual": f"median pain of days t-{USUAL_FIRST_LAG} to t-{USUAL_LAST_LAG}",
-                },
-            )
-        )
-    return out
-
-
-def flare_episode(h: History) -> list[DaySignal]:
-    """The flare rule over the days of a history the rules decide on."""
-    return flare_signals(h.pain, [d.day for d in h.days], h.first)
-
-
-def onsets(flags: Sequence[Flag]) -> list[FlareOnset]:
-    """Flare episodes as the plan sees them: when each began and when it was confirmed."""
-    return [FlareOnset(f.start, f.opened) for f in flags if f.rule_id == FLARE_EPISODE.rule_id]
 
 
 @dataclass(frozen=True)
@@ -283,26 +219,3 @@ def personal_response(excess: FloatArray, pain: FloatArray) -> tuple[PainRespons
     """The patient's load → pain response and its shrunk value (shown, not scored)."""
     r = estimate(excess, pain)
     return r, shrunk_response(r)
-
-
-def risk_high(h: History) -> list[DaySignal]:
-    """The flare-risk rule on the days of a history the rules decide on."""
-    excess, ratio = h.load.excess, h.load.ratio
-    out = []
-    for t, day in h.evaluated():
-        r = flare_risk(excess, ratio, h.pain, h.sleep, t)
-        d = day.day
-        out.append(
-            DaySignal(
-                d,
-                enter=r.score >= RISK_ENTER,
-                hold=r.score >= RISK_HOLD,
-                severity=Severity.CRITICAL if r.score >= RISK_CRITICAL else Severity.WARNING,
-                evidence={
-                    "score": num(r.score, 3),
-                    "contributing": [f.text for f in r.contributing[:3]],
-                },
-                thresholds={"enter": RISK_ENTER, "hold": RISK_HOLD, "critical": RISK_CRITICAL},
-            )
-        )
-    return out

@@ -1,4 +1,22 @@
-"""The catalogue of flag rules the engine evaluates, each with its spec and its day-by-day detector."""
+"""The flag rules: one module per family of detectors, and this catalogue of what the engine runs.
+
+To add a rule, write its `RuleSpec` and its detector (a function of a
+`History` returning one `DaySignal` per day from `History.first` on, with the
+thresholds it decided by) in the module of its family, or a new module here,
+and add it to `RULES` below. The state machine that turns signals into flag
+episodes (`paceline.pacing.flags`) and the engine need no change.
+
+=================  ========================================================
+module             rules
+=================  ========================================================
+``overexertion``   boom: over quota, above the HR ceiling, ACWR spike, pain after a boom
+``avoidance``      bust: under quota, chronic decline, skipped exposures, fear-avoidance
+``contingency``    pain-contingent pacing (same-day and next-day lags)
+``cycling``        boom-bust cycling
+``dataquality``    no wear, silent device, unusable metrics, missing diary
+``flare``          flare episode, flare risk above threshold
+=================  ========================================================
+"""
 
 from __future__ import annotations
 
@@ -6,9 +24,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Final
 
-from paceline.pacing import avoidance, contingency, cycling, dataquality, flare, overexertion
 from paceline.pacing.flags import DaySignal, Flag, RuleSpec, episodes
 from paceline.pacing.history import History
+from paceline.pacing.rules import avoidance, contingency, cycling, dataquality, flare, overexertion
 
 
 @dataclass(frozen=True)
