@@ -376,7 +376,9 @@ def step_back(
     if current.quota is None or current.baseline is None:
         raise PlanError("there is no quota to step back yet (the baseline is still being measured)")
     stepped = _stepped_back(current, FlareOnset(flare_day, flare_day), valid_from)
-    return replace(stepped, reason=f"{stepped.reason}. {reason}", created_by=created_by)
+    return replace(
+        stepped, reason=wording.declared_flare_reason(stepped.reason, reason), created_by=created_by
+    )
 
 
 def advance(
@@ -437,7 +439,7 @@ def advance(
                 quota=round_quota(cur.measure, cur.start_fraction * cur.baseline),
                 valid_from=d,
                 cause=Cause.BASELINE,
-                reason=f"quota starts at {cur.start_fraction:.0%} of the baseline",
+                reason=wording.first_quota_reason(cur.start_fraction),
                 created_by=None,
                 flare_start=None,
                 evidence={"baseline": cur.baseline},

@@ -49,6 +49,16 @@ def baseline_reason(
     )
 
 
+def first_quota_reason(start_fraction: float) -> str:
+    """Why a quota appears on a plan that had a baseline but none (a clinician cleared it)."""
+    return f"quota starts at {start_fraction:.0%} of the baseline"
+
+
+def declared_flare_reason(step_back: str, clinician_reason: str) -> str:
+    """A flare a clinician declared: what the step-back did, then the clinician's words."""
+    return f"{step_back}. {clinician_reason}"
+
+
 def step_back_reason(
     m: Measure,
     flare_start: date,
