@@ -9,13 +9,16 @@ job would.
 from __future__ import annotations
 
 import uuid
+from dataclasses import replace
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 
 import psycopg
+import pytest
 
-from paceline.pacing import replay
+from paceline.pacing import records, replay
 from paceline.pacing.engine import Evaluation
+from paceline.pacing.errors import OutOfRangeError
 from paceline.pacing.plan import Cause, PlanVersion
 from paceline.pacing.planning import plan_history
 from paceline.pacing.simulate import Persona, SimPatient
@@ -163,3 +166,21 @@ def test_missing_wear_raises_data_quality_flags_and_never_avoidance(
     assert [(s.date(), e.date(), st) for s, e, st in silent] == [
         (START + timedelta(days=18), START + timedelta(days=21), "resolved")
     ]
+
+
+def test_a_simulated_day_goes_in_through_diary_intake_and_its_validation(
+    conn: psycopg.Connection[Any],
+) -> None:
+    pid = enrol(conn)
+    day = SimPatient(Persona.STEADY, seed=1).next_day(START, None)
+    with pytest.raises(OutOfRangeError, match="pain_now"):
+        replay.store_sim_day(conn, pid, replace(day, pain=11))
+    conn.rollback()
+    replay.store_sim_day(conn, pid, day)
+    conn.commit()
+    stored = conn.execute(
+        "SELECT pain_now, sleep_quality FROM self_report WHERE patient_id = %s", (pid,)
+    ).fetchall()
+    assert stored == [(day.pain, day.sleep)]
+    (metrics,) = records.metrics_rows(conn, pid, START, START)
+    assert metrics.active_min == pytest.approx(day.active_min)

@@ -16,7 +16,10 @@ from zoneinfo import ZoneInfo
 
 import numpy as np
 import psycopg
+from numpy.typing import NDArray
+from psycopg import sql
 from psycopg.rows import class_row, dict_row
+from psycopg.types.json import Jsonb
 
 from paceline.pacing.days import MetricsRow, measure
 from paceline.pacing.diary import DiaryEntry, DiaryRecord
@@ -31,7 +34,8 @@ from paceline.pacing.exposure import (
 from paceline.pacing.flags import Flag, Severity
 from paceline.pacing.plan import Cause, PlanSettings, PlanVersion
 from paceline.pacing.questionnaires import QuestionnaireScore
-from paceline.store import registry
+from paceline.signal.trimp import Sex
+from paceline.store import copybinary, registry
 
 
 def to_json(value: object) -> str:
@@ -91,7 +95,7 @@ def lock_patient(conn: psycopg.Connection[Any], patient_id: int) -> None:
 
 # Daily metrics and diary -----------------------------------------------------------------
 
-_METRICS_COLS = (
+_METRICS_COLS = sql.SQL(
     "day, wear_min, active_min, steps, trimp_banister, trimp_edwards, above_ceiling_min, hr_samples"
 )
 
@@ -102,8 +106,10 @@ def metrics_rows(
     """The daily-metrics rows of days `start` … `end`."""
     with conn.cursor(row_factory=class_row(MetricsRow)) as cur:
         cur.execute(
-            f"SELECT {_METRICS_COLS} FROM daily_metrics"
-            " WHERE patient_id = %s AND day BETWEEN %s AND %s ORDER BY day",
+            sql.SQL(
+                "SELECT {} FROM daily_metrics"
+                " WHERE patient_id = %s AND day BETWEEN %s AND %s ORDER BY day"
+            ).format(_METRICS_COLS),
             (patient_id, start, end),
         )
         return cur.fetchall()
@@ -139,6 +145,7 @@ REPORT_COLUMNS = (
     "fear_of_movement",
     "note",
 )
+_REPORT_COLS = sql.SQL(", ").join(map(sql.Identifier, REPORT_COLUMNS))
 
 
 def insert_self_report(
@@ -147,17 +154,21 @@ def insert_self_report(
     """Store a diary entry once per idempotency key: (report id, whether new, stored values)."""
     values = [getattr(entry, c) for c in REPORT_COLUMNS]
     row = conn.execute(
-        "INSERT INTO self_report (patient_id, reported_at, " + ", ".join(REPORT_COLUMNS) + ","
-        " idempotency_key) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)"
-        " ON CONFLICT (patient_id, idempotency_key) DO NOTHING RETURNING report_id",
+        sql.SQL(
+            "INSERT INTO self_report (patient_id, reported_at, {}, idempotency_key)"
+            " VALUES (%s, %s, {}, %s)"
+            " ON CONFLICT (patient_id, idempotency_key) DO NOTHING RETURNING report_id"
+        ).format(_REPORT_COLS, sql.SQL(", ").join([sql.Placeholder()] * len(REPORT_COLUMNS))),
         (patient_id, entry.reported_at, *values, key),
     ).fetchone()
     if row is not None:
         return int(row[0]), True, {}
     with conn.cursor(row_factory=dict_row) as cur:
         cur.execute(
-            "SELECT report_id, reported_at, " + ", ".join(REPORT_COLUMNS) + " FROM self_report"
-            " WHERE patient_id = %s AND idempotency_key = %s",
+            sql.SQL(
+                "SELECT report_id, reported_at, {} FROM self_report"
+                " WHERE patient_id = %s AND idempotency_key = %s"
+            ).format(_REPORT_COLS),
             (patient_id, key),
         )
         stored = cur.fetchone()
@@ -393,11 +404,13 @@ def flags_for(
     conn: psycopg.Connection[Any], patient_id: int, *, include_resolved: bool = False
 ) -> list[FlagView]:
     """The patient's flags, newest window first (open and acknowledged ones unless told)."""
-    where = "" if include_resolved else " AND status <> 'resolved'"
+    where = sql.SQL("" if include_resolved else " AND status <> 'resolved'")
     with conn.cursor(row_factory=dict_row) as cur:
         cur.execute(
-            "SELECT flag_id, rule_id, window_start, window_end, severity, status, evidence"
-            f" FROM flag WHERE patient_id = %s{where} ORDER BY window_start DESC, rule_id",
+            sql.SQL(
+                "SELECT flag_id, rule_id, window_start, window_end, severity, status, evidence"
+                " FROM flag WHERE patient_id = %s{} ORDER BY window_start DESC, rule_id"
+            ).format(where),
             (patient_id,),
         )
         rows = cur.fetchall()
@@ -446,7 +459,7 @@ def flare_risk_history(
 
 # Exposure ------------------------------------------------------------------------------------
 
-_ITEM_COLS = "item_id, activity, fear_rating, position, status"
+_ITEM_COLS = sql.SQL("item_id, activity, fear_rating, position, status")
 
 
 def _item(row: Mapping[str, Any]) -> LadderItem:
@@ -463,8 +476,9 @@ def ladder_items(conn: psycopg.Connection[Any], patient_id: int) -> list[LadderI
     """The patient's fear ladder, bottom rung first."""
     with conn.cursor(row_factory=dict_row) as cur:
         cur.execute(
-            f"SELECT {_ITEM_COLS} FROM exposure_item WHERE patient_id = %s"
-            " ORDER BY position, item_id",
+            sql.SQL(
+                "SELECT {} FROM exposure_item WHERE patient_id = %s ORDER BY position, item_id"
+            ).format(_ITEM_COLS),
             (patient_id,),
         )
         return [_item(r) for r in cur.fetchall()]
@@ -474,7 +488,9 @@ def ladder_item(conn: psycopg.Connection[Any], patient_id: int, item_id: int) ->
     """One ladder item of the patient, or `UnknownExposureError`."""
     with conn.cursor(row_factory=dict_row) as cur:
         cur.execute(
-            f"SELECT {_ITEM_COLS} FROM exposure_item WHERE patient_id = %s AND item_id = %s",
+            sql.SQL("SELECT {} FROM exposure_item WHERE patient_id = %s AND item_id = %s").format(
+                _ITEM_COLS
+            ),
             (patient_id, item_id),
         )
         row = cur.fetchone()
@@ -495,8 +511,10 @@ def insert_item(
     """Add a rung to the ladder."""
     with conn.cursor(row_factory=dict_row) as cur:
         cur.execute(
-            "INSERT INTO exposure_item (patient_id, activity, fear_rating, position, created_by)"
-            f" VALUES (%s, %s, %s, %s, %s) RETURNING {_ITEM_COLS}",
+            sql.SQL(
+                "INSERT INTO exposure_item (patient_id, activity, fear_rating, position,"
+                " created_by) VALUES (%s, %s, %s, %s, %s) RETURNING {}"
+            ).format(_ITEM_COLS),
             (patient_id, activity, fear_rating, position, created_by),
         )
         row = cur.fetchone()
@@ -508,9 +526,11 @@ def update_item(conn: psycopg.Connection[Any], item: LadderItem, patient_id: int
     """Write an edited rung back."""
     with conn.cursor(row_factory=dict_row) as cur:
         cur.execute(
-            "UPDATE exposure_item SET activity = %s, fear_rating = %s, position = %s,"
-            " status = %s, updated_at = now() WHERE item_id = %s AND patient_id = %s"
-            f" RETURNING {_ITEM_COLS}",
+            sql.SQL(
+                "UPDATE exposure_item SET activity = %s, fear_rating = %s, position = %s,"
+                " status = %s, updated_at = now() WHERE item_id = %s AND patient_id = %s"
+                " RETURNING {}"
+            ).format(_ITEM_COLS),
             (
                 item.activity,
                 item.fear_rating,
@@ -526,7 +546,7 @@ def update_item(conn: psycopg.Connection[Any], item: LadderItem, patient_id: int
     return _item(row)
 
 
-_SESSION_COLS = (
+_SESSION_COLS = sql.SQL(
     "session_id, item_id, planned_at, (planned_at AT TIME ZONE %(tz)s)::date AS planned_day,"
     " status, started_at, ended_at, fear_before, fear_after, expected_harm, actual_harm, note"
 )
@@ -545,21 +565,22 @@ def sessions(
     end: date | None = None,
 ) -> list[SessionRecord]:
     """Exposure sessions of the patient (optionally of one item, or planned in a day range)."""
-    where = ["patient_id = %(p)s"]
+    where: list[sql.Composable] = [sql.SQL("patient_id = %(p)s")]
     params: dict[str, Any] = {"tz": ctx.timezone, "p": ctx.patient_id}
     if item_id is not None:
-        where.append("item_id = %(item)s")
+        where.append(sql.SQL("item_id = %(item)s"))
         params["item"] = item_id
     if start is not None:
-        where.append("planned_at >= %(lo)s")
+        where.append(sql.SQL("planned_at >= %(lo)s"))
         params["lo"] = ctx.day_start(start)
     if end is not None:
-        where.append("planned_at < %(hi)s")
+        where.append(sql.SQL("planned_at < %(hi)s"))
         params["hi"] = ctx.day_start(end + timedelta(days=1))
     with conn.cursor(row_factory=dict_row) as cur:
         cur.execute(
-            f"SELECT {_SESSION_COLS} FROM exposure_session WHERE {' AND '.join(where)}"
-            " ORDER BY planned_at, session_id",
+            sql.SQL(
+                "SELECT {} FROM exposure_session WHERE {} ORDER BY planned_at, session_id"
+            ).format(_SESSION_COLS, sql.SQL(" AND ").join(where)),
             params,
         )
         return [_session(r) for r in cur.fetchall()]
@@ -569,8 +590,9 @@ def session(conn: psycopg.Connection[Any], ctx: PatientContext, session_id: int)
     """One session of the patient, or `UnknownExposureError`."""
     with conn.cursor(row_factory=dict_row) as cur:
         cur.execute(
-            f"SELECT {_SESSION_COLS} FROM exposure_session"
-            " WHERE patient_id = %(p)s AND session_id = %(s)s",
+            sql.SQL(
+                "SELECT {} FROM exposure_session WHERE patient_id = %(p)s AND session_id = %(s)s"
+            ).format(_SESSION_COLS),
             {"tz": ctx.timezone, "p": ctx.patient_id, "s": session_id},
         )
         row = cur.fetchone()
@@ -762,3 +784,122 @@ def store_engine_state(
         "DELETE FROM pacing_state WHERE patient_id = %s AND day < %s",
         (patient_id, day - timedelta(days=keep_days)),
     )
+
+
+# The daily-metrics rollup's reads and writes (paceline.pacing.rollup) -----------------------
+
+_EPOCH_US = sql.SQL("(extract(epoch FROM time) * 1000000)::int8")
+_SAMPLE_WINDOW = sql.SQL("patient_id = %s AND time >= %s AND time < %s")
+#: One tuple of each COPY below as `copybinary.decode` reads it.
+HR_COPY = np.dtype(
+    [
+        ("n", ">i2"),
+        ("l0", ">i4"),
+        ("t", ">i8"),
+        ("l1", ">i4"),
+        ("bpm", ">i2"),
+        ("l2", ">i4"),
+        ("contact", ">i2"),
+    ]
+)
+RR_COPY = np.dtype([("n", ">i2"), ("l0", ">i4"), ("t", ">i8"), ("l1", ">i4"), ("rr", ">f8")])
+STEPS_COPY = np.dtype([("n", ">i2"), ("l0", ">i4"), ("t", ">i8"), ("l1", ">i4"), ("steps", ">i4")])
+
+
+def _copy_out(
+    conn: psycopg.Connection[Any],
+    query: sql.Composable,
+    params: tuple[Any, ...],
+    dtype: np.dtype[Any],
+) -> NDArray[Any]:
+    with (
+        conn.cursor() as cur,
+        cur.copy(sql.SQL("COPY ({}) TO STDOUT (FORMAT BINARY)").format(query), params) as copy,
+    ):
+        data = b"".join(bytes(block) for block in copy)
+    return copybinary.decode(data, dtype)
+
+
+def hr_samples(
+    conn: psycopg.Connection[Any], patient_id: int, start: datetime, end: datetime
+) -> NDArray[Any]:
+    """Heart-rate samples of `[start, end)` from every device: epoch µs, bpm, contact (-1 unknown)."""
+    query = sql.SQL(
+        "SELECT {}, bpm, coalesce(sensor_contact::int, -1)::int2 FROM hr_sample WHERE {}"
+    ).format(_EPOCH_US, _SAMPLE_WINDOW)
+    return _copy_out(conn, query, (patient_id, start, end), HR_COPY)
+
+
+def rr_intervals(
+    conn: psycopg.Connection[Any], patient_id: int, start: datetime, end: datetime
+) -> NDArray[Any]:
+    """RR intervals of `[start, end)` from the one device with the most beats (epoch µs, ms)."""
+    query = sql.SQL(
+        "SELECT {}, rr_ms FROM rr_interval WHERE {} AND device_id = ("
+        " SELECT device_id FROM rr_interval WHERE {}"
+        " GROUP BY device_id ORDER BY count(*) DESC, device_id LIMIT 1)"
+    ).format(_EPOCH_US, _SAMPLE_WINDOW, _SAMPLE_WINDOW)
+    params = (patient_id, start, end)
+    return _copy_out(conn, query, params + params, RR_COPY)
+
+
+def steps_per_minute(
+    conn: psycopg.Connection[Any], patient_id: int, start: datetime, end: datetime
+) -> NDArray[Any]:
+    """Steps per minute of `(start, end]`: each minute's largest count over the devices."""
+    # A step row counts the interval that ends at its time, so the row stamped at
+    # midnight belongs to the day that midnight ends; each row is placed in the
+    # minute that ends at or after its time.
+    query = sql.SQL(
+        "SELECT (extract(epoch FROM minute_end) * 1000000)::int8, max(steps)::int4 FROM ("
+        " SELECT device_id, date_bin('1 minute', time - interval '1 microsecond', %s)"
+        "   + interval '1 minute' AS minute_end, sum(steps) AS steps"
+        " FROM step_sample WHERE patient_id = %s AND time > %s AND time <= %s"
+        " GROUP BY device_id, minute_end) per_device GROUP BY minute_end"
+    )
+    return _copy_out(conn, query, (start, patient_id, start, end), STEPS_COPY)
+
+
+@dataclass(frozen=True)
+class PhysiologyRow:
+    """What the rollup needs to know about a patient on one day."""
+
+    birth_year: int | None
+    sex: Sex
+    hr_max_bpm: int | None
+    hr_rest_bpm: int | None
+    hr_ceiling_bpm: int | None
+
+
+def physiology_row(
+    conn: psycopg.Connection[Any], patient_id: int, day_end: datetime
+) -> PhysiologyRow | None:
+    """The patient's anchors and the HR ceiling of the plan in effect before `day_end`."""
+    with conn.cursor(row_factory=class_row(PhysiologyRow)) as cur:
+        cur.execute(
+            "SELECT p.birth_year, p.sex, p.hr_max_bpm, p.hr_rest_bpm,"
+            " (SELECT pp.hr_ceiling_bpm FROM pacing_plan pp WHERE pp.patient_id = p.patient_id"
+            "   AND pp.valid_from < %s ORDER BY pp.version DESC LIMIT 1) AS hr_ceiling_bpm"
+            " FROM patient p WHERE p.patient_id = %s",
+            (day_end, patient_id),
+        )
+        return cur.fetchone()
+
+
+def upsert_daily_metrics(
+    conn: psycopg.Connection[Any], patient_id: int, day: date, row: Mapping[str, Any]
+) -> None:
+    """Insert or replace the `daily_metrics` row of one patient-day (`row`: column → value)."""
+    columns = list(row)
+    values = [Jsonb(row[c]) if c == "extra" else row[c] for c in columns]
+    query = sql.SQL(
+        "INSERT INTO daily_metrics (patient_id, day, {columns}) VALUES ({values})"
+        " ON CONFLICT (patient_id, day) DO UPDATE SET {updates}, computed_at = now()"
+    ).format(
+        columns=sql.SQL(", ").join(map(sql.Identifier, columns)),
+        values=sql.SQL(", ").join([sql.Placeholder()] * (len(columns) + 2)),
+        updates=sql.SQL(", ").join(
+            sql.SQL("{c} = excluded.{c}").format(c=sql.Identifier(c)) for c in columns
+        ),
+    )
+    conn.execute(query, (patient_id, day, *values))

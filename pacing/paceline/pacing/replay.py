@@ -14,7 +14,7 @@ from typing import Any
 
 import psycopg
 
-from paceline.pacing import ladder
+from paceline.pacing import intake, ladder, records
 from paceline.pacing.engine import Evaluation, evaluate_patient
 from paceline.pacing.simulate import SimDay, SimPatient
 
@@ -24,39 +24,28 @@ EXPOSURE_TIME = time(10)
 
 
 def store_sim_day(conn: psycopg.Connection[Any], patient_id: int, d: SimDay) -> None:
-    """Store one simulated day: its daily-metrics row (unless silent) and its diary entry."""
+    """Store one simulated day: its daily-metrics row (unless silent) and its diary entry.
+
+    The row goes through the writer the rollup uses (`records.upsert_daily_metrics`),
+    the diary through `intake.submit_diary` with its validation, at 20:00 in the
+    patient's time zone.
+    """
     if d.reported:
-        row = d.metrics_row()
-        conn.execute(
-            "INSERT INTO daily_metrics (patient_id, day, wear_min, zone_min, above_ceiling_min,"
-            " trimp_banister, steps, active_min, hr_samples) VALUES (%s, %s, %s, %s, %s, %s, %s,"
-            " %s, %s) ON CONFLICT (patient_id, day) DO UPDATE SET wear_min = excluded.wear_min,"
-            " active_min = excluded.active_min, steps = excluded.steps",
-            (
-                patient_id,
-                row["day"],
-                row["wear_min"],
-                row["zone_min"],
-                row["above_ceiling_min"],
-                row["trimp_banister"],
-                row["steps"],
-                row["active_min"],
-                row["hr_samples"],
-            ),
-        )
+        row = {k: v for k, v in d.metrics_row().items() if k != "day"}
+        records.upsert_daily_metrics(conn, patient_id, d.day, row)
     if d.pain is not None:
-        conn.execute(
-            "INSERT INTO self_report (patient_id, reported_at, pain_now, pain_average, pain_worst,"
-            " sleep_quality, fear_of_movement) VALUES (%s, %s, %s, %s, %s, %s, %s)",
-            (
-                patient_id,
-                datetime.combine(d.day, DIARY_TIME, UTC),
-                d.pain,
-                d.pain,
-                d.pain,
-                d.sleep,
-                d.fear,
-            ),
+        ctx = records.patient_context(conn, patient_id)
+        when = datetime.combine(d.day, DIARY_TIME, ctx.zone)
+        intake.submit_diary(
+            conn,
+            patient_id,
+            reported_at=when,
+            pain_now=d.pain,
+            pain_average=d.pain,
+            pain_worst=d.pain,
+            sleep_quality=d.sleep,
+            fear_of_movement=d.fear,
+            now=when,
         )
 
 

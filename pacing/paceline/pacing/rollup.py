@@ -21,8 +21,8 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 import numpy as np
 import psycopg
 from numpy.typing import NDArray
-from psycopg.types.json import Jsonb
 
+from paceline.pacing import records
 from paceline.pacing.errors import PacingError
 from paceline.signal.daily import DailyMetrics, PatientPhysiology, daily_metrics
 from paceline.signal.errors import SignalError
@@ -32,22 +32,6 @@ logger = logging.getLogger(__name__)
 # pg_advisory_xact_lock key for the rollup ("roll"): two schedulers or a
 # scheduler and a manual run must not compute the same day twice at once.
 ROLLUP_LOCK_KEY = 0x726F6C6C
-_COPY_HEADER_BYTES = 19
-_COPY_TRAILER_BYTES = 2
-_HR = np.dtype(
-    [
-        ("n", ">i2"),
-        ("l0", ">i4"),
-        ("t", ">i8"),
-        ("l1", ">i4"),
-        ("bpm", ">i2"),
-        ("l2", ">i4"),
-        ("contact", ">i2"),
-    ]
-)
-_RR = np.dtype([("n", ">i2"), ("l0", ">i4"), ("t", ">i8"), ("l1", ">i4"), ("rr", ">f8")])
-_STEPS = np.dtype([("n", ">i2"), ("l0", ">i4"), ("t", ">i8"), ("l1", ">i4"), ("steps", ">i4")])
-_EPOCH_US = "(extract(epoch FROM time) * 1000000)::int8"
 
 
 @dataclass(frozen=True)
@@ -102,18 +86,6 @@ def _zone(name: str, patient_id: int) -> ZoneInfo:
         raise PacingError(f"patient {patient_id} has an unknown time zone {name!r}") from exc
 
 
-def _copy_out(
-    conn: psycopg.Connection[Any], query: str, params: tuple[Any, ...], dtype: np.dtype[Any]
-) -> NDArray[Any]:
-    with (
-        conn.cursor() as cur,
-        cur.copy(f"COPY ({query}) TO STDOUT (FORMAT BINARY)", params) as copy,
-    ):
-        data = b"".join(bytes(block) for block in copy)
-    body = data[_COPY_HEADER_BYTES:-_COPY_TRAILER_BYTES] if data else b""
-    return np.frombuffer(body, dtype=dtype)
-
-
 def load_day(
     conn: psycopg.Connection[Any], patient_id: int, start: datetime, end: datetime
 ) -> DaySamples:
@@ -127,36 +99,9 @@ def load_day(
     minute as the largest count any device reported for that minute, because
     two devices count the same steps and adding them would double the load.
     """
-    window = "patient_id = %s AND time >= %s AND time < %s"
-    params = (patient_id, start, end)
-    hr = _copy_out(
-        conn,
-        f"SELECT {_EPOCH_US}, bpm, coalesce(sensor_contact::int, -1)::int2"
-        f" FROM hr_sample WHERE {window}",
-        params,
-        _HR,
-    )
-    rr = _copy_out(
-        conn,
-        f"SELECT {_EPOCH_US}, rr_ms FROM rr_interval WHERE {window} AND device_id = ("
-        f" SELECT device_id FROM rr_interval WHERE {window}"
-        " GROUP BY device_id ORDER BY count(*) DESC, device_id LIMIT 1)",
-        params + params,
-        _RR,
-    )
-    # A step row counts the interval that ends at its time, so the row stamped
-    # at midnight belongs to the day that midnight ends; each row is placed in
-    # the minute that ends at or after its time.
-    steps = _copy_out(
-        conn,
-        "SELECT (extract(epoch FROM minute_end) * 1000000)::int8, max(steps)::int4 FROM ("
-        " SELECT device_id, date_bin('1 minute', time - interval '1 microsecond', %s)"
-        "   + interval '1 minute' AS minute_end, sum(steps) AS steps"
-        " FROM step_sample WHERE patient_id = %s AND time > %s AND time <= %s"
-        " GROUP BY device_id, minute_end) per_device GROUP BY minute_end",
-        (start, patient_id, start, end),
-        _STEPS,
-    )
+    hr = records.hr_samples(conn, patient_id, start, end)
+    rr = records.rr_intervals(conn, patient_id, start, end)
+    steps = records.steps_per_minute(conn, patient_id, start, end)
     return DaySamples(
         hr_time=hr["t"].astype(np.int64),
         hr_bpm=hr["bpm"].astype(np.int16),
@@ -170,22 +115,17 @@ def load_day(
 
 def physiology(conn: psycopg.Connection[Any], patient_id: int, day: date) -> PatientPhysiology:
     """The anchors for one patient-day: age that year, sex, measured HRmax/rest, the plan's ceiling."""
-    row = conn.execute(
-        "SELECT p.birth_year, p.sex, p.hr_max_bpm, p.hr_rest_bpm,"
-        " (SELECT pp.hr_ceiling_bpm FROM pacing_plan pp WHERE pp.patient_id = p.patient_id"
-        "   AND pp.valid_from < %s ORDER BY pp.version DESC LIMIT 1)"
-        " FROM patient p WHERE p.patient_id = %s",
-        (datetime.combine(day + timedelta(days=1), time(0), tzinfo=UTC), patient_id),
-    ).fetchone()
+    row = records.physiology_row(
+        conn, patient_id, datetime.combine(day + timedelta(days=1), time(0), tzinfo=UTC)
+    )
     if row is None:
         raise PacingError(f"no patient {patient_id}")
-    birth_year, sex, hr_max, hr_rest, ceiling = row
     return PatientPhysiology(
-        age_years=float(day.year - birth_year) if birth_year else None,
-        sex=sex,
-        hr_max_bpm=float(hr_max) if hr_max else None,
-        hr_rest_bpm=float(hr_rest) if hr_rest else None,
-        hr_ceiling_bpm=float(ceiling) if ceiling else None,
+        age_years=float(day.year - row.birth_year) if row.birth_year else None,
+        sex=row.sex,
+        hr_max_bpm=float(row.hr_max_bpm) if row.hr_max_bpm else None,
+        hr_rest_bpm=float(row.hr_rest_bpm) if row.hr_rest_bpm else None,
+        hr_ceiling_bpm=float(row.hr_ceiling_bpm) if row.hr_ceiling_bpm else None,
     )
 
 
@@ -214,16 +154,7 @@ def upsert_day(
     conn: psycopg.Connection[Any], patient_id: int, day: date, metrics: DailyMetrics
 ) -> None:
     """Insert or replace the `daily_metrics` row of one patient-day."""
-    row = metrics.to_row()
-    columns = list(row)
-    values = [Jsonb(row[c]) if c == "extra" else row[c] for c in columns]
-    placeholders = ", ".join(["%s"] * (len(columns) + 2))
-    updates = ", ".join(f"{c} = excluded.{c}" for c in columns)
-    conn.execute(
-        f"INSERT INTO daily_metrics (patient_id, day, {', '.join(columns)}) VALUES ({placeholders})"
-        f" ON CONFLICT (patient_id, day) DO UPDATE SET {updates}, computed_at = now()",
-        (patient_id, day, *values),
-    )
+    records.upsert_daily_metrics(conn, patient_id, day, metrics.to_row())
 
 
 #: What `rollup` calls inside a patient's savepoint once that patient's days are upserted:

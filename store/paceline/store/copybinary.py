@@ -1,4 +1,4 @@
-"""Encode column batches as PostgreSQL binary COPY data with numpy, no per-row Python.
+"""PostgreSQL binary COPY data with numpy, no per-row Python: column batches in, record arrays out.
 
 The format (PostgreSQL docs, "COPY … Binary Format"): an 11-byte signature,
 int32 flags, int32 header-extension length, then per tuple an int16 field
@@ -20,6 +20,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from paceline.store.columns import HrRows, Rows, RrRows, SdnnRows, StepRows
+from paceline.store.errors import CopyFormatError
 
 HEADER = b"PGCOPY\n\xff\r\n\x00" + b"\x00\x00\x00\x00" + b"\x00\x00\x00\x00"
 TRAILER = b"\xff\xff"
@@ -130,3 +131,51 @@ def encode(rows: Rows) -> bytes:
     if isinstance(rows, SdnnRows):
         return encode_sdnn(rows)
     return encode_steps(rows)
+
+
+#: The fixed part of the header: the 11-byte signature, int32 flags (0: no OIDs).
+SIGNATURE = HEADER[:11]
+
+
+def decode(data: bytes, dtype: np.dtype[Any]) -> NDArray[Any]:
+    """Rows of a binary `COPY … TO STDOUT (FORMAT BINARY)` stream as a packed numpy record array.
+
+    `dtype` lays out one tuple: an ``>i2`` field count, then per field an ``>i4``
+    length and the value (the shape `encode` writes). The stream's signature,
+    flags, header extension and trailer are checked, and so is every tuple's
+    field count and field lengths, so a NULL, a column of another type or a
+    truncated stream raises `CopyFormatError` instead of turning into numbers.
+    An empty `data` (no COPY output at all) is no rows.
+    """
+    if not data:
+        return np.zeros(0, dtype=dtype)
+    if data[:11] != SIGNATURE:
+        raise CopyFormatError("missing PGCOPY signature")
+    if len(data) < 19 + len(TRAILER):
+        raise CopyFormatError("shorter than its header and trailer")
+    flags = int.from_bytes(data[11:15], "big", signed=True)
+    # Bits 0-15 flag critical format changes and bit 16 says OIDs follow: neither is read here.
+    if flags & 0xFFFF or flags & (1 << 16):
+        raise CopyFormatError(f"unsupported header flags {flags:#x}")
+    extension = int.from_bytes(data[15:19], "big", signed=True)
+    start = 19 + extension
+    if data[-len(TRAILER) :] != TRAILER:
+        raise CopyFormatError("missing end-of-data marker")
+    body = data[start : -len(TRAILER)]
+    if len(body) % dtype.itemsize:
+        raise CopyFormatError(
+            f"{len(body)} bytes of tuples are not a whole number of {dtype.itemsize}-byte rows"
+        )
+    rows = np.frombuffer(body, dtype=dtype)
+    names = dtype.names or ()
+    layout = dtype.fields
+    if layout is None or len(names) % 2 != 1:
+        raise CopyFormatError("the row layout must be a count and (length, value) pairs")
+    fields = (len(names) - 1) // 2
+    if rows.size and not (rows[names[0]] == fields).all():
+        raise CopyFormatError(f"a tuple without {fields} fields")
+    for length, value in zip(names[1::2], names[2::2], strict=True):
+        size = layout[value][0].itemsize
+        if rows.size and not (rows[length] == size).all():
+            raise CopyFormatError(f"field {value}: NULL or not {size} bytes")
+    return rows

@@ -124,3 +124,11 @@ def redact(dsn: str) -> str:
     if "password" in params:
         params["password"] = _MASK
     return make_conninfo("", **{k: v for k, v in params.items() if v is not None})
+
+
+class CopyFormatError(StoreError, ValueError):
+    """Binary COPY data that is not what the reader expects (signature, flags, field layout)."""
+
+    def __init__(self, reason: str) -> None:
+        self.reason = reason
+        super().__init__(f"binary COPY data: {reason}")
