@@ -17,6 +17,12 @@ from paceline.store import roles
 GRANTS: dict[str, dict[str, str]] = {
     "account": {},
     "alert": {"clinician": "INSERT,SELECT,UPDATE", "worker": "DELETE,INSERT,SELECT,UPDATE"},
+    "alert_delivery": {
+        "clinician": "SELECT",
+        "patient": "SELECT",
+        "worker": "INSERT,SELECT,UPDATE",
+    },
+    "alert_endpoint": {"worker": "INSERT,SELECT,UPDATE"},
     "audit_log": {"clinician": "INSERT", "patient": "INSERT", "worker": "INSERT"},
     "care_team": {"clinician": "SELECT", "worker": "SELECT"},
     "clinician": {"clinician": "SELECT", "worker": "SELECT"},

@@ -9,6 +9,7 @@ from collections.abc import Callable, Sequence
 
 from paceline.cli import (
     accounts,
+    alerts,
     dashboard,
     db,
     devices,
@@ -40,6 +41,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("-v", "--verbose", action="store_true", help="log debug detail")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    alerts.register(commands)
     db.register(commands)
     devices.register(commands)
     ingest.register(commands)

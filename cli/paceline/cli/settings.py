@@ -39,6 +39,7 @@ READ_BY: Final = {
     "dashboard": "the dashboard (paceline dashboard)",
     "tests": "the test suite (python3 dev.py test)",
     "compose": "docker-compose.yml only",
+    "alerts": "alert delivery (paceline worker, the scheduler's periodic jobs)",
 }
 """Who reads the settings of each group, in the order --help lists them."""
 
@@ -138,6 +139,40 @@ SETTINGS: Final[tuple[Setting, ...]] = (
         "none: must be set",
         "password of the paceline database user of the compose deployment",
         "compose",
+    ),
+    Setting(
+        "PACELINE_SMTP_URL",
+        "unset: no e-mail",
+        "alert e-mail server: smtp://user:pass@host:port (STARTTLS when offered), smtps:// for TLS",
+        "alerts",
+    ),
+    Setting("PACELINE_ALERT_FROM", "paceline@localhost", "From: address of alert e-mail", "alerts"),
+    Setting(
+        "PACELINE_WEBHOOK_URL",
+        "unset: no webhook",
+        "endpoint for alert webhooks signed per Standard Webhooks",
+        "alerts",
+    ),
+    Setting(
+        "PACELINE_WEBHOOK_SECRET",
+        "required with PACELINE_WEBHOOK_URL",
+        "webhook signing secret: whsec_ + base64 of at least 24 bytes",
+        "alerts",
+    ),
+    Setting(
+        "PACELINE_DASHBOARD_URL",
+        "http://localhost:8501",
+        "dashboard address that alert e-mail and webhooks link to",
+        "alerts",
+    ),
+    Setting(
+        "PACELINE_ALERT_DETAIL",
+        "unset: ids, rule, severity, window and link only",
+        "comma list of channels (email, webhook) whose messages may carry the alert in words",
+        "alerts",
+    ),
+    Setting(
+        "PACELINE_ALERT_TIMEOUT", "10", "seconds one SMTP or webhook attempt may take", "alerts"
     ),
 )
 """Every `PACELINE_*` variable anything in the repository reads; `paceline --help` prints it.

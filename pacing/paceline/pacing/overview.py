@@ -227,9 +227,10 @@ def _side_facts(conn: psycopg.Connection[Any], ids: list[int]) -> dict[int, dict
             " (SELECT max(dv.last_seen) FROM device dv WHERE dv.patient_id = p.patient_id)"
             "   AS last_upload,"
             " (SELECT count(*) FROM alert a WHERE a.patient_id = p.patient_id"
-            "   AND a.status IN ('pending', 'sent')) AS open_alerts,"
+            "   AND a.audience = 'care_team' AND a.status <> 'resolved') AS open_alerts,"
             " (SELECT count(*) FROM alert a WHERE a.patient_id = p.patient_id"
-            "   AND a.status IN ('pending', 'sent') AND a.severity = 'critical') AS critical_alerts,"
+            "   AND a.audience = 'care_team' AND a.status <> 'resolved'"
+            "   AND a.severity = 'critical') AS critical_alerts,"
             " (SELECT max(r.reviewed_at) FROM patient_review r WHERE r.patient_id = p.patient_id)"
             "   AS reviewed_at"
             " FROM patient p LEFT JOIN LATERAL (SELECT score, day FROM flare_risk f"
@@ -418,8 +419,9 @@ def patient_alerts(
     """The patient's alerts raised since `since`, newest first."""
     with conn.cursor(row_factory=dict_row) as cur:
         cur.execute(
-            "SELECT alert_id, rule_id, severity, status, channel, created_at FROM alert"
-            " WHERE patient_id = %s AND created_at >= %s ORDER BY created_at DESC",
+            "SELECT alert_id, rule_id, severity, status, created_at FROM alert"
+            " WHERE patient_id = %s AND audience = 'care_team' AND created_at >= %s"
+            " ORDER BY created_at DESC",
             (patient_id, since),
         )
         return cur.fetchall()

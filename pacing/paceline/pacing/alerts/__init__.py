@@ -1,0 +1,46 @@
+"""Alerts: the policy, alerts in the evaluation's transaction, their life cycle and delivery.
+
+Entry points (each runs inside the caller's transaction):
+
+- `raise_alerts(conn, evaluation, *, now)`: alerts of one evaluated patient-day,
+  returning the ids of the deliveries due now;
+- `due_reminders(conn, now)`: today's diary reminders, returning the deliveries due now;
+- `acknowledge`, `resolve`, `list_alerts`: what the dashboard and the CLI call.
+"""
+
+from __future__ import annotations
+
+from paceline.pacing.alerts.config import DeliveryConfig
+from paceline.pacing.alerts.errors import (
+    AlertError,
+    AlertStateError,
+    ChannelConfigError,
+    NotOnCareTeamError,
+    UnknownAlertError,
+    UnknownDeliveryError,
+)
+from paceline.pacing.alerts.lifecycle import acknowledge, resolve
+from paceline.pacing.alerts.outbox import AlertRow, DeliveryRow, dead_letters, list_alerts
+from paceline.pacing.alerts.policy import DEFAULT_POLICY, AlertPolicy
+from paceline.pacing.alerts.raising import raise_alerts
+from paceline.pacing.alerts.reminders import due_reminders
+
+__all__ = [
+    "DEFAULT_POLICY",
+    "AlertError",
+    "AlertPolicy",
+    "AlertRow",
+    "AlertStateError",
+    "ChannelConfigError",
+    "DeliveryConfig",
+    "DeliveryRow",
+    "NotOnCareTeamError",
+    "UnknownAlertError",
+    "UnknownDeliveryError",
+    "acknowledge",
+    "dead_letters",
+    "due_reminders",
+    "list_alerts",
+    "raise_alerts",
+    "resolve",
+]

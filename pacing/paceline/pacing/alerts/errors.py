@@ -1,0 +1,52 @@
+"""Typed errors of the alerts package; each is a `PacingError` (hence a `ValueError`)."""
+
+from __future__ import annotations
+
+from paceline.pacing.errors import PacingError
+
+
+class AlertError(PacingError):
+    """Root of the errors of `paceline.pacing.alerts`."""
+
+
+class UnknownAlertError(AlertError, LookupError):
+    """An alert id that does not exist."""
+
+    def __init__(self, alert_id: int) -> None:
+        self.alert_id = alert_id
+        super().__init__(f"no alert {alert_id}")
+
+
+class UnknownDeliveryError(AlertError, LookupError):
+    """A delivery id that does not exist."""
+
+    def __init__(self, delivery_id: int) -> None:
+        self.delivery_id = delivery_id
+        super().__init__(f"no alert delivery {delivery_id}")
+
+
+class AlertStateError(AlertError):
+    """A life-cycle change the alert's current status does not allow."""
+
+    def __init__(self, alert_id: int, status: str, change: str) -> None:
+        self.alert_id = alert_id
+        self.status = status
+        super().__init__(f"alert {alert_id} is {status}; it cannot be {change}")
+
+
+class NotOnCareTeamError(AlertError, PermissionError):
+    """A clinician acting on an alert of a patient outside their care team."""
+
+    def __init__(self, clinician_id: int, alert_id: int) -> None:
+        self.clinician_id = clinician_id
+        self.alert_id = alert_id
+        super().__init__(f"clinician {clinician_id} is not on the care team of alert {alert_id}")
+
+
+class ChannelConfigError(AlertError):
+    """A delivery setting (SMTP URL, webhook URL or secret) that cannot be used."""
+
+    def __init__(self, name: str, value: str, reason: str) -> None:
+        self.name = name
+        self.value = value
+        super().__init__(f"{name}={value!r}: {reason}")

@@ -1,0 +1,367 @@
+"""The alert policy: which flags alert whom, how soon, and how often. Pure; no I/O.
+
+The default (`DEFAULT_POLICY`):
+
+======================================  ==========  ==========  ==========
+rule (prefix)                           info        warning     critical
+======================================  ==========  ==========  ==========
+``flare.`` (risk over 48 h, episode)     inbox       immediate   immediate
+``boom.``, ``bust.``, ``cycling.``,      inbox       digest      immediate
+``pacing.``
+``data.`` (no wear, silent, diary)       digest      digest      digest
+anything else                            inbox       digest      immediate
+======================================  ==========  ==========  ==========
+
+- Flag alerts go to the patient's care team (every clinician on it). The
+  patient is told only non-alarming things: the diary reminder at their chosen
+  local time and the good news of a quota raised by progression.
+- *immediate*: pushed now (e-mail, webhook), except that a non-critical push
+  waits for the end of the recipient's quiet hours (21:00-07:00 local).
+  *digest*: collected into one e-mail per recipient at 08:00 local.
+  *inbox*: shown in the dashboard only. Every alert is in the inbox.
+- Grouping: the notices one evaluation produces for one recipient on one
+  channel go out as one message.
+- Repeats (Alertmanager's ``repeat_interval``): an immediate alert whose
+  episode is still open and that nobody acknowledged is pushed again every
+  24 h, at most 3 times. Acknowledging stops repeats.
+- Escalation: a rise in severity above what was last pushed is pushed at once.
+- Hysteresis (re-arm): a new episode of a rule within 7 days of that rule's
+  last alert resolving continues that alert instead of opening a new one, and
+  is pushed only if more severe than what was already pushed; an
+  acknowledgement carries over to it.
+
+The bound this gives for a patient hovering at a threshold: per rule, a new
+alert needs 7 quiet days after the last one resolved, so any 14 days hold at
+most 2 alerts of a rule, each pushed at most 1 + 3 repeats + 1 escalation
+(warning → critical) times per channel and recipient; flapping adds nothing.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, time, timedelta
+from enum import StrEnum
+from typing import Final
+from zoneinfo import ZoneInfo
+
+from paceline.pacing.flags import Severity
+from paceline.pacing.plan import Cause, PlanVersion
+
+#: Rule ids of the messages to patients (not flags).
+DIARY_REMINDER: Final = "diary.reminder"
+PLAN_PROGRESSED: Final = "plan.progressed"
+
+
+class Audience(StrEnum):
+    """Who an alert is for."""
+
+    CARE_TEAM = "care_team"
+    PATIENT = "patient"
+
+
+class Urgency(StrEnum):
+    """How an alert reaches its audience beyond the inbox."""
+
+    IMMEDIATE = "immediate"
+    DIGEST = "digest"
+    INBOX = "inbox"
+
+    @property
+    def rank(self) -> int:
+        """Order: inbox < digest < immediate."""
+        return ("inbox", "digest", "immediate").index(self.value)
+
+
+class Reason(StrEnum):
+    """Why a notice is sent."""
+
+    NEW = "new"
+    REPEAT = "repeat"
+    ESCALATED = "escalated"
+
+
+class Status(StrEnum):
+    """An alert's life cycle: open → acknowledged → resolved."""
+
+    OPEN = "open"
+    ACKNOWLEDGED = "acknowledged"
+    RESOLVED = "resolved"
+
+
+@dataclass(frozen=True)
+class Route:
+    """How urgent a rule family's alerts are at each severity."""
+
+    prefix: str
+    info: Urgency
+    warning: Urgency
+    critical: Urgency
+
+    def urgency(self, severity: Severity) -> Urgency:
+        """The urgency at `severity`."""
+        return {
+            Severity.INFO: self.info,
+            Severity.WARNING: self.warning,
+            Severity.CRITICAL: self.critical,
+        }[severity]
+
+
+_I, _D, _N = Urgency.IMMEDIATE, Urgency.DIGEST, Urgency.INBOX
+
+DEFAULT_ROUTES: Final[tuple[Route, ...]] = (
+    Route("flare.", _N, _I, _I),
+    Route("boom.", _N, _D, _I),
+    Route("bust.", _N, _D, _I),
+    Route("cycling.", _N, _D, _I),
+    Route("pacing.", _N, _D, _I),
+    Route("data.", _D, _D, _D),
+)
+FALLBACK_ROUTE: Final = Route("", _N, _D, _I)
+
+
+def _local(now: datetime, zone: ZoneInfo, at: time, *, days: int = 0) -> datetime:
+    local_day = now.astimezone(zone).date() + timedelta(days=days)
+    return datetime.combine(local_day, at, zone)
+
+
+@dataclass(frozen=True)
+class AlertPolicy:
+    """Routes, timing and rate limits of alerts (see the module docstring for the default)."""
+
+    routes: tuple[Route, ...] = DEFAULT_ROUTES
+    repeat_interval: timedelta = timedelta(hours=24)
+    max_repeats: int = 3
+    rearm: timedelta = timedelta(days=7)
+    quiet_start: time = time(21)
+    quiet_end: time = time(7)
+    digest_at: time = time(8)
+
+    def route(self, rule_id: str) -> Route:
+        """The route of the longest prefix that matches `rule_id`."""
+        matches = [r for r in self.routes if rule_id.startswith(r.prefix)]
+        return max(matches, key=lambda r: len(r.prefix)) if matches else FALLBACK_ROUTE
+
+    def urgency(self, rule_id: str, severity: Severity) -> Urgency:
+        """How an alert of `rule_id` at `severity` is delivered."""
+        return self.route(rule_id).urgency(severity)
+
+    def quiet(self, when: datetime, zone: ZoneInfo) -> bool:
+        """Whether `when` falls in the recipient's quiet hours."""
+        t = when.astimezone(zone).time()
+        if self.quiet_start <= self.quiet_end:
+            return self.quiet_start <= t < self.quiet_end
+        return t >= self.quiet_start or t < self.quiet_end
+
+    def push_at(self, now: datetime, zone: ZoneInfo, severity: Severity) -> datetime:
+        """When an immediate push may go out: now, or at the end of quiet hours unless critical."""
+        if severity is Severity.CRITICAL or not self.quiet(now, zone):
+            return now
+        end = _local(now, zone, self.quiet_end)
+        return end if end > now else _local(now, zone, self.quiet_end, days=1)
+
+    def digest_time(self, now: datetime, zone: ZoneInfo) -> datetime:
+        """The recipient's next digest time after `now`."""
+        at = _local(now, zone, self.digest_at)
+        return at if at > now else _local(now, zone, self.digest_at, days=1)
+
+
+DEFAULT_POLICY: Final = AlertPolicy()
+
+
+@dataclass(frozen=True)
+class Episode:
+    """A flag as the evaluation left it: the thing an alert is about."""
+
+    flag_id: int
+    rule_id: str
+    severity: Severity
+    window_start: datetime
+    window_end: datetime
+    active: bool
+    summary: str
+    detail: Mapping[str, object] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class AlertState:
+    """The latest stored alert of one rule for the patient."""
+
+    alert_id: int
+    rule_id: str
+    flag_id: int | None
+    window_start: datetime
+    severity: Severity
+    status: Status
+    urgency: Urgency
+    notified_severity: Severity | None
+    last_notified_at: datetime | None
+    repeats: int
+    resolved_at: datetime | None
+    acknowledged: bool = False
+
+
+@dataclass(frozen=True)
+class Open:
+    """A new alert for an episode."""
+
+    episode: Episode
+    urgency: Urgency
+
+
+@dataclass(frozen=True)
+class Continue:
+    """An existing alert follows its episode, or a new episode of its rule within the re-arm time."""
+
+    alert_id: int
+    episode: Episode
+    urgency: Urgency
+    status: Status
+    new_episode: bool
+
+
+@dataclass(frozen=True)
+class Notice:
+    """A push of one alert; `target` is an alert id or the `Open` it will get."""
+
+    target: int | Open
+    reason: Reason
+    severity: Severity
+    urgency: Urgency
+
+
+@dataclass(frozen=True)
+class Decision:
+    """What one evaluation does to a patient's alerts."""
+
+    opens: tuple[Open, ...] = ()
+    continues: tuple[Continue, ...] = ()
+    resolves: tuple[int, ...] = ()
+    notices: tuple[Notice, ...] = ()
+
+
+def latest(episodes: Iterable[Episode]) -> dict[str, Episode]:
+    """Each rule's most recent episode."""
+    out: dict[str, Episode] = {}
+    for e in episodes:
+        if e.rule_id not in out or e.window_start > out[e.rule_id].window_start:
+            out[e.rule_id] = e
+    return out
+
+
+def _escalates(severity: Severity, notified: Severity | None) -> bool:
+    return notified is not None and severity.rank > notified.rank
+
+
+def decide(
+    policy: AlertPolicy,
+    episodes: Iterable[Episode],
+    alerts: Mapping[str, AlertState],
+    *,
+    now: datetime,
+    resolved_flag_ids: Iterable[int] = (),
+) -> Decision:
+    """Turn an evaluation's episodes and each rule's latest alert into opens, updates and pushes."""
+    opens: list[Open] = []
+    continues: list[Continue] = []
+    resolves: list[int] = []
+    notices: list[Notice] = []
+    gone = set(resolved_flag_ids)
+    current = latest(episodes)
+    for prior in alerts.values():
+        now_ep = current.get(prior.rule_id)
+        ended = prior.flag_id in gone or (
+            now_ep is not None and now_ep.flag_id == prior.flag_id and not now_ep.active
+        )
+        if ended and prior.status is not Status.RESOLVED:
+            resolves.append(prior.alert_id)
+    for rule_id in sorted(current):
+        ep = current[rule_id]
+        if not ep.active:
+            continue
+        urgency = policy.urgency(rule_id, ep.severity)
+        a = alerts.get(rule_id)
+        rearmed = (
+            a is not None
+            and a.status is Status.RESOLVED
+            and a.resolved_at is not None
+            and now - a.resolved_at >= policy.rearm
+        )
+        if a is None or rearmed:
+            op = Open(ep, urgency)
+            opens.append(op)
+            if urgency is not Urgency.INBOX:
+                notices.append(Notice(op, Reason.NEW, ep.severity, urgency))
+            continue
+        if a.flag_id == ep.flag_id and (a.alert_id in resolves or a.status is Status.RESOLVED):
+            # A clinician resolved it while the episode goes on: it stays resolved.
+            continue
+        urgency = max(urgency, a.urgency, key=lambda u: u.rank)
+        status = a.status
+        pushed = urgency is not Urgency.INBOX
+        if pushed and a.notified_severity is None:
+            reason: Reason | None = Reason.NEW
+        elif pushed and _escalates(ep.severity, a.notified_severity):
+            reason = Reason.ESCALATED
+        elif (
+            urgency is Urgency.IMMEDIATE
+            and status is Status.OPEN
+            and a.flag_id == ep.flag_id
+            and a.last_notified_at is not None
+            and now - a.last_notified_at >= policy.repeat_interval
+            and a.repeats < policy.max_repeats
+        ):
+            reason = Reason.REPEAT
+        else:
+            reason = None
+        if reason is Reason.ESCALATED:
+            status = Status.OPEN
+        elif status is Status.RESOLVED:
+            # Re-armed within the hysteresis: a clinician's acknowledgement still holds.
+            status = Status.ACKNOWLEDGED if a.acknowledged else Status.OPEN
+        continues.append(Continue(a.alert_id, ep, urgency, status, a.flag_id != ep.flag_id))
+        if a.alert_id in resolves:
+            resolves.remove(a.alert_id)
+        if reason is not None:
+            notices.append(Notice(a.alert_id, reason, ep.severity, urgency))
+    return Decision(tuple(opens), tuple(continues), tuple(resolves), tuple(notices))
+
+
+# Words --------------------------------------------------------------------------------------
+
+
+def summarize(rule_id: str, severity: Severity, evidence: Mapping[str, object]) -> str:
+    """One line a clinician reads in the inbox: the rule in words and, for flare risk, why."""
+    title = str(evidence.get("rule") or rule_id)
+    text = f"{severity.value}: {title}"
+    daily = evidence.get("daily")
+    last = daily[-1] if isinstance(daily, Sequence) and daily else None
+    if isinstance(last, Mapping):
+        score = last.get("score")
+        factors = last.get("contributing")
+        if isinstance(score, float | int):
+            text += f" (48 h risk {float(score):.0%})"
+        if isinstance(factors, Sequence) and factors and not isinstance(factors, str):
+            text += "; contributing: " + "; ".join(str(f) for f in factors)
+    return text[:2000]
+
+
+def progression_message(plan: PlanVersion) -> str | None:
+    """The good news a patient gets when progression raises their quota (None otherwise)."""
+    if plan.cause is not Cause.PROGRESSION or plan.quota is None:
+        return None
+    unit = {"active_minutes": "active minutes", "steps": "steps", "trimp": "load points"}
+    return (
+        f"Well done: your steady week earned a step up. From {plan.valid_from:%A %d %B} your"
+        f" daily goal is {plan.quota:g} {unit.get(plan.measure.value, plan.measure.value)}."
+    )
+
+
+REMINDER_TEXT: Final = (
+    "A gentle reminder: today's diary is still open. A minute now keeps your plan in tune."
+)
+
+
+def reminder_due(now: datetime, zone: ZoneInfo, at: time, *, logged_today: bool) -> bool:
+    """Whether a patient who wants a reminder at local `at` should get it now."""
+    return not logged_today and now.astimezone(zone).time() >= at

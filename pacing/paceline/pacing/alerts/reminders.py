@@ -1,0 +1,88 @@
+"""Diary reminders: a patient who has not logged by their chosen local time hears about it once."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import psycopg
+
+from paceline.pacing.alerts import outbox
+from paceline.pacing.alerts.config import DeliveryConfig
+from paceline.pacing.alerts.policy import (
+    DEFAULT_POLICY,
+    DIARY_REMINDER,
+    REMINDER_TEXT,
+    AlertPolicy,
+    Episode,
+    reminder_due,
+)
+from paceline.pacing.alerts.raising import ALERT_ACTOR, open_message
+from paceline.pacing.flags import Severity
+from paceline.store.access import audit
+
+
+def due_reminders(
+    conn: psycopg.Connection[Any],
+    now: datetime,
+    *,
+    policy: AlertPolicy = DEFAULT_POLICY,
+    config: DeliveryConfig | None = None,
+) -> list[int]:
+    """Open today's reminder for each patient past their time without a diary; deliveries due now.
+
+    At most one reminder per patient and local day (the alert is unique per
+    patient, rule and day). Messages to patients of earlier days (reminders,
+    good news) are resolved. The
+    patient chose the time, so quiet hours do not hold it back.
+    """
+    config = DeliveryConfig.from_env() if config is None else config
+    due: list[int] = []
+    with conn.transaction():
+        stale = conn.execute(
+            "SELECT alert_id, patient_id FROM alert WHERE audience = 'patient'"
+            " AND status <> 'resolved' AND window_end <= %s FOR UPDATE",
+            (now,),
+        ).fetchall()
+        for aid in outbox.resolve(
+            conn, [r[0] for r in stale], resolution="episode_ended", clinician_id=None, now=now
+        ):
+            pid = next(r[1] for r in stale if r[0] == aid)
+            audit(
+                conn,
+                actor=ALERT_ACTOR,
+                action="alert.resolve",
+                obj="alert",
+                patient_id=pid,
+                detail={"alert_id": aid, "resolution": "episode_ended"},
+            )
+        for c in outbox.reminder_candidates(conn, now):
+            zone = ZoneInfo(c.timezone)
+            if c.reminded_today or not reminder_due(
+                now, zone, c.diary_reminder_at, logged_today=c.logged_today
+            ):
+                continue
+            start = datetime.combine(now.astimezone(zone).date(), datetime.min.time(), zone)
+            episode = Episode(
+                flag_id=0,
+                rule_id=DIARY_REMINDER,
+                severity=Severity.INFO,
+                window_start=start,
+                window_end=datetime.combine(
+                    start.date() + timedelta(days=1), datetime.min.time(), zone
+                ),
+                active=True,
+                summary=REMINDER_TEXT,
+            )
+            _, d = open_message(
+                conn,
+                c.patient_id,
+                episode,
+                config=config,
+                policy=policy,
+                now=now,
+                quiet_hours=False,
+            )
+            due += d
+    return due

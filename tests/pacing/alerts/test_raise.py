@@ -1,0 +1,263 @@
+"""Alerts raised in the evaluation's transaction: unique, grouped, repeated, re-armed, resolved."""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime, time, timedelta
+from typing import Any
+
+import psycopg
+import pytest
+
+from paceline.pacing import records, replay
+from paceline.pacing.alerts import acknowledge, list_alerts, outbox, raise_alerts
+from paceline.pacing.alerts.config import DeliveryConfig
+from paceline.pacing.engine import Evaluation, evaluate_patient, persist_flags
+from paceline.pacing.flags import DaySignal, Severity, episodes
+from paceline.pacing.flare import FLARE_RISK
+from paceline.pacing.simulate import Persona, SimPatient
+from tests.pacing.alerts.helpers import CONFIG, START, enrol, morning_after, play
+
+
+def alerts_of(conn: psycopg.Connection[Any], pid: int) -> list[tuple[Any, ...]]:
+    return conn.execute(
+        "SELECT rule_id, severity, status, notices, episodes FROM alert"
+        " WHERE patient_id = %s AND audience = 'care_team' ORDER BY alert_id",
+        (pid,),
+    ).fetchall()
+
+
+def pushes(conn: psycopg.Connection[Any], pid: int, channel: str) -> list[tuple[Any, ...]]:
+    return conn.execute(
+        "SELECT alert_id, alert_ids, notice, recipient, kind FROM alert_delivery"
+        " WHERE patient_id = %s AND channel = %s ORDER BY delivery_id",
+        (pid, channel),
+    ).fetchall()
+
+
+def test_a_boom_opens_one_alert_per_rule_and_episode_with_one_row_per_channel_and_recipient(
+    conn: psycopg.Connection[Any],
+) -> None:
+    pid, team = enrol(conn, clinicians=2)
+    _, due = play(conn, pid, SimPatient(Persona.FLARE_AFTER_SPIKE, seed=4, spike_day=20), days=21)
+    rows = alerts_of(conn, pid)
+    assert [r[0] for r in rows] == ["boom.over_quota"]
+    assert rows[0][1] == "critical"
+    (alert_id,) = conn.execute(
+        "SELECT alert_id FROM alert WHERE patient_id = %s AND rule_id = 'boom.over_quota'", (pid,)
+    ).fetchone() or (None,)
+    inbox = [r for r in pushes(conn, pid, "inbox") if r[0] == alert_id]
+    assert sorted(r[3] for r in inbox) == sorted(f"clinician:{c}" for c in team)
+    email = [r for r in pushes(conn, pid, "email") if r[0] == alert_id and r[2] == 0]
+    assert sorted(r[3] for r in email) == sorted(f"clinician:{c}" for c in team)
+    hook = [r for r in pushes(conn, pid, "webhook") if r[0] == alert_id and r[2] == 0]
+    assert [r[3] for r in hook] == ["endpoint:webhook"]
+    to_patient = [r for r in pushes(conn, pid, "email") if r[3] == f"patient:{pid}"]
+    assert len(to_patient) == 2  # two weekly quota raises before the spike: good news
+    assert len(due) == len(email) + len(hook) + len(to_patient)
+    audited = conn.execute(
+        "SELECT count(*) FROM audit_log WHERE patient_id = %s AND action = 'alert.open'", (pid,)
+    ).fetchone()
+    assert audited is not None and audited[0] >= 1
+
+
+def test_one_evaluation_opening_several_flags_sends_one_message_per_recipient_and_channel(
+    conn: psycopg.Connection[Any],
+) -> None:
+    pid, _team = enrol(conn)
+    play(conn, pid, SimPatient(Persona.FLARE_AFTER_SPIKE, seed=4, spike_day=20), days=24)
+    grouped = conn.execute(
+        "SELECT channel, recipient, cardinality(alert_ids) FROM alert_delivery"
+        " WHERE patient_id = %s AND channel <> 'inbox' AND cardinality(alert_ids) > 1",
+        (pid,),
+    ).fetchall()
+    assert grouped, "the day after the spike opens several flags at once"
+    per_message = conn.execute(
+        "SELECT channel, recipient, created_at, count(*) FROM alert_delivery"
+        " WHERE patient_id = %s AND channel <> 'inbox' AND kind = 'immediate'"
+        " GROUP BY 1, 2, 3 HAVING count(*) > 1",
+        (pid,),
+    ).fetchall()
+    assert per_message == []
+
+
+def test_an_acknowledged_alert_is_not_repeated_and_an_open_one_is_at_most_three_times(
+    conn: psycopg.Connection[Any],
+) -> None:
+    pid, _team = enrol(conn)
+    play(conn, pid, SimPatient(Persona.BOOM_BUST, seed=2), days=42)
+    rows = {r[0]: r for r in alerts_of(conn, pid)}
+    assert rows["boom.over_quota"][3] <= 1 + 3 + 1
+    assert rows["boom.over_quota"][4] > 3, "booms every four days continue one alert"
+
+    pid2, team2 = enrol(conn)
+    sim = SimPatient(Persona.BOOM_BUST, seed=2)
+    play(conn, pid2, sim, days=14)
+    (aid,) = conn.execute(
+        "SELECT alert_id FROM alert WHERE patient_id = %s AND rule_id = 'boom.over_quota'",
+        (pid2,),
+    ).fetchone() or (None,)
+    assert aid is not None
+    acknowledge(
+        conn, aid, clinician_id=team2[0], note="called, agreed to pace", now=morning_after(START)
+    )
+    conn.commit()
+    severity = conn.execute("SELECT severity FROM alert WHERE alert_id = %s", (aid,)).fetchone()
+    assert severity == ("critical",), "nothing left to escalate to"
+    before = [r for r in pushes(conn, pid2, "email") if r[0] == aid]
+    quota = None
+    for i in range(14, 28):
+        d = START + timedelta(days=i)
+        replay.store_sim_day(conn, pid2, sim.next_day(d, quota))
+        ev = evaluate_patient(conn, pid2, d)
+        raise_alerts(conn, ev, now=morning_after(d), config=CONFIG)
+        conn.commit()
+        quota = ev.next_plan.quota if ev.next_plan is not None else None
+    after = [r for r in pushes(conn, pid2, "email") if r[0] == aid]
+    assert after == before
+    status = conn.execute("SELECT status FROM alert WHERE alert_id = %s", (aid,)).fetchone()
+    assert status in {("acknowledged",), ("resolved",)}
+
+
+def _evaluation(pid: int, day: date, outcomes: Any, resolved: Any) -> Evaluation:
+    return Evaluation(
+        patient_id=pid,
+        day=day,
+        plan=None,
+        next_plan=None,
+        plan_changes=(),
+        flags=tuple(outcomes),
+        resolved_flag_ids=tuple(resolved),
+        flare_risk=None,
+        response=None,
+        today=None,
+    )
+
+
+def test_hovering_at_the_flare_risk_threshold_for_14_days_gives_one_alert_and_bounded_pushes(
+    conn: psycopg.Connection[Any],
+) -> None:
+    """Score at 0.36 every fourth day, 0.20 between: four episodes, one alert, ≤ 4 pushes."""
+    pid, _ = enrol(conn)
+    ctx = records.patient_context(conn, pid)
+    scores = [0.36 if i % 4 == 0 else 0.2 for i in range(14)]
+    signals = [
+        DaySignal(
+            START + timedelta(days=i),
+            enter=s >= 0.35,
+            hold=s >= 0.25,
+            severity=Severity.WARNING,
+            evidence={"score": s, "contributing": ["pain rising 0.5 points a day"]},
+        )
+        for i, s in enumerate(scores)
+    ]
+    for i in range(14):
+        day = START + timedelta(days=i)
+        flags = episodes(FLARE_RISK, signals[: i + 1])
+        outcomes, resolved = persist_flags(conn, ctx, day, flags)
+        raise_alerts(
+            conn, _evaluation(pid, day, outcomes, resolved), now=morning_after(day), config=CONFIG
+        )
+        conn.commit()
+    flags_seen = conn.execute(
+        "SELECT count(*) FROM flag WHERE patient_id = %s AND rule_id = 'flare.risk_high'", (pid,)
+    ).fetchone()
+    assert flags_seen is not None and flags_seen[0] == 4  # the naive policy: four alerts
+    rows = alerts_of(conn, pid)
+    assert len(rows) == 1
+    assert rows[0][3] <= 4  # first push + at most three repeats
+    email = pushes(conn, pid, "email")
+    assert len(email) == rows[0][3]
+
+
+def test_rerunning_an_evaluation_writes_nothing_new(conn: psycopg.Connection[Any]) -> None:
+    pid, _ = enrol(conn)
+    evals, _ = play(conn, pid, SimPatient(Persona.FLARE_AFTER_SPIKE, seed=4, spike_day=20), days=22)
+    count = conn.execute("SELECT count(*) FROM alert_delivery WHERE patient_id = %s", (pid,))
+    before = count.fetchone()
+    again = raise_alerts(conn, evals[-1], now=morning_after(evals[-1].day), config=CONFIG)
+    conn.commit()
+    assert again == []
+    after = conn.execute(
+        "SELECT count(*) FROM alert_delivery WHERE patient_id = %s", (pid,)
+    ).fetchone()
+    assert after == before
+
+
+def test_quiet_hours_defer_a_warning_push_to_seven_in_the_morning(
+    conn: psycopg.Connection[Any],
+) -> None:
+    pid, team = enrol(conn)
+    outbox.set_clinician_contact(conn, team[0], email="night@clinic.example", timezone="UTC")
+    ctx = records.patient_context(conn, pid)
+    day = START + timedelta(days=3)
+    signal = DaySignal(day, enter=True, hold=True, severity=Severity.WARNING, evidence={})
+    outcomes, resolved = persist_flags(conn, ctx, day, episodes(FLARE_RISK, [signal]))
+    night = datetime.combine(day + timedelta(days=1), time(2), UTC)
+    due = raise_alerts(conn, _evaluation(pid, day, outcomes, resolved), now=night, config=CONFIG)
+    conn.commit()
+    row = conn.execute(
+        "SELECT next_attempt_at FROM alert_delivery WHERE patient_id = %s AND channel = 'email'",
+        (pid,),
+    ).fetchone()
+    assert row == (datetime.combine(day + timedelta(days=1), time(7), UTC),)
+    hook = conn.execute(
+        "SELECT delivery_id FROM alert_delivery WHERE patient_id = %s AND channel = 'webhook'",
+        (pid,),
+    ).fetchone()
+    assert hook is not None and due == [hook[0]]
+
+
+def test_without_smtp_or_webhook_settings_only_the_inbox_is_written(
+    conn: psycopg.Connection[Any],
+) -> None:
+    pid, _ = enrol(conn)
+    play(
+        conn,
+        pid,
+        SimPatient(Persona.FLARE_AFTER_SPIKE, seed=4, spike_day=20),
+        days=22,
+        config=DeliveryConfig(),
+    )
+    channels = conn.execute(
+        "SELECT DISTINCT channel FROM alert_delivery WHERE patient_id = %s", (pid,)
+    ).fetchall()
+    assert channels == [("inbox",)]
+    assert list_alerts(conn, patient_id=pid, audience="care_team")
+
+
+@pytest.mark.parametrize("audience", ["care_team", "patient"])
+def test_list_alerts_filters_by_audience(conn: psycopg.Connection[Any], audience: str) -> None:
+    pid, _ = enrol(conn)
+    play(conn, pid, SimPatient(Persona.STEADY, seed=1), days=14)
+    rows = list_alerts(conn, patient_id=pid, audience=audience)
+    assert all(r.audience == audience for r in rows)
+    if audience == "patient":
+        assert [r.rule_id for r in rows] == ["plan.progressed"]
+
+
+def test_the_dashboard_overview_counts_open_care_team_alerts_and_lists_them(
+    conn: psycopg.Connection[Any],
+) -> None:
+    from paceline.pacing import overview
+
+    pid, _ = enrol(conn)
+    play(conn, pid, SimPatient(Persona.FLARE_AFTER_SPIKE, seed=4, spike_day=20), days=22)
+    unresolved = conn.execute(
+        "SELECT count(*), count(*) FILTER (WHERE severity = 'critical') FROM alert"
+        " WHERE patient_id = %s AND audience = 'care_team' AND status <> 'resolved'",
+        (pid,),
+    ).fetchone()
+    assert unresolved is not None and unresolved[0] >= 2
+    (entry,) = [
+        e
+        for e in overview.caseload(conn, now=morning_after(START + timedelta(days=22)))
+        if e.patient_id == pid
+    ]
+    assert (entry.open_alerts, entry.critical_alerts) == unresolved
+    listed = overview.patient_alerts(conn, pid, since=morning_after(START))
+    assert {a["rule_id"] for a in listed} == {
+        r[0]
+        for r in conn.execute(
+            "SELECT rule_id FROM alert WHERE patient_id = %s AND audience = 'care_team'", (pid,)
+        ).fetchall()
+    }
