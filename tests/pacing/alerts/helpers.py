@@ -9,10 +9,12 @@ from typing import Any
 
 import psycopg
 
-from paceline.pacing import replay
+from paceline.pacing import records, replay
 from paceline.pacing.alerts import outbox, raise_alerts
 from paceline.pacing.alerts.config import DeliveryConfig
-from paceline.pacing.engine import Evaluation, evaluate_patient
+from paceline.pacing.engine import Evaluation, evaluate_patient, persist_flags
+from paceline.pacing.flags import DaySignal, Severity, episodes
+from paceline.pacing.flare import FLARE_RISK
 from paceline.pacing.simulate import SimPatient
 from paceline.store import registry
 
@@ -74,3 +76,48 @@ def play(
         evals.append(ev)
         quota = ev.next_plan.quota if ev.next_plan is not None else None
     return evals, due
+
+
+def evaluation_of(pid: int, day: date, outcomes: Any, resolved: Any) -> Evaluation:
+    """An evaluation carrying only flags (what `raise_alerts` reads)."""
+    return Evaluation(
+        patient_id=pid,
+        day=day,
+        plan=None,
+        next_plan=None,
+        plan_changes=(),
+        flags=tuple(outcomes),
+        resolved_flag_ids=tuple(resolved),
+        flare_risk=None,
+        response=None,
+        today=None,
+    )
+
+
+def raise_flare_risk(
+    conn: psycopg.Connection[Any],
+    pid: int,
+    *,
+    day: date = START,
+    score: float = 0.42,
+    config: DeliveryConfig = CONFIG,
+    now: datetime | None = None,
+) -> list[int]:
+    """Store an open flare-risk flag for `day` through the engine's writer and raise its alert."""
+    ctx = records.patient_context(conn, pid)
+    signal = DaySignal(
+        day,
+        enter=True,
+        hold=True,
+        severity=Severity.CRITICAL if score >= 0.6 else Severity.WARNING,
+        evidence={"score": score, "contributing": ["pain 2.5 points above your usual"]},
+    )
+    outcomes, resolved = persist_flags(conn, ctx, day, episodes(FLARE_RISK, [signal]))
+    due = raise_alerts(
+        conn,
+        evaluation_of(pid, day, outcomes, resolved),
+        now=now or morning_after(day),
+        config=config,
+    )
+    conn.commit()
+    return due

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, date, datetime, time, timedelta
+from datetime import UTC, datetime, time, timedelta
 from typing import Any
 
 import psycopg
@@ -11,11 +11,11 @@ import pytest
 from paceline.pacing import records, replay
 from paceline.pacing.alerts import acknowledge, list_alerts, outbox, raise_alerts
 from paceline.pacing.alerts.config import DeliveryConfig
-from paceline.pacing.engine import Evaluation, evaluate_patient, persist_flags
+from paceline.pacing.engine import evaluate_patient, persist_flags
 from paceline.pacing.flags import DaySignal, Severity, episodes
 from paceline.pacing.flare import FLARE_RISK
 from paceline.pacing.simulate import Persona, SimPatient
-from tests.pacing.alerts.helpers import CONFIG, START, enrol, morning_after, play
+from tests.pacing.alerts.helpers import CONFIG, START, enrol, evaluation_of, morning_after, play
 
 
 def alerts_of(conn: psycopg.Connection[Any], pid: int) -> list[tuple[Any, ...]]:
@@ -118,21 +118,6 @@ def test_an_acknowledged_alert_is_not_repeated_and_an_open_one_is_at_most_three_
     assert status in {("acknowledged",), ("resolved",)}
 
 
-def _evaluation(pid: int, day: date, outcomes: Any, resolved: Any) -> Evaluation:
-    return Evaluation(
-        patient_id=pid,
-        day=day,
-        plan=None,
-        next_plan=None,
-        plan_changes=(),
-        flags=tuple(outcomes),
-        resolved_flag_ids=tuple(resolved),
-        flare_risk=None,
-        response=None,
-        today=None,
-    )
-
-
 def test_hovering_at_the_flare_risk_threshold_for_14_days_gives_one_alert_and_bounded_pushes(
     conn: psycopg.Connection[Any],
 ) -> None:
@@ -155,7 +140,7 @@ def test_hovering_at_the_flare_risk_threshold_for_14_days_gives_one_alert_and_bo
         flags = episodes(FLARE_RISK, signals[: i + 1])
         outcomes, resolved = persist_flags(conn, ctx, day, flags)
         raise_alerts(
-            conn, _evaluation(pid, day, outcomes, resolved), now=morning_after(day), config=CONFIG
+            conn, evaluation_of(pid, day, outcomes, resolved), now=morning_after(day), config=CONFIG
         )
         conn.commit()
     flags_seen = conn.execute(
@@ -193,7 +178,7 @@ def test_quiet_hours_defer_a_warning_push_to_seven_in_the_morning(
     signal = DaySignal(day, enter=True, hold=True, severity=Severity.WARNING, evidence={})
     outcomes, resolved = persist_flags(conn, ctx, day, episodes(FLARE_RISK, [signal]))
     night = datetime.combine(day + timedelta(days=1), time(2), UTC)
-    due = raise_alerts(conn, _evaluation(pid, day, outcomes, resolved), now=night, config=CONFIG)
+    due = raise_alerts(conn, evaluation_of(pid, day, outcomes, resolved), now=night, config=CONFIG)
     conn.commit()
     row = conn.execute(
         "SELECT next_attempt_at FROM alert_delivery WHERE patient_id = %s AND channel = 'email'",

@@ -5,12 +5,21 @@ Entry points (each runs inside the caller's transaction):
 - `raise_alerts(conn, evaluation, *, now)`: alerts of one evaluated patient-day,
   returning the ids of the deliveries due now;
 - `due_reminders(conn, now)`: today's diary reminders, returning the deliveries due now;
+- `deliver(conn, delivery_id, *, channels, now)`: one attempt, recorded;
+- `due_deliveries(conn, now)`, `due_digests(conn, now)`: what the periodic jobs defer;
 - `acknowledge`, `resolve`, `list_alerts`: what the dashboard and the CLI call.
 """
 
 from __future__ import annotations
 
+from paceline.pacing.alerts.channels import Channels
 from paceline.pacing.alerts.config import DeliveryConfig
+from paceline.pacing.alerts.delivery import (
+    DeliveryOutcome,
+    deliver,
+    due_deliveries,
+    due_digests,
+)
 from paceline.pacing.alerts.errors import (
     AlertError,
     AlertStateError,
@@ -32,13 +41,18 @@ __all__ = [
     "AlertRow",
     "AlertStateError",
     "ChannelConfigError",
+    "Channels",
     "DeliveryConfig",
+    "DeliveryOutcome",
     "DeliveryRow",
     "NotOnCareTeamError",
     "UnknownAlertError",
     "UnknownDeliveryError",
     "acknowledge",
     "dead_letters",
+    "deliver",
+    "due_deliveries",
+    "due_digests",
     "due_reminders",
     "list_alerts",
     "raise_alerts",

@@ -1,0 +1,128 @@
+"""Real servers on loopback for the delivery tests: aiosmtpd for SMTP, http.server for webhooks.
+
+The webhook receiver verifies every request with the `standardwebhooks`
+package (the independent oracle) and answers with scripted status codes.
+"""
+
+from __future__ import annotations
+
+import socket
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from email import message_from_bytes
+from email.message import Message
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+from aiosmtpd.controller import Controller
+from standardwebhooks import Webhook
+from standardwebhooks.webhooks import WebhookVerificationError
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@dataclass
+class Mailbox:
+    """What the SMTP server received; `refuse` scripts replies for the first messages."""
+
+    messages: list[Message] = field(default_factory=list)
+    envelopes: list[tuple[str, list[str]]] = field(default_factory=list)
+    refuse: list[str] = field(default_factory=list)
+
+    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
+        if self.refuse:
+            return self.refuse.pop(0)
+        self.messages.append(message_from_bytes(envelope.content))
+        self.envelopes.append((envelope.mail_from, list(envelope.rcpt_tos)))
+        return "250 Message accepted for delivery"
+
+
+@contextmanager
+def smtp_server() -> Iterator[tuple[str, Mailbox]]:
+    """An SMTP server on 127.0.0.1; yields its smtp:// URL and the mailbox."""
+    box = Mailbox()
+    port = free_port()
+    controller = Controller(box, hostname="127.0.0.1", port=port)
+    controller.start()
+    try:
+        yield f"smtp://127.0.0.1:{port}", box
+    finally:
+        controller.stop()
+
+
+@dataclass
+class Received:
+    """One request the webhook receiver saw."""
+
+    headers: dict[str, str]
+    body: bytes
+    verified: bool
+    error: str | None
+    answered: int
+
+
+@dataclass
+class Receiver:
+    """A webhook endpoint: scripted answers, every request kept and checked with the oracle."""
+
+    secret: str
+    script: list[int] = field(default_factory=list)
+    default: int = 200
+    requests: list[Received] = field(default_factory=list)
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def answer(self) -> int:
+        with self.lock:
+            return self.script.pop(0) if self.script else self.default
+
+    @property
+    def accepted(self) -> list[Received]:
+        return [r for r in self.requests if r.verified and 200 <= r.answered < 300]
+
+
+def verify(secret: str, body: bytes, headers: dict[str, str]) -> Any:
+    """The oracle: standardwebhooks' own verification (raises WebhookVerificationError)."""
+    return Webhook(secret).verify(body, headers)
+
+
+@contextmanager
+def webhook_receiver(
+    secret: str, *, script: list[int] | None = None, default: int = 200
+) -> Iterator[tuple[str, Receiver]]:
+    """An HTTP receiver on 127.0.0.1 in a thread; yields its URL and its record."""
+    receiver = Receiver(secret, list(script or []), default)
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            body = self.rfile.read(int(self.headers.get("content-length", "0")))
+            headers = {k.lower(): v for k, v in self.headers.items()}
+            try:
+                verify(secret, body, headers)
+                ok, error = True, None
+            except WebhookVerificationError as exc:
+                ok, error = False, str(exc)
+            status = receiver.answer() if ok else 400
+            with receiver.lock:
+                receiver.requests.append(Received(headers, body, ok, error, status))
+            self.send_response(status)
+            self.send_header("content-length", "0")
+            self.end_headers()
+
+        def log_message(self, format: str, *args: Any) -> None:  # noqa: A002
+            return
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}/hooks/paceline", receiver
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join()
