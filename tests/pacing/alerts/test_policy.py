@@ -14,6 +14,7 @@ from paceline.pacing.alerts.policy import (
     Status,
     Urgency,
     decide,
+    hot,
     summarize,
 )
 from paceline.pacing.flags import Severity
@@ -58,9 +59,11 @@ def alert(
     )
 
 
-def test_default_routes_push_flare_and_critical_at_once_and_digest_the_rest() -> None:
+def test_default_routes_push_flare_risk_and_critical_at_once_and_digest_the_rest() -> None:
     u = DEFAULT_POLICY.urgency
     assert u("flare.risk_high", Severity.WARNING) is Urgency.IMMEDIATE
+    assert u("flare.episode", Severity.WARNING) is Urgency.DIGEST
+    assert u("boom.pain_followed", Severity.CRITICAL) is Urgency.DIGEST
     assert u("boom.over_quota", Severity.WARNING) is Urgency.DIGEST
     assert u("boom.over_quota", Severity.CRITICAL) is Urgency.IMMEDIATE
     assert u("pacing.pain_contingent", Severity.INFO) is Urgency.INBOX
@@ -100,7 +103,7 @@ def test_rerunning_the_same_day_changes_nothing_that_would_notify() -> None:
     assert d.opens == () and d.notices == ()
 
 
-def test_repeats_every_24h_while_open_and_unacknowledged_at_most_three_times() -> None:
+def test_a_flare_risk_alert_repeats_after_24h_while_open_hot_and_unacknowledged_once() -> None:
     e = ep()
     later = T0 + timedelta(hours=24)
     d = decide(DEFAULT_POLICY, [e], {e.rule_id: alert(e)}, now=later)
@@ -109,8 +112,13 @@ def test_repeats_every_24h_while_open_and_unacknowledged_at_most_three_times() -
         DEFAULT_POLICY, [e], {e.rule_id: alert(e, status=Status.ACKNOWLEDGED)}, now=later
     )
     assert acked.notices == ()
-    capped = decide(DEFAULT_POLICY, [e], {e.rule_id: alert(e, repeats=3)}, now=later)
+    capped = decide(DEFAULT_POLICY, [e], {e.rule_id: alert(e, repeats=1)}, now=later)
     assert capped.notices == ()
+    held = decide(DEFAULT_POLICY, [replace(e, hot=False)], {e.rule_id: alert(e)}, now=later)
+    assert held.notices == (), "held open below the entry threshold: no repeat"
+    other = ep("bust.under_quota", severity=Severity.CRITICAL)
+    once = decide(DEFAULT_POLICY, [other], {other.rule_id: alert(other)}, now=later)
+    assert once.notices == (), "only the flare-risk route repeats"
 
 
 def test_a_rise_in_severity_is_pushed_at_once_even_when_acknowledged() -> None:
@@ -130,14 +138,14 @@ def test_an_ended_episode_resolves_its_alert() -> None:
     assert gone.resolves == (101,)
 
 
-def test_a_new_episode_within_seven_days_continues_the_alert_silently() -> None:
+def test_a_new_episode_within_three_days_continues_the_alert_silently() -> None:
     e = ep()
     resolved = alert(e, status=Status.RESOLVED, resolved_at=T0 + timedelta(days=1))
     again = ep(flag_id=2, start=T0 + timedelta(days=3))
     d = decide(DEFAULT_POLICY, [again], {e.rule_id: resolved}, now=T0 + timedelta(days=3))
     assert d.opens == () and d.notices == ()
     assert d.continues[0].status is Status.OPEN and d.continues[0].new_episode
-    after = decide(DEFAULT_POLICY, [again], {e.rule_id: resolved}, now=T0 + timedelta(days=9))
+    after = decide(DEFAULT_POLICY, [again], {e.rule_id: resolved}, now=T0 + timedelta(days=4))
     assert len(after.opens) == 1 and len(after.notices) == 1
 
 
@@ -187,3 +195,15 @@ def test_an_acknowledgement_carries_over_to_a_new_episode_within_the_re_arm_time
     again = ep(flag_id=2, start=T0 + timedelta(days=3))
     d = decide(DEFAULT_POLICY, [again], {e.rule_id: a}, now=T0 + timedelta(days=3))
     assert d.continues[0].status is Status.ACKNOWLEDGED and d.notices == ()
+
+
+def test_hot_reads_the_last_day_score_against_the_entry_threshold() -> None:
+    day = T0.date()
+    evidence = {
+        "thresholds": {"enter": 0.35, "hold": 0.25},
+        "daily": [{"day": day.isoformat(), "score": 0.3}],
+    }
+    assert not hot(evidence, day)
+    assert hot({**evidence, "daily": [{"day": day.isoformat(), "score": 0.4}]}, day)
+    assert not hot({**evidence, "daily": [{"day": "2026-03-01", "score": 0.4}]}, day)
+    assert hot({"rule": "no score"}, day)

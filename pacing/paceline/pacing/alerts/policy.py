@@ -2,15 +2,23 @@
 
 The default (`DEFAULT_POLICY`):
 
-======================================  ==========  ==========  ==========
-rule (prefix)                           info        warning     critical
-======================================  ==========  ==========  ==========
-``flare.`` (risk over 48 h, episode)     inbox       immediate   immediate
-``boom.``, ``bust.``, ``cycling.``,      inbox       digest      immediate
-``pacing.``
-``data.`` (no wear, silent, diary)       digest      digest      digest
-anything else                            inbox       digest      immediate
-======================================  ==========  ==========  ==========
+=============================  =========  =========  =========  =======
+rule (prefix)                  info       warning    critical   repeats
+=============================  =========  =========  =========  =======
+``flare.risk_high``            inbox      immediate  immediate  yes
+``flare.`` (the episode)       inbox      digest     immediate  no
+``boom.pain_followed``         digest     digest     digest     no
+``boom.``, ``bust.``,          inbox      digest     immediate  no
+``cycling.``, ``pacing.``
+``data.``                      digest     digest     digest     no
+anything else                  inbox      digest     immediate  no
+=============================  =========  =========  =========  =======
+
+Why: the 48 h flare risk is the one alert that looks ahead, so it is pushed
+and repeated; a flare under way is already handled by the plan's automatic
+step-back, and a pain rise after a boom reports what has happened, so both
+go to the digest unless critical (pain after a boom: always the digest).
+`bench/alerts.py` measures the burden and the flare onsets caught.
 
 - Flag alerts go to the patient's care team (every clinician on it). The
   patient is told only non-alarming things: the diary reminder at their chosen
@@ -21,26 +29,31 @@ anything else                            inbox       digest      immediate
   *inbox*: shown in the dashboard only. Every alert is in the inbox.
 - Grouping: the notices one evaluation produces for one recipient on one
   channel go out as one message.
-- Repeats (Alertmanager's ``repeat_interval``): an immediate alert whose
-  episode is still open and that nobody acknowledged is pushed again every
-  24 h, at most 3 times. Acknowledging stops repeats.
+- Repeats (Alertmanager's ``repeat_interval``): an immediate alert of a route
+  that repeats, whose episode is still open, above its entry threshold that
+  day (not merely held open by the lower hold threshold), and that nobody
+  acknowledged, is pushed again after 24 h, once (`max_repeats`: on the
+  development cohort of `bench/alerts.py`, seed 11, further repeats caught no
+  further flare onsets). Acknowledging stops repeats.
 - Escalation: a rise in severity above what was last pushed is pushed at once.
-- Hysteresis (re-arm): a new episode of a rule within 7 days of that rule's
+- Hysteresis (re-arm): a new episode of a rule within 3 days of that rule's
   last alert resolving continues that alert instead of opening a new one, and
   is pushed only if more severe than what was already pushed; an
   acknowledgement carries over to it.
 
-The bound this gives for a patient hovering at a threshold: per rule, a new
-alert needs 7 quiet days after the last one resolved, so any 14 days hold at
-most 2 alerts of a rule, each pushed at most 1 + 3 repeats + 1 escalation
-(warning → critical) times per channel and recipient; flapping adds nothing.
+The bound this gives for a patient hovering at a threshold: a flag needs one
+day on and two days off to close and reopen, and a new alert needs three more
+quiet days, so a rule opens at most one alert per 6 days (3 in any 14 days);
+each alert is pushed at most 1 + 1 repeat + 1 escalation (warning →
+critical) times per channel and recipient. A patient crossing the flare-risk
+threshold every fourth day for 14 days gets one alert and at most 2 pushes.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, time, timedelta
+from datetime import date, datetime, time, timedelta
 from enum import StrEnum
 from typing import Final
 from zoneinfo import ZoneInfo
@@ -97,6 +110,7 @@ class Route:
     info: Urgency
     warning: Urgency
     critical: Urgency
+    repeats: bool = False
 
     def urgency(self, severity: Severity) -> Urgency:
         """The urgency at `severity`."""
@@ -110,7 +124,9 @@ class Route:
 _I, _D, _N = Urgency.IMMEDIATE, Urgency.DIGEST, Urgency.INBOX
 
 DEFAULT_ROUTES: Final[tuple[Route, ...]] = (
-    Route("flare.", _N, _I, _I),
+    Route("flare.risk_high", _N, _I, _I, repeats=True),
+    Route("flare.", _N, _D, _I),
+    Route("boom.pain_followed", _D, _D, _D),
     Route("boom.", _N, _D, _I),
     Route("bust.", _N, _D, _I),
     Route("cycling.", _N, _D, _I),
@@ -131,8 +147,8 @@ class AlertPolicy:
 
     routes: tuple[Route, ...] = DEFAULT_ROUTES
     repeat_interval: timedelta = timedelta(hours=24)
-    max_repeats: int = 3
-    rearm: timedelta = timedelta(days=7)
+    max_repeats: int = 1
+    rearm: timedelta = timedelta(days=3)
     quiet_start: time = time(21)
     quiet_end: time = time(7)
     digest_at: time = time(8)
@@ -181,6 +197,8 @@ class Episode:
     active: bool
     summary: str
     detail: Mapping[str, object] = field(default_factory=dict)
+    #: Whether today is above the rule's entry threshold, not merely held open.
+    hot: bool = True
 
 
 @dataclass(frozen=True)
@@ -305,6 +323,8 @@ def decide(
             reason = Reason.ESCALATED
         elif (
             urgency is Urgency.IMMEDIATE
+            and policy.route(rule_id).repeats
+            and ep.hot
             and status is Status.OPEN
             and a.flag_id == ep.flag_id
             and a.last_notified_at is not None
@@ -360,6 +380,23 @@ def progression_message(plan: PlanVersion) -> str | None:
 REMINDER_TEXT: Final = (
     "A gentle reminder: today's diary is still open. A minute now keeps your plan in tune."
 )
+
+
+def hot(evidence: Mapping[str, object], day: date) -> bool:
+    """Whether an episode's evidence shows `day` at or above the entry threshold.
+
+    Rules whose evidence carries no score against an ``enter`` threshold count
+    as hot on every day they are open.
+    """
+    daily = evidence.get("daily")
+    last = daily[-1] if isinstance(daily, Sequence) and daily else None
+    thresholds = evidence.get("thresholds")
+    if not isinstance(last, Mapping) or not isinstance(thresholds, Mapping):
+        return True
+    score, enter = last.get("score"), thresholds.get("enter")
+    if not isinstance(score, int | float) or not isinstance(enter, int | float):
+        return True
+    return last.get("day") == day.isoformat() and score >= enter
 
 
 def reminder_due(now: datetime, zone: ZoneInfo, at: time, *, logged_today: bool) -> bool:

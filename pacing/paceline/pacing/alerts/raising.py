@@ -31,6 +31,7 @@ from paceline.pacing.alerts.policy import (
     Reason,
     Urgency,
     decide,
+    hot,
     progression_message,
     summarize,
 )
@@ -90,6 +91,7 @@ def episodes_of(conn: psycopg.Connection[Any], evaluation: Evaluation) -> list[E
                 active=o.flag.active and o.status != "resolved",
                 summary=summarize(o.flag.rule_id, o.flag.severity, o.flag.evidence),
                 detail={"last_day": last, "thresholds": o.flag.evidence.get("thresholds")},
+                hot=hot(o.flag.evidence, evaluation.day),
             )
         )
     return out
