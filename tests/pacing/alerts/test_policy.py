@@ -65,7 +65,8 @@ def test_default_routes_push_flare_risk_and_critical_at_once_and_digest_the_rest
     assert u("flare.episode", Severity.WARNING) is Urgency.DIGEST
     assert u("boom.pain_followed", Severity.CRITICAL) is Urgency.DIGEST
     assert u("boom.over_quota", Severity.WARNING) is Urgency.DIGEST
-    assert u("boom.over_quota", Severity.CRITICAL) is Urgency.IMMEDIATE
+    assert u("boom.over_quota", Severity.CRITICAL) is Urgency.DIGEST
+    assert u("boom.above_ceiling", Severity.CRITICAL) is Urgency.IMMEDIATE
     assert u("pacing.pain_contingent", Severity.INFO) is Urgency.INBOX
     assert u("data.device_silent", Severity.CRITICAL) is Urgency.DIGEST
     assert u("something.new", Severity.CRITICAL) is Urgency.IMMEDIATE

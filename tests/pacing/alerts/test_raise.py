@@ -14,7 +14,7 @@ from paceline.pacing.alerts.config import DeliveryConfig
 from paceline.pacing.engine import evaluate_patient, persist_flags
 from paceline.pacing.flags import DaySignal, Severity, episodes
 from paceline.pacing.flare import FLARE_RISK
-from paceline.pacing.overexertion import OVER_QUOTA
+from paceline.pacing.overexertion import ABOVE_CEILING
 from paceline.pacing.simulate import Persona, SimPatient
 from tests.pacing.alerts.helpers import CONFIG, START, enrol, evaluation_of, morning_after, play
 
@@ -73,7 +73,7 @@ def test_one_evaluation_opening_several_flags_sends_one_message_per_recipient_an
     day = START + timedelta(days=5)
     risk = DaySignal(day, enter=True, hold=True, severity=Severity.WARNING, evidence={})
     boom = DaySignal(day, enter=True, hold=True, severity=Severity.CRITICAL, evidence={})
-    flags = episodes(FLARE_RISK, [risk]) + episodes(OVER_QUOTA, [boom])
+    flags = episodes(FLARE_RISK, [risk]) + episodes(ABOVE_CEILING, [boom])
     outcomes, resolved = persist_flags(conn, ctx, day, flags)
     ev = evaluation_of(pid, day, outcomes, resolved)
     due = raise_alerts(conn, ev, now=morning_after(day), config=CONFIG)

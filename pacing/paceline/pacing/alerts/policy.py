@@ -7,7 +7,8 @@ rule (prefix)                  info       warning    critical   repeats
 =============================  =========  =========  =========  =======
 ``flare.risk_high``            inbox      immediate  immediate  yes
 ``flare.`` (the episode)       inbox      digest     immediate  no
-``boom.pain_followed``         digest     digest     digest     no
+``boom.pain_followed``,        digest     digest     digest     no
+``boom.over_quota``
 ``boom.``, ``bust.``,          inbox      digest     immediate  no
 ``cycling.``, ``pacing.``
 ``data.``                      digest     digest     digest     no
@@ -16,8 +17,11 @@ anything else                  inbox      digest     immediate  no
 
 Why: the 48 h flare risk is the one alert that looks ahead, so it is pushed
 and repeated; a flare under way is already handled by the plan's automatic
-step-back, and a pain rise after a boom reports what has happened, so both
-go to the digest unless critical (pain after a boom: always the digest).
+step-back and goes to the digest unless critical; a pain rise after a boom
+reports what has happened; and a day over the quota is known only once the
+day is over, so the 08:00 digest puts even a critical one in front of the
+clinician that morning, while the same spike raises the flare risk that
+night (a heart rate above the ceiling stays immediate when critical).
 `bench/alerts.py` measures the burden and the flare onsets caught.
 
 - Flag alerts go to the patient's care team (every clinician on it). The
@@ -127,6 +131,7 @@ DEFAULT_ROUTES: Final[tuple[Route, ...]] = (
     Route("flare.risk_high", _N, _I, _I, repeats=True),
     Route("flare.", _N, _D, _I),
     Route("boom.pain_followed", _D, _D, _D),
+    Route("boom.over_quota", _D, _D, _D),
     Route("boom.", _N, _D, _I),
     Route("bust.", _N, _D, _I),
     Route("cycling.", _N, _D, _I),
