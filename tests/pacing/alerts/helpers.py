@@ -14,7 +14,7 @@ from paceline.pacing.alerts import outbox, raise_alerts
 from paceline.pacing.alerts.config import DeliveryConfig
 from paceline.pacing.engine import Evaluation, evaluate_patient, persist_flags
 from paceline.pacing.flags import DaySignal, Severity, episodes
-from paceline.pacing.flare import FLARE_RISK
+from paceline.pacing.rules.flare import FLARE_RISK
 from paceline.pacing.simulate import SimPatient
 from paceline.store import registry
 

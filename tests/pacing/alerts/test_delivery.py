@@ -312,7 +312,7 @@ def test_a_digest_sends_one_email_per_clinician_for_every_waiting_alert(
     from paceline.pacing.alerts import raise_alerts
     from paceline.pacing.engine import persist_flags
     from paceline.pacing.flags import DaySignal, Severity, episodes
-    from paceline.pacing.overexertion import OVER_QUOTA
+    from paceline.pacing.rules.overexertion import OVER_QUOTA
     from paceline.store import registry
     from tests.pacing.alerts.helpers import evaluation_of
 

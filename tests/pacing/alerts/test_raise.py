@@ -13,8 +13,8 @@ from paceline.pacing.alerts import acknowledge, list_alerts, outbox, raise_alert
 from paceline.pacing.alerts.config import DeliveryConfig
 from paceline.pacing.engine import evaluate_patient, persist_flags
 from paceline.pacing.flags import DaySignal, Severity, episodes
-from paceline.pacing.flare import FLARE_RISK
-from paceline.pacing.overexertion import ABOVE_CEILING
+from paceline.pacing.rules.flare import FLARE_RISK
+from paceline.pacing.rules.overexertion import ABOVE_CEILING
 from paceline.pacing.simulate import Persona, SimPatient
 from tests.pacing.alerts.helpers import CONFIG, START, enrol, evaluation_of, morning_after, play
 
