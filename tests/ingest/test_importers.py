@@ -438,3 +438,24 @@ def test_paceline_import_json_prints_one_object(
     assert main(["import", str(WALK), "--patient", str(pid), "--json"]) == 0
     again = json.loads(capsys.readouterr().out)
     assert again["hr"] == 0 and again["duplicates"] == out["hr"] + out["rr"]
+
+
+def test_google_takeout_time_series_csv(conn: psycopg.Connection[Any], tmp_path: Path) -> None:
+    pid = _patient(conn)
+    hr = tmp_path / "heart_rate_2026-11-02.csv"
+    hr.write_text(
+        "timestamp,beats per minute\n"
+        "2026-11-02T07:00:00Z,61\n"
+        "2026-11-02T07:00:05Z,63\n"
+        "2026-11-02T07:00:05Z,63\n"  # a repeated line is stored once
+        "not a time,64\n"
+    )
+    summary = import_for_patient(conn, hr, pid)
+    assert (summary.hr, summary.duplicates) == (2, 1)
+    assert summary.rejected == {"hr: time not in a Fitbit format": 1}
+    steps = tmp_path / "steps_2026-11-02.csv"
+    steps.write_text("timestamp,steps\n2026-11-02T07:00:00+01:00,30\n")
+    import_for_patient(conn, steps, pid)
+    assert _rows(conn, "step_sample", pid) == [
+        ("Fitbit", datetime(2026, 11, 2, 6, 1, tzinfo=UTC), 30)
+    ]
