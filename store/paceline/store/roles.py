@@ -114,42 +114,53 @@ def bootstrap(conn: psycopg.Connection[Any], *, passwords: Mapping[str, str] | N
     unknown = set(given) - {r.name for r in ROLES if r.login}
     if unknown:
         raise RoleSetupError(f"passwords given for roles that do not log in: {sorted(unknown)}")
-    with conn.transaction():
-        # Serialise concurrent bootstraps (parallel test sessions, two services
-        # starting at once): CREATE ROLE has no IF NOT EXISTS.
-        # The key is passed as a parameter: hexadecimal literals in SQL need PostgreSQL 16.
-        conn.execute("SELECT pg_advisory_xact_lock(%s)", (ROLES_LOCK_KEY,))
-        timescale = conn.execute(
-            "SELECT count(*) > 0 FROM pg_available_extensions WHERE name = 'timescaledb'"
-        ).fetchone()
-        for spec in ROLES:
-            if spec.name == OWNER and timescale and timescale[0]:
-                # TimescaleDB runs compression and retention jobs as the hypertable
-                # owner and refuses owners that cannot log in (timescale/timescaledb
-                # #1662, #1709). The owner gets LOGIN with no password: password
-                # authentication can never succeed for it.
-                _ensure_role(conn, RoleSpec(OWNER, login=True, inherit=True), None)
-                conn.execute(sql.SQL("ALTER ROLE {} PASSWORD NULL").format(sql.Identifier(OWNER)))
-                continue
-            _ensure_role(conn, spec, given.get(spec.name))
-        for member_of in _OWNER_MEMBER_OF:
-            _ensure_member(conn, OWNER, member_of)
-        for spec in ROLES:
-            for parent in spec.member_of:
-                _ensure_member(conn, spec.name, parent)
-        # PostgreSQL 15 no longer lets PUBLIC create in schema public; a database
-        # made from an older template may still, and the SECURITY DEFINER
-        # functions rely on nobody but the owner creating objects there.
-        conn.execute("REVOKE CREATE ON SCHEMA public FROM PUBLIC")
-        conn.execute(
-            sql.SQL("GRANT USAGE, CREATE ON SCHEMA public TO {}").format(sql.Identifier(OWNER))
-        )
-        conn.execute(
-            sql.SQL("GRANT CONNECT, TEMPORARY ON DATABASE {} TO {}").format(
-                sql.Identifier(str(conn.info.dbname)),
-                sql.SQL(", ").join(sql.Identifier(r) for r in SERVICE_ROLES),
+    if not conn.autocommit:
+        raise RoleSetupError("setting up the roles needs a connection in autocommit mode")
+    # Serialise concurrent bootstraps (two services starting at once): CREATE
+    # ROLE has no IF NOT EXISTS. The lock is a session lock taken before the
+    # transaction starts: a transaction that waited on an advisory lock inside
+    # itself still holds catalog caches from before the other bootstrap
+    # committed, and its ALTER ROLE then fails with "tuple concurrently
+    # updated". The key is a parameter because hexadecimal SQL literals need
+    # PostgreSQL 16.
+    conn.execute("SELECT pg_advisory_lock(%s)", (ROLES_LOCK_KEY,))
+    try:
+        with conn.transaction():
+            timescale = conn.execute(
+                "SELECT count(*) > 0 FROM pg_available_extensions WHERE name = 'timescaledb'"
+            ).fetchone()
+            for spec in ROLES:
+                if spec.name == OWNER and timescale and timescale[0]:
+                    # TimescaleDB runs compression and retention jobs as the hypertable
+                    # owner and refuses owners that cannot log in (timescale/timescaledb
+                    # #1662, #1709). The owner gets LOGIN with no password: password
+                    # authentication can never succeed for it.
+                    _ensure_role(conn, RoleSpec(OWNER, login=True, inherit=True), None)
+                    conn.execute(
+                        sql.SQL("ALTER ROLE {} PASSWORD NULL").format(sql.Identifier(OWNER))
+                    )
+                    continue
+                _ensure_role(conn, spec, given.get(spec.name))
+            for member_of in _OWNER_MEMBER_OF:
+                _ensure_member(conn, OWNER, member_of)
+            for spec in ROLES:
+                for parent in spec.member_of:
+                    _ensure_member(conn, spec.name, parent)
+            # PostgreSQL 15 no longer lets PUBLIC create in schema public; a database
+            # made from an older template may still, and the SECURITY DEFINER
+            # functions rely on nobody but the owner creating objects there.
+            conn.execute("REVOKE CREATE ON SCHEMA public FROM PUBLIC")
+            conn.execute(
+                sql.SQL("GRANT USAGE, CREATE ON SCHEMA public TO {}").format(sql.Identifier(OWNER))
             )
-        )
+            conn.execute(
+                sql.SQL("GRANT CONNECT, TEMPORARY ON DATABASE {} TO {}").format(
+                    sql.Identifier(str(conn.info.dbname)),
+                    sql.SQL(", ").join(sql.Identifier(r) for r in SERVICE_ROLES),
+                )
+            )
+    finally:
+        conn.execute("SELECT pg_advisory_unlock(%s)", (ROLES_LOCK_KEY,))
 
 
 def _ensure_role(conn: psycopg.Connection[Any], spec: RoleSpec, password: str | None) -> None:
