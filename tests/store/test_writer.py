@@ -17,7 +17,6 @@ from paceline.store import (
     HrRows,
     RrRows,
     StepRows,
-    quarantine,
     write_batch,
 )
 from paceline.store.columns import MAX_RR_MS
@@ -288,10 +287,12 @@ def test_device_last_seen_follows_the_newest_sample(conn: psycopg.Connection[Any
 def test_quarantined_rows_are_kept_with_their_reason(conn: psycopg.Connection[Any]) -> None:
     pid, did = patient_with_device(conn)
     hr = _hr(pid, did, 2)
-    stored = quarantine(
-        conn, batch_id="b-q", stream="hr", rows=[hr.row(1)], reason="unknown device"
+    result = write_batch(
+        conn,
+        Batch("b-q", hr=hr.take(np.array([0]))),
+        quarantined=[("hr", hr.row(1), "unknown device")],
     )
-    assert stored == 1
+    assert result.quarantined_rows == 1
     row = conn.execute(
         "SELECT stream, row_data ->> 'bpm', reason FROM ingest_quarantine WHERE batch_id = 'b-q'"
     ).fetchone()

@@ -22,7 +22,6 @@ from paceline.store import (
     SpoolRegressionError,
     StepRows,
     batch_identity,
-    quarantine,
     write_batch,
 )
 from tests.factories import patient_with_device
@@ -172,8 +171,6 @@ def test_a_nul_in_a_batch_id_is_a_typed_error(conn: psycopg.Connection[Any]) -> 
     pid, did = patient_with_device(conn)
     with pytest.raises(BatchRejectedError, match="NUL"):
         write_batch(conn, Batch("gw/\x00:1-2", hr=_hr(pid, did, 2)))
-    with pytest.raises(BatchRejectedError, match="NUL"):
-        quarantine(conn, batch_id="b\x00", stream="hr", rows=[{"bpm": 1}], reason="r")
     assert _count(conn, pid) == 0
 
 
@@ -190,7 +187,13 @@ def test_nan_in_a_quarantined_row_is_kept_not_a_raw_database_error(
     ).fetchone()
     conn.commit()
     assert stored == ("nan",)
+    rows = _hr(pid, did, 2, start=T0 + timedelta(hours=1))
     with pytest.raises(BatchRejectedError, match="cannot be kept as JSON"):
-        quarantine(conn, batch_id="b", stream="hr", rows=[{"x": object()}], reason="r")
+        write_batch(
+            conn, Batch(f"b-{uuid.uuid4()}", hr=rows), quarantined=[("hr", {"x": object()}, "r")]
+        )
     with pytest.raises(BatchRejectedError, match="NUL"):
-        quarantine(conn, batch_id="b", stream="hr", rows=[{"x": "a\x00b"}], reason="r")
+        write_batch(
+            conn, Batch(f"b-{uuid.uuid4()}", hr=rows), quarantined=[("hr", {"x": "a\x00b"}, "r")]
+        )
+    assert _count(conn, pid) == 2

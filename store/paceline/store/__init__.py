@@ -22,7 +22,6 @@ from paceline.store.writer import (
     BatchIdentity,
     WriteResult,
     batch_identity,
-    quarantine,
     write_batch,
 )
 
@@ -44,6 +43,5 @@ __all__ = [
     "WriteResult",
     "batch_identity",
     "connect",
-    "quarantine",
     "write_batch",
 ]

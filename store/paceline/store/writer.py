@@ -522,22 +522,3 @@ def _record_spans(conn: psycopg.Connection[Any], streams: Sequence[Rows]) -> Non
         " SELECT * FROM unnest(%s::bigint[], %s::timestamptz[], %s::timestamptz[])",
         ([int(p) for p in patients], [_ts(int(t)) for t in lo], [_ts(int(t)) for t in hi]),
     )
-
-
-def quarantine(
-    conn: psycopg.Connection[Any],
-    *,
-    batch_id: str,
-    stream: str,
-    rows: Sequence[dict[str, Any]],
-    reason: str,
-    source: str = "",
-) -> int:
-    """Keep rows that cannot be stored, with the reason, in `ingest_quarantine`; return the count."""
-    if not rows:
-        return 0
-    _check_text(batch_id, "batch id", batch_id, 200)
-    held = [(stream, _row_json(r, batch_id, stream, i), reason) for i, r in enumerate(rows)]
-    with conn.transaction():
-        _insert_quarantined(conn, batch_id, source, held)
-    return len(rows)
