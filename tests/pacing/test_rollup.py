@@ -11,7 +11,8 @@ import numpy as np
 import psycopg
 import pytest
 
-from paceline.pacing.rollup import days_in_span, local_day_bounds, physiology, rollup
+from paceline.pacing.localday import day_bounds, days_touched
+from paceline.pacing.rollup import physiology, rollup
 from paceline.signal.daily import daily_metrics
 from paceline.signal.simulate import SimulatedDay, simulate_day
 from paceline.store import Batch, HrRows, RrRows, StepRows, registry, write_batch
@@ -38,7 +39,7 @@ def _patient(conn: psycopg.Connection[Any], tz: str = "UTC") -> tuple[int, int]:
 
 
 def _start_us(day: date, tz: str = "UTC") -> int:
-    start, _ = local_day_bounds(day, ZoneInfo(tz))
+    start, _ = day_bounds(day, ZoneInfo(tz))
     return int(start.timestamp()) * 1_000_000
 
 
@@ -174,9 +175,9 @@ def test_days_are_the_patients_local_calendar_days(conn: psycopg.Connection[Any]
 
 
 def test_a_dst_change_day_is_23_hours_long() -> None:
-    start, end = local_day_bounds(date(2026, 3, 8), ZoneInfo("America/New_York"))
+    start, end = day_bounds(date(2026, 3, 8), ZoneInfo("America/New_York"))
     assert end - start == timedelta(hours=23)
-    start, end = local_day_bounds(date(2026, 11, 1), ZoneInfo("America/New_York"))
+    start, end = day_bounds(date(2026, 11, 1), ZoneInfo("America/New_York"))
     assert end - start == timedelta(hours=25)
 
 
@@ -184,7 +185,7 @@ def test_a_span_over_midnight_touches_both_days() -> None:
     tz = ZoneInfo("Europe/Berlin")
     first = datetime(2026, 6, 1, 21, 30, tzinfo=UTC)  # 23:30 local
     last = datetime(2026, 6, 1, 22, 30, tzinfo=UTC)  # 00:30 local next day
-    assert days_in_span(first, last, tz) == [date(2026, 6, 1), date(2026, 6, 2)]
+    assert days_touched(first, last, tz) == [date(2026, 6, 1), date(2026, 6, 2)]
 
 
 def test_a_patient_that_cannot_be_computed_stays_queued_and_others_go_on(

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import date, datetime, time, timedelta
+from datetime import date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 import numpy as np
@@ -14,6 +14,7 @@ from paceline.pacing.diary import DiaryDay
 from paceline.pacing.errors import PacingError
 from paceline.pacing.exposure import SessionRecord
 from paceline.pacing.load import FloatArray, LoadState, load_state
+from paceline.pacing.localday import day_start
 from paceline.pacing.plan import PlanSettings, PlanVersion, version_on
 
 
@@ -69,9 +70,7 @@ class History:
 
     def day_end(self, i: int) -> datetime:
         """The instant day `i` ends in the patient's time zone."""
-        return datetime.combine(
-            self.days[i].day + timedelta(days=1), time(), ZoneInfo(self.timezone)
-        )
+        return day_start(self.days[i].day + timedelta(days=1), ZoneInfo(self.timezone))
 
     def plan_on(self, i: int) -> PlanVersion | None:
         """The plan version in effect on day `i`."""

@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import date, datetime, time, timedelta
+from datetime import date, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -21,6 +21,7 @@ from psycopg import sql
 from psycopg.rows import class_row, dict_row
 from psycopg.types.json import Jsonb
 
+from paceline.pacing import localday
 from paceline.pacing.days import MetricsRow, measure
 from paceline.pacing.diary import DiaryEntry, DiaryRecord
 from paceline.pacing.errors import PlanError, UnknownExposureError, UnknownPatientError
@@ -67,15 +68,15 @@ class PatientContext:
     @property
     def enrolled_day(self) -> date:
         """The local day of enrolment."""
-        return self.enrolled_at.astimezone(self.zone).date()
+        return localday.local_day(self.enrolled_at, self.zone)
 
     def local_day(self, when: datetime) -> date:
         """The patient's local day of an instant."""
-        return when.astimezone(self.zone).date()
+        return localday.local_day(when, self.zone)
 
     def day_start(self, day: date) -> datetime:
         """The instant a local day begins."""
-        return datetime.combine(day, time(), self.zone)
+        return localday.day_start(day, self.zone)
 
 
 def patient_context(conn: psycopg.Connection[Any], patient_id: int) -> PatientContext:

@@ -24,6 +24,7 @@ from numpy.typing import NDArray
 
 from paceline.pacing import records
 from paceline.pacing.errors import PacingError
+from paceline.pacing.localday import day_bounds, days_touched
 from paceline.signal.daily import DailyMetrics, PatientPhysiology, daily_metrics
 from paceline.signal.errors import SignalError
 
@@ -60,23 +61,6 @@ class RollupResult:
     days: int
     rows_read: int
     failed: tuple[int, ...] = ()
-
-
-def local_day_bounds(day: date, tz: ZoneInfo) -> tuple[datetime, datetime]:
-    """UTC start and end of a local calendar day (23 or 25 hours long across DST changes)."""
-    start = datetime.combine(day, time(0), tzinfo=tz).astimezone(UTC)
-    end = datetime.combine(day + timedelta(days=1), time(0), tzinfo=tz).astimezone(UTC)
-    return start, end
-
-
-def days_in_span(first: datetime, last: datetime, tz: ZoneInfo) -> list[date]:
-    """The local calendar days that the instants `first`..`last` fall on."""
-    d, last_day = first.astimezone(tz).date(), last.astimezone(tz).date()
-    days = []
-    while d <= last_day:
-        days.append(d)
-        d += timedelta(days=1)
-    return days
 
 
 def _zone(name: str, patient_id: int) -> ZoneInfo:
@@ -133,7 +117,7 @@ def compute_day(
     conn: psycopg.Connection[Any], patient_id: int, day: date, tz: ZoneInfo
 ) -> tuple[DailyMetrics, int]:
     """Compute one patient-day from its stored samples; return the metrics and rows read."""
-    start, end = local_day_bounds(day, tz)
+    start, end = day_bounds(day, tz)
     samples = load_day(conn, patient_id, start, end)
     metrics = daily_metrics(
         start=np.datetime64(start.replace(tzinfo=None), "us"),
@@ -206,7 +190,7 @@ def rollup(
                     if not queued:
                         continue
                     tz = _zone(tz_name, pid)
-                    todo = sorted({d for _, f, t in queued for d in days_in_span(f, t, tz)})
+                    todo = sorted({d for _, f, t in queued for d in days_touched(f, t, tz)})
                     for day in todo:
                         metrics, read = compute_day(conn, pid, day, tz)
                         upsert_day(conn, pid, day, metrics)
