@@ -106,9 +106,9 @@ def seed(dsn: str, today: date) -> tuple[int, int]:
             ids.append(p.patient_id)
         big = ids[0]
         registry.register_device(
-            conn, address="BE:NC:00:00:00:01", name="strap", profile="heart_rate_strap"
+            conn, address="BE:0C:00:00:00:01", name="strap", profile="heart_rate_strap"
         )
-        device = registry.bind_device(conn, address="BE:NC:00:00:00:01", patient_id=big).device_id
+        device = registry.bind_device(conn, address="BE:0C:00:00:00:01", patient_id=big).device_id
         lo = datetime.combine(start, datetime.min.time(), UTC)
         hi = datetime.combine(today, datetime.min.time(), UTC)
         # 1 Hz heart rate over 90 days, generated in the server (7.8 M rows).
@@ -211,6 +211,15 @@ def main() -> int:
         def caseload_page() -> None:
             at.run()
 
+        if os.environ.get("BENCH_PROFILE"):
+            import cProfile  # noqa: PLC0415 - only when asked
+            import pstats  # noqa: PLC0415
+
+            prof = cProfile.Profile()
+            prof.enable()
+            caseload_page()
+            prof.disable()
+            pstats.Stats(prof, stream=sys.stderr).sort_stats("cumulative").print_stats(40)
         caseload_ms = median_ms(caseload_page)
         caseload_sql_ms = median_ms(caseload_sql)
 

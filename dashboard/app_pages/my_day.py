@@ -157,12 +157,9 @@ else:
 
 st.subheader("My last four weeks")
 start, end = t.start, t.end
-st.altair_chart(
-    charts.timeline(
-        [
-            charts.load_chart(patient_view.load_table(t), start, end),
-            charts.diary_chart(patient_view.diary_table(t), start, end),
-        ]
-    ),
-    width="stretch",
+load = patient_view.load_table(t)
+unit = str(load["measure"].iloc[0]) if len(load) else ""
+trends = charts.with_data(
+    charts.trends_spec(start, end, unit), {"load": load, "diary": patient_view.diary_table(t)}
 )
+st.vega_lite_chart(trends, width="stretch")

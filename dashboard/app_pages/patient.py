@@ -73,19 +73,19 @@ st.page_link(
 )
 
 items = patient_view.flag_items(t)
-st.altair_chart(
-    charts.timeline(
-        [
-            charts.load_chart(patient_view.load_table(t), start, end),
-            charts.zone_chart(patient_view.zone_table(t), start, end),
-            charts.diary_chart(patient_view.diary_table(t), start, end),
-            charts.recovery_chart(patient_view.recovery_table(t), start, end),
-            charts.risk_chart(patient_view.risk_table(t), start, end, RISK_ENTER),
-            *([charts.flag_chart(patient_view.flag_table(items), start, end)] if items else []),
-        ]
-    ),
-    width="stretch",
-)
+load = patient_view.load_table(t)
+unit = str(load["measure"].iloc[0]) if len(load) else ""
+skeleton = charts.patient_spec(start, end, unit, bool(items), RISK_ENTER)
+datasets = {
+    "load": load,
+    "zones": patient_view.zone_table(t),
+    "diary": patient_view.diary_table(t),
+    "recovery": patient_view.recovery_table(t),
+    "risk": patient_view.risk_table(t),
+}
+if items:
+    datasets["flags"] = patient_view.flag_table(items)
+st.vega_lite_chart(charts.with_data(skeleton, datasets), width="stretch")
 
 flags_col, risk_col = st.columns([3, 2])
 with flags_col:
@@ -96,8 +96,7 @@ with flags_col:
         with st.expander(
             f"{item.title} — {item.severity}, {item.status} ({item.start:%d %b} – {item.end:%d %b})"
         ):
-            for sentence in item.evidence:
-                st.text(sentence)
+            st.text("\n".join(item.evidence))
 with risk_col:
     st.subheader("Flare risk")
     factors = patient_view.risk_factors(t)
@@ -146,7 +145,12 @@ with st.expander("One day, minute by minute"):
             ui.audit(
                 conn, who, page="patient.intraday", patient_id=patient_id, detail={"day": str(day)}
             )
-        st.altair_chart(charts.intraday_chart(patient_view.minute_table(minutes)), width="stretch")
+        st.vega_lite_chart(
+            charts.with_data(
+                charts.intraday_spec(), {"minutes": patient_view.minute_table(minutes)}
+            ),
+            width="stretch",
+        )
 
 with st.expander("Export for the clinic's records"):
     st.caption(

@@ -41,7 +41,11 @@ def test_clinician_opens_a_patient_with_charts_flags_and_notes(
     assert SCRIPT_NOTE in texts
     assert not any("<script>" in m.value for m in at.markdown)
     # Flags read as sentences with numbers.
-    assert any(t.startswith("On ") and any(ch.isdigit() for ch in t) for t in texts)
+    assert any(
+        line.startswith("On ") and any(ch.isdigit() for ch in line)
+        for t in texts
+        for line in t.splitlines()
+    )
     assert len(at.get("vega_lite_chart")) == 1
 
 
@@ -205,3 +209,13 @@ def test_patient_fills_in_a_questionnaire_and_logs_an_exposure(
     next(b for b in at.button if b.label == "Log session").click().run()
     assert not at.exception, at.exception
     assert any("You expected 70 of harm and 10 happened" in s.value for s in at.success)
+
+
+def test_caseload_search_and_section_filter(app: AppTest) -> None:
+    at = login(app, "dr.a")
+    at.text_input(key="caseload_search").input("steady").run()
+    names = {n for df in at.dataframe for n in df.value["name"]}
+    assert names == {"Sam Steady"}
+    at.text_input(key="caseload_search").input("").run()
+    at.multiselect(key="caseload_sections").set_value(["On plan"]).run()
+    assert [s.value for s in at.subheader] == ["On plan (1)"]

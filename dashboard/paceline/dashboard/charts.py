@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import date, datetime, time, timedelta
-from typing import Any, cast
+from functools import lru_cache
+from typing import Any, TypeAlias, cast
 
 import altair as alt
 import pandas as pd
@@ -32,9 +33,19 @@ def _x(start: date, end: date, *, field: str = "day", title: str | None = None) 
     )
 
 
-def load_chart(df: pd.DataFrame, start: date, end: date) -> AnyChart:
+Source: TypeAlias = pd.DataFrame | alt.Data
+"""A chart's rows: a table, or the name of a dataset attached to the spec (`with_data`)."""
+
+
+def _named(name: str) -> alt.Data:
+    data: alt.Data = alt.Data(name=name)  # type: ignore[no-untyped-call]
+    return data
+
+
+def load_chart(df: Source, start: date, end: date, unit: str | None = None) -> AnyChart:
     """Daily load as bars against the quota (line), its ±20 % band and the baseline."""
-    unit = str(df["measure"].iloc[0]) if len(df) else ""
+    if unit is None:
+        unit = str(df["measure"].iloc[0]) if isinstance(df, pd.DataFrame) and len(df) else ""
     base = alt.Chart(df).encode(x=_x(start, end))
     band = base.mark_area(opacity=0.18, color="#2e7d32").encode(
         y=alt.Y("band_low:Q", title=unit), y2="band_high:Q"
@@ -60,7 +71,7 @@ def load_chart(df: pd.DataFrame, start: date, end: date) -> AnyChart:
     )
 
 
-def zone_chart(df: pd.DataFrame, start: date, end: date) -> AnyChart:
+def zone_chart(df: Source, start: date, end: date) -> AnyChart:
     """Minutes in each heart-rate zone per day (stacked)."""
     return cast(
         AnyChart,
@@ -82,7 +93,7 @@ def zone_chart(df: pd.DataFrame, start: date, end: date) -> AnyChart:
     )
 
 
-def diary_chart(df: pd.DataFrame, start: date, end: date) -> AnyChart:
+def diary_chart(df: Source, start: date, end: date) -> AnyChart:
     """Pain, fatigue and fear of movement (0-10) from the diary."""
     return cast(
         AnyChart,
@@ -100,7 +111,7 @@ def diary_chart(df: pd.DataFrame, start: date, end: date) -> AnyChart:
     )
 
 
-def recovery_chart(df: pd.DataFrame, start: date, end: date) -> AnyChart:
+def recovery_chart(df: Source, start: date, end: date) -> AnyChart:
     """RMSSD and resting heart rate, each on its own axis."""
     base = alt.Chart(df).encode(x=_x(start, end))
     rmssd = base.mark_line(color="#6a1b9a", point=True).encode(
@@ -123,7 +134,7 @@ def recovery_chart(df: pd.DataFrame, start: date, end: date) -> AnyChart:
     )
 
 
-def risk_chart(df: pd.DataFrame, start: date, end: date, threshold: float) -> AnyChart:
+def risk_chart(df: Source, start: date, end: date, threshold: float) -> AnyChart:
     """The 48 h flare-risk score with the alert threshold."""
     line = (
         alt.Chart(df)
@@ -144,7 +155,7 @@ def risk_chart(df: pd.DataFrame, start: date, end: date, threshold: float) -> An
     )
 
 
-def flag_chart(df: pd.DataFrame, start: date, end: date) -> AnyChart:
+def flag_chart(df: Source, start: date, end: date) -> AnyChart:
     """Flags as bars from the first to the last day of each episode."""
     return cast(
         AnyChart,
@@ -174,7 +185,7 @@ def timeline(charts: Sequence[Any]) -> AnyChart:
     return cast(AnyChart, alt.vconcat(*charts).resolve_scale(x="shared", color="independent"))
 
 
-def intraday_chart(df: pd.DataFrame) -> AnyChart:
+def intraday_chart(df: Source) -> AnyChart:
     """One day in minute buckets: mean heart rate (line) over steps per minute (bars)."""
     base = alt.Chart(df).encode(x=alt.X("minute:T", title=None, axis=alt.Axis(format="%H:%M")))
     steps = base.mark_bar(color="#90caf9", opacity=0.7).encode(
@@ -185,3 +196,69 @@ def intraday_chart(df: pd.DataFrame) -> AnyChart:
         AnyChart,
         alt.layer(steps, hr).resolve_scale(y="independent").properties(height=220, width=WIDTH),
     )
+
+
+def spec(chart: AnyChart) -> dict[str, Any]:
+    """The Vega-Lite spec of a chart, unvalidated.
+
+    Altair's JSON-schema validation costs about twice the rest of the conversion on
+    every render; the charts are fixed code, validated once by the tests
+    (`validate=True` there), so the page skips it.
+    """
+    out: dict[str, Any] = chart.to_dict(validate=False)
+    return out
+
+
+@lru_cache(maxsize=128)
+def patient_spec(
+    start: date, end: date, unit: str, flags: bool, risk_threshold: float
+) -> dict[str, Any]:
+    """The patient page's charts on one time axis, without data (see `with_data`).
+
+    The structure depends only on the range, the unit and whether there are flags,
+    never on anyone's data, so it is built once per shape and shared.
+    """
+    charts: list[AnyChart] = [
+        load_chart(_named("load"), start, end, unit),
+        zone_chart(_named("zones"), start, end),
+        diary_chart(_named("diary"), start, end),
+        recovery_chart(_named("recovery"), start, end),
+        risk_chart(_named("risk"), start, end, risk_threshold),
+    ]
+    if flags:
+        charts.append(flag_chart(_named("flags"), start, end))
+    return spec(timeline(charts))
+
+
+@lru_cache(maxsize=128)
+def trends_spec(start: date, end: date, unit: str) -> dict[str, Any]:
+    """The patient's own load and diary charts, without data."""
+    return spec(
+        timeline(
+            [
+                load_chart(_named("load"), start, end, unit),
+                diary_chart(_named("diary"), start, end),
+            ]
+        )
+    )
+
+
+@lru_cache(maxsize=8)
+def intraday_spec() -> dict[str, Any]:
+    """One day in minute buckets, without data."""
+    return spec(intraday_chart(_named("minutes")))
+
+
+def records(df: pd.DataFrame) -> list[dict[str, Any]]:
+    """A table as JSON-ready rows: times as ISO strings, missing values as null."""
+    out = df.copy()
+    for column in out.columns:
+        if pd.api.types.is_datetime64_any_dtype(out[column]):
+            out[column] = out[column].dt.strftime("%Y-%m-%dT%H:%M:%S")
+    rows: list[dict[str, Any]] = out.astype(object).where(out.notna(), None).to_dict("records")
+    return rows
+
+
+def with_data(skeleton: dict[str, Any], datasets: dict[str, pd.DataFrame]) -> dict[str, Any]:
+    """A spec from `patient_spec`/`intraday_spec` with its named datasets attached."""
+    return {**skeleton, "datasets": {name: records(df) for name, df in datasets.items()}}

@@ -1,0 +1,128 @@
+"""The dashboard's view models on their own: bands, sections, evidence sentences, framing."""
+
+from __future__ import annotations
+
+from datetime import date
+
+from paceline.dashboard import caseload, evidence, my_day
+from paceline.pacing.days import Measure
+from paceline.pacing.plan import TodayState, TodayStatus
+
+
+def test_the_colour_band_is_plus_or_minus_twenty_percent_of_quota() -> None:
+    assert caseload.band(40, 40) is caseload.Band.WITHIN
+    assert caseload.band(48, 40) is caseload.Band.WITHIN
+    assert caseload.band(48.1, 40) is caseload.Band.OVER
+    assert caseload.band(32, 40) is caseload.Band.WITHIN
+    assert caseload.band(31.9, 40) is caseload.Band.UNDER
+    assert caseload.band(None, 40) is caseload.Band.UNKNOWN
+    assert caseload.band(10, None) is caseload.Band.UNKNOWN
+
+
+def test_evidence_reads_as_sentences_with_the_detectors_numbers() -> None:
+    ev = {
+        "rule": "Load above the day's envelope (quota × envelope fraction)",
+        "thresholds": {"envelope_fraction": 1.3},
+        "episode_days": 2,
+        "first_day": "2026-11-20",
+        "last_day": "2026-11-21",
+        "daily": [
+            {"day": "2026-11-20", "load": 62.0, "quota": 35.0, "ratio": 1.77, "envelope": 45.5}
+        ],
+    }
+    out = evidence.sentences("boom.over_quota", ev)
+    assert out[0] == (
+        "Load above the day's envelope (quota × envelope fraction): 2 days from 2026-11-20"
+        " to 2026-11-21."
+    )
+    assert out[1] == "Thresholds used: envelope fraction 1.30."
+    assert out[2] == "On 2026-11-20: load 62, quota 35, load/quota 177%, envelope 46."
+    assert evidence.rule_title("boom.over_quota") == ev["rule"]
+
+
+def test_meeting_the_quota_is_framed_as_done_for_the_day() -> None:
+    met = TodayStatus(
+        date(2026, 11, 20), Measure.ACTIVE_MINUTES, 30.0, 31.0, 0.0, 31 / 30, TodayState.MET, "x"
+    )
+    card = my_day.today_card(met)
+    assert card.progress == 1.0
+    assert card.reassurance is not None and my_day.STOP_HERE in card.reassurance
+    below = TodayStatus(
+        date(2026, 11, 20), Measure.ACTIVE_MINUTES, 30.0, 6.0, 24.0, 0.2, TodayState.BELOW, "y"
+    )
+    assert my_day.today_card(below).reassurance is None
+    assert my_day.today_card(None).progress == 0.0
+
+
+def test_every_chart_is_a_valid_vega_lite_spec() -> None:
+    # The pages skip Altair's validation for speed (charts.spec); it happens here instead.
+    import pandas as pd
+
+    from paceline.dashboard import charts
+
+    start, end = date(2026, 9, 1), date(2026, 9, 28)
+    day = pd.date_range(start, end)
+    load = pd.DataFrame(
+        {
+            "day": day,
+            "load": 30.0,
+            "quota": 35.0,
+            "band_low": 28.0,
+            "band_high": 42.0,
+            "baseline": 40.0,
+            "measure": "active minutes",
+            "valid": True,
+        }
+    )
+    zones = pd.DataFrame({"day": day, "zone": "zone 1", "minutes": 10.0})
+    diary = pd.DataFrame({"day": day, "measure": "pain", "rating": 4})
+    recovery = pd.DataFrame({"day": day, "rmssd_ms": 40.0, "resting_hr_bpm": 60.0})
+    risk = pd.DataFrame({"day": day, "risk": 0.2})
+    flags = pd.DataFrame(
+        {
+            "rule": ["x"],
+            "start": [day[0]],
+            "end": [day[3]],
+            "severity": ["warning"],
+            "status": ["open"],
+        }
+    )
+    minutes = pd.DataFrame(
+        {
+            "minute": pd.date_range(start, periods=60, freq="min"),
+            "mean HR": 80.0,
+            "max HR": 90,
+            "steps": 5,
+        }
+    )
+    every = [
+        charts.load_chart(load, start, end),
+        charts.zone_chart(zones, start, end),
+        charts.diary_chart(diary, start, end),
+        charts.recovery_chart(recovery, start, end),
+        charts.risk_chart(risk, start, end, 0.35),
+        charts.flag_chart(flags, start, end),
+    ]
+    charts.timeline(every).to_dict(validate=True)
+    charts.intraday_chart(minutes).to_dict(validate=True)
+
+
+def test_the_cached_chart_skeletons_with_data_are_valid_specs() -> None:
+    import altair as alt
+    import pandas as pd
+
+    from paceline.dashboard import charts
+
+    start, end = date(2026, 9, 1), date(2026, 9, 7)
+    day = pd.date_range(start, end)
+    load = pd.DataFrame({"day": day, "load": [30.0, None, 20, 25, 30, 35, 40], "quota": 35.0})
+    spec = charts.with_data(
+        charts.patient_spec(start, end, "active minutes", False, 0.35), {"load": load}
+    )
+    assert spec["datasets"]["load"][1]["load"] is None  # NaN would not be JSON
+    assert spec["datasets"]["load"][0]["day"] == "2026-09-01T00:00:00"
+    alt.VConcatChart.from_dict(spec, validate=True)
+    assert charts.patient_spec(start, end, "active minutes", False, 0.35) is charts.patient_spec(
+        start, end, "active minutes", False, 0.35
+    )
+    alt.LayerChart.from_dict(charts.intraday_spec(), validate=True)
