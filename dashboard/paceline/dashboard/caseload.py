@@ -235,11 +235,5 @@ def table(rows: Sequence[Row]) -> pd.DataFrame:
 
 def styled(rows: Sequence[Row]) -> Styler:
     """The table with yesterday's cell coloured by its band (green within ±20 %, red over, orange under)."""
-    colours = [r.band.colour for r in rows]
-
-    def paint(column: pd.Series) -> list[str]:
-        if column.name != "yesterday":
-            return [""] * len(column)
-        return [f"background-color: {c}" for c in colours]
-
-    return table(rows).style.apply(paint, axis=0)
+    colours = [f"background-color: {r.band.colour}" for r in rows]
+    return table(rows).style.apply(lambda _column: colours, subset=["yesterday"])
