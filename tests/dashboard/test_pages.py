@@ -219,3 +219,25 @@ def test_caseload_search_and_section_filter(app: AppTest) -> None:
     at.text_input(key="caseload_search").input("").run()
     at.multiselect(key="caseload_sections").set_value(["On plan"]).run()
     assert [s.value for s in at.subheader] == ["On plan (1)"]
+
+
+def test_an_open_critical_alert_puts_a_patient_first_and_shows_on_the_patient_page(
+    app: AppTest, clinic: Clinic
+) -> None:
+    steady = clinic.team_a[2]
+    with connect(clinic.dsn) as c:
+        c.execute(
+            "INSERT INTO alert (patient_id, rule_id, window_start, severity, status, summary)"
+            " VALUES (%s, 'boom.over_quota', now() - interval '1 day', 'critical', 'open',"
+            " 'Load above the envelope')",
+            (steady,),
+        )
+        c.commit()
+    at = login(app, "dr.a")
+    first = at.subheader[0].value
+    assert first.startswith("Needs attention now")
+    assert "Sam Steady" in set(at.dataframe[0].value["name"])
+    at = _open_patient(at, steady)
+    assert not at.exception, at.exception
+    alerts = next(df.value for df in at.dataframe if "about" in df.value.columns)
+    assert list(alerts["severity"]) == ["critical"]
