@@ -15,6 +15,7 @@ import psycopg
 import pytest
 
 from paceline.pacing import records
+from paceline.pacing.alerts import DeliveryConfig
 from paceline.pacing.jobs import tasks
 from paceline.pacing.jobs.queue import EVALUATE_QUEUE, defer
 from paceline.pacing.rollup import rollup
@@ -134,7 +135,7 @@ def test_evaluate_due_evaluates_each_listed_day_once_and_clears_the_list(
     records.queue_evaluations(conn, [(pid, date(2026, 2, 1))])  # before enrolment
     conn.commit()
     with caplog.at_level(logging.ERROR, logger="paceline.pacing.jobs.tasks"):
-        done = tasks.evaluate_due(conn, pid)
+        done = tasks.evaluate_due(conn, pid, config=DeliveryConfig())
     conn.commit()
     assert done == [date(2026, 3, 2), date(2026, 3, 3)]
     assert _due(conn, pid) == []

@@ -8,25 +8,33 @@ real time), so six hours of downtime take no six hours.
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from datetime import UTC, date, datetime
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
 import psycopg
 import pytest
 
+from paceline.pacing.alerts import DeliveryConfig
 from paceline.pacing.jobs import tasks
 from paceline.store import roles
 from paceline.store.connection import connect
 from paceline.store.testing import service_dsn, temporary_database
 from tests.factories import enrolled_patient, store_simulated_day
+from tests.pacing.alerts import helpers as alert_helpers
+from tests.pacing.alerts.helpers import SECRET
+from tests.pacing.alerts.servers import verify, webhook_receiver
 
 pytestmark = pytest.mark.slow
 
@@ -395,3 +403,143 @@ def test_a_scheduler_down_for_six_hours_runs_each_missed_job_once(
         ).fetchall()
         conn.commit()
         assert {p for p, _ in days} <= inside
+
+
+class HeldReceiver:
+    """A webhook endpoint that holds its first answer until released; every request kept."""
+
+    def __init__(self) -> None:
+        self.requests: list[dict[str, str]] = []
+        self.first = threading.Event()
+        self.release = threading.Event()
+        self.lock = threading.Lock()
+
+
+@contextmanager
+def held_receiver() -> Iterator[tuple[str, HeldReceiver]]:
+    """An HTTP receiver on 127.0.0.1 whose first request waits for `release` before 200."""
+    held = HeldReceiver()
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            body = self.rfile.read(int(self.headers.get("content-length", "0")))
+            headers = {k.lower(): v for k, v in self.headers.items()}
+            verify(SECRET, body, headers)  # the oracle: a forged request fails the test
+            with held.lock:
+                held.requests.append(headers)
+                first = len(held.requests) == 1
+            if first:
+                held.first.set()
+                held.release.wait(HANG_GUARD_S)
+            with contextlib.suppress(OSError):  # the first one's client may be dead by now
+                self.send_response(200)
+                self.send_header("content-length", "0")
+                self.end_headers()
+
+        def log_message(self, format: str, *args: Any) -> None:  # noqa: A002
+            return
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}/hooks/paceline", held
+    finally:
+        held.release.set()
+        server.shutdown()
+        server.server_close()
+        thread.join()
+
+
+def _webhook_deliveries(conn: psycopg.Connection[Any], due: list[int]) -> list[int]:
+    rows = conn.execute(
+        "SELECT delivery_id FROM alert_delivery WHERE delivery_id = ANY(%s) AND channel = 'webhook'"
+        " ORDER BY delivery_id",
+        (due,),
+    ).fetchall()
+    conn.commit()
+    return [int(r[0]) for r in rows]
+
+
+def test_a_worker_killed_mid_delivery_finishes_it_after_restart_with_at_most_one_resend(
+    dsn: str, fleet_factory: Callable[..., Fleet]
+) -> None:
+    with connect(dsn) as conn, held_receiver() as (url, hook):
+        config = DeliveryConfig(webhook_url=url, webhook_secret=SECRET)
+        pid, _ = alert_helpers.enrol(conn)
+        hooks = _webhook_deliveries(conn, alert_helpers.raise_flare_risk(conn, pid, config=config))
+        assert len(hooks) == 1
+        tasks.defer_deliveries(conn, hooks)
+        conn.commit()
+        fleet = fleet_factory(
+            PACELINE_WEBHOOK_URL=url,
+            PACELINE_WEBHOOK_SECRET=SECRET,
+            PACELINE_ALERT_TIMEOUT="100",  # the held answer must not time out first
+        )
+        fleet.start("scheduler", "run")
+        victim = fleet.start("worker")
+        _wait(hook.first.is_set, fleet, "the webhook request to arrive")
+        victim.send_signal(signal.SIGKILL)  # the receiver has the message; no commit yet
+        victim.wait(timeout=30)
+        hook.release.set()
+        status = "SELECT status, attempts FROM alert_delivery WHERE delivery_id = %s"
+        assert conn.execute(status, hooks).fetchone() == ("pending", 0)
+        conn.commit()
+        fleet.start("worker")
+
+        def delivered() -> bool:
+            row = conn.execute(status, hooks).fetchone()
+            conn.commit()
+            return row is not None and row[0] == "delivered"
+
+        _wait(delivered, fleet, "the delivery to complete after the restart")
+        assert conn.execute(status, hooks).fetchone() == ("delivered", 1)
+        conn.commit()
+        # The documented duplicate: the message the killed worker sent, and its resend,
+        # with the same webhook-id so that the receiver can drop the second.
+        ids = [r["webhook-id"] for r in hook.requests]
+        assert len(ids) == 2
+        assert len(set(ids)) == 1
+
+
+def test_three_workers_deliver_each_alert_once_per_channel(
+    dsn: str, fleet_factory: Callable[..., Fleet]
+) -> None:
+    with connect(dsn) as conn, webhook_receiver(SECRET) as (url, receiver):
+        config = DeliveryConfig(webhook_url=url, webhook_secret=SECRET)
+        hooks: list[int] = []
+        for _ in range(4):
+            pid, _ = alert_helpers.enrol(conn, clinicians=2)
+            due = alert_helpers.raise_flare_risk(
+                conn, pid, config=config, now=datetime(2026, 3, 2, 12, 0, tzinfo=UTC)
+            )
+            hooks += _webhook_deliveries(conn, due)
+        conn.commit()
+        assert len(hooks) >= 4
+        # Nothing deferred by hand: the schedulers' delivery sweep finds them, twice over
+        # (both schedulers start as the leader's standby and its successor), and three
+        # workers race for the jobs.
+        fleet = fleet_factory(
+            PACELINE_CLOCK_START="2026-03-03T00:59:50+00:00",
+            PACELINE_WEBHOOK_URL=url,
+            PACELINE_WEBHOOK_SECRET=SECRET,
+        )
+        for _ in range(2):
+            fleet.start("scheduler", "run")
+        for _ in range(3):
+            fleet.start("worker", "--concurrency", "2")
+
+        def all_delivered() -> bool:
+            n = _one(
+                conn,
+                "SELECT count(*) FROM alert_delivery WHERE delivery_id = ANY(%s)"
+                " AND status = 'delivered'",
+                hooks,
+            )
+            return bool(n == len(hooks))
+
+        _wait(all_delivered, fleet, "every webhook delivery")
+        ids = [r.headers["webhook-id"] for r in receiver.accepted]
+        assert len(ids) == len(hooks)
+        assert len(set(ids)) == len(hooks)  # no duplicate delivery
+        assert all(r.verified for r in receiver.requests)

@@ -58,6 +58,10 @@ DEFAULT_NIGHTLY_EVERY: Final = timedelta(minutes=15)
 #: How often jobs of dead workers are looked for (they are put back after
 #: `tasks.DEFAULT_STALLED_AFTER_S` without a heartbeat).
 DEFAULT_RECOVER_EVERY: Final = timedelta(minutes=1)
+#: How often due deliveries (held by quiet hours, retries, digests) are looked for.
+DEFAULT_DELIVERIES_EVERY: Final = timedelta(minutes=1)
+#: How often diary reminders are looked for (patients choose their local time).
+DEFAULT_REMINDERS_EVERY: Final = timedelta(minutes=15)
 #: How often old succeeded jobs are deleted.
 HOUSEKEEPING_EVERY: Final = timedelta(days=1)
 #: How long a leader may be gone before a standby takes over; tiny next to the jobs'
@@ -105,6 +109,8 @@ def default_periodic(
         Periodic("rollup", tasks.ROLLUP_TICK, _positive("rollup_every", rollup_every)),
         Periodic("nightly", tasks.NIGHTLY, _positive("nightly_every", nightly_every)),
         Periodic("recover", tasks.RECOVER_STALLED, _positive("recover_every", recover_every)),
+        Periodic("deliveries", tasks.DELIVERIES, DEFAULT_DELIVERIES_EVERY),
+        Periodic("reminders", tasks.REMINDERS, DEFAULT_REMINDERS_EVERY),
         Periodic("housekeeping", tasks.HOUSEKEEPING, HOUSEKEEPING_EVERY),
     )
 

@@ -9,6 +9,7 @@ made necessary, and a rolled-back write never leaves a job behind.
 from __future__ import annotations
 
 import logging
+from datetime import datetime
 from typing import Any, Final
 
 import procrastinate
@@ -66,9 +67,12 @@ def defer(
     queue: str,
     lock: str | None = None,
     queueing_lock: str | None = None,
+    schedule_at: datetime | None = None,
     **kwargs: Any,
 ) -> int | None:
     """Defer `task(**kwargs)` in `conn`'s transaction; the job id, or None if already pending.
+
+    With `schedule_at`, no worker takes the job before that instant.
 
     A job whose `queueing_lock` another pending job holds is not added: that job
     will do the work. The insert runs in a savepoint, so the refusal does not
@@ -80,6 +84,7 @@ def defer(
         queue=queue,
         lock=lock,
         queueing_lock=queueing_lock,
+        schedule_at=schedule_at,
         connection=conn,
     )
     try:

@@ -6,7 +6,12 @@ Per-patient work:
   samples; in the same transaction, list those days as due for evaluation and
   defer `evaluate` for the patient;
 - `evaluate(patient_id)`: evaluate every day listed as due for the patient,
-  oldest first, in one transaction, and clear the list.
+  oldest first, raise its alerts (`paceline.pacing.alerts.raise_alerts`) and
+  defer a `deliver` job for each delivery due now, in one transaction, and
+  clear the list;
+- `deliver(delivery_id)`: one attempt (`paceline.pacing.alerts.deliver`); a
+  retry is deferred for the time the outcome names, in the attempt's
+  transaction.
 
 Both share the procrastinate lock `patient:<id>` (one runs at a time per
 patient, in the order they were deferred) and take a queueing lock of their own
@@ -20,6 +25,9 @@ Periodic fan-outs (deferred by `paceline.pacing.jobs.clock`, one per slot):
 - `nightly(since, until)`: for every patient whose local nightly time
   (`NIGHTLY_AT`) fell in `(since, until]`, list the local day that just ended
   as due and defer `evaluate`;
+- `deliveries(since, until)`: defer `deliver` for deliveries and digests due
+  (first tries held by quiet hours, retries whose job was lost);
+- `reminders(since, until)`: open today's diary reminders, defer their deliveries;
 - `recover_stalled()`: put back jobs whose worker stopped sending heartbeats
   (killed, or its machine lost), so another worker runs them;
 - `housekeeping()`: forget jobs that succeeded more than `KEEP_SUCCEEDED_H`
@@ -29,7 +37,7 @@ Periodic fan-outs (deferred by `paceline.pacing.jobs.clock`, one per slot):
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any, Final
@@ -41,11 +49,12 @@ from procrastinate import exceptions as queue_errors
 from procrastinate.jobs import Status
 from psycopg_pool import ConnectionPool
 
-from paceline.pacing import records
+from paceline.pacing import alerts, records
 from paceline.pacing.engine import evaluate_patient
 from paceline.pacing.errors import PacingError
 from paceline.pacing.jobs.queue import (
     CLOCK_QUEUE,
+    DELIVER_QUEUE,
     EVALUATE_QUEUE,
     ROLLUP_QUEUE,
     app,
@@ -81,6 +90,9 @@ ROLLUP_TICK: Final = "paceline.rollup_tick"
 NIGHTLY: Final = "paceline.nightly"
 RECOVER_STALLED: Final = "paceline.recover_stalled"
 HOUSEKEEPING: Final = "paceline.housekeeping"
+DELIVER: Final = "paceline.deliver"
+DELIVERIES: Final = "paceline.deliveries"
+REMINDERS: Final = "paceline.reminders"
 
 
 @dataclass(frozen=True)
@@ -88,7 +100,13 @@ class Resources:
     """What a worker gives its tasks: a pool of connections, the clinical work's own."""
 
     pool: ConnectionPool[psycopg.Connection[Any]]
+    channels: alerts.Channels
     stalled_after_s: float = DEFAULT_STALLED_AFTER_S
+
+    @property
+    def delivery(self) -> alerts.DeliveryConfig:
+        """Which channels deliveries are written for, and how much messages may say."""
+        return self.channels.config
 
 
 def _resources(context: JobContext) -> Resources:
@@ -129,6 +147,26 @@ def defer_evaluation(conn: psycopg.Connection[Any], patient_id: int, days: list[
     _defer_for_patient(conn, EVALUATE, EVALUATE_QUEUE, "evaluate", patient_id)
 
 
+def defer_deliveries(
+    conn: psycopg.Connection[Any], delivery_ids: Iterable[int], *, at: datetime | None = None
+) -> None:
+    """Defer one `deliver` job per delivery (at `at`, or now), in `conn`'s transaction.
+
+    The lock `delivery:<id>` keeps one attempt at a time; the queueing lock keeps one
+    pending job per delivery, so the periodic sweep never doubles a scheduled retry.
+    """
+    for delivery_id in delivery_ids:
+        defer(
+            conn,
+            DELIVER,
+            queue=DELIVER_QUEUE,
+            lock=f"delivery:{delivery_id}",
+            queueing_lock=f"deliver:{delivery_id}",
+            schedule_at=at,
+            delivery_id=delivery_id,
+        )
+
+
 def defer_rollup(conn: psycopg.Connection[Any], patient_id: int) -> None:
     """Defer `rollup_patient` for one patient, in `conn`'s transaction."""
     _defer_for_patient(conn, ROLLUP_PATIENT, ROLLUP_QUEUE, "rollup", patient_id)
@@ -147,20 +185,30 @@ def rollup_patient(context: JobContext, patient_id: int) -> int:
     return result.days
 
 
-def evaluate_due(conn: psycopg.Connection[Any], patient_id: int) -> list[date]:
-    """Evaluate every day listed as due for the patient, in one transaction; the days done.
+def evaluate_due(
+    conn: psycopg.Connection[Any],
+    patient_id: int,
+    *,
+    config: alerts.DeliveryConfig,
+    now: datetime | None = None,
+) -> list[date]:
+    """Evaluate every day listed as due for the patient and raise its alerts; the days done.
 
-    A day the engine refuses (before enrolment, say) is logged and cleared; any
-    other failure rolls the whole transaction back and leaves the list for the
-    job's retry.
+    One transaction: the evaluations, their alerts, the `deliver` jobs of the
+    deliveries due now and the cleared work list commit together. A day the
+    engine refuses (before enrolment, in the future) is logged and cleared; any
+    other failure rolls everything back and leaves the list for the job's retry.
     """
     done: list[date] = []
     with conn.transaction():
         due = records.due_evaluations(conn, patient_id)
         for day in sorted({d for _, d in due}):
+            at = now or datetime.now(UTC)
             try:
                 with conn.transaction():
-                    evaluate_patient(conn, patient_id, day)
+                    evaluation = evaluate_patient(conn, patient_id, day, now=at)
+                    due_now = alerts.raise_alerts(conn, evaluation, now=at, config=config)
+                    defer_deliveries(conn, due_now)
             except PacingError as exc:
                 logger.error("patient %s day %s not evaluated: %s", patient_id, day, exc)
                 continue
@@ -172,8 +220,36 @@ def evaluate_due(conn: psycopg.Connection[Any], patient_id: int) -> list[date]:
 @app.task(name=EVALUATE, queue=EVALUATE_QUEUE, pass_context=True, retry=_RETRY_ON_OUTAGE)
 def evaluate(context: JobContext, patient_id: int) -> int:
     """Evaluate the patient's due days (the job the rollup and the nightly pass defer)."""
-    with _resources(context).pool.connection() as conn:
-        return len(evaluate_due(conn, patient_id))
+    resources = _resources(context)
+    with resources.pool.connection() as conn:
+        return len(evaluate_due(conn, patient_id, config=resources.delivery))
+
+
+def deliver_once(
+    conn: psycopg.Connection[Any], delivery_id: int, *, channels: alerts.Channels, now: datetime
+) -> alerts.DeliveryOutcome:
+    """One attempt at a delivery, and its retry deferred in the same transaction.
+
+    A crash after the channel accepted the message and before this commits
+    leaves the delivery pending: the attempt is made again (the documented
+    duplicate, with the same Message-ID or webhook-id).
+    """
+    with conn.transaction():
+        outcome = alerts.deliver(conn, delivery_id, channels=channels, now=now)
+        if outcome.retry_at is not None:
+            defer_deliveries(conn, [delivery_id], at=outcome.retry_at)
+    return outcome
+
+
+@app.task(name=DELIVER, queue=DELIVER_QUEUE, pass_context=True, retry=_RETRY_ON_OUTAGE)
+def deliver(context: JobContext, delivery_id: int) -> str:
+    """Deliver one alert on one channel to one recipient; the delivery's status after."""
+    resources = _resources(context)
+    with resources.pool.connection() as conn:
+        outcome = deliver_once(
+            conn, delivery_id, channels=resources.channels, now=datetime.now(UTC)
+        )
+    return outcome.status
 
 
 # Periodic fan-outs -----------------------------------------------------------------------
@@ -275,3 +351,23 @@ async def recover_stalled(context: JobContext, since: str, until: str) -> int:
 async def housekeeping(context: JobContext, since: str, until: str) -> None:
     """Delete jobs that succeeded more than `KEEP_SUCCEEDED_H` hours ago."""
     await context.app.job_manager.delete_old_jobs(nb_hours=KEEP_SUCCEEDED_H)
+
+
+@app.task(name=DELIVERIES, queue=CLOCK_QUEUE, pass_context=True, retry=_RETRY_ON_OUTAGE)
+def deliveries(context: JobContext, since: str, until: str) -> int:
+    """Defer `deliver` for every delivery and digest due by `until`; how many."""
+    with _resources(context).pool.connection() as conn, conn.transaction():
+        now = _instant(until)
+        due = alerts.due_deliveries(conn, now) + alerts.due_digests(conn, now)
+        defer_deliveries(conn, due)
+    return len(due)
+
+
+@app.task(name=REMINDERS, queue=CLOCK_QUEUE, pass_context=True, retry=_RETRY_ON_OUTAGE)
+def reminders(context: JobContext, since: str, until: str) -> int:
+    """Open the diary reminders due by `until` and defer their deliveries; how many."""
+    resources = _resources(context)
+    with resources.pool.connection() as conn, conn.transaction():
+        due = alerts.due_reminders(conn, _instant(until), config=resources.delivery)
+        defer_deliveries(conn, due)
+    return len(due)

@@ -18,6 +18,7 @@ from typing import Final
 import procrastinate
 from psycopg_pool import ConnectionPool
 
+from paceline.pacing.alerts import Channels
 from paceline.pacing.jobs import tasks
 from paceline.pacing.jobs.queue import QUEUES, JobsError, app
 
@@ -68,7 +69,11 @@ def run_worker(dsn: str, settings: WorkerSettings) -> None:
         connector = procrastinate.PsycopgConnector(
             conninfo=dsn, min_size=1, max_size=2 + settings.concurrency
         )
-        resources = tasks.Resources(pool=pool, stalled_after_s=settings.stalled_after_s)
+        resources = tasks.Resources(
+            pool=pool,
+            channels=Channels.from_env(),
+            stalled_after_s=settings.stalled_after_s,
+        )
         logger.info(
             "worker %s: %d job(s) at once on queues %s",
             settings.name,
