@@ -14,7 +14,7 @@ COPY signal signal
 COPY pacing pacing
 COPY cli cli
 RUN pip install --no-cache-dir . \
-    && useradd --system --home-dir /var/lib/paceline --create-home paceline
+    && useradd --system --uid 10001 --home-dir /var/lib/paceline --create-home paceline
 
 USER paceline
 ENTRYPOINT ["paceline"]

@@ -5,9 +5,16 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from paceline.cli.database import database_dsn
+from paceline.cli.database import (
+    administrator_secrets,
+    database_dsn,
+    identity_key,
+    role_password,
+)
 from paceline.cli.settings import Settings
+from paceline.store import roles
 from paceline.store.connection import connect
+from paceline.store.identity import IdentityKey
 from paceline.store.migrate import migrate
 from paceline.store.status import DatabaseStatus, database_status
 
@@ -22,12 +29,23 @@ def register(commands: Any) -> None:
     sub.add_parser("status", help="schema version, server version, TimescaleDB state").set_defaults(
         handler=run_status
     )
+    sub.add_parser(
+        "secrets",
+        help="create the service roles' passwords and the identity key (0600) in"
+        " PACELINE_SECRETS_DIR where missing",
+    ).set_defaults(handler=run_secrets)
 
 
 def run_migrate(args: argparse.Namespace, settings: Settings) -> int:
     """Apply pending migrations."""
     with database_dsn(settings) as dsn, connect(dsn, autocommit=True) as conn:
-        result = migrate(conn, compress_after=settings.compress_after, retention=settings.retention)
+        result = migrate(
+            conn,
+            compress_after=settings.compress_after,
+            retention=settings.retention,
+            identity_key=identity_key(settings),
+            passwords=administrator_secrets(settings),
+        )
     if result.applied:
         print(f"applied migrations {', '.join(str(v) for v in result.applied)}")
     else:
@@ -63,3 +81,13 @@ def format_status(status: DatabaseStatus) -> str:
         else:
             lines.append(f"  {t.table:<12} plain table")
     return "\n".join(lines)
+
+
+def run_secrets(args: argparse.Namespace, settings: Settings) -> int:
+    """Create the secret files a deployment needs (never overwriting one that exists)."""
+    for role in roles.SERVICE_ROLES:
+        role_password(settings.secrets, role)
+        print(settings.secrets / f"{role}.password")
+    IdentityKey.load_or_create(settings.identity_key_path)
+    print(settings.identity_key_path)
+    return 0

@@ -32,7 +32,7 @@ from paceline.ingest.simulation import (
 )
 from paceline.ingest.spool import Spool, SpoolStatus
 from paceline.ingest.spool_file import spool_path
-from paceline.store import registry
+from paceline.store import registry, roles
 from paceline.store.connection import connect
 from paceline.store.migrate import migrate
 
@@ -113,8 +113,11 @@ def run_daemon(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _run_daemon(args: argparse.Namespace, settings: Settings) -> int:
-    with database_dsn(settings) as dsn:
-        return stream(args, settings, dsn)
+    with (
+        database_dsn(settings) as dsn,
+        database_dsn(settings, role=roles.INGEST, announce=False) as upload_dsn,
+    ):
+        return stream(args, settings, dsn, upload_dsn=upload_dsn)
 
 
 def stream(
@@ -123,6 +126,7 @@ def stream(
     dsn: str,
     *,
     scanner_backend: type[BaseBleakScanner] | None = None,
+    upload_dsn: str | None = None,
 ) -> int:
     """Run the daemon against `dsn` as `args` say (`simulate`, `speed`, `duration`, …).
 
@@ -130,6 +134,7 @@ def stream(
     `AdapterUnavailableError` before anything starts, instead of device tasks retrying
     a scan that can never work; a transient adapter error is left to their retries.
     `scanner_backend` replaces bleak's platform scanner (tests script its failures).
+    The uploader connects to `upload_dsn` (the gateway uploader's own role) when given.
     """
     path = spool_path(settings.data_dir)
     config = DaemonConfig(progress_every_s=args.progress or None)
@@ -176,7 +181,7 @@ def stream(
     daemon = IngestDaemon(
         bindings,
         spool_path=path,
-        dsn=dsn,
+        dsn=upload_dsn or dsn,
         config=config,
         gateway_id=args.gateway_id,
         on_progress=_progress_printer(started),

@@ -38,6 +38,7 @@ from paceline.pacing.jobs.clock import (
     defer_due,
 )
 from paceline.pacing.jobs.leader import LEADER_LOCK_KEY
+from paceline.store import roles
 from paceline.store.connection import connect
 from paceline.store.status import database_status
 
@@ -161,7 +162,7 @@ def _periodic(own: SchedulerSettings) -> Any:
 def run_scheduler(args: argparse.Namespace, settings: Settings) -> int:
     """Run the clock (or, with --once, defer what is due once); 0 on success."""
     own = SchedulerSettings.from_env()
-    with database_dsn(settings) as dsn:
+    with database_dsn(settings, role=roles.WORKER) as dsn:
         if schema_pending(dsn):
             return 2
         if args.once:

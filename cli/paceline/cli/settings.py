@@ -69,6 +69,25 @@ SETTINGS: Final[tuple[Setting, ...]] = (
         "paceline",
     ),
     Setting(
+        "PACELINE_DATABASE_PASSWORD_FILE",
+        "unset: the password in the URL, if any",
+        "file (mode 0600) holding the password of the URL's user; compose secrets",
+        "paceline",
+    ),
+    Setting(
+        "PACELINE_SECRETS_DIR",
+        "$PACELINE_DATA_DIR/secrets",
+        "0700 directory of the service roles' passwords (<role>.password, 0600) that"
+        " `paceline db migrate` sets as an administrator",
+        "paceline",
+    ),
+    Setting(
+        "PACELINE_IDENTITY_KEY_FILE",
+        "$PACELINE_SECRETS_DIR/identity.key",
+        "key (mode 0600) that signs person identities; the dashboard and migrate read it",
+        "paceline",
+    ),
+    Setting(
         "PACELINE_ROLLUP_EVERY",
         "5min",
         "how often the clock defers the daily-metrics rollup tick",
@@ -226,6 +245,19 @@ class Settings:
     data_dir: Path
     compress_after: timedelta
     retention: timedelta | None
+    database_password_file: Path | None = None
+    secrets_dir: Path | None = None
+    identity_key_file: Path | None = None
+
+    @property
+    def secrets(self) -> Path:
+        """The directory of the service roles' password files."""
+        return self.secrets_dir or self.data_dir / "secrets"
+
+    @property
+    def identity_key_path(self) -> Path:
+        """The identity key file."""
+        return self.identity_key_file or self.secrets / "identity.key"
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -242,4 +274,20 @@ class Settings:
             raise SettingsError(
                 "PACELINE_RETENTION", retention_text, "must be longer than PACELINE_COMPRESS_AFTER"
             )
-        return cls(url, data_dir, compress, retention)
+        paths = {
+            name: Path(text) if (text := env.get(name, "").strip()) else None
+            for name in (
+                "PACELINE_DATABASE_PASSWORD_FILE",
+                "PACELINE_SECRETS_DIR",
+                "PACELINE_IDENTITY_KEY_FILE",
+            )
+        }
+        return cls(
+            url,
+            data_dir,
+            compress,
+            retention,
+            database_password_file=paths["PACELINE_DATABASE_PASSWORD_FILE"],
+            secrets_dir=paths["PACELINE_SECRETS_DIR"],
+            identity_key_file=paths["PACELINE_IDENTITY_KEY_FILE"],
+        )

@@ -18,9 +18,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import os
 import secrets
-import stat
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,7 +26,7 @@ from typing import Any, Final, Literal
 
 import psycopg
 
-from paceline.store.errors import StoreError
+from paceline.store.secrets import SecretFileError, read_or_create_secret, read_secret, write_secret
 
 # An administrator's token names their account; it opens no person role (migration 0010).
 Kind = Literal["clinician", "patient", "admin"]
@@ -40,14 +38,6 @@ DEFAULT_TTL_S: Final = 300
 #: The HMAC block size of SHA-256 (RFC 2104 §2: B = 64 bytes).
 _BLOCK: Final = 64
 _VERSION: Final = "v1"
-
-
-class IdentityKeyError(StoreError):
-    """The identity key file is missing, malformed, or readable by others."""
-
-    def __init__(self, path: Path, reason: str) -> None:
-        self.path = path
-        super().__init__(f"identity key {path}: {reason}")
 
 
 @dataclass(frozen=True, repr=False)
@@ -73,41 +63,23 @@ class IdentityKey:
     @classmethod
     def load(cls, path: Path) -> IdentityKey:
         """Read a key file written by `save`; refuse one that group or others can read."""
-        try:
-            mode = path.stat().st_mode
-            text = path.read_text(encoding="ascii").strip()
-        except FileNotFoundError:
-            raise IdentityKeyError(path, "does not exist") from None
-        except (OSError, UnicodeDecodeError) as exc:
-            raise IdentityKeyError(path, f"cannot be read: {exc}") from exc
-        if mode & (stat.S_IRWXG | stat.S_IRWXO):
-            raise IdentityKeyError(
-                path, f"mode {stat.S_IMODE(mode):04o} lets others read it; chmod 600"
-            )
-        try:
-            return cls(bytes.fromhex(text))
-        except ValueError as exc:
-            raise IdentityKeyError(path, f"is not a hex key of {KEY_BYTES} bytes") from exc
+        return cls._parse(path, read_secret(path))
 
     @classmethod
     def load_or_create(cls, path: Path) -> IdentityKey:
         """The key in `path`, generating and saving one first if there is none."""
-        if not path.exists():
-            key = cls.generate()
-            try:
-                key.save(path)
-            except FileExistsError:
-                pass  # another process created it first; use theirs
-            else:
-                return key
-        return cls.load(path)
+        return cls._parse(path, read_or_create_secret(path, cls.generate().secret.hex))
+
+    @classmethod
+    def _parse(cls, path: Path, text: str) -> IdentityKey:
+        try:
+            return cls(bytes.fromhex(text))
+        except ValueError as exc:
+            raise SecretFileError(path, f"is not a hex key of at least {KEY_BYTES} bytes") from exc
 
     def save(self, path: Path) -> None:
         """Write the key to a new file with mode 0600 (in a 0700 directory if it creates one)."""
-        path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        with os.fdopen(fd, "w", encoding="ascii") as out:
-            out.write(self.secret.hex() + "\n")
+        write_secret(path, self.secret.hex())
 
     def pads(self) -> tuple[bytes, bytes]:
         """The inner and outer padded keys of HMAC (RFC 2104), as the database stores them."""

@@ -192,10 +192,21 @@ def _ensure_member(conn: psycopg.Connection[Any], member: str, role: str) -> Non
 
 
 def role_dsn(dsn: str, role: str, password: str | None) -> str:
-    """`dsn` with its user replaced by `role` (and its password, when one is given)."""
-    params = {k: v for k, v in conninfo_to_dict(dsn).items() if v is not None}
+    """`dsn` with its user replaced by `role` (and its password by `password`, or none)."""
+    params = _params(dsn)
     params["user"] = role
     params.pop("password", None)
     if password is not None:
         params["password"] = password
     return make_conninfo("", **params)
+
+
+def with_password(dsn: str, password: str) -> str:
+    """`dsn` with `password` as its password."""
+    params = _params(dsn)
+    params["password"] = password
+    return make_conninfo("", **params)
+
+
+def _params(dsn: str) -> dict[str, Any]:
+    return {k: v for k, v in conninfo_to_dict(dsn).items() if v is not None}

@@ -1,0 +1,92 @@
+"""Each service works as its own role, and only as far as that role's grants go."""
+
+from __future__ import annotations
+
+import stat
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import psycopg
+import pytest
+from psycopg import sql
+
+from paceline.cli.database import database_dsn
+from paceline.cli.settings import Settings
+from paceline.pacing.scheduler import run_jobs_once
+from paceline.store import Batch, HrRows, connect, roles, write_batch
+from paceline.store.testing import service_dsn
+from tests.security.conftest import World
+
+DAY = datetime(2026, 5, 4, tzinfo=UTC)
+
+
+def _hour_of_samples(patient_id: int, device_id: int) -> Batch:
+    times = [DAY + timedelta(hours=9, seconds=s) for s in range(3600)]
+    return Batch(
+        f"svc-{patient_id}",
+        hr=HrRows.of(
+            patient_id=[patient_id] * len(times),
+            device_id=[device_id] * len(times),
+            time=times,
+            bpm=[70 + (s % 40) for s in range(len(times))],
+        ),
+    )
+
+
+def _device_of(conn: psycopg.Connection[Any], patient_id: int) -> int:
+    row = conn.execute("SELECT device_id FROM device WHERE patient_id = %s", (patient_id,))
+    found = row.fetchone()
+    conn.rollback()
+    assert found is not None
+    return int(found[0])
+
+
+def test_the_uploader_role_writes_batches_and_reads_no_clinical_data(
+    conn: psycopg.Connection[Any], db_dsn: str, world: World
+) -> None:
+    device = _device_of(conn, world.mine)
+    with connect(service_dsn(db_dsn, roles.INGEST)) as ingest:
+        result = write_batch(ingest, _hour_of_samples(world.mine, device))
+        assert result.hr_rows == 3600
+        for table in ("self_report", "patient", "audit_log", "daily_metrics", "account"):
+            with pytest.raises(psycopg.errors.InsufficientPrivilege):
+                ingest.execute(sql.SQL("SELECT 1 FROM {} LIMIT 1").format(sql.Identifier(table)))
+            ingest.rollback()
+
+
+def test_the_worker_role_rolls_up_and_evaluates(
+    conn: psycopg.Connection[Any], db_dsn: str, world: World
+) -> None:
+    device = _device_of(conn, world.theirs)
+    write_batch(conn, _hour_of_samples(world.theirs, device))
+    with connect(service_dsn(db_dsn, roles.WORKER)) as worker:
+        report = run_jobs_once(worker, DAY + timedelta(days=1, hours=12))
+        assert report.ok, report.summary()
+        with pytest.raises(psycopg.errors.InsufficientPrivilege):
+            worker.execute("SELECT 1 FROM account LIMIT 1")
+        worker.rollback()
+    row = conn.execute(
+        "SELECT hr_samples FROM daily_metrics WHERE patient_id = %s AND day = %s",
+        (world.theirs, DAY.date()),
+    ).fetchone()
+    assert row is not None and row[0] == 3600
+
+
+def test_the_dashboard_role_alone_can_read_nothing(
+    dashboard_conn: psycopg.Connection[Any],
+) -> None:
+    with pytest.raises(psycopg.errors.InsufficientPrivilege):
+        dashboard_conn.execute("SELECT 1 FROM patient LIMIT 1")
+
+
+def test_embedded_services_log_in_as_their_roles_with_private_passwords(tmp_path: Path) -> None:
+    settings = Settings.from_env({"PACELINE_DATA_DIR": str(tmp_path)})
+    with database_dsn(settings, role=roles.WORKER, announce=False) as dsn, connect(dsn) as c:
+        assert c.execute("SELECT current_user, session_user").fetchone() == (
+            roles.WORKER,
+            roles.WORKER,
+        )
+    secret = tmp_path / "secrets" / f"{roles.WORKER}.password"
+    assert stat.S_IMODE(secret.stat().st_mode) == 0o600
+    assert stat.S_IMODE(secret.parent.stat().st_mode) == 0o700
