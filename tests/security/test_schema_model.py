@@ -16,6 +16,7 @@ from paceline.store import roles
 #: Relation -> role (without the paceline_ prefix) -> privileges. Nothing else is granted.
 GRANTS: dict[str, dict[str, str]] = {
     "account": {},
+    "audit_chain_head": {},
     "alert": {"clinician": "INSERT,SELECT,UPDATE", "worker": "DELETE,INSERT,SELECT,UPDATE"},
     "alert_delivery": {
         "clinician": "SELECT",
@@ -92,7 +93,13 @@ COLUMN_GRANTS = {
 }
 #: Tables people never read directly (TimescaleDB forbids row security on compressed
 #: hypertables), and the key table nobody but the owner reads: no row security needed.
-WITHOUT_ROW_SECURITY = {"hr_sample", "rr_interval", "step_sample", "paceline_identity_key"}
+WITHOUT_ROW_SECURITY = {
+    "hr_sample",
+    "rr_interval",
+    "step_sample",
+    "paceline_identity_key",
+    "audit_chain_head",
+}
 #: The job queue's tables: only the owner and the worker may read them, both see every
 #: row, and procrastinate needs the key in unique-violation messages, which PostgreSQL
 #: omits on tables with row security (see `paceline.store.queue_schema`).
@@ -102,12 +109,21 @@ WITHOUT_ROW_SECURITY |= {
     "procrastinate_periodic_defers",
     "procrastinate_workers",
 }
+#: The audit log and its chain belong to their own owner, whom only a superuser can become.
+AUDIT_OBJECTS = {
+    "audit_log",
+    "audit_chain_head",
+    "paceline_audit_content(audit_log)",
+    "paceline_audit_chain()",
+    "paceline_audit_reject()",
+}
 #: Functions that run with the owner's rights, each reviewed: they reveal only
 #: what the verified identity may see, or write only what the owner allows.
 SECURITY_DEFINER = {
     "paceline_verified_person(text)",
     "paceline_clinician_patients()",
     "paceline_may_see(bigint)",
+    "paceline_audit_chain()",
     "paceline_login_lookup(text)",
     "paceline_login_outcome(bigint,boolean,timestamp with time zone,integer,interval,text)",
     # Migration 0010: each refuses unless a verified administrator identity is present.
@@ -135,8 +151,12 @@ def test_every_relation_is_known_to_the_security_model(conn: psycopg.Connection[
 
 
 def test_every_relation_belongs_to_the_owner(conn: psycopg.Connection[Any]) -> None:
-    wrong = {name: owner for name, _, owner, _, _ in _relations(conn) if owner != roles.OWNER}
-    assert wrong == {}
+    owners = {name: owner for name, _, owner, _, _ in _relations(conn)}
+    assert {name: owner for name, owner in owners.items() if owner != _owner_of(name)} == {}
+
+
+def _owner_of(name: str) -> str:
+    return roles.AUDIT_OWNER if name in AUDIT_OBJECTS else roles.OWNER
 
 
 def test_every_table_forces_row_level_security(conn: psycopg.Connection[Any]) -> None:
@@ -183,7 +203,7 @@ def test_functions_belong_to_the_owner_and_definer_rights_are_reviewed(
         " AND NOT EXISTS (SELECT 1 FROM pg_depend d WHERE d.classid = 'pg_proc'::regclass"
         " AND d.objid = p.oid AND d.deptype = 'e')"
     ).fetchall()
-    assert {name: owner for name, owner, _ in rows if owner != roles.OWNER} == {}
+    assert {name: owner for name, owner, _ in rows if owner != _owner_of(name)} == {}
     assert {name for name, _, definer in rows if definer} == SECURITY_DEFINER
     setter = conn.execute(
         "SELECT has_function_privilege(r, 'paceline_set_identity_key(bytea, bytea)', 'EXECUTE')"

@@ -10,6 +10,7 @@ from collections.abc import Callable, Sequence
 from paceline.cli import (
     accounts,
     alerts,
+    audit,
     dashboard,
     db,
     devices,
@@ -52,6 +53,7 @@ def build_parser() -> argparse.ArgumentParser:
     dashboard.register(commands)
     importing.register(commands)
     exporting.register(commands)
+    audit.register(commands)
     from paceline.cli import demo  # noqa: PLC0415 - the demo pulls in every component
 
     demo.register(commands)

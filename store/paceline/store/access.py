@@ -16,8 +16,10 @@ so it is refused.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
+import weakref
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from typing import Any, Final
 
 import psycopg
@@ -35,6 +37,30 @@ _ROLE_OF: Final[dict[str, str]] = {"clinician": CLINICIAN_ROLE, "patient": PATIE
 
 class PersonSessionError(StoreError):
     """A person session cannot be opened safely on this connection."""
+
+
+@dataclass(frozen=True)
+class Person:
+    """Who a person session speaks for."""
+
+    kind: Kind
+    person_id: int
+
+    @property
+    def actor(self) -> str:
+        """The audit actor of this person ('clinician:<id>' or 'patient:<id>')."""
+        return f"{self.kind}:{self.person_id}"
+
+
+# The person of each connection inside a session, so that the query layer
+# (paceline.store.reads) knows a person is reading and audits it; a service's
+# connection is never in here, so service reads are not audited.
+_PEOPLE: weakref.WeakKeyDictionary[psycopg.Connection[Any], Person] = weakref.WeakKeyDictionary()
+
+
+def current_person(conn: psycopg.Connection[Any]) -> Person | None:
+    """The person `conn`'s open session speaks for, or None outside a person session."""
+    return _PEOPLE.get(conn)
 
 
 @contextmanager
@@ -92,7 +118,11 @@ def _person_session(
     with conn.transaction():
         conn.execute(sql.SQL("SET LOCAL ROLE {}").format(sql.Identifier(_ROLE_OF[kind])))
         conn.execute("SELECT set_config('paceline.identity', %s, true)", (token,))
-        yield
+        _PEOPLE[conn] = Person(kind, person_id)
+        try:
+            yield
+        finally:
+            _PEOPLE.pop(conn, None)
 
 
 def audit(
@@ -121,3 +151,28 @@ def audit(
         raise PersonSessionError(
             "an audit entry needs an actor: pass actor= outside a person session"
         ) from exc
+
+
+def record_reads(
+    conn: psycopg.Connection[Any],
+    *,
+    obj: str,
+    patient_ids: Iterable[int],
+    detail: dict[str, Any] | None = None,
+) -> int:
+    """Audit that the session's person read `obj` of each patient; services are not audited.
+
+    One statement, one row per patient. Returns how many rows it wrote (0
+    outside a person session).
+    """
+    person = current_person(conn)
+    ids = sorted(set(patient_ids))
+    if person is None or not ids:
+        return 0
+    clinician_id = person.person_id if person.kind == "clinician" else None
+    conn.execute(
+        "INSERT INTO audit_log (actor, clinician_id, patient_id, action, object, detail)"
+        " SELECT %s, %s, p, 'read', %s, %s::jsonb FROM unnest(%s::bigint[]) AS p",
+        (person.actor, clinician_id, obj, json.dumps(detail or {}), ids),
+    )
+    return len(ids)

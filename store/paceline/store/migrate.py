@@ -21,6 +21,8 @@ from paceline.store.identity import IdentityKey, install_key
 # pg_advisory_lock key shared by every Paceline process that migrates: the
 # ASCII of "pace" so that it is recognisable in pg_locks.
 MIGRATION_LOCK_KEY = 0x70616365
+#: First line of a migration that a superuser must apply (as itself, not as the owner).
+SUPERUSER_MARKER = "-- paceline: requires superuser"
 _FILE = re.compile(r"^(\d{4})_([a-z0-9_]+)\.sql$")
 
 
@@ -31,6 +33,11 @@ class Migration:
     version: int
     name: str
     sql: str
+
+    @property
+    def needs_superuser(self) -> bool:
+        """Whether the file says it must run as a superuser, not as `paceline_owner`."""
+        return self.sql.startswith(SUPERUSER_MARKER)
 
     @property
     def checksum(self) -> str:
@@ -125,8 +132,16 @@ def migrate(
         for migration in migrations:
             if migration.version in done:
                 continue
+            if migration.needs_superuser and not superuser:
+                raise MigrationError(
+                    f"migration {migration.version:04d}_{migration.name} must be applied by a"
+                    " superuser (it hands objects to a role the owner cannot become); run"
+                    " `paceline db migrate` once with an administrator's PACELINE_DATABASE_URL"
+                )
             try:
                 with conn.transaction():
+                    if migration.needs_superuser:
+                        conn.execute("SET LOCAL ROLE NONE")
                     conn.execute(migration.sql.encode())
                     conn.execute(
                         "INSERT INTO schema_migrations (version, name, checksum) VALUES (%s, %s, %s)",
@@ -170,18 +185,18 @@ def _adopt_objects(conn: psycopg.Connection[Any]) -> None:
         FROM pg_class c
         WHERE c.relnamespace = 'public'::regnamespace
           AND c.relkind IN ('r', 'p', 'v')
-          AND c.relowner <> to_regrole(%(owner)s)
+          AND c.relowner NOT IN (to_regrole(%(owner)s), to_regrole(%(audit)s))
           AND NOT EXISTS (SELECT 1 FROM pg_depend d WHERE d.classid = 'pg_class'::regclass
                           AND d.objid = c.oid AND d.deptype = 'e')
         UNION ALL
         SELECT 'FUNCTION', p.oid::regprocedure::text
         FROM pg_proc p
         WHERE p.pronamespace = 'public'::regnamespace
-          AND p.proowner <> to_regrole(%(owner)s)
+          AND p.proowner NOT IN (to_regrole(%(owner)s), to_regrole(%(audit)s))
           AND NOT EXISTS (SELECT 1 FROM pg_depend d WHERE d.classid = 'pg_proc'::regclass
                           AND d.objid = p.oid AND d.deptype = 'e')
         """,
-        {"owner": roles.OWNER},
+        {"owner": roles.OWNER, "audit": roles.AUDIT_OWNER},
     ).fetchall()
     for kind, name in rows:
         # `name` comes from regclass/regprocedure output, which quotes as needed.
