@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
+import shutil
 import stat
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any
 
 import psycopg
@@ -15,7 +15,7 @@ from paceline.cli.database import database_dsn
 from paceline.cli.settings import Settings
 from paceline.pacing.scheduler import run_jobs_once
 from paceline.store import Batch, HrRows, connect, roles, write_batch
-from paceline.store.testing import service_dsn
+from paceline.store.testing import server_tempdir, service_dsn
 from tests.security.conftest import World
 
 DAY = datetime(2026, 5, 4, tzinfo=UTC)
@@ -80,13 +80,17 @@ def test_the_dashboard_role_alone_can_read_nothing(
         dashboard_conn.execute("SELECT 1 FROM patient LIMIT 1")
 
 
-def test_embedded_services_log_in_as_their_roles_with_private_passwords(tmp_path: Path) -> None:
-    settings = Settings.from_env({"PACELINE_DATA_DIR": str(tmp_path)})
-    with database_dsn(settings, role=roles.WORKER, announce=False) as dsn, connect(dsn) as c:
-        assert c.execute("SELECT current_user, session_user").fetchone() == (
-            roles.WORKER,
-            roles.WORKER,
-        )
-    secret = tmp_path / "secrets" / f"{roles.WORKER}.password"
-    assert stat.S_IMODE(secret.stat().st_mode) == 0o600
-    assert stat.S_IMODE(secret.parent.stat().st_mode) == 0o700
+def test_embedded_services_log_in_as_their_roles_with_private_passwords() -> None:
+    data_dir = server_tempdir()
+    try:
+        settings = Settings.from_env({"PACELINE_DATA_DIR": str(data_dir)})
+        with database_dsn(settings, role=roles.WORKER, announce=False) as dsn, connect(dsn) as c:
+            assert c.execute("SELECT current_user, session_user").fetchone() == (
+                roles.WORKER,
+                roles.WORKER,
+            )
+        secret = data_dir / "secrets" / f"{roles.WORKER}.password"
+        assert stat.S_IMODE(secret.stat().st_mode) == 0o600
+        assert stat.S_IMODE(secret.parent.stat().st_mode) == 0o700
+    finally:
+        shutil.rmtree(data_dir, ignore_errors=True)

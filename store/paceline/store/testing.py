@@ -47,7 +47,9 @@ TEST_IDENTITY_KEY: Final = IdentityKey.generate()
 def role_password(server_dsn: str, role: str) -> str:
     """The password of `role` on a test server (derived, so parallel runs agree on it)."""
     server = conninfo_to_dict(server_dsn)
-    seed = f"{server.get('host')}:{server.get('port')}:{server.get('password')}"
+    passfile = Path(str(server["passfile"])) if server.get("passfile") else None
+    secret = passfile.read_text() if passfile and passfile.exists() else server.get("password")
+    seed = f"{server.get('host')}:{server.get('port')}:{secret}"
     return hmac.new(seed.encode(), role.encode(), hashlib.sha256).hexdigest()
 
 
