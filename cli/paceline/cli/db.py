@@ -59,7 +59,7 @@ def run_status(args: argparse.Namespace, settings: Settings) -> int:
     with database_dsn(settings) as dsn, connect(dsn, autocommit=True) as conn:
         status = database_status(conn)
     print(format_status(status))
-    return 0 if not status.pending else 1
+    return 1 if status.pending or status.migration_lock_foreign else 0
 
 
 def format_status(status: DatabaseStatus) -> str:
@@ -72,6 +72,16 @@ def format_status(status: DatabaseStatus) -> str:
         f"timescaledb:     {status.timescale.reason}"
         + (f" ({status.timescale.version})" if status.timescale.version else ""),
     ]
+    if status.migration_lock is not None:
+        who = status.migration_lock.describe()
+        lines.append(
+            f"migration lock:  held by {who}"
+            + (
+                " - NOT a Paceline migration: migrations will refuse to run"
+                if status.migration_lock_foreign
+                else ""
+            )
+        )
     for t in status.tables:
         if t.hypertable:
             lines.append(

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import hashlib
+import logging
 import re
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import timedelta
@@ -14,13 +16,21 @@ import psycopg
 from psycopg import sql
 from psycopg.pq import TransactionStatus
 
-from paceline.store import queue_schema, roles, timescale
+from paceline.store import locks, queue_schema, roles, timescale
 from paceline.store.errors import MigrationError
 from paceline.store.identity import IdentityKey, install_key
+from paceline.store.locks import LockHeldError
+
+logger = logging.getLogger(__name__)
 
 # pg_advisory_lock key shared by every Paceline process that migrates: the
 # ASCII of "pace" so that it is recognisable in pg_locks.
 MIGRATION_LOCK_KEY = 0x70616365
+#: application_name of a migrating session: how a waiting one tells a Paceline
+#: migration holding the lock from a stray session.
+MIGRATE_APPLICATION = "paceline-migrate"
+#: How often a migration waiting behind another one looks at the lock again.
+MIGRATION_LOCK_POLL_S = 0.2
 #: First line of a migration that a superuser must apply (as itself, not as the owner).
 SUPERUSER_MARKER = "-- paceline: requires superuser"
 _FILE = re.compile(r"^(\d{4})_([a-z0-9_]+)\.sql$")
@@ -111,7 +121,9 @@ def migrate(
             f" {roles.MIGRATE} or a superuser can become; the first migration of a server"
             " needs a superuser to set up the roles"
         )
-    conn.execute("SELECT pg_advisory_lock(%s)", (MIGRATION_LOCK_KEY,))
+    previous_name = conn.execute("SHOW application_name").fetchone()
+    conn.execute("SELECT set_config('application_name', %s, false)", (MIGRATE_APPLICATION,))
+    _take_migration_lock(conn)
     try:
         if superuser:
             _adopt_objects(conn)
@@ -165,7 +177,37 @@ def migrate(
         if not conn.closed and conn.info.transaction_status == TransactionStatus.IDLE:
             conn.execute("RESET ROLE")
             conn.execute("SELECT pg_advisory_unlock(%s)", (MIGRATION_LOCK_KEY,))
+            conn.execute(
+                "SELECT set_config('application_name', %s, false)",
+                (previous_name[0] if previous_name else "",),
+            )
     return MigrationResult(tuple(applied), migrations[-1].version, ts_state)
+
+
+class MigrationLockError(LockHeldError, MigrationError):
+    """Another session, not a Paceline migration, holds the migration lock."""
+
+
+def _take_migration_lock(conn: psycopg.Connection[Any]) -> None:
+    """Take the migration lock; wait while another Paceline migration holds it, refuse otherwise.
+
+    Waiting silently behind a stray session (`SELECT pg_advisory_lock(...)` in
+    a forgotten psql) would stall every deployment step with no word why.
+    """
+    announced = False
+    while True:
+        row = conn.execute("SELECT pg_try_advisory_lock(%s)", (MIGRATION_LOCK_KEY,)).fetchone()
+        if row and row[0]:
+            return
+        found = locks.holder(conn, MIGRATION_LOCK_KEY)
+        if found is not None and not locks.is_service(
+            found, application_prefix=MIGRATE_APPLICATION, roles=(roles.MIGRATE,)
+        ):
+            raise MigrationLockError(MIGRATION_LOCK_KEY, "migration", found)
+        if found is not None and not announced:
+            logger.info("waiting for the migration run by %s", found.describe())
+            announced = True
+        time.sleep(MIGRATION_LOCK_POLL_S)
 
 
 def _can_become_owner(conn: psycopg.Connection[Any]) -> bool:

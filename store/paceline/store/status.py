@@ -7,7 +7,7 @@ from typing import Any
 
 import psycopg
 
-from paceline.store import migrate, queue_schema
+from paceline.store import locks, migrate, queue_schema, roles
 from paceline.store.timescale import HypertableStatus, TimescaleState, probe, table_status
 
 
@@ -21,6 +21,8 @@ class DatabaseStatus:
     pending: tuple[str, ...]
     timescale: TimescaleState
     tables: tuple[HypertableStatus, ...]
+    migration_lock: locks.LockHolder | None = None
+    migration_lock_foreign: bool = False
 
     @property
     def mode(self) -> str:
@@ -38,6 +40,10 @@ def database_status(conn: psycopg.Connection[Any]) -> DatabaseStatus:
     if queue_schema.recorded_version(conn) != queue:
         waiting += (f"job queue schema (procrastinate {queue})",)
     tables = tuple(table_status(conn)) if done else ()
+    holder = locks.holder(conn, migrate.MIGRATION_LOCK_KEY)
+    foreign = holder is not None and not locks.is_service(
+        holder, application_prefix=migrate.MIGRATE_APPLICATION, roles=(roles.MIGRATE,)
+    )
     return DatabaseStatus(
         server_version=str(server[0]) if server else "unknown",
         schema_version=max(done, default=0),
@@ -45,4 +51,6 @@ def database_status(conn: psycopg.Connection[Any]) -> DatabaseStatus:
         pending=waiting,
         timescale=probe(conn),
         tables=tables,
+        migration_lock=holder,
+        migration_lock_foreign=foreign,
     )

@@ -411,9 +411,12 @@ class Clock:
         self._unreachable = False
         if not won:
             if not self._announced_standby:
-                logger.info(
-                    "clock %s is a standby: another instance holds lock %#x",
+                foreign = self._lock.foreign_holder()
+                logger.log(
+                    logging.WARNING if foreign else logging.INFO,
+                    "clock %s is a standby: %s holds lock %#x",
                     self.name,
+                    f"{foreign.describe()}, not a Paceline clock," if foreign else "another instance",
                     self._lock.key,
                 )
                 self._announced_standby = True

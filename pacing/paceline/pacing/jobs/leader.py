@@ -16,7 +16,9 @@ from typing import Any, Final
 
 import psycopg
 
+from paceline.store import locks
 from paceline.store.connection import KEEPALIVE, connect
+from paceline.store.roles import WORKER
 
 logger = logging.getLogger(__name__)
 
@@ -78,6 +80,16 @@ class LeaderLock:
             self.release()
             raise
         return bool(row and row[0])
+
+    def foreign_holder(self) -> locks.LockHolder | None:
+        """The session holding the key when it is not a Paceline clock (`paceline.store.locks`)."""
+        conn = self._conn
+        if conn is None or conn.closed:
+            return None
+        with self._io:
+            return locks.foreign_holder(
+                conn, self.key, application_prefix="paceline-clock", roles=[WORKER]
+            )
 
     def confirm(self) -> bool:
         """`SELECT 1` on the lock connection: whether the session (and so the lock) lives."""
