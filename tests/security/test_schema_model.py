@@ -24,7 +24,12 @@ GRANTS: dict[str, dict[str, str]] = {
         "worker": "INSERT,SELECT,UPDATE",
     },
     "alert_endpoint": {"worker": "INSERT,SELECT,UPDATE"},
-    "audit_log": {"clinician": "INSERT", "patient": "INSERT", "worker": "INSERT"},
+    "audit_log": {
+        "clinician": "INSERT",
+        "owner": "INSERT,SELECT",
+        "patient": "INSERT",
+        "worker": "INSERT",
+    },
     "care_team": {"clinician": "SELECT", "worker": "SELECT"},
     "clinician": {"clinician": "SELECT", "worker": "SELECT"},
     # The job queue (0011 and paceline.store.queue_schema): only the workers run jobs.

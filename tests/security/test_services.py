@@ -13,7 +13,8 @@ from psycopg import sql
 
 from paceline.cli.database import database_dsn
 from paceline.cli.settings import Settings
-from paceline.pacing.scheduler import run_jobs_once
+from paceline.pacing.engine import evaluate_patient
+from paceline.pacing.rollup import rollup
 from paceline.store import Batch, HrRows, connect, roles, write_batch
 from paceline.store.testing import server_tempdir, service_dsn
 from tests.security.conftest import World
@@ -73,8 +74,13 @@ def test_the_worker_role_rolls_up_and_evaluates(
     device = _device_of(conn, world.theirs)
     write_batch(conn, _hour_of_samples(world.theirs, device))
     with connect(service_dsn(db_dsn, roles.WORKER)) as worker:
-        report = run_jobs_once(worker, DAY + timedelta(days=1, hours=12))
-        assert report.ok, report.summary()
+        done = rollup(worker, patient_id=world.theirs)
+        worker.commit()
+        assert done.patients == 1 and done.failed == ()
+        # The patient was enrolled today (by the fixture), so today is the day to evaluate.
+        evaluation = evaluate_patient(worker, world.theirs, datetime.now(UTC).date())
+        worker.commit()
+        assert evaluation.patient_id == world.theirs
         with pytest.raises(psycopg.errors.InsufficientPrivilege):
             worker.execute("SELECT 1 FROM account LIMIT 1")
         worker.rollback()

@@ -40,6 +40,10 @@ _BLOCK: Final = 64
 _VERSION: Final = "v1"
 
 
+class IdentityKeyError(SecretFileError):
+    """The identity key file is missing, malformed, or readable by others."""
+
+
 @dataclass(frozen=True, repr=False)
 class IdentityKey:
     """The HMAC key that signs person identities (never printed by `repr`)."""
@@ -63,19 +67,29 @@ class IdentityKey:
     @classmethod
     def load(cls, path: Path) -> IdentityKey:
         """Read a key file written by `save`; refuse one that group or others can read."""
-        return cls._parse(path, read_secret(path))
+        try:
+            return cls._parse(path, read_secret(path))
+        except IdentityKeyError:
+            raise
+        except SecretFileError as exc:
+            raise IdentityKeyError(path, exc.reason) from exc
 
     @classmethod
     def load_or_create(cls, path: Path) -> IdentityKey:
         """The key in `path`, generating and saving one first if there is none."""
-        return cls._parse(path, read_or_create_secret(path, cls.generate().secret.hex))
+        try:
+            return cls._parse(path, read_or_create_secret(path, cls.generate().secret.hex))
+        except IdentityKeyError:
+            raise
+        except SecretFileError as exc:
+            raise IdentityKeyError(path, exc.reason) from exc
 
     @classmethod
     def _parse(cls, path: Path, text: str) -> IdentityKey:
         try:
             return cls(bytes.fromhex(text))
         except ValueError as exc:
-            raise SecretFileError(path, f"is not a hex key of at least {KEY_BYTES} bytes") from exc
+            raise IdentityKeyError(path, f"is not a hex key of at least {KEY_BYTES} bytes") from exc
 
     def save(self, path: Path) -> None:
         """Write the key to a new file with mode 0600 (in a 0700 directory if it creates one)."""

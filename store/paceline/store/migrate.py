@@ -164,6 +164,8 @@ def migrate(
                     f"migration {migration.version:04d}_{migration.name} failed: {exc}"
                 ) from exc
             applied.append(migration.version)
+            # A plain SET or RESET ROLE inside a migration would outlive its transaction.
+            conn.execute(sql.SQL("SET ROLE {}").format(sql.Identifier(roles.OWNER)))
         if identity_key is not None:
             install_key(conn, identity_key)
         queue_schema.apply(conn)

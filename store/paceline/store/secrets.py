@@ -16,6 +16,7 @@ class SecretFileError(StoreError):
 
     def __init__(self, path: Path, reason: str) -> None:
         self.path = path
+        self.reason = reason
         super().__init__(f"secret file {path}: {reason}")
 
 

@@ -416,7 +416,9 @@ class Clock:
                     logging.WARNING if foreign else logging.INFO,
                     "clock %s is a standby: %s holds lock %#x",
                     self.name,
-                    f"{foreign.describe()}, not a Paceline clock," if foreign else "another instance",
+                    f"{foreign.describe()}, not a Paceline clock,"
+                    if foreign
+                    else "another instance",
                     self._lock.key,
                 )
                 self._announced_standby = True

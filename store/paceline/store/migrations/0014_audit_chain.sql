@@ -20,6 +20,10 @@ DROP TRIGGER audit_log_append_only ON audit_log;
 DROP TRIGGER audit_log_no_truncate ON audit_log;
 ALTER TABLE audit_log OWNER TO paceline_audit_owner;
 DROP POLICY services ON audit_log;
+-- The owner keeps reading and appending (the administrator's page of
+-- migration 0013 runs as it), never changing.
+GRANT SELECT, INSERT ON audit_log TO paceline_owner;
+CREATE POLICY owner_reads ON audit_log FOR SELECT TO paceline_owner USING (true);
 
 SET LOCAL ROLE paceline_audit_owner;
 
@@ -70,7 +74,7 @@ END
 $$;
 REVOKE ALL ON FUNCTION paceline_audit_chain() FROM PUBLIC;
 
-RESET ROLE;
+SET LOCAL ROLE NONE;
 -- Chain what is already there, in the order it was written (as the
 -- administrator: row security hides the rows from their owner).
 DO $$
@@ -110,8 +114,9 @@ ALTER TABLE audit_log ENABLE ALWAYS TRIGGER audit_log_append_only;
 ALTER TABLE audit_log ENABLE ALWAYS TRIGGER audit_log_no_truncate;
 
 -- Services append freely (their actor is the service's name); people as
--- themselves (policies of migration 0008). Nobody reads it but an administrator.
-CREATE POLICY services_append ON audit_log FOR INSERT TO paceline_worker, paceline_ingest
-    WITH CHECK (true);
+-- themselves (policies of migration 0008). Only the owner's administrator
+-- functions (migration 0013) and a superuser read it.
+CREATE POLICY services_append ON audit_log FOR INSERT
+    TO paceline_owner, paceline_worker, paceline_ingest WITH CHECK (true);
 
-RESET ROLE;
+SET LOCAL ROLE NONE;
