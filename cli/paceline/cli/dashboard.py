@@ -77,10 +77,7 @@ def _access(settings: Settings, dsn: str) -> tuple[str, Path]:
     administrator: it migrates, installs the key (created 0600 on first use)
     and gives the dashboard role a fresh password for this run.
     """
-    key_path = Path(
-        os.environ.get("PACELINE_IDENTITY_KEY_FILE", "").strip()
-        or settings.data_dir / "secrets" / "identity.key"
-    )
+    key_path = settings.identity_key_path
     if settings.database_url:
         if not key_path.exists():
             raise IdentityKeyError(key_path, "does not exist; set PACELINE_IDENTITY_KEY_FILE")

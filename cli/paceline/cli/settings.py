@@ -82,12 +82,6 @@ SETTINGS: Final[tuple[Setting, ...]] = (
         "paceline",
     ),
     Setting(
-        "PACELINE_IDENTITY_KEY_FILE",
-        "$PACELINE_SECRETS_DIR/identity.key",
-        "key (mode 0600) that signs person identities; the dashboard and migrate read it",
-        "paceline",
-    ),
-    Setting(
         "PACELINE_ROLLUP_EVERY",
         "5min",
         "how often the clock defers the daily-metrics rollup tick",
@@ -137,8 +131,9 @@ SETTINGS: Final[tuple[Setting, ...]] = (
     ),
     Setting(
         "PACELINE_IDENTITY_KEY_FILE",
-        "$PACELINE_DATA_DIR/secrets/identity.key",
-        "key (mode 0600) that signs person identities; paceline dashboard passes it to the app",
+        "$PACELINE_SECRETS_DIR/identity.key",
+        "key (mode 0600) that signs person identities; paceline dashboard passes it to the app,"
+        " paceline db migrate installs it",
         "dashboard",
     ),
     Setting(

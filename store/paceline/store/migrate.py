@@ -29,6 +29,8 @@ MIGRATION_LOCK_KEY = 0x70616365
 #: application_name of a migrating session: how a waiting one tells a Paceline
 #: migration holding the lock from a stray session.
 MIGRATE_APPLICATION = "paceline-migrate"
+#: Who may read TimescaleDB's information views and catalog (chunk ranges, sizes, jobs).
+CATALOG_READERS = (roles.OWNER, roles.MIGRATE, roles.WORKER, roles.INGEST)
 #: How often a migration waiting behind another one looks at the lock again.
 MIGRATION_LOCK_POLL_S = 0.2
 #: First line of a migration that a superuser must apply (as itself, not as the owner).
@@ -173,6 +175,9 @@ def migrate(
             ts_state = timescale.configure(conn, compress_after=compress_after, retention=retention)
         except psycopg.Error as exc:
             raise MigrationError(f"setting up TimescaleDB failed: {exc}") from exc
+        if superuser and ts_state.active:
+            conn.execute("SET ROLE NONE")  # the extension's objects belong to a superuser
+            timescale.restrict_catalog(conn, CATALOG_READERS)
         if superuser and not ts_state.active and ts_ready.reason != ts_state.reason:
             ts_state = ts_ready  # the administrator's reason, not the owner's "permission denied"
     finally:

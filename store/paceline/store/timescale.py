@@ -11,6 +11,7 @@ the same columns and indexes, and every query works unchanged (bucketing uses
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
@@ -181,3 +182,30 @@ def table_status(conn: psycopg.Connection[Any]) -> list[HypertableStatus]:
         assert row is not None
         result.append(HypertableStatus(table, bool(row[0]), row[1], row[2], row[3], row[4]))
     return result
+
+
+#: TimescaleDB's schemas that show chunk ranges, sizes and jobs of every hypertable.
+CATALOG_SCHEMAS = ("timescaledb_information", "_timescaledb_catalog", "timescaledb_experimental")
+
+
+def restrict_catalog(conn: psycopg.Connection[Any], readers: Sequence[str]) -> None:
+    """Let only `readers` (the service roles) read TimescaleDB's information views and catalog.
+
+    PUBLIC may read them by default: any role, a person session included,
+    would see every chunk's time range and size. TimescaleDB's own code reads
+    its catalog without these privileges, so inserts, chunk creation and the
+    background jobs are unaffected. Needs a superuser (the extension's owner).
+    """
+    if not probe(conn).active:
+        return
+    for schema in CATALOG_SCHEMAS:
+        found = conn.execute("SELECT to_regnamespace(%s) IS NOT NULL", (schema,)).fetchone()
+        if not (found and found[0]):
+            continue
+        name = sql.Identifier(schema)
+        conn.execute(sql.SQL("REVOKE SELECT ON ALL TABLES IN SCHEMA {} FROM PUBLIC").format(name))
+        conn.execute(
+            sql.SQL("GRANT SELECT ON ALL TABLES IN SCHEMA {} TO {}").format(
+                name, sql.SQL(", ").join(sql.Identifier(r) for r in readers)
+            )
+        )
