@@ -1,4 +1,4 @@
-"""Checking the audit log's hash chain (migration 0016) from outside the database.
+"""Checking the audit log's hash chain (migration 0017) from outside the database.
 
 Each row stores the previous row's hash and its own, SHA-256(prev_hash ||
 content), where content is the database's canonical encoding of the row

@@ -7,7 +7,7 @@ standby forever. `holder` reads `pg_locks` with `pg_stat_activity` to name
 the session that holds a key; `foreign_holder` says whether that session is
 something other than the Paceline service the lock belongs to (judged by its
 application name *and* its role, since a session can set its own application
-name but not its login role). Migration 0017 also takes the session-level
+name but not its login role). Migration 0018 also takes the session-level
 bigint lock functions away from the person roles, the dashboard and the
 gateway uploader, so those cannot hold these keys at all.
 """
