@@ -9,6 +9,7 @@ the test fails and says how to install it (it never skips).
 from __future__ import annotations
 
 import os
+import re
 import socket
 import subprocess
 import sys
@@ -19,6 +20,7 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import Page, expect, sync_playwright
 
+from paceline.store.connection import connect
 from tests.dashboard.conftest import PASSWORD, ROOT, Clinic
 
 CHROMIUM = Path(os.environ.get("PACELINE_CHROMIUM", "/usr/bin/chromium"))
@@ -51,6 +53,15 @@ def server(
             " as root (python3 dev.py test does this when run as root), or point"
             " PACELINE_CHROMIUM at a Chromium binary"
         )
+    with connect(clinic.dsn) as c:
+        # An open alert for the clinician to acknowledge (as an evaluation would raise it).
+        c.execute(
+            "INSERT INTO alert (patient_id, rule_id, window_start, severity, status, summary)"
+            " VALUES (%s, 'boom.over_quota', now() - interval '1 day', 'critical', 'open',"
+            " 'Load above the envelope two days running')",
+            (clinic.patient_id,),
+        )
+        c.commit()
     port = _free_port()
     url = f"http://127.0.0.1:{port}"
     log = (tmp_path_factory.mktemp("dashboard") / "server.log").open("w")
@@ -130,6 +141,12 @@ def test_clinician_and_patient_walk_through_the_dashboard(server: str, clinic: C
         page.get_by_text("Edit plan and ladder").click()
         expect(page.get_by_role("heading", name="Plan", exact=True)).to_be_visible()
         _shot(page, "plan", height=1500)
+        page.get_by_role("link", name="Alerts").click()
+        expect(page.get_by_role("heading", name="Alerts", exact=True)).to_be_visible()
+        page.get_by_label("Note (what you did or will do)").fill("Called; rest day agreed.")
+        page.get_by_role("button", name="Acknowledge", exact=True).click()
+        expect(page.get_by_text(re.compile(r"^Alert \d+ acknowledged\.$"))).to_be_visible()
+        _shot(page, "alerts", height=1000)
         _sign_out(page)
 
         # The patient, on a phone-sized screen: today's plan and the diary.

@@ -64,7 +64,7 @@ def test_clinician_cannot_open_another_teams_patient_by_id(app: AppTest, clinic:
     assert "Bea Other" not in [t.value for t in at.title]
 
 
-@pytest.mark.parametrize("page", ["caseload", "patient", "plan", "admin"])
+@pytest.mark.parametrize("page", ["caseload", "patient", "plan", "alerts", "admin"])
 def test_clinician_pages_refuse_a_patient_even_when_run_directly(
     clinic: Clinic, app_env: None, page: str
 ) -> None:
@@ -241,3 +241,68 @@ def test_an_open_critical_alert_puts_a_patient_first_and_shows_on_the_patient_pa
     assert not at.exception, at.exception
     alerts = next(df.value for df in at.dataframe if "about" in df.value.columns)
     assert list(alerts["severity"]) == ["critical"]
+
+
+def test_alerts_inbox_acknowledges_with_a_note_and_resolves(app: AppTest, clinic: Clinic) -> None:
+    avoid = clinic.team_a[1]
+    with connect(clinic.dsn) as c:
+        row = c.execute(
+            "INSERT INTO alert (patient_id, rule_id, window_start, severity, status, summary)"
+            " VALUES (%s, 'bust.under_quota', now() - interval '2 days', 'warning', 'open',"
+            " 'Below plan three days running') RETURNING alert_id",
+            (avoid,),
+        ).fetchone()
+        c.commit()
+    assert row is not None
+    alert_id = int(row[0])
+    at = login(app, "dr.a")
+    at.switch_page("app_pages/alerts.py").run()
+    assert not at.exception, at.exception
+    pick = at.selectbox(key="alerts_pick")
+    label = next(o for o in pick.options if o.startswith(f"#{alert_id} "))
+    pick.set_value(label).run()
+    next(b for b in at.button if b.label == "Acknowledge").click().run()
+    assert at.error and "note" in at.error[0].value
+    at.selectbox(key="alerts_pick").set_value(label)
+    at.text_area(key="alerts_note").input("Phoned; agreed a lighter week.")
+    next(b for b in at.button if b.label == "Acknowledge").click().run()
+    assert not at.exception, at.exception
+    assert [s.value for s in at.success] == [f"Alert {alert_id} acknowledged."]
+    with connect(clinic.dsn) as c:
+        assert c.execute(
+            "SELECT status, ack_note FROM alert WHERE alert_id = %s", (alert_id,)
+        ).fetchone() == ("acknowledged", "Phoned; agreed a lighter week.")
+    label = next(
+        o for o in at.selectbox(key="alerts_pick").options if o.startswith(f"#{alert_id} ")
+    )
+    at.selectbox(key="alerts_pick").set_value(label).run()
+    next(b for b in at.button if b.label == "Resolve").click().run()
+    assert not at.exception, at.exception
+    with connect(clinic.dsn) as c:
+        assert c.execute(
+            "SELECT status FROM alert WHERE alert_id = %s", (alert_id,)
+        ).fetchone() == ("resolved",)
+
+
+def test_alerts_inbox_shows_dead_lettered_deliveries(app: AppTest, clinic: Clinic) -> None:
+    steady = clinic.team_a[2]
+    with connect(clinic.dsn) as c:
+        (alert_id,) = c.execute(
+            "INSERT INTO alert (patient_id, rule_id, window_start, severity, status, summary)"
+            " VALUES (%s, 'flare.risk_high', now() - interval '3 days', 'critical', 'open', 'x')"
+            " RETURNING alert_id",
+            (steady,),
+        ).fetchone() or (0,)
+        c.execute(
+            "INSERT INTO alert_delivery (alert_id, patient_id, alert_ids, channel, recipient,"
+            " status, message_key, attempts, last_error) VALUES (%s, %s, ARRAY[%s]::bigint[],"
+            " 'webhook', 'endpoint:default', 'dead', gen_random_uuid(), 8, 'HTTP 503')",
+            (alert_id, steady, alert_id),
+        )
+        c.commit()
+    at = login(app, "dr.a")
+    at.switch_page("app_pages/alerts.py").run()
+    assert not at.exception, at.exception
+    dead = next(df.value for df in at.dataframe if "last error" in df.value.columns)
+    row = dead[dead["alert"] == alert_id].iloc[0]
+    assert (row["status"], row["attempts"], row["last error"]) == ("dead", 8, "HTTP 503")

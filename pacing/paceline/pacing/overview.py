@@ -492,3 +492,9 @@ def mark_reviewed(
         )
     reviewed: datetime = row[0]
     return reviewed
+
+
+def patient_names(conn: psycopg.Connection[Any]) -> dict[int, str]:
+    """The names of every patient this session may see, by id."""
+    rows = conn.execute("SELECT patient_id, display_name FROM patient").fetchall()
+    return {int(r[0]): str(r[1]) for r in rows}

@@ -1,0 +1,57 @@
+"""The alerts inbox's view model: alerts and failed deliveries as rows in words."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+
+from paceline.dashboard.evidence import rule_title
+from paceline.pacing.alerts import AlertRow, DeliveryRow
+
+
+def _who(names: Mapping[int, str], patient_id: int) -> str:
+    return names.get(patient_id, f"patient {patient_id}")
+
+
+def alert_table(alerts: Sequence[AlertRow], names: Mapping[int, str]) -> list[dict[str, object]]:
+    """The alerts, newest first, as the inbox lists them."""
+    return [
+        {
+            "opened": f"{a.opened_at:%Y-%m-%d %H:%M}",
+            "patient": _who(names, a.patient_id),
+            "about": rule_title(a.rule_id),
+            "severity": a.severity,
+            "status": a.status,
+            "summary": a.summary,
+            "note": a.ack_note or "",
+        }
+        for a in alerts
+    ]
+
+
+def choices(alerts: Sequence[AlertRow], names: Mapping[int, str]) -> dict[str, AlertRow]:
+    """The alerts by the label the picker shows."""
+    return {
+        f"#{a.alert_id} {_who(names, a.patient_id)}: {rule_title(a.rule_id)} ({a.status})": a
+        for a in alerts
+    }
+
+
+def dead_table(
+    deliveries: Sequence[DeliveryRow], names: Mapping[int, str]
+) -> list[dict[str, object]]:
+    """Deliveries that gave up, with why."""
+    return [
+        {
+            "alert": d.alert_id,
+            "patient": _who(names, d.patient_id),
+            "channel": d.channel,
+            "to": d.recipient,
+            "status": d.status,
+            "attempts": d.attempts,
+            "last try": None
+            if d.last_attempt_at is None
+            else f"{d.last_attempt_at:%Y-%m-%d %H:%M}",
+            "last error": d.last_error or "",
+        }
+        for d in deliveries
+    ]
