@@ -65,7 +65,7 @@ from paceline.pacing.days import DayLoad
 from paceline.pacing.diary import DiaryDay
 from paceline.pacing.flags import DaySignal, Flag, RuleSpec, episodes
 from paceline.pacing.history import History, build
-from paceline.pacing.plan import PlanVersion, advance, default_plan
+from paceline.pacing.progression import PlanVersion, advance, default_plan
 from paceline.pacing.rules import RULES
 from paceline.pacing.rules.flare import FLARE_EPISODE, onsets
 from paceline.pacing.simulate import CohortPatient, cohort

@@ -7,7 +7,7 @@ from paceline.pacing import ladder, overview, planning
 from paceline.pacing.days import Measure
 from paceline.pacing.errors import PacingError, UnknownPatientError
 from paceline.pacing.exposure import ItemStatus
-from paceline.pacing.plan import PlanVersion
+from paceline.pacing.progression import PlanVersion
 from paceline.store.accounts import Role
 
 who = ui.require(Role.CLINICIAN)

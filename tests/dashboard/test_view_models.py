@@ -6,7 +6,7 @@ from datetime import date
 
 from paceline.dashboard import caseload, evidence, my_day
 from paceline.pacing.days import Measure
-from paceline.pacing.plan import TodayState, TodayStatus
+from paceline.pacing.progression import TodayState, TodayStatus
 
 
 def test_the_colour_band_is_plus_or_minus_twenty_percent_of_quota() -> None:

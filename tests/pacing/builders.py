@@ -12,7 +12,7 @@ from paceline.pacing.diary import DiaryRecord, by_day
 from paceline.pacing.exposure import SessionRecord
 from paceline.pacing.flags import Flag
 from paceline.pacing.history import History, build
-from paceline.pacing.plan import Cause, PlanVersion, default_plan
+from paceline.pacing.progression import Cause, PlanVersion, default_plan
 
 START = date(2026, 3, 2)
 

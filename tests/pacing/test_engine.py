@@ -15,7 +15,7 @@ from paceline.pacing import planning, records
 from paceline.pacing.days import Measure
 from paceline.pacing.engine import Evaluation, evaluate_patient
 from paceline.pacing.errors import FutureDayError, PacingError, PlanError, UnknownPatientError
-from paceline.pacing.plan import Cause
+from paceline.pacing.progression import Cause
 from paceline.pacing.replay import store_sim_day as insert_sim_day
 from paceline.pacing.simulate import SimDay
 from paceline.store import connect, registry

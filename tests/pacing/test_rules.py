@@ -9,7 +9,7 @@ from typing import Any
 from paceline.pacing.exposure import SessionRecord, SessionStatus
 from paceline.pacing.flags import Flag, RuleSpec, Severity, episodes
 from paceline.pacing.history import History, build
-from paceline.pacing.plan import PlanSettings
+from paceline.pacing.progression import PlanSettings
 from paceline.pacing.rules import (
     RULES,
     all_flags,

@@ -19,8 +19,8 @@ import pytest
 from paceline.pacing import records, replay
 from paceline.pacing.engine import Evaluation
 from paceline.pacing.errors import OutOfRangeError
-from paceline.pacing.plan import Cause, PlanVersion
 from paceline.pacing.planning import plan_history
+from paceline.pacing.progression import Cause, PlanVersion
 from paceline.pacing.simulate import Persona, SimPatient
 from paceline.store import registry
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from paceline.pacing.plan import TodayState, TodayStatus
+from paceline.pacing.progression import TodayState, TodayStatus
 from paceline.pacing.questionnaires import Instrument
 
 STOP_HERE = "Stopping here is part of the plan."

@@ -7,7 +7,7 @@ from typing import Any
 
 from paceline.pacing.days import Measure
 from paceline.pacing.overview import Exposure
-from paceline.pacing.plan import UNSET, PlanVersion
+from paceline.pacing.progression import UNSET, PlanVersion
 
 
 def or_zero(value: float | None) -> float:

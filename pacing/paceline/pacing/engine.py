@@ -47,7 +47,14 @@ from paceline.pacing.flags import Flag, RuleState, current_flag, run_rule
 from paceline.pacing.flare import MODEL, FlareRisk, flare_risk, personal_response
 from paceline.pacing.history import History, build
 from paceline.pacing.load import ChronicBase, LoadState, load_state
-from paceline.pacing.plan import PlanVersion, TodayStatus, advance, default_plan, today, version_on
+from paceline.pacing.progression import (
+    PlanVersion,
+    TodayStatus,
+    advance,
+    default_plan,
+    today,
+    version_on,
+)
 from paceline.pacing.records import PatientContext
 from paceline.pacing.response import PainResponse
 from paceline.pacing.rules import RULE_IDS, RULES

@@ -15,7 +15,7 @@ from paceline.pacing.errors import PacingError
 from paceline.pacing.exposure import SessionRecord
 from paceline.pacing.load import FloatArray, LoadState, load_state
 from paceline.pacing.localday import day_start
-from paceline.pacing.plan import PlanSettings, PlanVersion, version_on
+from paceline.pacing.progression import PlanSettings, PlanVersion, version_on
 
 
 @dataclass(frozen=True)

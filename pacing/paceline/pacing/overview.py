@@ -24,7 +24,7 @@ from paceline.pacing import records
 from paceline.pacing.days import DayLoad, Measure, MetricsRow, series
 from paceline.pacing.exposure import LadderItem, SessionRecord
 from paceline.pacing.flags import Severity
-from paceline.pacing.plan import PlanVersion, version_on
+from paceline.pacing.progression import PlanVersion, version_on
 from paceline.store import access
 
 #: Days of load shown as a sparkline beside each patient of a caseload.

@@ -11,7 +11,7 @@ from paceline.pacing import records
 from paceline.pacing.days import Measure, from_row
 from paceline.pacing.engine import store_plan_versions
 from paceline.pacing.errors import PlanError
-from paceline.pacing.plan import (
+from paceline.pacing.progression import (
     UNSET,
     PlanSettings,
     PlanVersion,

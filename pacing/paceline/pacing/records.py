@@ -33,7 +33,7 @@ from paceline.pacing.exposure import (
     SessionStatus,
 )
 from paceline.pacing.flags import Flag, Severity
-from paceline.pacing.plan import Cause, PlanSettings, PlanVersion
+from paceline.pacing.progression import Cause, PlanSettings, PlanVersion
 from paceline.pacing.questionnaires import QuestionnaireScore
 from paceline.signal.trimp import Sex
 from paceline.store import copybinary, registry

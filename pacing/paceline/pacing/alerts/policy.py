@@ -63,7 +63,7 @@ from typing import Final
 from zoneinfo import ZoneInfo
 
 from paceline.pacing.flags import Severity
-from paceline.pacing.plan import Cause, PlanVersion
+from paceline.pacing.progression import Cause, PlanVersion
 
 #: Rule ids of the messages to patients (not flags).
 DIARY_REMINDER: Final = "diary.reminder"

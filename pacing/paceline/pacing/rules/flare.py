@@ -4,7 +4,7 @@ A flare is pain at least 2 points (the clinically important change, Farrar et
 al. 2001) above the patient's usual level (`paceline.pacing.flare.usual`: the
 median of days t-16 … t-3) on 2 consecutive diary days; it lasts while pain
 stays at least 1 point above usual. Its onset is what steps the plan's quota
-back (`paceline.pacing.plan.advance`).
+back (`paceline.pacing.progression.advance`).
 
 Flare risk is the score of `paceline.pacing.flare`: the flag opens at 0.35,
 stays open above 0.25 and is critical from 0.6.
@@ -28,7 +28,7 @@ from paceline.pacing.flags import DaySignal, Flag, RuleSpec, Severity
 from paceline.pacing.flare import USUAL_FIRST_LAG, USUAL_LAST_LAG, flare_risk, usual
 from paceline.pacing.history import History
 from paceline.pacing.load import FloatArray
-from paceline.pacing.plan import FlareOnset
+from paceline.pacing.progression import FlareOnset
 
 FLARE_RISE: Final = 2.0
 FLARE_HOLD_RISE: Final = 1.0

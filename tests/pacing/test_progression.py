@@ -9,7 +9,7 @@ import pytest
 
 from paceline.pacing.days import DayLoad, Measure
 from paceline.pacing.errors import OutOfRangeError, PlanError
-from paceline.pacing.plan import (
+from paceline.pacing.progression import (
     Cause,
     FlareOnset,
     PlanVersion,
