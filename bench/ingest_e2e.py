@@ -254,7 +254,11 @@ def boundaries(dsn: str) -> dict[str, list[tuple[int, Any]]]:
         return {
             table: [
                 (int(d), t)
-                for d, t in conn.execute(f"SELECT device_id, max(time) FROM {table} GROUP BY 1")
+                for d, t in conn.execute(
+                    sql.SQL("SELECT device_id, max(time) FROM {} GROUP BY 1").format(
+                        sql.Identifier(table)
+                    )
+                )
             ]
             for table in TABLES
         }

@@ -10,6 +10,7 @@ from typing import Any
 import numpy as np
 import psycopg
 import pytest
+from psycopg import sql
 
 from paceline.ingest import uploader as uploader_module
 from paceline.ingest.chunks import Chunk, SampleBuffer, epoch_us
@@ -48,8 +49,10 @@ def _where_rows_are(conn: psycopg.Connection[Any], device_ids: list[int]) -> Cou
     found: Counter[Key] = Counter()
     for stream, table in (("hr", "hr_sample"), ("rr", "rr_interval")):
         rows = conn.execute(
-            f"SELECT device_id, (extract(epoch FROM time) * 1000000)::bigint FROM {table}"
-            " WHERE device_id = ANY(%s)",
+            sql.SQL(
+                "SELECT device_id, (extract(epoch FROM time) * 1000000)::bigint FROM {}"
+                " WHERE device_id = ANY(%s)"
+            ).format(sql.Identifier(table)),
             (device_ids,),
         ).fetchall()
         found.update((stream, int(d), int(t)) for d, t in rows)

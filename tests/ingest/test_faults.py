@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from psycopg import sql
 
 from paceline.devices.gatt import MS_PER_RR_UNIT
 from paceline.ingest.chunks import PAYLOAD
@@ -62,8 +63,10 @@ def database_rows(dsn: str, device_ids: list[int]) -> Counter[Row]:
             ("steps", "step_sample", "steps"),
         ):
             for device_id, t, v in conn.execute(
-                f"SELECT device_id, (extract(epoch FROM time) * 1000000)::bigint, {value}"
-                f" FROM {table} WHERE device_id = ANY(%s)",
+                sql.SQL(
+                    "SELECT device_id, (extract(epoch FROM time) * 1000000)::bigint, {}"
+                    " FROM {} WHERE device_id = ANY(%s)"
+                ).format(sql.Identifier(value), sql.Identifier(table)),
                 (device_ids,),
             ):
                 rows[(int(device_id), stream, int(t), float(v))] += 1

@@ -14,6 +14,7 @@ import fitdecode
 import numpy as np
 import psycopg
 import pytest
+from psycopg import sql
 
 from paceline.cli.importing import import_for_patient
 from paceline.cli.main import main
@@ -50,8 +51,10 @@ def _rows(conn: psycopg.Connection[Any], table: str, patient_id: int) -> list[tu
         table, "sdnn_ms"
     )
     rows = conn.execute(
-        f"SELECT d.name, s.time, s.{value} FROM {table} s JOIN device d USING (device_id)"
-        " WHERE s.patient_id = %s ORDER BY s.time, d.name",
+        sql.SQL(
+            "SELECT d.name, s.time, s.{} FROM {} s JOIN device d USING (device_id)"
+            " WHERE s.patient_id = %s ORDER BY s.time, d.name"
+        ).format(sql.Identifier(value), sql.Identifier(table)),
         (patient_id,),
     ).fetchall()
     conn.commit()

@@ -10,6 +10,7 @@ from typing import Any
 
 import psycopg
 import pytest
+from psycopg import sql
 
 from paceline.ingest import uploader as uploader_module
 from paceline.ingest.chunks import Chunk, SampleBuffer, epoch_us
@@ -49,7 +50,8 @@ def _counts(conn: psycopg.Connection[Any], device_id: int) -> tuple[int, int, in
     out = []
     for table in ("hr_sample", "rr_interval", "step_sample"):
         row = conn.execute(
-            f"SELECT count(*) FROM {table} WHERE device_id = %s", (device_id,)
+            sql.SQL("SELECT count(*) FROM {} WHERE device_id = %s").format(sql.Identifier(table)),
+            (device_id,),
         ).fetchone()
         assert row is not None
         out.append(int(row[0]))

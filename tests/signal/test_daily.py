@@ -281,6 +281,7 @@ def test_real_fitbit_day(fitbit: FitbitHR) -> None:
 
 
 def test_row_upserts_into_the_real_daily_metrics_table(conn: Any, metrics: DailyMetrics) -> None:
+    from psycopg import sql
     from psycopg.types.json import Jsonb
 
     patient = conn.execute(
@@ -288,15 +289,16 @@ def test_row_upserts_into_the_real_daily_metrics_table(conn: Any, metrics: Daily
         " RETURNING patient_id"
     ).fetchone()[0]
     row = metrics.to_row()
-    cols = ", ".join(COLUMNS)
-    marks = ", ".join(f"%({c})s" for c in COLUMNS)
+    cols = sql.SQL(", ").join(map(sql.Identifier, COLUMNS))
+    marks = sql.SQL(", ").join(map(sql.Placeholder, COLUMNS))
     conn.execute(
-        f"INSERT INTO daily_metrics (patient_id, day, {cols})"
-        f" VALUES (%(patient_id)s, '2023-11-15', {marks})",
+        sql.SQL(
+            "INSERT INTO daily_metrics (patient_id, day, {}) VALUES (%(patient_id)s, '2023-11-15', {})"
+        ).format(cols, marks),
         {**row, "extra": Jsonb(row["extra"]), "patient_id": patient},
     )
     back = conn.execute(
-        f"SELECT {cols} FROM daily_metrics WHERE patient_id = %s", (patient,)
+        sql.SQL("SELECT {} FROM daily_metrics WHERE patient_id = %s").format(cols), (patient,)
     ).fetchone()
     stored = dict(zip(COLUMNS, back, strict=True))
     assert stored["extra"] == json.loads(json.dumps(row["extra"]))

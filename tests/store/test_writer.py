@@ -9,6 +9,7 @@ from typing import Any
 import numpy as np
 import psycopg
 import pytest
+from psycopg import sql
 
 from paceline.store import (
     Batch,
@@ -32,7 +33,10 @@ def _hr(pid: int, did: int, n: int, start: datetime = T0, bpm: int = 70) -> HrRo
 
 
 def _count(conn: psycopg.Connection[Any], table: str, pid: int) -> int:
-    row = conn.execute(f"SELECT count(*) FROM {table} WHERE patient_id = %s", (pid,)).fetchone()
+    row = conn.execute(
+        sql.SQL("SELECT count(*) FROM {} WHERE patient_id = %s").format(sql.Identifier(table)),
+        (pid,),
+    ).fetchone()
     assert row is not None
     return int(row[0])
 

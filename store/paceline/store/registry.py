@@ -140,7 +140,12 @@ def assign_care_team(
     )
 
 
-_DEVICE_COLS = "device_id, address, name, profile, patient_id, first_seen, last_seen"
+_DEVICE_COLS = sql.SQL(", ").join(
+    map(
+        sql.Identifier,
+        ("device_id", "address", "name", "profile", "patient_id", "first_seen", "last_seen"),
+    )
+)
 
 _MAC = re.compile(r"[0-9A-F]{2}(?:([:-])[0-9A-F]{2})(?:\1[0-9A-F]{2}){4}")
 _UUID = re.compile(r"[0-9A-F]{8}-[0-9A-F]{4}-[0-9A-F]{4}-[0-9A-F]{4}-[0-9A-F]{12}")
@@ -189,11 +194,13 @@ def register_device(
     address = normalize_address(address)
     with conn.cursor(row_factory=class_row(Device)) as cur:
         cur.execute(
-            "INSERT INTO device (address, name, profile) VALUES (%s, %s, %s)"
-            " ON CONFLICT (address) DO UPDATE SET name = coalesce(excluded.name, device.name),"
-            " profile = CASE WHEN excluded.profile = 'unknown' THEN device.profile"
-            " ELSE excluded.profile END"
-            f" RETURNING {_DEVICE_COLS}",
+            sql.SQL(
+                "INSERT INTO device (address, name, profile) VALUES (%s, %s, %s)"
+                " ON CONFLICT (address) DO UPDATE SET name = coalesce(excluded.name, device.name),"
+                " profile = CASE WHEN excluded.profile = 'unknown' THEN device.profile"
+                " ELSE excluded.profile END"
+                " RETURNING {}"
+            ).format(_DEVICE_COLS),
             (address, name, profile),
         )
         device = cur.fetchone()
@@ -211,8 +218,10 @@ def bind_device(conn: psycopg.Connection[Any], *, address: str, patient_id: int)
     get_patient(conn, patient_id)
     with conn.cursor(row_factory=class_row(Device)) as cur:
         cur.execute(
-            "UPDATE device SET patient_id = %s, bound_at = now() WHERE address = %s"
-            f" RETURNING {_DEVICE_COLS}",
+            sql.SQL(
+                "UPDATE device SET patient_id = %s, bound_at = now() WHERE address = %s"
+                " RETURNING {}"
+            ).format(_DEVICE_COLS),
             (patient_id, address),
         )
         device = cur.fetchone()
@@ -223,9 +232,11 @@ def bind_device(conn: psycopg.Connection[Any], *, address: str, patient_id: int)
 
 def list_devices(conn: psycopg.Connection[Any], *, bound_only: bool = False) -> list[Device]:
     """All registered wearables (only those bound to a patient with `bound_only`)."""
-    where = " WHERE patient_id IS NOT NULL" if bound_only else ""
+    where = sql.SQL(" WHERE patient_id IS NOT NULL" if bound_only else "")
     with conn.cursor(row_factory=class_row(Device)) as cur:
-        cur.execute(f"SELECT {_DEVICE_COLS} FROM device{where} ORDER BY device_id")
+        cur.execute(
+            sql.SQL("SELECT {} FROM device{} ORDER BY device_id").format(_DEVICE_COLS, where)
+        )
         return cur.fetchall()
 
 

@@ -8,6 +8,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 import psycopg
+from psycopg import sql
 from psycopg.rows import class_row
 
 
@@ -84,13 +85,39 @@ class ExportData:
         )
 
 
-_DAY_COLS = (
-    "day, wear_min, active_min, steps, mean_hr_bpm, resting_hr_bpm, rmssd_ms, trimp_banister,"
-    " trimp_edwards, hr_samples, rr_intervals"
+_DAY_COLS = sql.SQL(", ").join(
+    map(
+        sql.Identifier,
+        (
+            "day",
+            "wear_min",
+            "active_min",
+            "steps",
+            "mean_hr_bpm",
+            "resting_hr_bpm",
+            "rmssd_ms",
+            "trimp_banister",
+            "trimp_edwards",
+            "hr_samples",
+            "rr_intervals",
+        ),
+    )
 )
-_DIARY_COLS = (
-    "reported_at, pain_now, pain_average, pain_worst, fatigue, mood, sleep_quality,"
-    " fear_of_movement, note"
+_DIARY_COLS = sql.SQL(", ").join(
+    map(
+        sql.Identifier,
+        (
+            "reported_at",
+            "pain_now",
+            "pain_average",
+            "pain_worst",
+            "fatigue",
+            "mood",
+            "sleep_quality",
+            "fear_of_movement",
+            "note",
+        ),
+    )
 )
 
 
@@ -103,15 +130,19 @@ def read(
     hi = datetime.combine(end + timedelta(days=1), time(), tzinfo=tz)
     with conn.cursor(row_factory=class_row(DayRow)) as cur:
         cur.execute(
-            f"SELECT {_DAY_COLS} FROM daily_metrics WHERE patient_id = %s"
-            " AND day BETWEEN %s AND %s ORDER BY day",
+            sql.SQL(
+                "SELECT {} FROM daily_metrics WHERE patient_id = %s"
+                " AND day BETWEEN %s AND %s ORDER BY day"
+            ).format(_DAY_COLS),
             (patient.patient_id, start, end),
         )
         days = cur.fetchall()
     with conn.cursor(row_factory=class_row(DiaryRow)) as cur:
         cur.execute(
-            f"SELECT {_DIARY_COLS} FROM self_report WHERE patient_id = %s"
-            " AND reported_at >= %s AND reported_at < %s ORDER BY reported_at",
+            sql.SQL(
+                "SELECT {} FROM self_report WHERE patient_id = %s"
+                " AND reported_at >= %s AND reported_at < %s ORDER BY reported_at"
+            ).format(_DIARY_COLS),
             (patient.patient_id, lo, hi),
         )
         diary = cur.fetchall()
