@@ -29,6 +29,7 @@ from paceline.cli import ingest
 from paceline.cli.database import database_dsn
 from paceline.cli.db import format_status
 from paceline.cli.settings import Settings
+from paceline.pacing import records
 from paceline.pacing.engine import evaluate_patient
 from paceline.pacing.planning import current_plan, plan_history
 from paceline.pacing.records import flags_for
@@ -170,13 +171,9 @@ def _run_demo(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _show_live_days(conn: psycopg.Connection[Any]) -> None:
-    rows = conn.execute(
-        "SELECT p.display_name, m.day, m.wear_min, m.steps, m.active_min, m.mean_hr_bpm,"
-        " m.rmssd_ms, m.hr_samples, m.rr_intervals FROM daily_metrics m"
-        " JOIN patient p USING (patient_id) WHERE p.external_ref LIKE 'SIM-%%'"
-        " ORDER BY p.patient_id, m.day DESC"
-    ).fetchall()
-    for name, day, wear, steps, active, mean_hr, rmssd, n_hr, n_rr in rows:
+    for name, day, wear, steps, active, mean_hr, rmssd, n_hr, n_rr in records.live_days(
+        conn, ref_prefix="SIM-"
+    ):
         hr = f"{mean_hr:.0f} bpm" if mean_hr is not None else "–"
         hrv = f"{rmssd:.0f} ms" if rmssd is not None else "–"
         print(
@@ -190,9 +187,9 @@ def _caseload_patient(
 ) -> tuple[int, bool]:
     """The demo patient for a persona, enrolled on first use; True when it still needs a history."""
     ref = f"DEMO-{persona.value.upper()}"
-    row = conn.execute("SELECT patient_id FROM patient WHERE external_ref = %s", (ref,)).fetchone()
-    if row is not None:
-        return int(row[0]), False
+    known = registry.patient_id_by_ref(conn, ref)
+    if known is not None:
+        return known, False
     enrolled = datetime.combine(today - timedelta(days=HISTORY_DAYS), datetime.min.time(), UTC)
     patient = registry.create_patient(
         conn, external_ref=ref, display_name=f"{label} (simulated)", enrolled_at=enrolled

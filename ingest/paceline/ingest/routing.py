@@ -16,6 +16,7 @@ import psycopg
 from paceline.ingest.batch_rows import BatchRows
 from paceline.ingest.chunks import SAMPLE_DTYPES
 from paceline.ingest.held import HeldRows
+from paceline.store import registry
 from paceline.store.writer import MAX_FUTURE_S
 
 
@@ -31,16 +32,7 @@ def route(conn: psycopg.Connection[Any], columns: BatchRows, held: HeldRows) -> 
     device_ids = sorted(columns.rows_per_device())
     if not device_ids:
         return columns
-    rows = conn.execute(
-        "SELECT d.device_id, d.patient_id,"
-        " (extract(epoch FROM now() + make_interval(secs => %s)) * 1000000)::bigint"
-        " FROM unnest(%s::bigint[]) AS k(device_id) LEFT JOIN device d USING (device_id)",
-        (MAX_FUTURE_S, device_ids),
-    ).fetchall()
-    limit_us = int(rows[0][2])
-    bound: dict[int, int | None] = {
-        int(d): (None if p is None else int(p)) for d, p, _limit in rows if d is not None
-    }
+    bound, limit_us = registry.device_owners(conn, device_ids, ahead_s=MAX_FUTURE_S)
     keys = np.array(device_ids, dtype=np.int64)
     owners = np.array([-1 if bound.get(d) is None else bound[d] for d in device_ids])
     out = columns

@@ -186,10 +186,8 @@ def register_fleet(conn: psycopg.Connection[Any], fleet: SimulatedFleet) -> list
         patient_id = device.patient_id
         if patient_id is None:
             ref = f"SIM-{wearable.address.replace(':', '')}"
-            row = conn.execute(
-                "SELECT patient_id FROM patient WHERE external_ref = %s", (ref,)
-            ).fetchone()
-            if row is None:
+            known = registry.patient_id_by_ref(conn, ref)
+            if known is None:
                 patient = registry.create_patient(
                     conn,
                     external_ref=ref,
@@ -198,7 +196,7 @@ def register_fleet(conn: psycopg.Connection[Any], fleet: SimulatedFleet) -> list
                 )
                 patient_id = patient.patient_id
             else:
-                patient_id = int(row[0])
+                patient_id = known
             device = registry.bind_device(conn, address=wearable.address, patient_id=patient_id)
         bindings.append(
             DeviceBinding(

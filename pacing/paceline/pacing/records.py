@@ -684,6 +684,69 @@ def enrolled_patients(conn: psycopg.Connection[Any], now: datetime) -> list[Enro
         ).fetchall()
 
 
+def live_days(conn: psycopg.Connection[Any], *, ref_prefix: str) -> list[tuple[Any, ...]]:
+    """Daily metrics of the patients whose reference starts with `ref_prefix`, newest day first.
+
+    Each row: display name, day, wear, steps and active minutes, mean HR, RMSSD, and the
+    numbers of HR samples and RR intervals behind them.
+    """
+    rows = conn.execute(
+        "SELECT p.display_name, m.day, m.wear_min, m.steps, m.active_min, m.mean_hr_bpm,"
+        " m.rmssd_ms, m.hr_samples, m.rr_intervals FROM daily_metrics m"
+        " JOIN patient p USING (patient_id) WHERE starts_with(p.external_ref, %s)"
+        " ORDER BY p.patient_id, m.day DESC",
+        (ref_prefix,),
+    ).fetchall()
+    return [tuple(r) for r in rows]
+
+
+# "roll" in ASCII: the rollup's advisory locks (whole pass; one patient in the second key).
+ROLLUP_LOCK_KEY = 0x726F6C6C
+
+
+def lock_rollup(conn: psycopg.Connection[Any]) -> None:
+    """Serialise whole rollup passes until the transaction ends."""
+    conn.execute("SELECT pg_advisory_xact_lock(%s)", (ROLLUP_LOCK_KEY,))
+
+
+def lock_rollup_of(conn: psycopg.Connection[Any], patient_id: int) -> None:
+    """Serialise rollups of one patient until the (sub)transaction's top transaction ends."""
+    conn.execute("SELECT pg_advisory_xact_lock(%s, %s)", (ROLLUP_LOCK_KEY, patient_id % 2**31))
+
+
+def patients_with_spans(conn: psycopg.Connection[Any]) -> list[tuple[int, str]]:
+    """Every patient with queued sample spans, with their time zone, in patient order."""
+    rows = conn.execute(
+        "SELECT DISTINCT s.patient_id, p.timezone FROM sample_span s"
+        " JOIN patient p USING (patient_id) ORDER BY s.patient_id"
+    ).fetchall()
+    return [(int(pid), str(tz)) for pid, tz in rows]
+
+
+def patient_zone(conn: psycopg.Connection[Any], patient_id: int) -> list[tuple[int, str]]:
+    """The patient with their time zone (an empty list for an unknown patient)."""
+    rows = conn.execute(
+        "SELECT patient_id, timezone FROM patient WHERE patient_id = %s", (patient_id,)
+    ).fetchall()
+    return [(int(pid), str(tz)) for pid, tz in rows]
+
+
+def take_spans(
+    conn: psycopg.Connection[Any], patient_id: int
+) -> list[tuple[int, datetime, datetime]]:
+    """The patient's queued spans, locked so that the rollup tick skips them while this runs."""
+    rows = conn.execute(
+        "SELECT span_id, first_time, last_time FROM sample_span WHERE patient_id = %s FOR UPDATE",
+        (patient_id,),
+    ).fetchall()
+    return [(int(span_id), first, last) for span_id, first, last in rows]
+
+
+def drop_spans(conn: psycopg.Connection[Any], span_ids: Sequence[int]) -> None:
+    """Remove spans whose days have been recomputed."""
+    conn.execute("DELETE FROM sample_span WHERE span_id = ANY(%s)", (list(span_ids),))
+
+
 def patients_with_new_samples(conn: psycopg.Connection[Any]) -> list[int]:
     """The patients with sample spans no rollup has processed or is processing now."""
     # A running rollup holds its spans FOR UPDATE; skipping them keeps the tick from

@@ -30,10 +30,6 @@ from paceline.signal.errors import SignalError
 
 logger = logging.getLogger(__name__)
 
-# pg_advisory_xact_lock key for the rollup ("roll"): two schedulers or a
-# scheduler and a manual run must not compute the same day twice at once.
-ROLLUP_LOCK_KEY = 0x726F6C6C
-
 
 @dataclass(frozen=True)
 class DaySamples:
@@ -166,27 +162,15 @@ def rollup(
     failed: list[int] = []
     with conn.transaction():
         if patient_id is None:
-            conn.execute("SELECT pg_advisory_xact_lock(%s)", (ROLLUP_LOCK_KEY,))
-            queued_patients = conn.execute(
-                "SELECT DISTINCT s.patient_id, p.timezone FROM sample_span s"
-                " JOIN patient p USING (patient_id) ORDER BY s.patient_id"
-            ).fetchall()
+            records.lock_rollup(conn)
+            queued_patients = records.patients_with_spans(conn)
         else:
-            queued_patients = conn.execute(
-                "SELECT patient_id, timezone FROM patient WHERE patient_id = %s", (patient_id,)
-            ).fetchall()
+            queued_patients = records.patient_zone(conn, patient_id)
         for pid, tz_name in queued_patients:
             try:
                 with conn.transaction():
-                    conn.execute(
-                        "SELECT pg_advisory_xact_lock(%s, %s)", (ROLLUP_LOCK_KEY, pid % 2**31)
-                    )
-                    # Locked so that the rollup tick skips them while this runs.
-                    queued = conn.execute(
-                        "SELECT span_id, first_time, last_time FROM sample_span"
-                        " WHERE patient_id = %s FOR UPDATE",
-                        (pid,),
-                    ).fetchall()
+                    records.lock_rollup_of(conn, pid)
+                    queued = records.take_spans(conn, pid)
                     if not queued:
                         continue
                     tz = _zone(tz_name, pid)
@@ -195,10 +179,7 @@ def rollup(
                         metrics, read = compute_day(conn, pid, day, tz)
                         upsert_day(conn, pid, day, metrics)
                         rows += read
-                    conn.execute(
-                        "DELETE FROM sample_span WHERE span_id = ANY(%s)",
-                        ([span_id for span_id, _, _ in queued],),
-                    )
+                    records.drop_spans(conn, [span_id for span_id, _, _ in queued])
                     if after is not None:
                         after(conn, pid, todo)
             except (PacingError, SignalError) as exc:

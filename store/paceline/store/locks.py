@@ -106,3 +106,19 @@ def foreign_holder(
     if found is None or is_service(found, application_prefix=application_prefix, roles=roles):
         return None
     return found
+
+
+def try_session_lock(conn: psycopg.Connection[Any], key: int) -> bool:
+    """Take the session-level advisory lock `key` if it is free; whether this session holds it."""
+    row = conn.execute("SELECT pg_try_advisory_lock(%s)", (key,)).fetchone()
+    return bool(row and row[0])
+
+
+def session_unlock(conn: psycopg.Connection[Any], key: int) -> None:
+    """Release the session-level advisory lock `key` held by this session."""
+    conn.execute("SELECT pg_advisory_unlock(%s)", (key,))
+
+
+def ping(conn: psycopg.Connection[Any]) -> None:
+    """One round trip: raises `psycopg.Error` when the session (and its locks) is gone."""
+    conn.execute("SELECT 1")

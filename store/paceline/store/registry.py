@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Final
@@ -110,6 +110,14 @@ def get_patient(conn: psycopg.Connection[Any], patient_id: int) -> Patient:
     if patient is None:
         raise NotFoundError(f"no patient {patient_id}")
     return patient
+
+
+def patient_id_by_ref(conn: psycopg.Connection[Any], external_ref: str) -> int | None:
+    """The id of the patient with `external_ref`, or None when there is none."""
+    row = conn.execute(
+        "SELECT patient_id FROM patient WHERE external_ref = %s", (external_ref,)
+    ).fetchone()
+    return None if row is None else int(row[0])
 
 
 def create_clinician(
@@ -228,6 +236,33 @@ def bind_device(conn: psycopg.Connection[Any], *, address: str, patient_id: int)
     if device is None:
         raise NotFoundError(f"no device with address {address}; scan or register it first")
     return device
+
+
+def device_owners(
+    conn: psycopg.Connection[Any], device_ids: Sequence[int], *, ahead_s: float
+) -> tuple[dict[int, int | None], int]:
+    """Which patient each known device is bound to (None: unbound), in one round trip.
+
+    Also returns the server's clock plus `ahead_s` in epoch microseconds: the latest
+    sample time the writer accepts. Unknown devices are absent from the mapping.
+    """
+    rows = conn.execute(
+        "SELECT d.device_id, d.patient_id,"
+        " (extract(epoch FROM now() + make_interval(secs => %s)) * 1000000)::bigint"
+        " FROM unnest(%s::bigint[]) AS k(device_id) LEFT JOIN device d USING (device_id)",
+        (ahead_s, list(device_ids)),
+    ).fetchall()
+    if rows:
+        limit_us = int(rows[0][2])
+    else:
+        row = conn.execute(
+            "SELECT (extract(epoch FROM now() + make_interval(secs => %s)) * 1000000)::bigint",
+            (ahead_s,),
+        ).fetchone()
+        assert row is not None
+        limit_us = int(row[0])
+    bound = {int(d): (None if p is None else int(p)) for d, p, _limit in rows if d is not None}
+    return bound, limit_us
 
 
 def list_devices(conn: psycopg.Connection[Any], *, bound_only: bool = False) -> list[Device]:

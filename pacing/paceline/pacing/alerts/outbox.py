@@ -597,3 +597,23 @@ def reminder_candidates(conn: psycopg.Connection[Any], now: datetime) -> list[Re
             {"now": now},
         )
         return cur.fetchall()
+
+
+def inbox_alert_ids(conn: psycopg.Connection[Any], recipient: str, *, limit: int) -> list[int]:
+    """The alerts in `recipient`'s dashboard inbox, newest delivery first."""
+    rows = conn.execute(
+        "SELECT alert_id FROM alert_delivery WHERE channel = 'inbox' AND recipient = %s"
+        " ORDER BY delivery_id DESC LIMIT %s",
+        (recipient, limit),
+    ).fetchall()
+    return [int(r[0]) for r in rows]
+
+
+def stale_patient_messages(conn: psycopg.Connection[Any], now: datetime) -> list[tuple[int, int]]:
+    """(alert, patient) of unresolved patient messages whose window ended by `now`, locked."""
+    rows = conn.execute(
+        "SELECT alert_id, patient_id FROM alert WHERE audience = 'patient'"
+        " AND status <> 'resolved' AND window_end <= %s FOR UPDATE",
+        (now,),
+    ).fetchall()
+    return [(int(a), int(p)) for a, p in rows]

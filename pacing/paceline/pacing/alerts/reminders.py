@@ -40,11 +40,7 @@ def due_reminders(
     config = DeliveryConfig.from_env() if config is None else config
     due: list[int] = []
     with conn.transaction():
-        stale = conn.execute(
-            "SELECT alert_id, patient_id FROM alert WHERE audience = 'patient'"
-            " AND status <> 'resolved' AND window_end <= %s FOR UPDATE",
-            (now,),
-        ).fetchall()
+        stale = outbox.stale_patient_messages(conn, now)
         for aid in outbox.resolve(
             conn, [r[0] for r in stale], resolution="episode_ended", clinician_id=None, now=now
         ):

@@ -75,11 +75,10 @@ class LeaderLock:
                 self._conn = conn
         try:
             with self._io:
-                row = conn.execute("SELECT pg_try_advisory_lock(%s)", (self.key,)).fetchone()
+                return locks.try_session_lock(conn, self.key)
         except psycopg.Error:
             self.release()
             raise
-        return bool(row and row[0])
 
     def foreign_holder(self) -> locks.LockHolder | None:
         """The session holding the key when it is not a Paceline clock (`paceline.store.locks`)."""
@@ -98,7 +97,7 @@ class LeaderLock:
             return False
         try:
             with self._io:
-                conn.execute("SELECT 1")
+                locks.ping(conn)
         except psycopg.Error:
             logger.warning("%s: the lock connection failed", self.name, exc_info=True)
             return False
@@ -119,7 +118,7 @@ class LeaderLock:
                 return
             if got and unlock and not conn.closed:
                 try:
-                    conn.execute("SELECT pg_advisory_unlock(%s)", (self.key,))
+                    locks.session_unlock(conn, self.key)
                 except psycopg.Error:
                     logger.debug("unlock before closing failed", exc_info=True)
             conn.close()

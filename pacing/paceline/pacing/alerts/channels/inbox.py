@@ -25,13 +25,6 @@ def inbox(
     if (clinician_id is None) == (patient_id is None):
         raise AlertError("give exactly one of clinician_id and patient_id")
     recipient = f"clinician:{clinician_id}" if clinician_id is not None else f"patient:{patient_id}"
-    ids = [
-        int(r[0])
-        for r in conn.execute(
-            "SELECT alert_id FROM alert_delivery WHERE channel = 'inbox' AND recipient = %s"
-            " ORDER BY delivery_id DESC LIMIT %s",
-            (recipient, limit),
-        ).fetchall()
-    ]
+    ids = outbox.inbox_alert_ids(conn, recipient, limit=limit)
     rows = {a.alert_id: a for a in outbox.alerts_of(conn, ids)}
     return [rows[i] for i in ids if i in rows]
