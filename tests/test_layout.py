@@ -87,3 +87,49 @@ def test_dependency_checker_sees_a_forbidden_import(tmp_path: Path) -> None:
     bad = tmp_path / "bad.py"
     bad.write_text("from paceline.store import connect\nimport paceline.pacing.flags\n")
     assert _imports(bad) == {"store", "pacing"}
+
+
+# DESIGN.md, "Inside pacing/": records.py is pacing's SQL, and only pacing's.
+SQL_HOME = ROOT / "pacing" / "paceline" / "pacing" / "records.py"
+_SQL_CALLS = {"execute", "executemany", "cursor", "copy", "stream"}
+
+
+def _sql_uses(path: Path) -> list[str]:
+    """Where a module runs SQL itself: query calls and `psycopg.sql` imports, by line."""
+    found = []
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        if (
+            isinstance(node, ast.Call)
+            and isinstance(node.func, ast.Attribute)
+            and node.func.attr in _SQL_CALLS
+        ):
+            found.append(f"{node.lineno}: .{node.func.attr}(")
+        elif isinstance(node, ast.ImportFrom) and node.module == "psycopg":
+            found += [f"{node.lineno}: psycopg.{a.name}" for a in node.names if a.name == "sql"]
+        elif isinstance(node, ast.Import):
+            found += [f"{node.lineno}: {a.name}" for a in node.names if a.name == "psycopg.sql"]
+    return found
+
+
+def test_pacing_sql_lives_in_records() -> None:
+    package = ROOT / "pacing" / "paceline" / "pacing"
+    elsewhere = [
+        f"{path.relative_to(ROOT)}:{use}"
+        for path in sorted(package.rglob("*.py"))
+        if path != SQL_HOME
+        for use in _sql_uses(path)
+    ]
+    assert elsewhere == []
+    assert _sql_uses(SQL_HOME)
+
+
+def test_sql_checker_sees_a_query_outside_records(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.py"
+    bad.write_text(
+        "from psycopg import sql\n"
+        "def f(conn):\n"
+        "    conn.execute('SELECT 1')\n"
+        "    with conn.cursor() as cur:\n"
+        "        pass\n"
+    )
+    assert _sql_uses(bad) == ["1: psycopg.sql", "3: .execute(", "4: .cursor("]

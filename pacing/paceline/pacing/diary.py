@@ -106,7 +106,7 @@ def check_report_time(when: datetime, *, enrolled_at: datetime, now: datetime) -
 
 @dataclass(frozen=True)
 class DiaryRecord:
-    """A stored diary entry as the rules read it: the patient's local day and the ratings."""
+    """A stored diary entry: the patient's local day, the ratings and their own note."""
 
     day: date
     reported_at: datetime
@@ -117,6 +117,7 @@ class DiaryRecord:
     mood: int | None
     sleep_quality: int | None
     fear_of_movement: int | None
+    note: str | None = None
 
 
 @dataclass(frozen=True)

@@ -1,17 +1,22 @@
-"""Pacing's typed reads and writes: SQL only, no clinical rules.
+"""Pacing's typed reads and writes: all of pacing's SQL, and no clinical rules.
 
-Rows come back as the frozen values the pure modules take (`MetricsRow`,
+Every module of `paceline.pacing` that reads or writes the database (the
+engine, intake, planning, ladders, the jobs, the alerts, the dashboard's read
+models and the exports) does it through the functions here. Rows come back as the frozen values the pure modules take (`MetricsRow`,
 `DiaryRecord`, `PlanVersion`, `SessionRecord`, …). Days are the patient's local
 days: timestamps are converted with the patient's time zone in SQL.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
+import uuid
+from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any, TypeVar
 from zoneinfo import ZoneInfo
 
 import numpy as np
@@ -23,7 +28,7 @@ from psycopg.types.json import Jsonb
 
 from paceline.pacing import localday
 from paceline.pacing.days import MetricsRow, measure
-from paceline.pacing.diary import DiaryEntry, DiaryRecord
+from paceline.pacing.diary import RATING_FIELDS, DiaryEntry, DiaryRecord
 from paceline.pacing.errors import PlanError, UnknownExposureError, UnknownPatientError
 from paceline.pacing.exposure import (
     ItemStatus,
@@ -37,6 +42,13 @@ from paceline.pacing.progression import Cause, PlanSettings, PlanVersion
 from paceline.pacing.questionnaires import QuestionnaireScore
 from paceline.signal.trimp import Sex
 from paceline.store import copybinary, registry
+
+if TYPE_CHECKING:
+    # Only for annotations: the alerts package imports this module.
+    from paceline.pacing.alerts.policy import Audience, Episode, Status, Urgency
+
+
+_Row = TypeVar("_Row")
 
 
 def to_json(value: object) -> str:
@@ -101,19 +113,32 @@ _METRICS_COLS = sql.SQL(
 )
 
 
-def metrics_rows(
-    conn: psycopg.Connection[Any], patient_id: int, start: date, end: date
-) -> list[MetricsRow]:
-    """The daily-metrics rows of days `start` … `end`."""
-    with conn.cursor(row_factory=class_row(MetricsRow)) as cur:
+def _day_rows(
+    conn: psycopg.Connection[Any],
+    row: type[_Row],
+    columns: sql.Composable,
+    *,
+    patient_id: int,
+    start: date,
+    end: date,
+) -> list[_Row]:
+    """`columns` of the patient's `daily_metrics` rows of days `start` … `end`, as `row`s."""
+    with conn.cursor(row_factory=class_row(row)) as cur:
         cur.execute(
             sql.SQL(
                 "SELECT {} FROM daily_metrics"
                 " WHERE patient_id = %s AND day BETWEEN %s AND %s ORDER BY day"
-            ).format(_METRICS_COLS),
+            ).format(columns),
             (patient_id, start, end),
         )
         return cur.fetchall()
+
+
+def metrics_rows(
+    conn: psycopg.Connection[Any], patient_id: int, start: date, end: date
+) -> list[MetricsRow]:
+    """The daily-metrics rows of days `start` … `end`."""
+    return _day_rows(conn, MetricsRow, _METRICS_COLS, patient_id=patient_id, start=start, end=end)
 
 
 def diary_records(
@@ -123,7 +148,7 @@ def diary_records(
     with conn.cursor(row_factory=class_row(DiaryRecord)) as cur:
         cur.execute(
             "SELECT (reported_at AT TIME ZONE %(tz)s)::date AS day, reported_at, pain_now,"
-            " pain_average, pain_worst, fatigue, mood, sleep_quality, fear_of_movement"
+            " pain_average, pain_worst, fatigue, mood, sleep_quality, fear_of_movement, note"
             " FROM self_report WHERE patient_id = %(p)s"
             " AND reported_at >= %(lo)s AND reported_at < %(hi)s ORDER BY reported_at",
             {
@@ -136,16 +161,7 @@ def diary_records(
         return cur.fetchall()
 
 
-REPORT_COLUMNS = (
-    "pain_now",
-    "pain_average",
-    "pain_worst",
-    "fatigue",
-    "mood",
-    "sleep_quality",
-    "fear_of_movement",
-    "note",
-)
+REPORT_COLUMNS = (*RATING_FIELDS, "note")
 _REPORT_COLS = sql.SQL(", ").join(map(sql.Identifier, REPORT_COLUMNS))
 
 
@@ -241,6 +257,24 @@ def _plan(row: Mapping[str, Any]) -> PlanVersion:
     )
 
 
+_PLAN_COLS = sql.SQL(", ").join(
+    sql.Identifier("pacing_plan", c)
+    for c in (
+        "version",
+        "measure",
+        "baseline",
+        "quota",
+        "start_fraction",
+        "step_fraction",
+        "period_days",
+        "hr_ceiling_bpm",
+        "params",
+        "created_by",
+        "reason",
+    )
+)
+
+
 def plan_versions(
     conn: psycopg.Connection[Any], ctx: PatientContext, *, since: date | None = None
 ) -> list[PlanVersion]:
@@ -251,12 +285,12 @@ def plan_versions(
     """
     with conn.cursor(row_factory=dict_row) as cur:
         cur.execute(
-            "SELECT version, measure, baseline, quota, start_fraction, step_fraction,"
-            " period_days, hr_ceiling_bpm, (valid_from AT TIME ZONE %(tz)s)::date AS valid_day,"
-            " params, created_by, reason FROM pacing_plan WHERE patient_id = %(p)s"
-            " AND version >= coalesce((SELECT max(version) FROM pacing_plan"
-            "   WHERE patient_id = %(p)s AND valid_from < %(lo)s), 0)"
-            " ORDER BY version",
+            sql.SQL(
+                "SELECT {}, (valid_from AT TIME ZONE %(tz)s)::date AS valid_day FROM pacing_plan"
+                " WHERE patient_id = %(p)s AND version >= coalesce((SELECT max(version)"
+                "   FROM pacing_plan WHERE patient_id = %(p)s AND valid_from < %(lo)s), 0)"
+                " ORDER BY version"
+            ).format(_PLAN_COLS),
             {
                 "tz": ctx.timezone,
                 "p": ctx.patient_id,
@@ -450,12 +484,7 @@ def flare_risk_history(
     conn: psycopg.Connection[Any], patient_id: int, start: date, end: date
 ) -> list[tuple[date, float]]:
     """Stored daily flare-risk scores of days `start` … `end`."""
-    rows = conn.execute(
-        "SELECT day, score::float8 FROM flare_risk WHERE patient_id = %s"
-        " AND day BETWEEN %s AND %s ORDER BY day",
-        (patient_id, start, end),
-    ).fetchall()
-    return [(r[0], float(r[1])) for r in rows]
+    return [(r.day, r.score) for r in flare_risks(conn, patient_id, start, end)]
 
 
 # Exposure ------------------------------------------------------------------------------------
@@ -848,6 +877,931 @@ def store_engine_state(
         "DELETE FROM pacing_state WHERE patient_id = %s AND day < %s",
         (patient_id, day - timedelta(days=keep_days)),
     )
+
+
+# Alerts, their deliveries (the outbox) and the people they go to (paceline.pacing.alerts) --
+
+
+@dataclass(frozen=True)
+class Person:
+    """Someone an alert can reach: `recipient` is 'clinician:ID' or 'patient:ID'."""
+
+    recipient: str
+    email: str | None
+    timezone: str
+
+
+def care_team(conn: psycopg.Connection[Any], patient_id: int) -> list[Person]:
+    """The clinicians on the patient's care team."""
+    rows = conn.execute(
+        "SELECT c.clinician_id, c.email, c.timezone FROM care_team ct"
+        " JOIN clinician c USING (clinician_id) WHERE ct.patient_id = %s ORDER BY c.clinician_id",
+        (patient_id,),
+    ).fetchall()
+    return [Person(f"clinician:{r[0]}", r[1], r[2]) for r in rows]
+
+
+def patient_person(conn: psycopg.Connection[Any], patient_id: int) -> Person:
+    """The patient as a recipient."""
+    row = conn.execute(
+        "SELECT email, timezone FROM patient WHERE patient_id = %s", (patient_id,)
+    ).fetchone()
+    assert row is not None
+    return Person(f"patient:{patient_id}", row[0], row[1])
+
+
+def set_patient_contact(
+    conn: psycopg.Connection[Any],
+    patient_id: int,
+    *,
+    email: str | None,
+    diary_reminder_at: Any,
+) -> None:
+    """Store the patient's e-mail address and chosen local diary-reminder time."""
+    conn.execute(
+        "UPDATE patient SET email = %s, diary_reminder_at = %s WHERE patient_id = %s",
+        (email, diary_reminder_at, patient_id),
+    )
+
+
+def set_clinician_contact(
+    conn: psycopg.Connection[Any], clinician_id: int, *, email: str | None, timezone: str
+) -> None:
+    """Store a clinician's e-mail address and time zone (for quiet hours and the digest)."""
+    conn.execute(
+        "UPDATE clinician SET email = %s, timezone = %s WHERE clinician_id = %s",
+        (email, timezone, clinician_id),
+    )
+
+
+def on_care_team(conn: psycopg.Connection[Any], clinician_id: int, patient_id: int) -> bool:
+    """Whether the clinician may act on the patient's alerts."""
+    row = conn.execute(
+        "SELECT 1 FROM care_team WHERE clinician_id = %s AND patient_id = %s",
+        (clinician_id, patient_id),
+    ).fetchone()
+    return row is not None
+
+
+def flag_windows(
+    conn: psycopg.Connection[Any], flag_ids: Sequence[int]
+) -> dict[int, tuple[datetime, datetime]]:
+    """The stored window of each flag."""
+    rows = conn.execute(
+        "SELECT flag_id, window_start, window_end FROM flag WHERE flag_id = ANY(%s)",
+        (list(flag_ids),),
+    ).fetchall()
+    return {int(r[0]): (r[1], r[2]) for r in rows}
+
+
+def latest_alerts(
+    conn: psycopg.Connection[Any], patient_id: int, audience: Audience
+) -> dict[str, dict[str, Any]]:
+    """Each rule's most recent alert for the patient, as the policy's state needs it.
+
+    The rows stay mappings: the policy's `AlertState` lives in
+    `paceline.pacing.alerts`, which imports this module (not the other way round).
+    """
+    with conn.cursor(row_factory=dict_row) as cur:
+        cur.execute(
+            "SELECT DISTINCT ON (rule_id) alert_id, rule_id, flag_id, window_start, severity,"
+            " status, urgency, notified_severity, last_notified_at, repeats, resolved_at,"
+            " acknowledged_at FROM alert WHERE patient_id = %s AND audience = %s"
+            " ORDER BY rule_id, window_start DESC",
+            (patient_id, audience.value),
+        )
+        return {r["rule_id"]: r for r in cur.fetchall()}
+
+
+def insert_alert(
+    conn: psycopg.Connection[Any],
+    patient_id: int,
+    episode: Episode,
+    *,
+    audience: Audience,
+    urgency: Urgency,
+    now: datetime,
+) -> int | None:
+    """Open an alert for an episode; None if one for (patient, rule, episode) exists."""
+    row = conn.execute(
+        "INSERT INTO alert (flag_id, patient_id, rule_id, window_start, window_end, severity,"
+        " audience, urgency, summary, detail, opened_at, created_at, updated_at)"
+        " VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s::jsonb, %s, %s, %s)"
+        " ON CONFLICT (patient_id, rule_id, window_start) DO NOTHING RETURNING alert_id",
+        (
+            episode.flag_id if episode.flag_id > 0 else None,
+            patient_id,
+            episode.rule_id,
+            episode.window_start,
+            episode.window_end,
+            episode.severity.value,
+            audience.value,
+            urgency.value,
+            episode.summary,
+            json.dumps(episode.detail, default=str, sort_keys=True),
+            now,
+            now,
+            now,
+        ),
+    ).fetchone()
+    return None if row is None else int(row[0])
+
+
+def continue_alert(
+    conn: psycopg.Connection[Any],
+    alert_id: int,
+    episode: Episode,
+    *,
+    urgency: Urgency,
+    status: Status,
+    new_episode: bool,
+    now: datetime,
+) -> None:
+    """Let an alert follow its episode (or the next episode under hysteresis)."""
+    conn.execute(
+        "UPDATE alert SET flag_id = %s, window_end = %s, severity = %s, urgency = %s,"
+        " summary = %s, detail = %s::jsonb, status = %s,"
+        " resolved_at = CASE WHEN %s = 'resolved' THEN resolved_at END,"
+        " resolution = CASE WHEN %s = 'resolved' THEN resolution END,"
+        " episodes = episodes + %s, updated_at = %s WHERE alert_id = %s",
+        (
+            episode.flag_id,
+            episode.window_end,
+            episode.severity.value,
+            urgency.value,
+            episode.summary,
+            json.dumps(episode.detail, default=str, sort_keys=True),
+            status.value,
+            status.value,
+            status.value,
+            int(new_episode),
+            now,
+            alert_id,
+        ),
+    )
+
+
+def mark_notified(
+    conn: psycopg.Connection[Any],
+    alert_id: int,
+    severity: Severity,
+    *,
+    repeat: bool,
+    now: datetime,
+) -> int:
+    """Record a push of the alert; returns its notice number (0 for the first)."""
+    row = conn.execute(
+        "UPDATE alert SET notified_severity = %s, last_notified_at = %s,"
+        " repeats = repeats + %s, notices = notices + 1, updated_at = %s WHERE alert_id = %s"
+        " RETURNING notices - 1",
+        (severity.value, now, int(repeat), now, alert_id),
+    ).fetchone()
+    assert row is not None
+    return int(row[0])
+
+
+@dataclass(frozen=True)
+class AlertRow:
+    """An alert as listed for the dashboard and the CLI."""
+
+    alert_id: int
+    patient_id: int
+    rule_id: str
+    flag_id: int | None
+    window_start: datetime
+    window_end: datetime | None
+    severity: str
+    audience: str
+    urgency: str
+    status: str
+    summary: str
+    opened_at: datetime
+    last_notified_at: datetime | None
+    repeats: int
+    episodes: int
+    acknowledged_at: datetime | None
+    acknowledged_by: int | None
+    ack_note: str | None
+    resolved_at: datetime | None
+    resolved_by: int | None
+    resolution: str | None
+
+
+_ALERT_COLS = sql.SQL(
+    "alert_id, patient_id, rule_id, flag_id, window_start, window_end, severity, audience,"
+    " urgency, status, summary, opened_at, last_notified_at, repeats, episodes,"
+    " acknowledged_at, acknowledged_by, ack_note, resolved_at, resolved_by, resolution"
+)
+
+
+def get_alert(
+    conn: psycopg.Connection[Any], alert_id: int, *, for_update: bool = False
+) -> AlertRow | None:
+    """One alert, optionally locked for a life-cycle change."""
+    lock = sql.SQL(" FOR UPDATE") if for_update else sql.SQL("")
+    with conn.cursor(row_factory=class_row(AlertRow)) as cur:
+        cur.execute(
+            sql.SQL("SELECT {} FROM alert WHERE alert_id = %s{}").format(_ALERT_COLS, lock),
+            (alert_id,),
+        )
+        return cur.fetchone()
+
+
+def list_alerts(
+    conn: psycopg.Connection[Any],
+    *,
+    patient_id: int | None = None,
+    clinician_id: int | None = None,
+    statuses: Sequence[str] = ("open", "acknowledged"),
+    audience: str | None = None,
+    limit: int = 500,
+) -> list[AlertRow]:
+    """Alerts newest first, filtered by patient, care team, status and audience."""
+    where = [sql.SQL("status = ANY(%(statuses)s)")]
+    params: dict[str, Any] = {"statuses": list(statuses), "limit": limit}
+    if patient_id is not None:
+        where.append(sql.SQL("patient_id = %(patient)s"))
+        params["patient"] = patient_id
+    if clinician_id is not None:
+        where.append(
+            sql.SQL(
+                "patient_id IN (SELECT patient_id FROM care_team WHERE clinician_id = %(clin)s)"
+            )
+        )
+        params["clin"] = clinician_id
+    if audience is not None:
+        where.append(sql.SQL("audience = %(audience)s"))
+        params["audience"] = audience
+    query = sql.SQL(
+        "SELECT {} FROM alert WHERE {} ORDER BY opened_at DESC, alert_id DESC LIMIT %(limit)s"
+    ).format(_ALERT_COLS, sql.SQL(" AND ").join(where))
+    with conn.cursor(row_factory=class_row(AlertRow)) as cur:
+        cur.execute(query, params)
+        return cur.fetchall()
+
+
+def acknowledge_alert(
+    conn: psycopg.Connection[Any], alert_id: int, *, clinician_id: int, note: str, now: datetime
+) -> None:
+    """Mark the alert acknowledged by the clinician, with the note."""
+    conn.execute(
+        "UPDATE alert SET status = 'acknowledged', acknowledged_at = %s, acknowledged_by = %s,"
+        " ack_note = %s, updated_at = %s WHERE alert_id = %s",
+        (now, clinician_id, note, now, alert_id),
+    )
+
+
+def resolve_alerts(
+    conn: psycopg.Connection[Any],
+    alert_ids: Iterable[int],
+    *,
+    resolution: str,
+    clinician_id: int | None,
+    now: datetime,
+) -> list[int]:
+    """Resolve unresolved alerts; returns the ids that changed."""
+    rows = conn.execute(
+        "UPDATE alert SET status = 'resolved', resolved_at = %s, resolved_by = %s,"
+        " resolution = %s, updated_at = %s WHERE alert_id = ANY(%s) AND status <> 'resolved'"
+        " RETURNING alert_id",
+        (now, clinician_id, resolution, now, list(alert_ids)),
+    ).fetchall()
+    return [int(r[0]) for r in rows]
+
+
+def alerts_of(conn: psycopg.Connection[Any], alert_ids: Sequence[int]) -> list[AlertRow]:
+    """The alerts a message carries, most severe first."""
+    with conn.cursor(row_factory=class_row(AlertRow)) as cur:
+        cur.execute(
+            sql.SQL(
+                "SELECT {} FROM alert WHERE alert_id = ANY(%s) ORDER BY"
+                " array_position(ARRAY['critical', 'warning', 'info'], severity), alert_id"
+            ).format(_ALERT_COLS),
+            (list(alert_ids),),
+        )
+        return cur.fetchall()
+
+
+def insert_delivery(
+    conn: psycopg.Connection[Any],
+    *,
+    alert_id: int,
+    patient_id: int,
+    alert_ids: Sequence[int],
+    notice: int,
+    channel: str,
+    recipient: str,
+    address: str | None,
+    kind: str,
+    next_attempt_at: datetime | None,
+    delivered_at: datetime | None = None,
+    now: datetime,
+) -> int | None:
+    """Write one delivery (None if the (alert, channel, recipient, notice) row exists)."""
+    status = "delivered" if delivered_at is not None else "pending"
+    row = conn.execute(
+        "INSERT INTO alert_delivery (alert_id, patient_id, alert_ids, notice, channel, recipient,"
+        " address, kind, status, message_key, next_attempt_at, delivered_at, created_at)"
+        " VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)"
+        " ON CONFLICT (alert_id, channel, recipient, notice) DO NOTHING RETURNING delivery_id",
+        (
+            alert_id,
+            patient_id,
+            list(alert_ids),
+            notice,
+            channel,
+            recipient,
+            address,
+            kind,
+            status,
+            uuid.uuid4(),
+            next_attempt_at,
+            delivered_at,
+            now,
+        ),
+    ).fetchone()
+    return None if row is None else int(row[0])
+
+
+@dataclass(frozen=True)
+class DeliveryRow:
+    """A delivery as stored."""
+
+    delivery_id: int
+    alert_id: int
+    patient_id: int
+    alert_ids: list[int]
+    notice: int
+    channel: str
+    recipient: str
+    address: str | None
+    kind: str
+    status: str
+    message_key: uuid.UUID
+    attempts: int
+    next_attempt_at: datetime | None
+    last_attempt_at: datetime | None
+    last_error: str | None
+    delivered_at: datetime | None
+    digest_of: int | None
+    created_at: datetime
+
+
+_DELIVERY_COLS = sql.SQL(
+    "delivery_id, alert_id, patient_id, alert_ids, notice, channel, recipient, address, kind,"
+    " status, message_key, attempts, next_attempt_at, last_attempt_at, last_error,"
+    " delivered_at, digest_of, created_at"
+)
+
+
+def _deliveries(
+    conn: psycopg.Connection[Any], rest: sql.Composable, params: Any
+) -> list[DeliveryRow]:
+    """Deliveries selected by `rest` (the condition and any order, limit or lock)."""
+    with conn.cursor(row_factory=class_row(DeliveryRow)) as cur:
+        cur.execute(
+            sql.SQL("SELECT {} FROM alert_delivery WHERE {}").format(_DELIVERY_COLS, rest), params
+        )
+        return cur.fetchall()
+
+
+def delivery(conn: psycopg.Connection[Any], delivery_id: int) -> DeliveryRow | None:
+    """One delivery, unlocked."""
+    rows = _deliveries(conn, sql.SQL("delivery_id = %s"), (delivery_id,))
+    return rows[0] if rows else None
+
+
+def claim_delivery(conn: psycopg.Connection[Any], delivery_id: int) -> DeliveryRow | None:
+    """Lock one delivery for an attempt; None if another worker holds it (or it does not exist)."""
+    rows = _deliveries(conn, sql.SQL("delivery_id = %s FOR UPDATE SKIP LOCKED"), (delivery_id,))
+    return rows[0] if rows else None
+
+
+def claim_digest_members(
+    conn: psycopg.Connection[Any], lead: DeliveryRow, now: datetime
+) -> list[DeliveryRow]:
+    """Lock and pin the digest rows that travel with `lead` (the same ones on every retry)."""
+    rows = _deliveries(
+        conn,
+        sql.SQL(
+            "status = 'pending' AND kind = 'digest'"
+            " AND channel = %(c)s AND recipient = %(r)s AND (digest_of = %(lead)s"
+            " OR (digest_of IS NULL AND next_attempt_at <= %(now)s))"
+            " ORDER BY delivery_id FOR UPDATE SKIP LOCKED"
+        ),
+        {"c": lead.channel, "r": lead.recipient, "lead": lead.delivery_id, "now": now},
+    )
+    conn.execute(
+        "UPDATE alert_delivery SET digest_of = %s WHERE delivery_id = ANY(%s)",
+        (lead.delivery_id, [r.delivery_id for r in rows]),
+    )
+    return rows
+
+
+def dead_letters(conn: psycopg.Connection[Any], *, limit: int = 500) -> list[DeliveryRow]:
+    """Deliveries that gave up (dead-lettered, refused or to a disabled endpoint), newest first."""
+    return _deliveries(
+        conn,
+        sql.SQL(
+            "status IN ('dead', 'failed', 'disabled')"
+            " ORDER BY last_attempt_at DESC NULLS LAST, delivery_id DESC LIMIT %s"
+        ),
+        (limit,),
+    )
+
+
+def deliveries_of(conn: psycopg.Connection[Any], alert_id: int) -> list[DeliveryRow]:
+    """Every delivery that carries the alert."""
+    return _deliveries(conn, sql.SQL("%s = ANY(alert_ids) ORDER BY delivery_id"), (alert_id,))
+
+
+def record_attempt(
+    conn: psycopg.Connection[Any],
+    delivery_ids: Sequence[int],
+    *,
+    status: str,
+    now: datetime,
+    next_attempt_at: datetime | None,
+    error: str | None,
+) -> None:
+    """Store the outcome of one attempt on every row the message carried."""
+    conn.execute(
+        "UPDATE alert_delivery SET status = %s, attempts = attempts + 1, last_attempt_at = %s,"
+        " next_attempt_at = %s, last_error = %s,"
+        " delivered_at = CASE WHEN %s = 'delivered' THEN %s END WHERE delivery_id = ANY(%s)",
+        (status, now, next_attempt_at, error, status, now, list(delivery_ids)),
+    )
+
+
+def set_delivery_status(
+    conn: psycopg.Connection[Any], delivery_ids: Sequence[int], status: str, error: str
+) -> None:
+    """Change deliveries' status without an attempt (a disabled endpoint)."""
+    conn.execute(
+        "UPDATE alert_delivery SET status = %s, last_error = %s, next_attempt_at = NULL"
+        " WHERE delivery_id = ANY(%s)",
+        (status, error, list(delivery_ids)),
+    )
+
+
+def due_deliveries(
+    conn: psycopg.Connection[Any], now: datetime, *, kind: str, limit: int
+) -> list[int]:
+    """Pending deliveries of `kind` due by `now` (for digests: one lead per recipient and channel)."""
+    if kind == "digest":
+        rows = conn.execute(
+            "SELECT min(delivery_id) FROM alert_delivery WHERE status = 'pending'"
+            " AND kind = 'digest' AND next_attempt_at <= %s"
+            " AND (digest_of IS NULL OR digest_of = delivery_id)"
+            " GROUP BY channel, recipient ORDER BY 1 LIMIT %s",
+            (now, limit),
+        ).fetchall()
+    else:
+        rows = conn.execute(
+            "SELECT delivery_id FROM alert_delivery WHERE status = 'pending'"
+            " AND kind = 'immediate' AND next_attempt_at <= %s"
+            " ORDER BY next_attempt_at, delivery_id LIMIT %s",
+            (now, limit),
+        ).fetchall()
+    return [int(r[0]) for r in rows]
+
+
+def endpoint_disabled(conn: psycopg.Connection[Any], endpoint: str) -> bool:
+    """Whether the push endpoint answered 410 Gone and has not been enabled since."""
+    row = conn.execute(
+        "SELECT disabled_at IS NOT NULL FROM alert_endpoint WHERE endpoint = %s", (endpoint,)
+    ).fetchone()
+    return bool(row and row[0])
+
+
+def disable_endpoint(
+    conn: psycopg.Connection[Any], endpoint: str, *, reason: str, now: datetime
+) -> None:
+    """Stop pushing to an endpoint."""
+    conn.execute(
+        "INSERT INTO alert_endpoint (endpoint, disabled_at, reason) VALUES (%s, %s, %s)"
+        " ON CONFLICT (endpoint) DO UPDATE SET disabled_at = excluded.disabled_at,"
+        " reason = excluded.reason",
+        (endpoint, now, reason),
+    )
+
+
+def enable_endpoint(conn: psycopg.Connection[Any], endpoint: str) -> None:
+    """Push to an endpoint again (an operator fixed it)."""
+    conn.execute(
+        "UPDATE alert_endpoint SET disabled_at = NULL, reason = NULL WHERE endpoint = %s",
+        (endpoint,),
+    )
+
+
+@dataclass(frozen=True)
+class ReminderCandidate:
+    """A patient with a chosen reminder time and whether they logged today."""
+
+    patient_id: int
+    timezone: str
+    diary_reminder_at: Any
+    logged_today: bool
+    reminded_today: bool
+
+
+def reminder_candidates(conn: psycopg.Connection[Any], now: datetime) -> list[ReminderCandidate]:
+    """Patients who chose a reminder time, with today's (their local today's) diary state."""
+    with conn.cursor(row_factory=class_row(ReminderCandidate)) as cur:
+        cur.execute(
+            "SELECT p.patient_id, p.timezone, p.diary_reminder_at,"
+            " EXISTS (SELECT 1 FROM self_report s WHERE s.patient_id = p.patient_id"
+            "   AND s.reported_at >= d.start AND s.reported_at < d.stop) AS logged_today,"
+            " EXISTS (SELECT 1 FROM alert a WHERE a.patient_id = p.patient_id"
+            "   AND a.rule_id = 'diary.reminder' AND a.window_start = d.start) AS reminded_today"
+            " FROM patient p, LATERAL (SELECT date_trunc('day', %(now)s AT TIME ZONE p.timezone)"
+            "   AS local_day) l, LATERAL (SELECT l.local_day AT TIME ZONE p.timezone AS start,"
+            "   (l.local_day + interval '1 day') AT TIME ZONE p.timezone AS stop) d"
+            " WHERE p.diary_reminder_at IS NOT NULL ORDER BY p.patient_id",
+            {"now": now},
+        )
+        return cur.fetchall()
+
+
+def inbox_alert_ids(conn: psycopg.Connection[Any], recipient: str, *, limit: int) -> list[int]:
+    """The alerts in `recipient`'s dashboard inbox, newest delivery first."""
+    rows = conn.execute(
+        "SELECT alert_id FROM alert_delivery WHERE channel = 'inbox' AND recipient = %s"
+        " ORDER BY delivery_id DESC LIMIT %s",
+        (recipient, limit),
+    ).fetchall()
+    return [int(r[0]) for r in rows]
+
+
+def stale_patient_messages(conn: psycopg.Connection[Any], now: datetime) -> list[tuple[int, int]]:
+    """(alert, patient) of unresolved patient messages whose window ended by `now`, locked."""
+    rows = conn.execute(
+        "SELECT alert_id, patient_id FROM alert WHERE audience = 'patient'"
+        " AND status <> 'resolved' AND window_end <= %s FOR UPDATE",
+        (now,),
+    ).fetchall()
+    return [(int(a), int(p)) for a, p in rows]
+
+
+# What people read: caseloads and one patient's timeline (paceline.pacing.overview) -----------
+#
+# These run inside person sessions (row-level security decides which patients exist) and
+# read every patient of a caseload in one set-based query per table.
+
+
+@dataclass(frozen=True)
+class CaseloadPatient:
+    """A patient of a caseload, with yesterday in their own time zone."""
+
+    patient_id: int
+    external_ref: str
+    display_name: str
+    timezone: str
+    enrolled_at: datetime
+    yesterday: date
+
+
+def caseload_patients(conn: psycopg.Connection[Any], now: datetime) -> list[CaseloadPatient]:
+    """Every patient this session may see, by name, with their local yesterday of `now`."""
+    with conn.cursor(row_factory=class_row(CaseloadPatient)) as cur:
+        cur.execute(
+            "SELECT patient_id, external_ref, display_name, timezone, enrolled_at,"
+            " ((%s::timestamptz AT TIME ZONE timezone)::date - 1) AS yesterday"
+            " FROM patient ORDER BY display_name, patient_id",
+            (now,),
+        )
+        return cur.fetchall()
+
+
+def plans_of(conn: psycopg.Connection[Any], ids: Sequence[int]) -> dict[int, list[PlanVersion]]:
+    """Every plan version of the given patients, each patient's oldest first."""
+    with conn.cursor(row_factory=dict_row) as cur:
+        cur.execute(
+            sql.SQL(
+                "SELECT patient_id, {}, (pacing_plan.valid_from AT TIME ZONE p.timezone)::date"
+                " AS valid_day FROM pacing_plan JOIN patient p USING (patient_id)"
+                " WHERE patient_id = ANY(%s) ORDER BY patient_id, pacing_plan.version"
+            ).format(_PLAN_COLS),
+            (list(ids),),
+        )
+        rows = cur.fetchall()
+    out: dict[int, list[PlanVersion]] = defaultdict(list)
+    for r in rows:
+        out[r.pop("patient_id")].append(_plan(r))
+    return out
+
+
+def metrics_of(
+    conn: psycopg.Connection[Any], ids: Sequence[int], since: date
+) -> dict[int, list[MetricsRow]]:
+    """The daily-metrics rows of the given patients from `since` on, each patient's oldest first."""
+    with conn.cursor(row_factory=dict_row) as cur:
+        cur.execute(
+            sql.SQL(
+                "SELECT patient_id, {} FROM daily_metrics"
+                " WHERE patient_id = ANY(%s) AND day >= %s ORDER BY patient_id, day"
+            ).format(_METRICS_COLS),
+            (list(ids), since),
+        )
+        rows = cur.fetchall()
+    out: dict[int, list[MetricsRow]] = defaultdict(list)
+    for r in rows:
+        out[r.pop("patient_id")].append(MetricsRow(**r))
+    return out
+
+
+@dataclass(frozen=True)
+class OpenFlag:
+    """An open or acknowledged flag as a caseload row shows it."""
+
+    flag_id: int
+    patient_id: int
+    rule_id: str
+    severity: Severity
+    status: str
+    window_start: datetime
+    window_end: datetime
+    evidence: dict[str, Any]
+
+
+def open_flags(conn: psycopg.Connection[Any], patient_ids: Sequence[int]) -> list[OpenFlag]:
+    """The open and acknowledged flags of the given patients, most severe and newest first."""
+    with conn.cursor(row_factory=dict_row) as cur:
+        cur.execute(
+            "SELECT flag_id, patient_id, rule_id, severity, status, window_start, window_end,"
+            " evidence FROM flag WHERE patient_id = ANY(%s) AND status <> 'resolved'"
+            " ORDER BY patient_id, CASE severity WHEN 'critical' THEN 0 WHEN 'warning' THEN 1"
+            " ELSE 2 END, window_start DESC",
+            (list(patient_ids),),
+        )
+        rows = cur.fetchall()
+    return [OpenFlag(**{**r, "severity": Severity(r["severity"])}) for r in rows]
+
+
+@dataclass(frozen=True)
+class CaseloadFacts:
+    """Per patient: latest flare risk, last worn day, last upload, alert counts, last review."""
+
+    flare_risk: float | None = None
+    flare_day: date | None = None
+    last_wear_day: date | None = None
+    last_upload: datetime | None = None
+    open_alerts: int = 0
+    critical_alerts: int = 0
+    reviewed_at: datetime | None = None
+
+
+def caseload_facts(conn: psycopg.Connection[Any], ids: Sequence[int]) -> dict[int, CaseloadFacts]:
+    """The side facts a caseload row shows, for each of the given patients."""
+    with conn.cursor(row_factory=dict_row) as cur:
+        cur.execute(
+            "SELECT p.patient_id, fr.score::float8 AS flare_risk, fr.day AS flare_day,"
+            " (SELECT max(d.day) FROM daily_metrics d WHERE d.patient_id = p.patient_id"
+            "   AND d.wear_min > 0) AS last_wear_day,"
+            " (SELECT max(dv.last_seen) FROM device dv WHERE dv.patient_id = p.patient_id)"
+            "   AS last_upload,"
+            " (SELECT count(*) FROM alert a WHERE a.patient_id = p.patient_id"
+            "   AND a.audience = 'care_team' AND a.status <> 'resolved') AS open_alerts,"
+            " (SELECT count(*) FROM alert a WHERE a.patient_id = p.patient_id"
+            "   AND a.audience = 'care_team' AND a.status <> 'resolved'"
+            "   AND a.severity = 'critical') AS critical_alerts,"
+            " (SELECT max(r.reviewed_at) FROM patient_review r WHERE r.patient_id = p.patient_id)"
+            "   AS reviewed_at"
+            " FROM patient p LEFT JOIN LATERAL (SELECT score, day FROM flare_risk f"
+            "   WHERE f.patient_id = p.patient_id ORDER BY day DESC LIMIT 1) fr ON true"
+            " WHERE p.patient_id = ANY(%s)",
+            (list(ids),),
+        )
+        return {r.pop("patient_id"): CaseloadFacts(**r) for r in cur.fetchall()}
+
+
+def display_name(conn: psycopg.Connection[Any], patient_id: int) -> str:
+    """The patient's display name, or `UnknownPatientError`."""
+    row = conn.execute(
+        "SELECT display_name FROM patient WHERE patient_id = %s", (patient_id,)
+    ).fetchone()
+    if row is None:
+        raise UnknownPatientError(patient_id)
+    return str(row[0])
+
+
+def patient_names(conn: psycopg.Connection[Any]) -> dict[int, str]:
+    """The names of every patient this session may see, by id."""
+    rows = conn.execute("SELECT patient_id, display_name FROM patient").fetchall()
+    return {int(r[0]): str(r[1]) for r in rows}
+
+
+@dataclass(frozen=True)
+class TimelineDay:
+    """One day of a patient's timeline: load, zones, HRV and resting heart rate."""
+
+    day: date
+    wear_min: float
+    active_min: float
+    steps: int
+    trimp: float | None
+    zone_min: tuple[float, ...]
+    above_ceiling_min: float
+    resting_hr_bpm: float | None
+    rmssd_ms: float | None
+    hr_samples: int
+    trimp_banister: float | None
+    trimp_edwards: float | None
+
+    @property
+    def metrics(self) -> MetricsRow:
+        """The day as the pure pacing modules read it."""
+        return MetricsRow(
+            self.day,
+            self.wear_min,
+            self.active_min,
+            self.steps,
+            self.trimp_banister,
+            self.trimp_edwards,
+            self.above_ceiling_min,
+            self.hr_samples,
+        )
+
+
+def timeline_days(
+    conn: psycopg.Connection[Any], patient_id: int, start: date, end: date
+) -> list[TimelineDay]:
+    """The daily-metrics rows of days `start` … `end` with zones and recovery."""
+    with conn.cursor(row_factory=dict_row) as cur:
+        cur.execute(
+            "SELECT day, wear_min, active_min, steps,"
+            " coalesce(trimp_banister, trimp_edwards) AS trimp, zone_min, above_ceiling_min,"
+            " resting_hr_bpm, rmssd_ms, hr_samples, trimp_banister, trimp_edwards"
+            " FROM daily_metrics WHERE patient_id = %s AND day BETWEEN %s AND %s ORDER BY day",
+            (patient_id, start, end),
+        )
+        rows = cur.fetchall()
+    return [TimelineDay(**{**r, "zone_min": tuple(r["zone_min"] or ())}) for r in rows]
+
+
+@dataclass(frozen=True)
+class RiskDay:
+    """A day's 48 h flare-risk score with the factors behind it."""
+
+    day: date
+    score: float
+    factors: dict[str, Any]
+
+
+def flare_risks(
+    conn: psycopg.Connection[Any], patient_id: int, start: date, end: date
+) -> list[RiskDay]:
+    """Stored daily flare-risk scores of days `start` … `end`, with their factors."""
+    with conn.cursor(row_factory=class_row(RiskDay)) as cur:
+        cur.execute(
+            "SELECT day, score::float8 AS score, factors FROM flare_risk"
+            " WHERE patient_id = %s AND day BETWEEN %s AND %s ORDER BY day",
+            (patient_id, start, end),
+        )
+        return cur.fetchall()
+
+
+def patient_alerts(
+    conn: psycopg.Connection[Any], patient_id: int, *, since: datetime
+) -> list[dict[str, Any]]:
+    """The patient's care-team alerts raised since `since`, newest first."""
+    with conn.cursor(row_factory=dict_row) as cur:
+        cur.execute(
+            "SELECT alert_id, rule_id, severity, status, created_at FROM alert"
+            " WHERE patient_id = %s AND audience = 'care_team' AND created_at >= %s"
+            " ORDER BY created_at DESC",
+            (patient_id, since),
+        )
+        return cur.fetchall()
+
+
+@dataclass(frozen=True)
+class MinuteBucket:
+    """One minute of one day: mean and maximum heart rate and the steps counted."""
+
+    minute: datetime
+    mean_hr_bpm: float | None
+    max_hr_bpm: int | None
+    steps: int
+
+
+def minute_buckets(
+    conn: psycopg.Connection[Any],
+    patient_id: int,
+    lo: datetime,
+    hi: datetime,
+    *,
+    hr_view: str,
+    steps_view: str,
+) -> list[MinuteBucket]:
+    """`[lo, hi)` in one-minute `date_bin` buckets from `lo` (never the raw samples themselves).
+
+    `hr_view` and `steps_view` name the relations the session may read samples through
+    (the person roles have no privilege on the raw tables).
+    """
+    query = sql.SQL(
+        "WITH hr AS (SELECT date_bin('1 minute', time, %(lo)s) AS minute, avg(bpm)::float8 AS m,"
+        "   max(bpm) AS x FROM {hr} WHERE patient_id = %(p)s AND time >= %(lo)s AND time < %(hi)s"
+        "   GROUP BY 1),"
+        # Steps: summed per device within the minute, the best-counting device kept (as the
+        # rollup does), so that two wearables do not double the count.
+        " st AS (SELECT minute, max(n) AS s FROM (SELECT date_bin('1 minute', time, %(lo)s)"
+        "   AS minute, device_id, sum(steps) AS n FROM {st} WHERE patient_id = %(p)s"
+        "   AND time >= %(lo)s AND time < %(hi)s GROUP BY 1, 2) per_device GROUP BY 1)"
+        " SELECT minute, hr.m AS mean_hr_bpm, hr.x AS max_hr_bpm, coalesce(st.s, 0) AS steps"
+        " FROM hr FULL JOIN st USING (minute) ORDER BY minute"
+    ).format(hr=sql.Identifier(hr_view), st=sql.Identifier(steps_view))
+    with conn.cursor(row_factory=class_row(MinuteBucket)) as cur:
+        cur.execute(query, {"p": patient_id, "lo": lo, "hi": hi})
+        return cur.fetchall()
+
+
+def insert_review(
+    conn: psycopg.Connection[Any], patient_id: int, *, clinician_id: int, note: str | None
+) -> datetime:
+    """Record that a clinician looked the patient over; when."""
+    row = conn.execute(
+        "INSERT INTO patient_review (patient_id, clinician_id, note) VALUES (%s, %s, %s)"
+        " RETURNING reviewed_at",
+        (patient_id, clinician_id, note),
+    ).fetchone()
+    assert row is not None
+    reviewed: datetime = row[0]
+    return reviewed
+
+
+# What an export reads (paceline.pacing.export) ------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ExportPatient(PatientContext):
+    """The patient an export is about: their local days and external reference."""
+
+    external_ref: str
+
+
+def export_patient(conn: psycopg.Connection[Any], patient_id: int) -> ExportPatient | None:
+    """The patient, if this connection may see them."""
+    with conn.cursor(row_factory=class_row(ExportPatient)) as cur:
+        cur.execute(
+            "SELECT patient_id, timezone, enrolled_at, external_ref FROM patient"
+            " WHERE patient_id = %s",
+            (patient_id,),
+        )
+        return cur.fetchone()
+
+
+@dataclass(frozen=True)
+class ExportDay:
+    """One patient-day of `daily_metrics`, as exported."""
+
+    day: date
+    wear_min: float
+    active_min: float
+    steps: int
+    mean_hr_bpm: float | None
+    resting_hr_bpm: float | None
+    rmssd_ms: float | None
+    trimp_banister: float | None
+    trimp_edwards: float | None
+    hr_samples: int
+    rr_intervals: int
+
+
+_EXPORT_DAY_COLS = sql.SQL(", ").join(sql.Identifier(f.name) for f in dataclasses.fields(ExportDay))
+
+
+def export_days(
+    conn: psycopg.Connection[Any], patient_id: int, start: date, end: date
+) -> list[ExportDay]:
+    """The daily-metrics rows of days `start` … `end` with the exported columns."""
+    return _day_rows(conn, ExportDay, _EXPORT_DAY_COLS, patient_id=patient_id, start=start, end=end)
+
+
+@dataclass(frozen=True)
+class QuestionnaireRow:
+    """One scored questionnaire (`questionnaire_response`)."""
+
+    response_id: int
+    instrument: str
+    answered_at: datetime
+    items: list[int]
+    total: int
+    scores: dict[str, Any]
+
+
+def questionnaire_rows(
+    conn: psycopg.Connection[Any], ctx: PatientContext, start: date, end: date
+) -> list[QuestionnaireRow]:
+    """Questionnaires answered on local days `start` … `end`, oldest first."""
+    with conn.cursor(row_factory=class_row(QuestionnaireRow)) as cur:
+        cur.execute(
+            "SELECT response_id, instrument, answered_at, items, total, scores"
+            " FROM questionnaire_response WHERE patient_id = %s"
+            " AND answered_at >= %s AND answered_at < %s ORDER BY answered_at, response_id",
+            (ctx.patient_id, ctx.day_start(start), ctx.day_start(end + timedelta(days=1))),
+        )
+        return cur.fetchall()
 
 
 # The daily-metrics rollup's reads and writes (paceline.pacing.rollup) -----------------------

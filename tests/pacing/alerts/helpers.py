@@ -10,7 +10,7 @@ from typing import Any
 import psycopg
 
 from paceline.pacing import records, replay
-from paceline.pacing.alerts import outbox, raise_alerts
+from paceline.pacing.alerts import raise_alerts
 from paceline.pacing.alerts.config import DeliveryConfig
 from paceline.pacing.engine import Evaluation, evaluate_patient, persist_flags
 from paceline.pacing.flags import DaySignal, Severity, episodes
@@ -38,13 +38,13 @@ def enrol(conn: psycopg.Connection[Any], *, clinicians: int = 1) -> tuple[int, l
         display_name="Alert patient",
         enrolled_at=datetime.combine(START, time(8), UTC),
     )
-    outbox.set_patient_contact(
+    records.set_patient_contact(
         conn, p.patient_id, email=f"patient-{tag}@example.org", diary_reminder_at=None
     )
     team = []
     for i in range(clinicians):
         cid = registry.create_clinician(conn, username=f"c{i}-{tag}", display_name=f"Dr {i}")
-        outbox.set_clinician_contact(conn, cid, email=f"c{i}-{tag}@clinic.example", timezone="UTC")
+        records.set_clinician_contact(conn, cid, email=f"c{i}-{tag}@clinic.example", timezone="UTC")
         registry.assign_care_team(conn, clinician_id=cid, patient_id=p.patient_id)
         team.append(cid)
     conn.commit()

@@ -19,13 +19,13 @@ import psycopg
 import pytest
 from standardwebhooks.webhooks import WebhookVerificationError
 
+from paceline.pacing import records
 from paceline.pacing.alerts import (
     Channels,
     dead_letters,
     deliver,
     due_deliveries,
     due_digests,
-    outbox,
 )
 from paceline.pacing.alerts.channels import WebhookChannel
 from paceline.pacing.alerts.config import DeliveryConfig
@@ -47,8 +47,8 @@ def hook_config(url: str, **kw: Any) -> DeliveryConfig:
     return replace(CONFIG, smtp_url=None, webhook_url=url, **kw)
 
 
-def row_of(conn: psycopg.Connection[Any], did: int) -> outbox.DeliveryRow:
-    row = outbox.delivery(conn, did)
+def row_of(conn: psycopg.Connection[Any], did: int) -> records.DeliveryRow:
+    row = records.delivery(conn, did)
     assert row is not None
     return row
 
@@ -108,7 +108,7 @@ def test_a_receiver_that_fails_twice_gets_exactly_one_accepted_delivery_after_th
     body = json.loads(receiver.accepted[0].body)
     assert body["alerts"][0]["rule_id"] == "flare.risk_high"
     assert body["link"].startswith("https://dash.example/")
-    row = outbox.delivery(conn, did)
+    row = records.delivery(conn, did)
     assert row is not None and row.attempts == 3 and row.delivered_at is not None
     assert due_deliveries(conn, NOW + timedelta(days=3)) == []
 
@@ -123,7 +123,7 @@ def test_a_receiver_that_always_answers_500_ends_dead_lettered_after_about_a_day
         outcomes = drive(conn, did, Channels.from_config(config))
     assert [o.status for o in outcomes] == ["pending"] * (MAX_ATTEMPTS - 1) + ["dead"]
     assert len(receiver.requests) == MAX_ATTEMPTS
-    row = outbox.delivery(conn, did)
+    row = records.delivery(conn, did)
     assert row is not None and row.last_attempt_at is not None
     span = row.last_attempt_at - NOW
     assert timedelta(hours=18) < span < timedelta(hours=30)
@@ -148,11 +148,11 @@ def test_410_disables_the_endpoint_and_later_deliveries_are_not_attempted(
         later = raise_flare_risk(conn, third, config=config)
     assert out.status == "disabled" and not out.attempted
     assert len(receiver.requests) == 1
-    assert outbox.endpoint_disabled(conn, "endpoint:webhook")
+    assert records.endpoint_disabled(conn, "endpoint:webhook")
     assert [row_of(conn, d).channel for d in later] == []
-    outbox.enable_endpoint(conn, "endpoint:webhook")
+    records.enable_endpoint(conn, "endpoint:webhook")
     conn.commit()
-    assert not outbox.endpoint_disabled(conn, "endpoint:webhook")
+    assert not records.endpoint_disabled(conn, "endpoint:webhook")
 
 
 @pytest.mark.parametrize(
@@ -308,7 +308,6 @@ def test_a_transient_smtp_refusal_is_retried_and_a_permanent_one_is_not(
 def test_a_digest_sends_one_email_per_clinician_for_every_waiting_alert(
     conn: psycopg.Connection[Any],
 ) -> None:
-    from paceline.pacing import records
     from paceline.pacing.alerts import raise_alerts
     from paceline.pacing.engine import persist_flags
     from paceline.pacing.flags import DaySignal, Severity, episodes
@@ -383,5 +382,5 @@ def test_the_worker_role_can_raise_deliver_and_read_dead_letters(
     finally:
         conn.rollback()
         conn.execute("RESET ROLE")
-        outbox.enable_endpoint(conn, "endpoint:webhook")
+        records.enable_endpoint(conn, "endpoint:webhook")
         conn.commit()

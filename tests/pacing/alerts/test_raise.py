@@ -9,7 +9,7 @@ import psycopg
 import pytest
 
 from paceline.pacing import records, replay
-from paceline.pacing.alerts import acknowledge, list_alerts, outbox, raise_alerts
+from paceline.pacing.alerts import acknowledge, list_alerts, raise_alerts
 from paceline.pacing.alerts.config import DeliveryConfig
 from paceline.pacing.engine import evaluate_patient, persist_flags
 from paceline.pacing.flags import DaySignal, Severity, episodes
@@ -191,7 +191,7 @@ def test_quiet_hours_defer_a_warning_push_to_seven_in_the_morning(
     conn: psycopg.Connection[Any],
 ) -> None:
     pid, team = enrol(conn)
-    outbox.set_clinician_contact(conn, team[0], email="night@clinic.example", timezone="UTC")
+    records.set_clinician_contact(conn, team[0], email="night@clinic.example", timezone="UTC")
     ctx = records.patient_context(conn, pid)
     day = START + timedelta(days=3)
     signal = DaySignal(day, enter=True, hold=True, severity=Severity.WARNING, evidence={})

@@ -7,7 +7,8 @@ from typing import Any
 
 import psycopg
 
-from paceline.pacing.alerts import due_reminders, outbox
+from paceline.pacing import records
+from paceline.pacing.alerts import due_reminders
 from paceline.store import registry
 from tests.pacing.alerts.helpers import CONFIG, enrol
 
@@ -17,9 +18,9 @@ def test_a_patient_who_has_not_logged_by_their_time_gets_one_reminder_a_day(
 ) -> None:
     pid, _ = enrol(conn)
     conn.execute("UPDATE patient SET timezone = 'Europe/Berlin' WHERE patient_id = %s", (pid,))
-    outbox.set_patient_contact(conn, pid, email="p@example.org", diary_reminder_at=time(19))
+    records.set_patient_contact(conn, pid, email="p@example.org", diary_reminder_at=time(19))
     logged, _ = enrol(conn)
-    outbox.set_patient_contact(conn, logged, email="q@example.org", diary_reminder_at=time(19))
+    records.set_patient_contact(conn, logged, email="q@example.org", diary_reminder_at=time(19))
     conn.execute(
         "INSERT INTO self_report (patient_id, reported_at, pain_now) VALUES (%s, %s, 3)",
         (logged, datetime(2026, 6, 1, 9, tzinfo=UTC)),

@@ -29,10 +29,10 @@ from paceline.pacing.alerts.errors import (
     UnknownDeliveryError,
 )
 from paceline.pacing.alerts.lifecycle import acknowledge, resolve
-from paceline.pacing.alerts.outbox import AlertRow, DeliveryRow, dead_letters, list_alerts
 from paceline.pacing.alerts.policy import DEFAULT_POLICY, AlertPolicy
 from paceline.pacing.alerts.raising import raise_alerts
 from paceline.pacing.alerts.reminders import due_reminders
+from paceline.pacing.records import AlertRow, DeliveryRow, dead_letters, list_alerts
 
 __all__ = [
     "DEFAULT_POLICY",

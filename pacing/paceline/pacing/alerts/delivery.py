@@ -23,7 +23,7 @@ from typing import Any
 
 import psycopg
 
-from paceline.pacing.alerts import outbox
+from paceline.pacing import records
 from paceline.pacing.alerts.channels import Channels, SendResult
 from paceline.pacing.alerts.config import WEBHOOK
 from paceline.pacing.alerts.errors import UnknownDeliveryError
@@ -54,8 +54,8 @@ class DeliveryOutcome:
 
 def _message(
     conn: psycopg.Connection[Any],
-    row: outbox.DeliveryRow,
-    members: list[outbox.DeliveryRow],
+    row: records.DeliveryRow,
+    members: list[records.DeliveryRow],
     channels: Channels,
 ) -> Message:
     ids: list[int] = []
@@ -73,7 +73,7 @@ def _message(
             a.window_end,
             a.summary,
         )
-        for a in outbox.alerts_of(conn, ids)
+        for a in records.alerts_of(conn, ids)
     ]
     return render(
         delivery_id=row.delivery_id,
@@ -90,7 +90,10 @@ def _message(
 
 
 def _audit(
-    conn: psycopg.Connection[Any], members: list[outbox.DeliveryRow], status: str, error: str | None
+    conn: psycopg.Connection[Any],
+    members: list[records.DeliveryRow],
+    status: str,
+    error: str | None,
 ) -> None:
     for pid in sorted({m.patient_id for m in members}):
         audit(
@@ -118,9 +121,9 @@ def deliver(
 ) -> DeliveryOutcome:
     """Make one attempt at a due delivery and record it (nothing if delivered or not yet due)."""
     with conn.transaction():
-        row = outbox.claim_delivery(conn, delivery_id)
+        row = records.claim_delivery(conn, delivery_id)
         if row is None:
-            current = outbox.delivery(conn, delivery_id)
+            current = records.delivery(conn, delivery_id)
             if current is None:
                 raise UnknownDeliveryError(delivery_id)
             return DeliveryOutcome(
@@ -134,13 +137,13 @@ def deliver(
         if row.kind == "digest":
             members += [
                 m
-                for m in outbox.claim_digest_members(conn, row, now)
+                for m in records.claim_digest_members(conn, row, now)
                 if m.delivery_id != row.delivery_id
             ]
         ids = [m.delivery_id for m in members]
-        if row.channel == WEBHOOK and outbox.endpoint_disabled(conn, row.recipient):
+        if row.channel == WEBHOOK and records.endpoint_disabled(conn, row.recipient):
             gone = "the endpoint is disabled (it answered 410 Gone)"
-            outbox.set_status(conn, ids, "disabled", gone)
+            records.set_delivery_status(conn, ids, "disabled", gone)
             _audit(conn, members, "disabled", gone)
             return DeliveryOutcome(delivery_id, "disabled", False, row.attempts, None, gone)
         channel = channels.by_name.get(row.channel)
@@ -154,7 +157,7 @@ def deliver(
             status = "delivered"
         elif result.verdict is Verdict.GONE:
             status = "disabled"
-            outbox.disable_endpoint(conn, row.recipient, reason=result.detail, now=now)
+            records.disable_endpoint(conn, row.recipient, reason=result.detail, now=now)
         elif result.verdict is Verdict.FAILED:
             status = "failed"
         elif attempts >= MAX_ATTEMPTS:
@@ -163,7 +166,7 @@ def deliver(
             status = "pending"
             next_at = now + backoff(attempts, rng)
         error = None if status == "delivered" else result.detail
-        outbox.record_attempt(
+        records.record_attempt(
             conn, ids, status=status, now=now, next_attempt_at=next_at, error=error
         )
         if status != "pending":
@@ -182,9 +185,9 @@ def deliver(
 
 def due_deliveries(conn: psycopg.Connection[Any], now: datetime, *, limit: int = 1000) -> list[int]:
     """Pending immediate deliveries due by `now` (first tries held by quiet hours, and retries)."""
-    return outbox.due(conn, now, kind="immediate", limit=limit)
+    return records.due_deliveries(conn, now, kind="immediate", limit=limit)
 
 
 def due_digests(conn: psycopg.Connection[Any], now: datetime, *, limit: int = 1000) -> list[int]:
     """One delivery per recipient and channel whose digest is due; `deliver` sends the lot."""
-    return outbox.due(conn, now, kind="digest", limit=limit)
+    return records.due_deliveries(conn, now, kind="digest", limit=limit)

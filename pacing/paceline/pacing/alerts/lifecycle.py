@@ -13,7 +13,6 @@ from typing import Any, Final
 import psycopg
 
 from paceline.pacing import records
-from paceline.pacing.alerts import outbox
 from paceline.pacing.alerts.errors import (
     AlertError,
     AlertStateError,
@@ -34,18 +33,18 @@ def _note(note: str, *, required: bool) -> str:
     return text
 
 
-def _locked(conn: psycopg.Connection[Any], alert_id: int, clinician_id: int) -> outbox.AlertRow:
-    row = outbox.get_alert(conn, alert_id, for_update=True)
+def _locked(conn: psycopg.Connection[Any], alert_id: int, clinician_id: int) -> records.AlertRow:
+    row = records.get_alert(conn, alert_id, for_update=True)
     if row is None:
         raise UnknownAlertError(alert_id)
-    if not outbox.on_care_team(conn, clinician_id, row.patient_id):
+    if not records.on_care_team(conn, clinician_id, row.patient_id):
         raise NotOnCareTeamError(clinician_id, alert_id)
     return row
 
 
 def _audit(
     conn: psycopg.Connection[Any],
-    row: outbox.AlertRow,
+    row: records.AlertRow,
     clinician_id: int,
     action: str,
     **detail: str,
@@ -63,18 +62,18 @@ def _audit(
 
 def acknowledge(
     conn: psycopg.Connection[Any], alert_id: int, *, clinician_id: int, note: str, now: datetime
-) -> outbox.AlertRow:
+) -> records.AlertRow:
     """A clinician has seen an open alert and says what they did; no more repeats."""
     text = _note(note, required=True)
     with conn.transaction():
         row = _locked(conn, alert_id, clinician_id)
         if row.status != "open":
             raise AlertStateError(alert_id, row.status, "acknowledged")
-        outbox.acknowledge(conn, alert_id, clinician_id=clinician_id, note=text, now=now)
+        records.acknowledge_alert(conn, alert_id, clinician_id=clinician_id, note=text, now=now)
         if row.flag_id is not None:
             records.acknowledge_flag(conn, row.flag_id)
         _audit(conn, row, clinician_id, "alert.acknowledge", note=text)
-        after = outbox.get_alert(conn, alert_id)
+        after = records.get_alert(conn, alert_id)
     assert after is not None
     return after
 
@@ -86,15 +85,17 @@ def resolve(
     clinician_id: int,
     note: str = "",
     now: datetime,
-) -> outbox.AlertRow:
+) -> records.AlertRow:
     """A clinician closes an open or acknowledged alert."""
     text = _note(note, required=False)
     with conn.transaction():
         row = _locked(conn, alert_id, clinician_id)
         if row.status == "resolved":
             raise AlertStateError(alert_id, row.status, "resolved again")
-        outbox.resolve(conn, [alert_id], resolution="clinician", clinician_id=clinician_id, now=now)
+        records.resolve_alerts(
+            conn, [alert_id], resolution="clinician", clinician_id=clinician_id, now=now
+        )
         _audit(conn, row, clinician_id, "alert.resolve", note=text, resolution="clinician")
-        after = outbox.get_alert(conn, alert_id)
+        after = records.get_alert(conn, alert_id)
     assert after is not None
     return after

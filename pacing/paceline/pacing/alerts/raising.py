@@ -10,7 +10,7 @@ caller to defer `deliver` jobs for in the same transaction.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, Final
@@ -19,16 +19,17 @@ from zoneinfo import ZoneInfo
 import psycopg
 
 from paceline.pacing import records
-from paceline.pacing.alerts import outbox
 from paceline.pacing.alerts.config import EMAIL, INBOX, WEBHOOK, WEBHOOK_ENDPOINT, DeliveryConfig
 from paceline.pacing.alerts.policy import (
     DEFAULT_POLICY,
     PLAN_PROGRESSED,
     AlertPolicy,
+    AlertState,
     Audience,
     Episode,
     Open,
     Reason,
+    Status,
     Urgency,
     decide,
     hot,
@@ -42,6 +43,25 @@ if TYPE_CHECKING:
     from paceline.pacing.engine import Evaluation
 
 ALERT_ACTOR: Final = "alert-policy"
+
+
+def _state(row: Mapping[str, Any]) -> AlertState:
+    """A stored alert as the policy decides on it."""
+    notified = row["notified_severity"]
+    return AlertState(
+        alert_id=row["alert_id"],
+        rule_id=row["rule_id"],
+        flag_id=row["flag_id"],
+        window_start=row["window_start"],
+        severity=Severity(row["severity"]),
+        status=Status(row["status"]),
+        urgency=Urgency(row["urgency"]),
+        notified_severity=None if notified is None else Severity(notified),
+        last_notified_at=row["last_notified_at"],
+        repeats=row["repeats"],
+        resolved_at=row["resolved_at"],
+        acknowledged=row["acknowledged_at"] is not None,
+    )
 
 
 @dataclass(frozen=True)
@@ -73,7 +93,7 @@ def _audit(
 
 def episodes_of(conn: psycopg.Connection[Any], evaluation: Evaluation) -> list[Episode]:
     """The evaluation's flags as the episodes alerts are about."""
-    windows = outbox.flag_windows(conn, [o.flag_id for o in evaluation.flags])
+    windows = records.flag_windows(conn, [o.flag_id for o in evaluation.flags])
     out = []
     for o in evaluation.flags:
         if o.flag_id not in windows:
@@ -101,7 +121,7 @@ def fan_out(
     conn: psycopg.Connection[Any],
     patient_id: int,
     pushes: Sequence[Push],
-    people: Sequence[outbox.Person],
+    people: Sequence[records.Person],
     *,
     webhook: bool,
     config: DeliveryConfig,
@@ -127,7 +147,7 @@ def fan_out(
         kind: str,
         at: datetime,
     ) -> None:
-        did = outbox.insert_delivery(
+        did = records.insert_delivery(
             conn,
             alert_id=push.alert_id,
             patient_id=patient_id,
@@ -176,7 +196,7 @@ def fan_out(
         webhook
         and lead is not None
         and WEBHOOK in enabled
-        and not outbox.endpoint_disabled(conn, WEBHOOK_ENDPOINT)
+        and not records.endpoint_disabled(conn, WEBHOOK_ENDPOINT)
     ):
         write(
             lead,
@@ -194,13 +214,13 @@ def to_inbox(
     conn: psycopg.Connection[Any],
     patient_id: int,
     alert_id: int,
-    people: Sequence[outbox.Person],
+    people: Sequence[records.Person],
     *,
     now: datetime,
 ) -> None:
     """Put a new alert in each recipient's dashboard inbox (delivered as it is written)."""
     for person in people:
-        outbox.insert_delivery(
+        records.insert_delivery(
             conn,
             alert_id=alert_id,
             patient_id=patient_id,
@@ -227,14 +247,14 @@ def open_message(
     quiet_hours: bool = True,
 ) -> tuple[int | None, list[int]]:
     """Open a message to the patient (reminder, good news) and write its deliveries."""
-    alert_id = outbox.insert_alert(
+    alert_id = records.insert_alert(
         conn, patient_id, episode, audience=Audience.PATIENT, urgency=Urgency.IMMEDIATE, now=now
     )
     if alert_id is None:
         return None, []
     _audit(conn, patient_id, alert_id, "alert.open", rule_id=episode.rule_id, audience="patient")
-    notice = outbox.mark_notified(conn, alert_id, episode.severity, repeat=False, now=now)
-    person = outbox.patient_person(conn, patient_id)
+    notice = records.mark_notified(conn, alert_id, episode.severity, repeat=False, now=now)
+    person = records.patient_person(conn, patient_id)
     to_inbox(conn, patient_id, alert_id, [person], now=now)
     push = Push(alert_id, notice, episode.severity, Urgency.IMMEDIATE)
     due = fan_out(
@@ -265,14 +285,17 @@ def raise_alerts(
     with conn.transaction():
         records.lock_patient(conn, pid)
         episodes = episodes_of(conn, evaluation)
-        alerts = outbox.latest_alerts(conn, pid, Audience.CARE_TEAM)
+        alerts = {
+            rule: _state(row)
+            for rule, row in records.latest_alerts(conn, pid, Audience.CARE_TEAM).items()
+        }
         decision = decide(
             policy, episodes, alerts, now=now, resolved_flag_ids=evaluation.resolved_flag_ids
         )
-        team = outbox.care_team(conn, pid)
+        team = records.care_team(conn, pid)
         opened: dict[int, int] = {}
         for op in decision.opens:
-            aid = outbox.insert_alert(
+            aid = records.insert_alert(
                 conn, pid, op.episode, audience=Audience.CARE_TEAM, urgency=op.urgency, now=now
             )
             if aid is None:
@@ -290,7 +313,7 @@ def raise_alerts(
             to_inbox(conn, pid, aid, team, now=now)
         for c in decision.continues:
             before = alerts[c.episode.rule_id]
-            outbox.continue_alert(
+            records.continue_alert(
                 conn,
                 c.alert_id,
                 c.episode,
@@ -308,7 +331,7 @@ def raise_alerts(
                     status=c.status.value,
                     flag_id=c.episode.flag_id,
                 )
-        for aid in outbox.resolve(
+        for aid in records.resolve_alerts(
             conn, decision.resolves, resolution="episode_ended", clinician_id=None, now=now
         ):
             _audit(conn, pid, aid, "alert.resolve", resolution="episode_ended")
@@ -317,7 +340,7 @@ def raise_alerts(
             target = opened.get(id(n.target)) if isinstance(n.target, Open) else n.target
             if target is None:
                 continue
-            notice = outbox.mark_notified(
+            notice = records.mark_notified(
                 conn, target, n.severity, repeat=n.reason is Reason.REPEAT, now=now
             )
             pushes.append(Push(target, notice, n.severity, n.urgency))
@@ -335,7 +358,7 @@ def _good_news(
     now: datetime,
 ) -> list[int]:
     due: list[int] = []
-    tz = outbox.patient_person(conn, evaluation.patient_id).timezone
+    tz = records.patient_person(conn, evaluation.patient_id).timezone
     for plan in evaluation.plan_changes:
         text = progression_message(plan)
         if text is None:

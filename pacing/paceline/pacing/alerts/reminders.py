@@ -8,7 +8,7 @@ from zoneinfo import ZoneInfo
 
 import psycopg
 
-from paceline.pacing.alerts import outbox
+from paceline.pacing import records
 from paceline.pacing.alerts.config import DeliveryConfig
 from paceline.pacing.alerts.policy import (
     DEFAULT_POLICY,
@@ -40,8 +40,8 @@ def due_reminders(
     config = DeliveryConfig.from_env() if config is None else config
     due: list[int] = []
     with conn.transaction():
-        stale = outbox.stale_patient_messages(conn, now)
-        for aid in outbox.resolve(
+        stale = records.stale_patient_messages(conn, now)
+        for aid in records.resolve_alerts(
             conn, [r[0] for r in stale], resolution="episode_ended", clinician_id=None, now=now
         ):
             pid = next(r[1] for r in stale if r[0] == aid)
@@ -53,7 +53,7 @@ def due_reminders(
                 patient_id=pid,
                 detail={"alert_id": aid, "resolution": "episode_ended"},
             )
-        for c in outbox.reminder_candidates(conn, now):
+        for c in records.reminder_candidates(conn, now):
             zone = ZoneInfo(c.timezone)
             if c.reminded_today or not reminder_due(
                 now, zone, c.diary_reminder_at, logged_today=c.logged_today

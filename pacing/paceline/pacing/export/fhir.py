@@ -29,7 +29,7 @@ from collections.abc import Mapping
 from datetime import datetime
 from typing import Any, Final
 
-from paceline.pacing.export.reads import DayRow, DiaryRow, ExportData, QuestionnaireRow
+from paceline.pacing.export.reads import DiaryRecord, ExportData, ExportDay, QuestionnaireRow
 
 LOINC: Final = "http://loinc.org"
 UCUM: Final = "http://unitsofmeasure.org"
@@ -96,7 +96,7 @@ class _Builder:
             resource["meta"] = {"profile": [profile]}
         self.add(_urn(self.data.patient.patient_id, *key), resource)
 
-    def day(self, row: DayRow) -> None:
+    def day(self, row: ExportDay) -> None:
         lo, hi = self.data.day_bounds(row.day)
         period = {"effectivePeriod": {"start": _iso(lo), "end": _iso(hi)}}
         if row.mean_hr_bpm is not None:
@@ -135,7 +135,7 @@ class _Builder:
                 effective=period,
             )
 
-    def pain(self, row: DiaryRow) -> None:
+    def pain(self, row: DiaryRecord) -> None:
         self.observation(
             ("pain", row.reported_at.isoformat()),
             category=("survey", "Survey"),

@@ -25,9 +25,11 @@ from dataclasses import astuple, fields
 from pathlib import Path
 from typing import Any, Final
 
-from paceline.pacing.export.reads import DayRow, DiaryRow, ExportData
+from paceline.pacing.diary import RATING_FIELDS
+from paceline.pacing.export.reads import ExportData, ExportDay
 
 FILES: Final = ("daily_metrics.csv", "diary.csv", "questionnaires.csv")
+DIARY_COLUMNS: Final = ("reported_at", *RATING_FIELDS, "note")
 QUESTIONNAIRE_COLUMNS: Final = ("answered_at", "instrument", "total", "subscales", "items")
 
 
@@ -62,13 +64,13 @@ def write(data: ExportData, directory: Path) -> list[Path]:
     return [
         _write(
             directory / FILES[0],
-            [f.name for f in fields(DayRow)],
+            [f.name for f in fields(ExportDay)],
             [astuple(d) for d in data.days],
         ),
         _write(
             directory / FILES[1],
-            [f.name for f in fields(DiaryRow)],
-            [astuple(d) for d in data.diary],
+            DIARY_COLUMNS,
+            [[getattr(d, c) for c in DIARY_COLUMNS] for d in data.diary],
         ),
         _write(directory / FILES[2], QUESTIONNAIRE_COLUMNS, questionnaires),
     ]
