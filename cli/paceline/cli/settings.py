@@ -155,6 +155,30 @@ SETTINGS: Final[tuple[Setting, ...]] = (
         "compose",
     ),
     Setting(
+        "PACELINE_DB_PUBLISH",
+        "5432",
+        "host port of the compose database, for remote gateways (TLS only)",
+        "compose",
+    ),
+    Setting(
+        "PACELINE_DASHBOARD_PUBLISH",
+        "8501",
+        "loopback port of the compose dashboard (a TLS proxy serves it to the clinic)",
+        "compose",
+    ),
+    Setting(
+        "PACELINE_GATEWAY_DATABASE_URL",
+        "the server on this host, verify-full against ca.crt",
+        "the database URL the compose gateway profile uploads to",
+        "compose",
+    ),
+    Setting(
+        "PACELINE_SIM_WEARABLES",
+        "3",
+        "simulated wearables the compose sim-gateway profile streams",
+        "compose",
+    ),
+    Setting(
         "PACELINE_SMTP_URL",
         "unset: no e-mail",
         "alert e-mail server: smtp://user:pass@host:port (STARTTLS when offered), smtps:// for TLS",
