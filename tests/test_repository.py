@@ -121,3 +121,20 @@ def test_every_data_file_states_its_source_and_licence() -> None:
         body = section[1].split("\n## ", 1)[0]
         assert "**Source**" in body
         assert "**Licence**" in body
+
+
+MARKDOWN_LINK = re.compile(r"\]\(([^)\s]+)\)")
+
+
+def test_the_docs_point_to_nothing_outside_the_repository() -> None:
+    """A clone is all a reader has: the README and docs/ link only to files it contains."""
+    pages = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
+    assert len(pages) >= 3, "docs/ holds the architecture and the clinical model"
+    for page in pages:
+        text = page.read_text()
+        assert "../" not in text, f"{page.name} points outside the repository"
+        for target in MARKDOWN_LINK.findall(text):
+            if re.match(r"[a-z]+:|#", target):
+                continue
+            path = (page.parent / target.split("#")[0]).resolve()
+            assert path.is_relative_to(ROOT) and path.exists(), f"{page.name}: {target}"
