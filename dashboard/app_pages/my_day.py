@@ -6,7 +6,7 @@ from datetime import timedelta
 import streamlit as st
 
 from paceline.dashboard import charts, my_day, patient_view, ui
-from paceline.pacing import intake, ladder, overview, planning
+from paceline.pacing import intake, ladder, overview, planning, prescribing, wording
 from paceline.pacing.errors import PacingError
 from paceline.pacing.questionnaires import InstrumentName, instrument
 from paceline.store.accounts import Role
@@ -18,6 +18,9 @@ moment = ui.now()
 with ui.person(who) as conn:
     status = planning.today_status(conn, patient_id, now=moment)
     x = overview.exposure(conn, patient_id)
+    exercise = prescribing.overview(
+        conn, patient_id, moment.date() - timedelta(days=6), moment.date()
+    )
     t = overview.timeline(
         conn, patient_id, moment.date() - timedelta(days=27), moment.date(), flags=False
     )
@@ -154,6 +157,73 @@ else:
                 st.error(str(exc))
             else:
                 st.success(my_day.exposure_feedback(before, after, expected, actual))
+
+st.subheader("My exercise sessions")
+active_rx = [v for v in exercise.prescriptions if v.prescription.active and v.current]
+if not active_rx:
+    st.text("Your clinician has not prescribed exercise sessions yet.")
+else:
+    for v in active_rx:
+        assert v.current is not None
+        st.text(
+            f"{v.prescription.name}: {v.current.target.text}, {v.prescription.sessions_per_week}"
+            f" times a week ({v.week.completed} done in the last 7 days)"
+        )
+    if "exercise_key" not in st.session_state:
+        st.session_state["exercise_key"] = uuid.uuid4().hex
+    with st.form("exercise", clear_on_submit=True):
+        chosen = {v.prescription.name: v for v in active_rx}
+        rx = chosen[st.selectbox("Which session?", list(chosen), key="ex_rx")]
+        assert rx.current is not None
+        goal = rx.current.target
+        minutes = st.number_input(
+            "Minutes", 0.0, 600.0, float(goal.duration_min or 10.0), step=1.0, key="ex_min"
+        )
+        reps = st.number_input(
+            "Repetitions (each set)", 0, 1000, int(goal.repetitions or 0), key="ex_reps"
+        )
+        sets = st.number_input("Sets", 0, 50, int(goal.sets or 0), key="ex_sets")
+        rpe = st.slider(
+            "How hard was the whole session? (0 = rest, 10 = maximal)", 0, 10, 4, key="ex_rpe"
+        )
+        pain_before = st.slider("Pain before (0-10)", 0, 10, 3, key="ex_pain_before")
+        pain_after = st.slider("Pain after (0-10)", 0, 10, 3, key="ex_pain_after")
+        if st.form_submit_button("Log exercise"):
+            try:
+                with ui.person(who) as conn:
+                    done = intake.submit_exercise(
+                        conn,
+                        patient_id,
+                        rx.prescription.prescription_id,
+                        performed_at=ui.now(),
+                        duration_min=float(minutes),
+                        repetitions=int(reps) if goal.repetitions is not None else None,
+                        sets=int(sets) if goal.sets is not None else None,
+                        rpe=rpe,
+                        pain_before=pain_before,
+                        pain_after=pain_after,
+                        idempotency_key=st.session_state["exercise_key"],
+                    )
+                    ui.audit(
+                        conn,
+                        who,
+                        page="my_day",
+                        action="exercise.log",
+                        patient_id=patient_id,
+                        detail={"session_id": done.stored_id},
+                    )
+            except PacingError as exc:
+                st.error(str(exc))
+            else:
+                st.session_state["exercise_key"] = uuid.uuid4().hex
+                st.success(
+                    wording.exercise_feedback(
+                        completed=done.response.completed,
+                        worsened=done.response.worsened,
+                        rpe=rpe,
+                        minutes=float(minutes),
+                    )
+                )
 
 st.subheader("My last four weeks")
 start, end = t.start, t.end

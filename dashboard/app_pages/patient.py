@@ -4,9 +4,9 @@ from datetime import timedelta
 
 import streamlit as st
 
-from paceline.dashboard import charts, exports, patient_view, ui
+from paceline.dashboard import charts, exercise_view, exports, patient_view, ui
 from paceline.dashboard.patient_view import Range
-from paceline.pacing import overview
+from paceline.pacing import overview, prescribing
 from paceline.pacing.errors import UnknownPatientError
 from paceline.pacing.rules.flare import RISK_ENTER
 from paceline.store.accounts import Role
@@ -53,6 +53,7 @@ with ui.person(who) as conn:
         ui.audit(conn, who, page="patient", action="denied", detail={"asked_for": patient_id})
     else:
         ladder = overview.exposure(conn, patient_id)
+        exercise = prescribing.overview(conn, patient_id, start, end)
         ui.audit(
             conn,
             who,
@@ -123,6 +124,26 @@ else:
     sessions = patient_view.session_table(ladder)
     if len(sessions):
         st.dataframe(sessions, hide_index=True)
+
+st.subheader("Prescribed exercise")
+if not exercise.prescriptions:
+    st.text("No exercise prescribed yet.")
+else:
+    st.dataframe(exercise_view.prescription_table(exercise), hide_index=True)
+    weekly, ratio = exercise.load.weekly, exercise.load.ratio
+    load_col, ratio_col = st.columns(2)
+    load_col.metric(
+        "Session-RPE load, last 7 days",
+        "—" if weekly is None else f"{weekly:,.0f}",
+        help="Foster 2001: effort (CR-10) × minutes, summed",
+    )
+    ratio_col.metric("Acute:chronic (7:28 days)", "—" if ratio is None else f"{ratio:.2f}")
+    for v in exercise.prescriptions:
+        with st.expander(f"{v.prescription.name}: target history"):
+            st.dataframe(exercise_view.target_history(v), hide_index=True)
+    logged = exercise_view.session_rows(exercise)
+    if len(logged):
+        st.dataframe(logged, hide_index=True)
 
 st.subheader("Alerts")
 alerts = patient_view.alert_rows(t)

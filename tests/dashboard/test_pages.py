@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from streamlit.testing.v1 import AppTest
 
 from paceline.dashboard.auth import Identity, Session
 from paceline.dashboard.patient_view import Range
+from paceline.pacing import prescribing
+from paceline.pacing.exercise import Kind, Target
 from paceline.store.accounts import Role
 from paceline.store.connection import connect
 from tests.dashboard.conftest import APP, SCRIPT_NOTE, Clinic, login
@@ -306,3 +308,46 @@ def test_alerts_inbox_shows_dead_lettered_deliveries(app: AppTest, clinic: Clini
     dead = next(df.value for df in at.dataframe if "last error" in df.value.columns)
     row = dead[dead["alert"] == alert_id].iloc[0]
     assert (row["status"], row["attempts"], row["last error"]) == ("dead", 8, "HTTP 503")
+
+
+def test_patient_logs_a_prescribed_session_and_the_clinician_sees_it_with_adherence(
+    app: AppTest, clinic: Clinic
+) -> None:
+    with connect(clinic.dsn) as c:
+        prescribing.prescribe(
+            c,
+            clinic.patient_id,
+            clinician_id=clinic.clinician_a,
+            kind=Kind.STRENGTH,
+            name="wall push-ups",
+            sessions_per_week=3,
+            target=Target(repetitions=8, sets=2),
+            reason="upper body",
+            valid_from=datetime.now(UTC).date() - timedelta(days=10),
+        )
+    at = login(app, clinic.patient_login)
+    assert "wall push-ups: 2 × 8 repetitions, 3 times a week (0 done in the last 7 days)" in [
+        t.value for t in at.text
+    ]
+    at.number_input(key="ex_min").set_value(12.0)
+    at.slider(key="ex_rpe").set_value(5)
+    at.slider(key="ex_pain_before").set_value(3)
+    at.slider(key="ex_pain_after").set_value(6)
+    next(b for b in at.button if b.label == "Log exercise").click().run()
+    assert not at.exception, at.exception
+    assert any(
+        "Pain rose after this session" in s.value and "Session load 60" in s.value
+        for s in at.success
+    )
+    doctor = _open_patient(
+        login(AppTest.from_file(str(APP), default_timeout=60), "dr.a"), clinic.patient_id
+    )
+    assert not doctor.exception, doctor.exception
+    assert "Prescribed exercise" in [h.value for h in doctor.subheader]
+    frames = [d.value for d in doctor.dataframe]
+    table = next(f for f in frames if "per week" in f.columns)
+    assert list(table["session"]) == ["wall push-ups"]
+    assert list(table["last 7 days"]) == ["1 of 3"]
+    assert list(table["pain rose after"]) == [1]
+    logged = next(f for f in frames if "load (RPE × min)" in f.columns)
+    assert list(logged["load (RPE × min)"]) == [60.0]

@@ -49,6 +49,19 @@ GRANTS: dict[str, dict[str, str]] = {
         "worker": "DELETE,INSERT,SELECT,UPDATE",
     },
     "device": {"clinician": "SELECT", "ingest": "SELECT", "patient": "SELECT", "worker": "SELECT"},
+    # Migration 0019: clinicians prescribe and set targets, patients log sessions,
+    # the engine adds target versions.
+    "exercise_prescription": {
+        "clinician": "INSERT,SELECT,UPDATE",
+        "patient": "SELECT",
+        "worker": "SELECT",
+    },
+    "exercise_session": {"clinician": "SELECT", "patient": "INSERT,SELECT", "worker": "SELECT"},
+    "exercise_target": {
+        "clinician": "INSERT,SELECT,UPDATE",
+        "patient": "SELECT",
+        "worker": "INSERT,SELECT",
+    },
     "exposure_item": {"clinician": "INSERT,SELECT,UPDATE", "patient": "SELECT", "worker": "SELECT"},
     "exposure_session": {
         "clinician": "INSERT,SELECT,UPDATE",

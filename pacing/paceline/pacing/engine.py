@@ -38,11 +38,12 @@ from typing import Any, Final
 
 import psycopg
 
-from paceline.pacing import records
+from paceline.pacing import prescribing, records
 from paceline.pacing.days import DayLoad, Measure, series, values
 from paceline.pacing.diary import by_day
 from paceline.pacing.errors import FutureDayError, PacingError
 from paceline.pacing.evidence import JSON, num
+from paceline.pacing.exercise import TargetVersion
 from paceline.pacing.flags import Flag, RuleState, current_flag, run_rule
 from paceline.pacing.flare import MODEL, FlareRisk, flare_risk, personal_response
 from paceline.pacing.history import History, build
@@ -108,6 +109,8 @@ class Evaluation:
     flare_risk: FlareRisk | None
     response: PainResponse | None
     today: TodayStatus | None
+    #: Exercise target versions this evaluation made (rises and flare step-downs).
+    exercise_changes: tuple[TargetVersion, ...] = ()
 
     @property
     def active_flags(self) -> tuple[FlagOutcome, ...]:
@@ -402,6 +405,11 @@ def evaluate_patient(
             current = current_flag(rule.spec, ran.state)
             flags += ran.closed if current is None else [*ran.closed, current]
         outcomes, resolved = persist_flags(conn, ctx, day, flags)
+        # Exercise targets follow the same flares as the quota: the engine's episodes
+        # in this window and the step-backs (declared ones too) in the plan.
+        exercise_changes = prescribing.progress(
+            conn, ctx, day, [*onsets(flare_flags), *prescribing.plan_flares(plans)]
+        )
 
         excess = h.load.excess
         risk = flare_risk(excess, h.load.ratio, h.pain, h.sleep, len(h) - 1)
@@ -455,4 +463,5 @@ def evaluate_patient(
         flare_risk=risk,
         response=response,
         today=status,
+        exercise_changes=tuple(exercise_changes),
     )

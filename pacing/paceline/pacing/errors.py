@@ -105,6 +105,23 @@ class UnknownExposureError(ExposureError, LookupError):
     """A fear-ladder item or exposure session id that does not exist for the patient."""
 
 
+class ExerciseError(PacingError):
+    """An exercise prescription, target or logged session that cannot be applied."""
+
+    def __init__(self, reason: str) -> None:
+        self.reason = reason
+        super().__init__(reason)
+
+
+class UnknownPrescriptionError(ExerciseError, LookupError):
+    """An exercise prescription id that does not exist for the patient."""
+
+    def __init__(self, patient_id: int, prescription_id: int) -> None:
+        self.patient_id = patient_id
+        self.prescription_id = prescription_id
+        super().__init__(f"patient {patient_id} has no exercise prescription {prescription_id}")
+
+
 class FutureDayError(PacingError):
     """A day asked to be evaluated that has not begun yet in the patient's time zone."""
 

@@ -13,6 +13,11 @@ from team sport and its injury thresholds are disputed (Impellizzeri et al.
 2020); Paceline uses it only as one signal of a sudden rise against the
 patient's own history.
 
+Prescribed exercise sessions add Foster's session-RPE load (CR-10 rating times
+minutes, Foster et al. 2001) beside the HR (TRIMP) and step load: `SessionLoad`
+runs the same rolling acute:chronic ratio over it, with Foster's (1998) weekly
+load, monotony and strain.
+
 The EWMA recursion is `paceline.signal.ewma.ewma`; this module adds what pacing
 needs around it: the seed, the count of valid days behind each value, and the
 excess of a day's load over the chronic load.
@@ -25,6 +30,10 @@ Gabbett TJ. The training-injury prevention paradox: should athletes be training
 smarter and harder? Br J Sports Med 2016;50:273-280.
 Impellizzeri FM et al. Acute:chronic workload ratio: conceptual issues and
 fundamental pitfalls. Int J Sports Physiol Perform 2020;15:907-913.
+Foster C, Florhaug JA, Franklin J, et al. A new approach to monitoring exercise
+training. J Strength Cond Res 2001;15:109-115.
+Foster C. Monitoring training in athletes with reference to overtraining syndrome.
+Med Sci Sports Exerc 1998;30:1164-1168.
 """
 
 from __future__ import annotations
@@ -36,7 +45,7 @@ from typing import Final
 import numpy as np
 import numpy.typing as npt
 
-from paceline.signal.ewma import AcuteChronic, acute_chronic
+from paceline.signal.ewma import AcuteChronic, Foster, acute_chronic, monotony_strain
 from paceline.signal.ewma import ewma as signal_ewma
 
 FloatArray = npt.NDArray[np.float64]
@@ -163,3 +172,52 @@ def load_excess(
             continue
         out[t] = max(loads[t] / ref - 1.0, 0.0)
     return out
+
+
+def session_rpe_load(rpe: float, duration_min: float) -> float:
+    """Foster's session-RPE load: the session's CR-10 rating times its minutes (arbitrary units).
+
+    The patient rates the whole session on Borg's CR-10 scale about 30 minutes
+    after it; ``load = RPE * duration_min`` (Foster et al. 2001). It measures
+    internal load where heart rate does not (strength and balance work barely
+    move it) and sits beside TRIMP (HR load) and steps.
+
+    References
+    ----------
+    Foster C, Florhaug JA, Franklin J, et al. A new approach to monitoring exercise
+    training. J Strength Cond Res 2001;15:109-115.
+    """
+    return float(rpe) * float(duration_min)
+
+
+@dataclass(frozen=True)
+class SessionLoad:
+    """Daily session-RPE load with its acute:chronic ratio and Foster's weekly figures.
+
+    Days are 0 when no session was logged (Foster counts a day without training
+    as zero load, unlike an unworn band) and NaN before the first prescription.
+    Every figure comes from rolling windows (7 and 28 days), so a bounded window
+    of days gives the same values as the whole history.
+    """
+
+    loads: FloatArray
+    acwr: AcuteChronic
+    foster: Foster
+
+    @property
+    def weekly(self) -> float | None:
+        """The last 7 days' session-RPE load (None with too few days)."""
+        v = self.foster.weekly_load[-1] if self.loads.size else np.nan
+        return None if np.isnan(v) else float(v)
+
+    @property
+    def ratio(self) -> float | None:
+        """The last day's rolling acute:chronic ratio (None with too few days)."""
+        v = self.acwr.ratio[-1] if self.loads.size else np.nan
+        return None if np.isnan(v) else float(v)
+
+
+def session_load_state(daily: Sequence[float | None] | FloatArray) -> SessionLoad:
+    """The session-RPE load model of a daily series (Foster 1998, 2001; Gabbett 2016)."""
+    x = (daily if isinstance(daily, np.ndarray) else as_array(daily)).astype(np.float64)
+    return SessionLoad(x, acute_chronic(x), monotony_strain(x))

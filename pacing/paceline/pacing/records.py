@@ -29,7 +29,21 @@ from psycopg.types.json import Jsonb
 from paceline.pacing import localday
 from paceline.pacing.days import MetricsRow, measure
 from paceline.pacing.diary import RATING_FIELDS, DiaryEntry, DiaryRecord
-from paceline.pacing.errors import PlanError, UnknownExposureError, UnknownPatientError
+from paceline.pacing.errors import (
+    ExerciseError,
+    PlanError,
+    UnknownExposureError,
+    UnknownPatientError,
+    UnknownPrescriptionError,
+)
+from paceline.pacing.exercise import (
+    ExerciseSession,
+    Prescription,
+    Target,
+    TargetCause,
+    TargetVersion,
+)
+from paceline.pacing.exercise import Kind as ExerciseKind
 from paceline.pacing.exposure import (
     ItemStatus,
     LadderItem,
@@ -162,35 +176,61 @@ def diary_records(
 
 
 REPORT_COLUMNS = (*RATING_FIELDS, "note")
-_REPORT_COLS = sql.SQL(", ").join(map(sql.Identifier, REPORT_COLUMNS))
 
 
-def insert_self_report(
-    conn: psycopg.Connection[Any], patient_id: int, entry: DiaryEntry, key: str | None
+def _insert_once(
+    conn: psycopg.Connection[Any],
+    *,
+    table: str,
+    id_column: str,
+    columns: Sequence[str],
+    patient_id: int,
+    values: Sequence[Any],
+    key: str | None,
 ) -> tuple[int, bool, dict[str, Any]]:
-    """Store a diary entry once per idempotency key: (report id, whether new, stored values)."""
-    values = [getattr(entry, c) for c in REPORT_COLUMNS]
+    """Insert a patient's row once per idempotency key: (id, whether new, stored `columns`)."""
+    cols = sql.SQL(", ").join(map(sql.Identifier, columns))
     row = conn.execute(
         sql.SQL(
-            "INSERT INTO self_report (patient_id, reported_at, {}, idempotency_key)"
-            " VALUES (%s, %s, {}, %s)"
-            " ON CONFLICT (patient_id, idempotency_key) DO NOTHING RETURNING report_id"
-        ).format(_REPORT_COLS, sql.SQL(", ").join([sql.Placeholder()] * len(REPORT_COLUMNS))),
-        (patient_id, entry.reported_at, *values, key),
+            "INSERT INTO {table} (patient_id, {cols}, idempotency_key) VALUES (%s, {values}, %s)"
+            " ON CONFLICT (patient_id, idempotency_key) DO NOTHING RETURNING {id}"
+        ).format(
+            table=sql.Identifier(table),
+            cols=cols,
+            values=sql.SQL(", ").join([sql.Placeholder()] * len(columns)),
+            id=sql.Identifier(id_column),
+        ),
+        (patient_id, *values, key),
     ).fetchone()
     if row is not None:
         return int(row[0]), True, {}
     with conn.cursor(row_factory=dict_row) as cur:
         cur.execute(
             sql.SQL(
-                "SELECT report_id, reported_at, {} FROM self_report"
-                " WHERE patient_id = %s AND idempotency_key = %s"
-            ).format(_REPORT_COLS),
+                "SELECT {id}, {cols} FROM {table} WHERE patient_id = %s AND idempotency_key = %s"
+            ).format(id=sql.Identifier(id_column), cols=cols, table=sql.Identifier(table)),
             (patient_id, key),
         )
         stored = cur.fetchone()
     assert stored is not None
-    return int(stored.pop("report_id")), False, stored
+    return int(stored.pop(id_column)), False, stored
+
+
+def insert_self_report(
+    conn: psycopg.Connection[Any], patient_id: int, entry: DiaryEntry, key: str | None
+) -> tuple[int, bool, dict[str, Any]]:
+    """Store a diary entry once per idempotency key: (report id, whether new, stored values)."""
+    columns = ("reported_at", *REPORT_COLUMNS)
+    values = [getattr(entry, c) for c in columns]
+    return _insert_once(
+        conn,
+        table="self_report",
+        id_column="report_id",
+        columns=columns,
+        patient_id=patient_id,
+        values=values,
+        key=key,
+    )
 
 
 def insert_questionnaire(
@@ -1921,3 +1961,267 @@ def upsert_daily_metrics(
         ),
     )
     conn.execute(query, (patient_id, day, *values))
+
+
+# Prescribed exercise -----------------------------------------------------------------------
+
+_PRESCRIPTION_COLS = sql.SQL(
+    "prescription_id, kind, name, sessions_per_week, consistent_sessions, step_fraction,"
+    " status = 'active' AS active, created_by"
+)
+
+
+def _prescription(row: Mapping[str, Any]) -> Prescription:
+    return Prescription(**{**row, "kind": ExerciseKind(row["kind"])})
+
+
+def prescriptions(
+    conn: psycopg.Connection[Any], patient_id: int, *, active_only: bool = False
+) -> list[Prescription]:
+    """The patient's exercise prescriptions, oldest first."""
+    where = sql.SQL(" AND status = 'active'") if active_only else sql.SQL("")
+    with conn.cursor(row_factory=dict_row) as cur:
+        cur.execute(
+            sql.SQL(
+                "SELECT {} FROM exercise_prescription WHERE patient_id = %s{}"
+                " ORDER BY prescription_id"
+            ).format(_PRESCRIPTION_COLS, where),
+            (patient_id,),
+        )
+        return [_prescription(r) for r in cur.fetchall()]
+
+
+def prescription(
+    conn: psycopg.Connection[Any], patient_id: int, prescription_id: int
+) -> Prescription:
+    """One prescription of the patient, or `UnknownPrescriptionError`."""
+    with conn.cursor(row_factory=dict_row) as cur:
+        cur.execute(
+            sql.SQL(
+                "SELECT {} FROM exercise_prescription WHERE patient_id = %s AND prescription_id = %s"
+            ).format(_PRESCRIPTION_COLS),
+            (patient_id, prescription_id),
+        )
+        row = cur.fetchone()
+    if row is None:
+        raise UnknownPrescriptionError(patient_id, prescription_id)
+    return _prescription(row)
+
+
+def insert_prescription(
+    conn: psycopg.Connection[Any], patient_id: int, p: Prescription
+) -> Prescription:
+    """Store a new prescription (its id comes from the database)."""
+    row = conn.execute(
+        "INSERT INTO exercise_prescription (patient_id, kind, name, sessions_per_week,"
+        " consistent_sessions, step_fraction, status, created_by)"
+        " VALUES (%s, %s, %s, %s, %s, %s, %s, %s) RETURNING prescription_id",
+        (
+            patient_id,
+            p.kind.value,
+            p.name,
+            p.sessions_per_week,
+            p.consistent_sessions,
+            p.step_fraction,
+            "active" if p.active else "ended",
+            p.created_by,
+        ),
+    ).fetchone()
+    assert row is not None
+    return prescription(conn, patient_id, int(row[0]))
+
+
+def update_prescription(conn: psycopg.Connection[Any], patient_id: int, p: Prescription) -> None:
+    """Write a prescription's sessions per week, progression settings and status back."""
+    conn.execute(
+        "UPDATE exercise_prescription SET name = %s, sessions_per_week = %s,"
+        " consistent_sessions = %s, step_fraction = %s, status = %s"
+        " WHERE patient_id = %s AND prescription_id = %s",
+        (
+            p.name,
+            p.sessions_per_week,
+            p.consistent_sessions,
+            p.step_fraction,
+            "active" if p.active else "ended",
+            patient_id,
+            p.prescription_id,
+        ),
+    )
+
+
+def _target_version(row: Mapping[str, Any]) -> TargetVersion:
+    low, high = row["hr_zone_low"], row["hr_zone_high"]
+    return TargetVersion(
+        prescription_id=row["prescription_id"],
+        version=row["version"],
+        target=Target(
+            duration_min=row["duration_min"],
+            repetitions=row["repetitions"],
+            sets=row["sets"],
+            hr_zone=None if low is None else (low, high),
+        ),
+        valid_from=row["valid_from"],
+        cause=TargetCause(row["cause"]),
+        reason=row["reason"],
+        created_by=row["created_by"],
+        flare_start=row["flare_start"],
+        evidence=row["evidence"] or {},
+    )
+
+
+def target_versions(
+    conn: psycopg.Connection[Any], patient_id: int, *, ends_only: bool = False
+) -> dict[int, list[TargetVersion]]:
+    """Each prescription's target versions, oldest first: all, or only the first and latest.
+
+    `ends_only` is what the engine reads (the first target is the step-down floor's
+    reference, the latest the one progressing), so its cost does not grow with the
+    number of versions.
+    """
+    ends = (
+        sql.SQL(
+            " AND (t.version = 1 OR t.version = (SELECT max(version) FROM exercise_target m"
+            " WHERE m.prescription_id = t.prescription_id))"
+        )
+        if ends_only
+        else sql.SQL("")
+    )
+    with conn.cursor(row_factory=dict_row) as cur:
+        cur.execute(
+            sql.SQL(
+                "SELECT t.prescription_id, t.version, t.duration_min, t.repetitions, t.sets,"
+                " t.hr_zone_low, t.hr_zone_high, t.valid_from, t.cause, t.reason, t.created_by,"
+                " t.flare_start, t.evidence FROM exercise_target t WHERE t.patient_id = %s{}"
+                " ORDER BY t.prescription_id, t.version"
+            ).format(ends),
+            (patient_id,),
+        )
+        out: dict[int, list[TargetVersion]] = {}
+        for r in cur.fetchall():
+            out.setdefault(r["prescription_id"], []).append(_target_version(r))
+        return out
+
+
+def insert_target_version(conn: psycopg.Connection[Any], patient_id: int, v: TargetVersion) -> int:
+    """Store one target version; a version number already taken raises `ExerciseError`."""
+    t = v.target
+    low, high = (None, None) if t.hr_zone is None else t.hr_zone
+    try:
+        with conn.transaction():
+            row = conn.execute(
+                "INSERT INTO exercise_target (prescription_id, patient_id, version, duration_min,"
+                " repetitions, sets, hr_zone_low, hr_zone_high, valid_from, cause, reason,"
+                " flare_start, evidence, created_by) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s,"
+                " %s, %s, %s, %s::jsonb, %s) RETURNING target_id",
+                (
+                    v.prescription_id,
+                    patient_id,
+                    v.version,
+                    t.duration_min,
+                    t.repetitions,
+                    t.sets,
+                    low,
+                    high,
+                    v.valid_from,
+                    v.cause.value,
+                    v.reason,
+                    v.flare_start,
+                    to_json(v.evidence),
+                    v.created_by,
+                ),
+            ).fetchone()
+    except psycopg.errors.UniqueViolation:
+        raise ExerciseError(
+            f"target version {v.version} of prescription {v.prescription_id} was written"
+            " concurrently; reload and try again"
+        ) from None
+    assert row is not None
+    return int(row[0])
+
+
+EXERCISE_SESSION_COLUMNS = (
+    "prescription_id",
+    "performed_at",
+    "target_version",
+    "duration_min",
+    "repetitions",
+    "sets",
+    "rpe",
+    "pain_before",
+    "pain_after",
+    "note",
+)
+_EXERCISE_COLS = sql.SQL(", ").join(map(sql.Identifier, EXERCISE_SESSION_COLUMNS))
+
+
+def exercise_sessions(
+    conn: psycopg.Connection[Any],
+    ctx: PatientContext,
+    start: date,
+    end: date,
+    *,
+    prescription_id: int | None = None,
+) -> list[ExerciseSession]:
+    """Exercise sessions performed on local days `start` … `end`, oldest first."""
+    where: list[sql.Composable] = [
+        sql.SQL("patient_id = %(p)s AND performed_at >= %(lo)s AND performed_at < %(hi)s")
+    ]
+    params: dict[str, Any] = {
+        "tz": ctx.timezone,
+        "p": ctx.patient_id,
+        "lo": ctx.day_start(start),
+        "hi": ctx.day_start(end + timedelta(days=1)),
+    }
+    if prescription_id is not None:
+        where.append(sql.SQL("prescription_id = %(rx)s"))
+        params["rx"] = prescription_id
+    with conn.cursor(row_factory=class_row(ExerciseSession)) as cur:
+        cur.execute(
+            sql.SQL(
+                "SELECT session_id, {}, (performed_at AT TIME ZONE %(tz)s)::date AS day"
+                " FROM exercise_session WHERE {} ORDER BY performed_at, session_id"
+            ).format(_EXERCISE_COLS, sql.SQL(" AND ").join(where)),
+            params,
+        )
+        return cur.fetchall()
+
+
+def insert_exercise_session(
+    conn: psycopg.Connection[Any], patient_id: int, s: ExerciseSession, key: str | None
+) -> tuple[int, bool, dict[str, Any]]:
+    """Store a logged session once per idempotency key: (session id, whether new, stored values)."""
+    values = [getattr(s, c) for c in EXERCISE_SESSION_COLUMNS]
+    return _insert_once(
+        conn,
+        table="exercise_session",
+        id_column="session_id",
+        columns=EXERCISE_SESSION_COLUMNS,
+        patient_id=patient_id,
+        values=values,
+        key=key,
+    )
+
+
+def flag_coverage(
+    conn: psycopg.Connection[Any], ctx: PatientContext, prefix: str, through: date
+) -> date | None:
+    """The last local day up to `through` covered by a flag of a rule starting with `prefix`.
+
+    An open or acknowledged flag covers every day up to `through`; a resolved one
+    the days of its window.
+    """
+    row = conn.execute(
+        "SELECT max(CASE WHEN status IN ('open', 'acknowledged') THEN %(through)s"
+        " ELSE ((window_end - interval '1 microsecond') AT TIME ZONE %(tz)s)::date END)"
+        " FROM flag WHERE patient_id = %(p)s AND starts_with(rule_id, %(prefix)s)"
+        " AND window_start < %(hi)s",
+        {
+            "through": through,
+            "tz": ctx.timezone,
+            "p": ctx.patient_id,
+            "prefix": prefix,
+            "hi": ctx.day_start(through + timedelta(days=1)),
+        },
+    ).fetchone()
+    last = None if row is None else row[0]
+    return None if last is None else min(last, through)

@@ -159,3 +159,61 @@ def below_message(
             f"You have done {figures} today; {amount(m, remaining)} {m.unit} left in today's plan."
         )
     return f"On {when} you did {figures}, {amount(m, remaining)} short of the plan."
+
+
+# Prescribed exercise -----------------------------------------------------------------------
+
+
+def target_text(
+    duration_min: float | None,
+    repetitions: int | None,
+    sets: int | None,
+    hr_zone: tuple[int, int] | None,
+) -> str:
+    """A session target as people read it: "3 × 10 repetitions, 20 min in HR zone 2-3"."""
+    parts = []
+    if repetitions is not None:
+        parts.append(
+            f"{sets} × {repetitions} repetitions" if sets else f"{repetitions} repetitions"
+        )
+    if duration_min is not None:
+        parts.append(f"{number(duration_min)} min")
+    text = ", ".join(parts)
+    if hr_zone is not None:
+        low, high = hr_zone
+        text += f" in HR zone {low}" if low == high else f" in HR zone {low}-{high}"
+    return text
+
+
+def exercise_rise_reason(name: str, n_sessions: int, previous: str, new: str) -> str:
+    """Why a session target rose."""
+    return (
+        f"{name}: {n_sessions} sessions in a row reached {previous} without pain rising"
+        f" afterwards; target raised to {new}"
+    )
+
+
+def exercise_step_down_reason(name: str, flare_start: date, previous: str, new: str) -> str:
+    """What a flare did to a session target."""
+    return (
+        f"{name}: flare from {flare_start.isoformat()}: target stepped down from {previous}"
+        f" to {new}; rebuild from there"
+    )
+
+
+def exercise_clinician_reason(name: str, new: str, reason: str) -> str:
+    """A clinician set a session target."""
+    return f"{name}: target set to {new}. {reason}"
+
+
+def exercise_feedback(*, completed: bool, worsened: bool, rpe: int, minutes: float) -> str:
+    """What the patient reads after logging a session (progress first, never blame)."""
+    load = f"Session load {number(rpe * minutes)} (effort {rpe} × {number(minutes)} min)."
+    if worsened:
+        return (
+            f"Logged. Pain rose after this session, so the target stays where it is for now;"
+            f" that is how the plan keeps you safe. {load}"
+        )
+    if completed:
+        return f"Logged: you reached today's target. {load}"
+    return f"Logged. Every session counts, even a shorter one. {load}"
