@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Mapping
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Final
 
@@ -44,6 +45,57 @@ QUESTIONNAIRES: Final = {
     "PSEQ": "https://paceline.dev/fhir/Questionnaire/pseq",
 }
 _NAMESPACE: Final = uuid.UUID("0c7d5e3a-41f6-5b2c-9f0e-2d6a8b1c3e5f")
+
+
+@dataclass(frozen=True)
+class DailyObservation:
+    """How one `daily_metrics` column becomes one ``Observation`` per day."""
+
+    key: str
+    column: str
+    category: tuple[str, str]
+    coding: Mapping[str, str]
+    text: str
+    unit: str
+    ucum: str
+    profile: str | None = None
+
+
+VITAL_SIGNS: Final = ("vital-signs", "Vital Signs")
+DAILY_OBSERVATIONS: Final = (
+    DailyObservation(
+        "hr",
+        "mean_hr_bpm",
+        VITAL_SIGNS,
+        {"system": LOINC, "code": "8867-4", "display": "Heart rate"},
+        "Mean heart rate over the day",
+        "beats/minute",
+        "/min",
+        HEART_RATE_PROFILE,
+    ),
+    DailyObservation(
+        "steps",
+        "steps",
+        ("activity", "Activity"),
+        {"system": LOINC, "code": "41950-7", "display": "Number of steps in 24 hour Measured"},
+        "Steps over the day",
+        "steps/day",
+        "/d",
+    ),
+    DailyObservation(
+        "rmssd",
+        "rmssd_ms",
+        VITAL_SIGNS,
+        {
+            "system": CODE_SYSTEM,
+            "code": "hrv-rmssd",
+            "display": "Heart rate variability, RMSSD of the day's RR intervals",
+        },
+        "HRV RMSSD (root mean square of successive RR differences)",
+        "ms",
+        "ms",
+    ),
+)
 
 
 def _urn(*parts: object) -> str:
@@ -99,40 +151,18 @@ class _Builder:
     def day(self, row: ExportDay) -> None:
         lo, hi = self.data.day_bounds(row.day)
         period = {"effectivePeriod": {"start": _iso(lo), "end": _iso(hi)}}
-        if row.mean_hr_bpm is not None:
+        for m in DAILY_OBSERVATIONS:
+            value = getattr(row, m.column)
+            if value is None:
+                continue  # not measured that day (no heart rate, too few beats)
             self.observation(
-                ("hr", row.day),
-                category=("vital-signs", "Vital Signs"),
-                coding={"system": LOINC, "code": "8867-4", "display": "Heart rate"},
-                text="Mean heart rate over the day",
-                value=_quantity(row.mean_hr_bpm, "beats/minute", "/min"),
+                (m.key, row.day),
+                category=m.category,
+                coding=m.coding,
+                text=m.text,
+                value=_quantity(value, m.unit, m.ucum),
                 effective=period,
-                profile=HEART_RATE_PROFILE,
-            )
-        self.observation(
-            ("steps", row.day),
-            category=("activity", "Activity"),
-            coding={
-                "system": LOINC,
-                "code": "41950-7",
-                "display": "Number of steps in 24 hour Measured",
-            },
-            text="Steps over the day",
-            value=_quantity(row.steps, "steps/day", "/d"),
-            effective=period,
-        )
-        if row.rmssd_ms is not None:
-            self.observation(
-                ("rmssd", row.day),
-                category=("vital-signs", "Vital Signs"),
-                coding={
-                    "system": CODE_SYSTEM,
-                    "code": "hrv-rmssd",
-                    "display": "Heart rate variability, RMSSD of the day's RR intervals",
-                },
-                text="HRV RMSSD (root mean square of successive RR differences)",
-                value=_quantity(row.rmssd_ms, "ms", "ms"),
-                effective=period,
+                profile=m.profile,
             )
 
     def pain(self, row: DiaryRecord) -> None:
