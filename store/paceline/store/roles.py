@@ -71,10 +71,6 @@ ROLES: Final = (
 _OWNER_MEMBER_OF: Final = (CLINICIAN,)
 
 
-# "role" in ASCII: the advisory lock that serialises role bootstraps on one server.
-ROLES_LOCK_KEY = 0x726F6C65
-
-
 class RoleSetupError(StoreError):
     """The roles cannot be set up: the connection lacks the rights, or a role is misconfigured."""
 
@@ -116,51 +112,54 @@ def bootstrap(conn: psycopg.Connection[Any], *, passwords: Mapping[str, str] | N
         raise RoleSetupError(f"passwords given for roles that do not log in: {sorted(unknown)}")
     if not conn.autocommit:
         raise RoleSetupError("setting up the roles needs a connection in autocommit mode")
-    # Serialise concurrent bootstraps (two services starting at once): CREATE
-    # ROLE has no IF NOT EXISTS. The lock is a session lock taken before the
-    # transaction starts: a transaction that waited on an advisory lock inside
-    # itself still holds catalog caches from before the other bootstrap
-    # committed, and its ALTER ROLE then fails with "tuple concurrently
-    # updated". The key is a parameter because hexadecimal SQL literals need
-    # PostgreSQL 16.
-    conn.execute("SELECT pg_advisory_lock(%s)", (ROLES_LOCK_KEY,))
-    try:
-        with conn.transaction():
-            timescale = conn.execute(
-                "SELECT count(*) > 0 FROM pg_available_extensions WHERE name = 'timescaledb'"
-            ).fetchone()
-            for spec in ROLES:
-                if spec.name == OWNER and timescale and timescale[0]:
-                    # TimescaleDB runs compression and retention jobs as the hypertable
-                    # owner and refuses owners that cannot log in (timescale/timescaledb
-                    # #1662, #1709). The owner gets LOGIN with no password: password
-                    # authentication can never succeed for it.
-                    _ensure_role(conn, RoleSpec(OWNER, login=True, inherit=True), None)
-                    conn.execute(
-                        sql.SQL("ALTER ROLE {} PASSWORD NULL").format(sql.Identifier(OWNER))
-                    )
-                    continue
-                _ensure_role(conn, spec, given.get(spec.name))
-            for member_of in _OWNER_MEMBER_OF:
-                _ensure_member(conn, OWNER, member_of)
-            for spec in ROLES:
-                for parent in spec.member_of:
-                    _ensure_member(conn, spec.name, parent)
-            # PostgreSQL 15 no longer lets PUBLIC create in schema public; a database
-            # made from an older template may still, and the SECURITY DEFINER
-            # functions rely on nobody but the owner creating objects there.
-            conn.execute("REVOKE CREATE ON SCHEMA public FROM PUBLIC")
-            conn.execute(
-                sql.SQL("GRANT USAGE, CREATE ON SCHEMA public TO {}").format(sql.Identifier(OWNER))
+    with conn.transaction():
+        lock_roles(conn)
+        timescale = conn.execute(
+            "SELECT count(*) > 0 FROM pg_available_extensions WHERE name = 'timescaledb'"
+        ).fetchone()
+        for spec in ROLES:
+            if spec.name == OWNER and timescale and timescale[0]:
+                # TimescaleDB runs compression and retention jobs as the hypertable
+                # owner and refuses owners that cannot log in (timescale/timescaledb
+                # #1662, #1709). The owner gets LOGIN with no password: password
+                # authentication can never succeed for it.
+                _ensure_role(conn, RoleSpec(OWNER, login=True, inherit=True), None)
+                conn.execute(sql.SQL("ALTER ROLE {} PASSWORD NULL").format(sql.Identifier(OWNER)))
+                continue
+            _ensure_role(conn, spec, given.get(spec.name))
+        for member_of in _OWNER_MEMBER_OF:
+            _ensure_member(conn, OWNER, member_of)
+        for spec in ROLES:
+            for parent in spec.member_of:
+                _ensure_member(conn, spec.name, parent)
+        # PostgreSQL 15 no longer lets PUBLIC create in schema public; a database
+        # made from an older template may still, and the SECURITY DEFINER
+        # functions rely on nobody but the owner creating objects there.
+        conn.execute("REVOKE CREATE ON SCHEMA public FROM PUBLIC")
+        conn.execute(
+            sql.SQL("GRANT USAGE, CREATE ON SCHEMA public TO {}").format(sql.Identifier(OWNER))
+        )
+        conn.execute(
+            sql.SQL("GRANT CONNECT, TEMPORARY ON DATABASE {} TO {}").format(
+                sql.Identifier(str(conn.info.dbname)),
+                sql.SQL(", ").join(sql.Identifier(r) for r in SERVICE_ROLES),
             )
-            conn.execute(
-                sql.SQL("GRANT CONNECT, TEMPORARY ON DATABASE {} TO {}").format(
-                    sql.Identifier(str(conn.info.dbname)),
-                    sql.SQL(", ").join(sql.Identifier(r) for r in SERVICE_ROLES),
-                )
-            )
-    finally:
-        conn.execute("SELECT pg_advisory_unlock(%s)", (ROLES_LOCK_KEY,))
+        )
+
+
+def lock_roles(conn: psycopg.Connection[Any]) -> None:
+    """Serialise role changes across the whole server until the transaction ends.
+
+    Two services starting at once bootstrap concurrently, and CREATE ROLE has no
+    IF NOT EXISTS. Roles are cluster-wide while an advisory lock belongs to one
+    database, so two databases of one server bootstrapping at once would not wait
+    for each other; `pg_authid` is a shared catalog, and a lock on it is one lock
+    for the whole cluster. It must be the transaction's first statement: taking a
+    relation lock reads the catalog changes committed while it waited (an
+    advisory lock does not, and the ALTER ROLE after it then fails with "tuple
+    concurrently updated"). It conflicts with nothing but other role changes.
+    """
+    conn.execute("LOCK TABLE pg_catalog.pg_authid IN SHARE ROW EXCLUSIVE MODE")
 
 
 def _ensure_role(conn: psycopg.Connection[Any], spec: RoleSpec, password: str | None) -> None:
