@@ -82,7 +82,7 @@ def test_strap_without_battery_service_cannot_give_battery() -> None:
     """Capabilities follow what the device really has, not what the profile could have."""
     resolved = DEFAULT_PROFILES.resolve([HRS])
     assert resolved is not None
-    assert not resolved.can_give(Stream.BATTERY)
+    assert Stream.BATTERY not in resolved.streams
     assert DEFAULT_PROFILES.get("hr_strap") is not None
     assert Stream.BATTERY in resolved.profile.streams
 

@@ -24,6 +24,7 @@ from paceline.ingest.daemon import (
     load_bindings,
     scan_locator,
 )
+from paceline.ingest.gateway_state import DeviceFacts
 from paceline.ingest.simulation import (
     SimulatedSpan,
     build_fleet,
@@ -242,7 +243,28 @@ def format_status(status: SpoolStatus) -> str:
         for device_id, counts in sorted(status.counters.items()):
             label = "gw" if device_id == 0 else str(device_id)
             lines.append(f"{label:>6} " + " ".join(f"{counts.get(n, 0):>12}" for n in names))
+    for device_id, facts in sorted(status.devices.items()):
+        lines.append(f"device {device_id}: {describe_device(facts)}")
     return "\n".join(lines)
+
+
+def describe_device(facts: DeviceFacts) -> str:
+    """What a wearable last said about itself, as an operator reads it."""
+    if facts.battery_percent is None:
+        battery = "battery unknown"
+    else:
+        battery = f"battery {facts.battery_percent} %"
+        if facts.battery_at_us is not None:
+            at = datetime.fromtimestamp(facts.battery_at_us / 1e6, UTC)
+            battery += f" at {at.isoformat(timespec='seconds')}"
+    info = facts.info
+    identity = " ".join(v for v in (info.manufacturer, info.model) if v) or "model unknown"
+    parts = [battery, identity]
+    if info.firmware:
+        parts.append(f"firmware {info.firmware}")
+    if info.serial:
+        parts.append(f"serial {info.serial}")
+    return ", ".join(parts)
 
 
 def run_status(args: argparse.Namespace, settings: Settings) -> int:

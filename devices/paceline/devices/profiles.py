@@ -137,10 +137,6 @@ class ResolvedProfile:
         """
         return tuple(binding for binding in self.bindings if binding.notify and binding.streams)
 
-    def can_give(self, stream: Stream) -> bool:
-        """Whether this device feeds `stream`."""
-        return stream in self.streams
-
     def binding_for(self, characteristic_uuid: str) -> Binding | None:
         """The first binding of a characteristic UUID, or None if the device lacks it."""
         wanted = uuids.normalize(characteristic_uuid)

@@ -33,7 +33,7 @@ from paceline.devices.clock import SYSTEM_CLOCK, Clock, Stamper
 from paceline.devices.profiles import DEFAULT_PROFILES, ProfileRegistry
 from paceline.ingest.chunks import SampleBuffer, epoch_us
 from paceline.ingest.config import DEFAULT_CONFIG, DaemonConfig
-from paceline.ingest.gateway_state import DeviceBinding
+from paceline.ingest.gateway_state import DeviceBinding, DeviceFacts
 from paceline.ingest.spool import Spool, SpoolStatus
 from paceline.ingest.spool_file import SpoolDamagedError, daemon_lock
 from paceline.ingest.uploader import Uploader
@@ -170,6 +170,7 @@ class IngestDaemon:
         self._executor_closed = False
         self._repair_needed = False
         self._saved_steps: dict[int, int] = {}
+        self._saved_facts: dict[int, DeviceFacts] = {}
         self._baseline: SpoolStatus | None = None
         self.dropped_rows = 0
         self._dropped: dict[tuple[int, str], int] = {}
@@ -392,12 +393,18 @@ class IngestDaemon:
             if w.step_count is not None
             and self._saved_steps.get(w.binding.device_id) != w.step_count
         }
-        if not chunks and not deltas and not steps:
+        facts = {
+            w.binding.device_id: w.facts
+            for w in self.workers
+            if self._saved_facts.get(w.binding.device_id, DeviceFacts()) != w.facts
+        }
+        if not chunks and not deltas and not steps and not facts:
             return 0
         assert self._writer is not None
         try:
-            await self._in_writer(self._writer.append, chunks, deltas, steps)
+            await self._in_writer(self._writer.append, chunks, deltas, steps, facts)
             self._saved_steps.update(steps)
+            self._saved_facts.update(facts)
         except SpoolDamagedError:
             self.buffer.restore(chunks)
             self._uncount(counted)

@@ -36,7 +36,13 @@ from pathlib import Path
 from typing import Any, Final
 
 from paceline.ingest.chunks import PAYLOAD, Chunk, RecordError
-from paceline.ingest.gateway_state import GatewayState, default_gateway_id
+from paceline.ingest.gateway_state import (
+    DeviceFacts,
+    GatewayState,
+    default_gateway_id,
+    load_device_facts,
+    save_device_facts,
+)
 from paceline.ingest.spool_file import (
     BUSY_TIMEOUT_MS,
     MAX_BATCH_RECORDS,
@@ -123,6 +129,7 @@ class SpoolStatus:
     oldest_pending_us: int | None
     in_flight: str | None
     counters: Mapping[int, Mapping[str, int]] = field(default_factory=dict)
+    devices: Mapping[int, DeviceFacts] = field(default_factory=dict)
     replaces: str | None = None
     incidents: tuple[SpoolIncident, ...] = ()
 
@@ -262,12 +269,14 @@ class Spool:
         chunks: Iterable[Chunk],
         counters: Mapping[tuple[int, str], int] | None = None,
         step_counts: Mapping[int, int] | None = None,
+        device_facts: Mapping[int, DeviceFacts] | None = None,
     ) -> int:
         """Commit `chunks` and counter increments in one durable transaction; return the last seq.
 
         `step_counts` are the devices' cumulative step counters as of these chunks; kept in
         the same transaction, so a restarted daemon continues each counter exactly where
         the spooled rows end (neither counting steps twice nor dropping the interval).
+        `device_facts` replace what the devices said about themselves (battery, model).
         """
         now_us = time.time_ns() // 1000
         rows = [
@@ -280,7 +289,7 @@ class Spool:
             name = "spooled" if _s != PAYLOAD else "malformed_spooled"
             increments[(device_id, name)] = increments.get((device_id, name), 0) + count
         try:
-            return self._append(rows, increments, step_counts)
+            return self._append(rows, increments, step_counts, device_facts or {})
         except sqlite3.DatabaseError as exc:
             if isinstance(exc, sqlite3.OperationalError):
                 raise  # a full disk, an I/O error, a lock: it may pass; the caller retries
@@ -291,8 +300,10 @@ class Spool:
         rows: list[tuple[Any, ...]],
         increments: Mapping[tuple[int, str], int],
         step_counts: Mapping[int, int] | None,
+        device_facts: Mapping[int, DeviceFacts],
     ) -> int:
         with transaction(self._conn):
+            save_device_facts(self._conn, device_facts)
             if rows:
                 self._conn.executemany(
                     "INSERT INTO chunk (stream, patient_id, device_id, n, data, crc, spooled_us)"
@@ -545,6 +556,7 @@ class Spool:
                 )
             )
             replaces = get_meta(conn, "replaces")
+            devices = load_device_facts(conn)
         last_seq = self._newest_seq()
         try:  # outside the transaction: a damaged page would fail the rest of it
             oldest = conn.execute(
@@ -564,6 +576,7 @@ class Spool:
             oldest_pending_us=None if oldest is None else int(oldest[0]),
             in_flight=None if flight is None else str(flight[0]),
             counters=counters,
+            devices=devices,
             replaces=replaces,
             incidents=incidents,
         )

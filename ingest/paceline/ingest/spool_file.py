@@ -64,6 +64,17 @@ CREATE TABLE IF NOT EXISTS incident (
     kind        TEXT NOT NULL,
     detail      TEXT NOT NULL
 );
+CREATE TABLE IF NOT EXISTS device_facts (
+    device_id       INTEGER PRIMARY KEY,
+    battery_percent INTEGER,
+    battery_at_us   INTEGER,
+    manufacturer    TEXT,
+    model           TEXT,
+    serial          TEXT,
+    firmware        TEXT,
+    hardware        TEXT,
+    software        TEXT
+);
 CREATE TABLE IF NOT EXISTS binding (
     address     TEXT PRIMARY KEY,
     device_id   INTEGER NOT NULL,
@@ -158,6 +169,10 @@ _TABLES_KEPT: Final = {
     "step_state": ("SELECT * FROM step_state", "INSERT INTO step_state VALUES (?, ?)"),
     "binding": ("SELECT * FROM binding", "INSERT INTO binding VALUES (?, ?, ?, ?, ?)"),
     "incident": ("SELECT * FROM incident", "INSERT INTO incident VALUES (?, ?, ?)"),
+    "device_facts": (
+        "SELECT * FROM device_facts",
+        "INSERT INTO device_facts VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+    ),
 }
 """What a rebuild copies besides the records: each table's read and its write, spelled out."""
 _CHUNK_SELECT: Final = (

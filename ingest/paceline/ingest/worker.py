@@ -33,6 +33,7 @@ from bleak.exc import BleakError
 from paceline.devices import ConnectError, DeviceError, UnsupportedDeviceError
 from paceline.devices.clock import SYSTEM_CLOCK, Clock, Stamper
 from paceline.devices.events import LinkEvent, LinkLost, Reading, Rejected
+from paceline.devices.gatt import DeviceInformation
 from paceline.devices.profiles import DEFAULT_PROFILES, ProfileRegistry
 from paceline.devices.samples import (
     BatterySample,
@@ -46,7 +47,7 @@ from paceline.devices.steps import StepCounter
 from paceline.devices.transport import DeviceLink, find_device, reconnect_delay_s
 from paceline.ingest.chunks import SampleBuffer, epoch_us
 from paceline.ingest.config import DEFAULT_CONFIG, DaemonConfig
-from paceline.ingest.gateway_state import DeviceBinding
+from paceline.ingest.gateway_state import DeviceBinding, DeviceFacts
 
 logger = logging.getLogger(__name__)
 
@@ -79,6 +80,8 @@ class DeviceStats:
     last_backoff_s: float = 0.0
     max_backoff_s: float = 0.0
     battery_percent: int | None = None
+    battery_at_us: int | None = None
+    info: DeviceInformation | None = None
     state: LinkState = LinkState.CONNECTING
     last_error: str | None = None
 
@@ -221,7 +224,7 @@ class DeviceWorker:
                     steps=sample.steps,
                 )
             elif isinstance(sample, BatterySample):
-                self.stats.battery_percent = sample.percent
+                self._battery(sample.percent, epoch_us(sample.time))
 
     # ------------------------------------------------------------------ the loop
 
@@ -246,6 +249,36 @@ class DeviceWorker:
         self.stats.state = LinkState.CONNECTING
         await self.link.connect(max_attempts=self._config.connect_attempts)
         await self.link.subscribe()
+        await self._read_facts(self.link)
+
+    def _battery(self, percent: int, at_us: int) -> None:
+        self.stats.battery_percent = percent
+        self.stats.battery_at_us = at_us
+
+    @property
+    def facts(self) -> DeviceFacts:
+        """What the device last said about itself (battery level, Device Information)."""
+        return DeviceFacts(
+            self.stats.battery_percent,
+            self.stats.battery_at_us,
+            self.stats.info or DeviceInformation(),
+        )
+
+    async def _read_facts(self, link: DeviceLink) -> None:
+        """Read the battery level and Device Information once per connection.
+
+        After subscribing, so that no notification waits for the reads. A device that
+        cannot answer them keeps streaming: they are for the operator, not the data.
+        """
+        try:
+            battery = await link.read_battery()
+            info = await link.read_device_info()
+        except (DeviceError, BleakError, TimeoutError) as exc:
+            logger.info("%s: battery or device information unreadable: %s", self.address, exc)
+            return
+        if battery is not None:
+            self._battery(battery.percent, epoch_us(self._stamper.stamp().time))
+        self.stats.info = info
 
     async def run(self, stop: asyncio.Event) -> None:
         """Keep the device streaming until `stop` is set; never raises (except cancellation)."""
