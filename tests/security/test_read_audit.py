@@ -7,6 +7,7 @@ from typing import Any
 
 import psycopg
 
+from paceline.pacing import overview
 from paceline.store import connect, reads, roles
 from paceline.store.testing import service_dsn
 from tests.security.conftest import Session, World
@@ -77,3 +78,18 @@ def test_a_services_reads_are_not_audited(
         assert len(reads.daily_metrics(worker, world.mine, date(2026, 4, 1), date(2026, 5, 31)))
         worker.commit()
     assert conn.execute(count).fetchone() == before
+
+
+def test_the_dashboards_read_models_audit_each_patient_they_show(
+    conn: psycopg.Connection[Any], as_clinician: Session, world: World
+) -> None:
+    # A caseload is a view of every patient on it: one read row per patient, like
+    # reads.caseload, not one page row that names no patient.
+    before = _reads_of(conn, f"clinician:{world.me}")
+    with as_clinician() as s:
+        shown = [e.patient_id for e in overview.caseload(s, now=END)]
+        overview.timeline(s, world.mine, START.date(), END.date())
+        overview.exposure(s, world.mine)
+    assert shown == [world.mine]
+    after = _reads_of(conn, f"clinician:{world.me}")[len(before) :]
+    assert after == [(world.mine, "caseload"), (world.mine, "timeline"), (world.mine, "exposure")]

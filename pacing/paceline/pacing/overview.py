@@ -7,6 +7,11 @@ samples, never raw samples, and do every patient of a caseload in one
 set-based query per table, so that a caseload of hundreds costs a handful of
 queries. Clinical meaning (which day is valid, which plan applies, what counts
 as a gap) comes from the pure modules.
+
+Like `paceline.store.reads`, each read model audits itself: in a person session
+it writes one `read` row per patient it returned (a caseload: every patient on
+it), in the read's transaction, so that no view of a patient's data goes
+unrecorded whichever page shows it. A service's reads are not audited.
 """
 
 from __future__ import annotations
@@ -106,6 +111,7 @@ def caseload(conn: psycopg.Connection[Any], *, now: datetime) -> list[CaseloadEn
     for f in records.open_flags(conn, ids):
         flags[f.patient_id].append(f)
     side = records.caseload_facts(conn, ids)
+    access.record_reads(conn, obj="caseload", patient_ids=ids)
     out = []
     for p in patients:
         start = p.yesterday - timedelta(days=SPARK_DAYS - 1)
@@ -178,6 +184,12 @@ def timeline(
         if flags
         else ()
     )
+    access.record_reads(
+        conn,
+        obj="timeline",
+        patient_ids=[patient_id],
+        detail={"start": start.isoformat(), "end": end.isoformat(), "flags": flags},
+    )
     return PatientTimeline(
         patient=ctx,
         display_name=records.display_name(conn, patient_id),
@@ -204,6 +216,7 @@ class Exposure:
 def exposure(conn: psycopg.Connection[Any], patient_id: int) -> Exposure:
     """The ladder, bottom rung first, and its sessions, oldest first."""
     ctx = records.patient_context(conn, patient_id)
+    access.record_reads(conn, obj="exposure", patient_ids=[patient_id])
     return Exposure(
         tuple(records.ladder_items(conn, patient_id)), tuple(records.sessions(conn, ctx))
     )
@@ -214,6 +227,9 @@ def minute_buckets(
 ) -> list[MinuteBucket]:
     """One local day in one-minute buckets, read through the session's sample views."""
     ctx = records.patient_context(conn, patient_id)
+    access.record_reads(
+        conn, obj="minute_buckets", patient_ids=[patient_id], detail={"day": day.isoformat()}
+    )
     return records.minute_buckets(
         conn,
         patient_id,
