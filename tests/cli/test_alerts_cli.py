@@ -37,7 +37,7 @@ def test_list_ack_and_resolve_from_the_command_line(
     play(conn, pid, SimPatient(Persona.FLARE_AFTER_SPIKE, seed=4, spike_day=20), days=21)
     monkeypatch.setenv("PACELINE_DATABASE_URL", db_dsn)
     assert main(["alerts", "list", "--patient", str(pid), "--json"]) == 0
-    rows = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    rows = json.loads(capsys.readouterr().out)
     assert [r["rule_id"] for r in rows] == ["boom.over_quota"]
     alert_id = rows[0]["alert_id"]
 
@@ -56,9 +56,9 @@ def test_list_ack_and_resolve_from_the_command_line(
     assert main(["alerts", "resolve", str(alert_id), "--clinician", str(team[0])]) == 0
     capsys.readouterr()
     assert main(["alerts", "list", "--patient", str(pid), "--json"]) == 0
-    assert capsys.readouterr().out == ""
+    assert json.loads(capsys.readouterr().out) == []
     assert main(["alerts", "list", "--patient", str(pid), "--status", "resolved", "--json"]) == 0
-    (row,) = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    (row,) = json.loads(capsys.readouterr().out)
     assert row["ack_note"] == note and row["resolution"] == "clinician"
 
     trail = conn.execute(

@@ -194,7 +194,7 @@ def test_accounts_command_adds_lists_locks_and_changes_passwords(
     assert _cli(monkeypatch, db_dsn, ["accounts", "lock", "dr.lee"]) == 0
     capsys.readouterr()
     assert _cli(monkeypatch, db_dsn, ["accounts", "list", "--json"]) == 0
-    rows = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    rows = json.loads(capsys.readouterr().out)  # one JSON document: an array of logins
     lee = next(r for r in rows if r["username"] == "dr.lee")
     assert lee["role"] == "clinician" and lee["clinician_id"] == clinician_id
     assert lee["state"] == "locked"

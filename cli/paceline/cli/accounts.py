@@ -4,14 +4,16 @@ from __future__ import annotations
 
 import argparse
 import getpass
-import json
 import sys
 from datetime import UTC, datetime
 from typing import Any
 
+import psycopg
+
 from paceline.cli.database import database_dsn
+from paceline.cli.output import add_json_option, emit_json
 from paceline.cli.settings import Settings
-from paceline.store import accounts
+from paceline.store import accounts, registry
 from paceline.store.accounts import Role
 from paceline.store.connection import connect
 
@@ -26,6 +28,11 @@ def register(commands: Any) -> None:
     add.add_argument("--role", required=True, choices=[r.value for r in Role])
     who = add.add_mutually_exclusive_group()
     who.add_argument("--clinician", type=int, metavar="ID", help="the clinician it speaks for")
+    add.add_argument(
+        "--name",
+        help="with --role clinician and no --clinician: record a new clinician of this name"
+        " (username as the login's) and link the login to them",
+    )
     who.add_argument("--patient", type=int, metavar="ID", help="the patient it speaks for")
     add.add_argument("--email", help="e-mail address (single sign-on maps logins by it)")
     _password_options(add)
@@ -42,7 +49,11 @@ def register(commands: Any) -> None:
     lock.set_defaults(handler=run_lock)
 
     listing = sub.add_parser("list", help="every login with its role and lockout state")
-    listing.add_argument("--json", action="store_true", help="one JSON object per line")
+    add_json_option(
+        listing,
+        "an array, one object per login: username, role, clinician_id, patient_id, email,"
+        " name, state, failed_attempts, last_login_at",
+    )
     listing.set_defaults(handler=run_list)
 
 
@@ -81,17 +92,40 @@ def run_add(args: argparse.Namespace, settings: Settings) -> int:
     """Create a login."""
     accounts.check_username(args.username)
     password_hash = _hash(_read_password(args))
-    with database_dsn(settings, announce=False) as dsn, connect(dsn, autocommit=True) as conn:
+    role = Role(args.role)
+    if args.name is not None and (role is not Role.CLINICIAN or args.clinician is not None):
+        raise accounts.AccountError(
+            args.name, "--name records a new clinician: use it with --role clinician alone"
+        )
+    with (
+        database_dsn(settings, announce=False) as dsn,
+        connect(dsn) as conn,
+        conn.transaction(),  # a new clinician and their login, or neither
+    ):
+        clinician_id = args.clinician
+        if args.name is not None:
+            try:
+                with conn.transaction():
+                    clinician_id = registry.create_clinician(
+                        conn, username=args.username, display_name=args.name
+                    )
+            except psycopg.errors.IntegrityError as exc:
+                raise accounts.AccountError(
+                    args.username,
+                    f"cannot be a clinician's username ({exc.diag.constraint_name}):"
+                    " taken, or not 2-64 of a-z 0-9 _ . -",
+                ) from None
         account_id = accounts.create_account(
             conn,
             username=args.username,
-            role=Role(args.role),
+            role=role,
             password_hash=password_hash,
-            clinician_id=args.clinician,
+            clinician_id=clinician_id,
             patient_id=args.patient,
             email=args.email,
         )
-    print(f"account {args.username} ({args.role}) created with id {account_id}")
+    person = f" for clinician {clinician_id}" if clinician_id is not None else ""
+    print(f"account {args.username} ({args.role}) created with id {account_id}{person}")
     return 0
 
 
@@ -126,22 +160,22 @@ def run_list(args: argparse.Namespace, settings: Settings) -> int:
     with database_dsn(settings, announce=False) as dsn, connect(dsn, autocommit=True) as conn:
         found = accounts.list_accounts(conn)
     if args.json:
-        for a in found:
-            print(
-                json.dumps(
-                    {
-                        "username": a.username,
-                        "role": a.role.value,
-                        "clinician_id": a.clinician_id,
-                        "patient_id": a.patient_id,
-                        "email": a.email,
-                        "name": a.display_name,
-                        "state": _state(a, now),
-                        "failed_attempts": a.failed_attempts,
-                        "last_login_at": a.last_login_at.isoformat() if a.last_login_at else None,
-                    }
-                )
-            )
+        emit_json(
+            [
+                {
+                    "username": a.username,
+                    "role": a.role.value,
+                    "clinician_id": a.clinician_id,
+                    "patient_id": a.patient_id,
+                    "email": a.email,
+                    "name": a.display_name,
+                    "state": _state(a, now),
+                    "failed_attempts": a.failed_attempts,
+                    "last_login_at": a.last_login_at,
+                }
+                for a in found
+            ]
+        )
         return 0
     if not found:
         print("no accounts")

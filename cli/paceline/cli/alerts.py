@@ -7,16 +7,14 @@ acts for the clinician given with `--clinician` and is audited as them.
 from __future__ import annotations
 
 import argparse
-import json
 import sys
-from dataclasses import asdict
 from datetime import UTC, datetime
 from typing import Any
 
 from paceline.cli.database import database_dsn
+from paceline.cli.output import add_json_option, emit_json
 from paceline.cli.settings import Settings
 from paceline.pacing.alerts import (
-    AlertError,
     AlertRow,
     acknowledge,
     dead_letters,
@@ -24,6 +22,7 @@ from paceline.pacing.alerts import (
     resolve,
 )
 from paceline.store.connection import connect
+from paceline.store.registry import get_patient
 
 STATUSES = ("open", "acknowledged", "resolved")
 
@@ -42,18 +41,21 @@ def register(commands: Any) -> None:
         "--audience", choices=("care_team", "patient"), default="care_team", help="whose alerts"
     )
     ls.add_argument("--dead", action="store_true", help="list dead-lettered deliveries instead")
-    ls.add_argument("--json", action="store_true", help="one JSON object per line")
+    add_json_option(
+        ls,
+        "an array, one object per alert (alert_id, patient_id, rule_id, flag_id, window_start,"
+        " window_end, severity, audience, urgency, status, summary, opened_at, last_notified_at,"
+        " repeats, episodes, acknowledged_at, acknowledged_by, ack_note, resolved_at,"
+        " resolved_by, resolution), or with --dead one per dead-lettered delivery",
+    )
     ls.set_defaults(handler=run_list)
     for name, text in (("ack", "acknowledge an open alert"), ("resolve", "resolve an alert")):
         p = sub.add_parser(name, help=text)
         p.add_argument("alert_id", type=int)
         p.add_argument("--clinician", type=int, required=True, help="who acts (audited)")
         p.add_argument("--note", default="", help="what was done (required for ack)")
+        p.add_argument("--json", action="store_true", help="print the alert as one JSON object")
         p.set_defaults(handler=run_ack if name == "ack" else run_resolve)
-
-
-def _json_row(row: object) -> str:
-    return json.dumps(asdict(row), default=str, sort_keys=True)  # type: ignore[call-overload]
 
 
 def _line(a: AlertRow) -> str:
@@ -67,12 +69,15 @@ def _line(a: AlertRow) -> str:
 def run_list(args: argparse.Namespace, settings: Settings) -> int:
     """Print alerts (or dead letters)."""
     with database_dsn(settings, announce=not args.json) as dsn, connect(dsn) as conn:
+        if args.patient is not None:
+            get_patient(conn, args.patient)
         if args.dead:
-            for d in dead_letters(conn):
+            dead = dead_letters(conn)
+            if args.json:
+                emit_json(dead)
+            for d in [] if args.json else dead:
                 print(
-                    _json_row(d)
-                    if args.json
-                    else f"{d.delivery_id:>6}  alert {d.alert_id:<6} {d.channel:<8}"
+                    f"{d.delivery_id:>6}  alert {d.alert_id:<6} {d.channel:<8}"
                     f" {d.recipient:<18} {d.status:<9} {d.attempts} attempt(s)  {d.last_error}"
                 )
             return 0
@@ -83,30 +88,31 @@ def run_list(args: argparse.Namespace, settings: Settings) -> int:
             statuses=tuple(args.status or ("open", "acknowledged")),
             audience=args.audience,
         )
+    if args.json:
+        emit_json(rows)
+        return 0
     for a in rows:
-        print(_json_row(a) if args.json else _line(a))
-    if not rows and not args.json:
+        print(_line(a))
+    if not rows:
         print("no alerts", file=sys.stderr)
     return 0
 
 
 def _change(args: argparse.Namespace, settings: Settings, *, ack: bool) -> int:
+    """Acknowledge or resolve the alert, as the clinician.
+
+    An `AlertError` (unknown alert, wrong state, not on the care team, no note)
+    reaches `main`, which prints it and exits 2.
+    """
     now = datetime.now(UTC)
-    with database_dsn(settings) as dsn, connect(dsn) as conn:
-        try:
-            if ack:
-                row = acknowledge(
-                    conn, args.alert_id, clinician_id=args.clinician, note=args.note, now=now
-                )
-            else:
-                row = resolve(
-                    conn, args.alert_id, clinician_id=args.clinician, note=args.note, now=now
-                )
-            conn.commit()
-        except AlertError as exc:
-            print(f"paceline: error: {exc}", file=sys.stderr)
-            return 2
-    print(_line(row))
+    change = acknowledge if ack else resolve
+    with database_dsn(settings, announce=False) as dsn, connect(dsn) as conn:
+        row = change(conn, args.alert_id, clinician_id=args.clinician, note=args.note, now=now)
+        conn.commit()
+    if args.json:
+        emit_json(row)
+    else:
+        print(_line(row))
     return 0
 
 

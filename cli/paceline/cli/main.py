@@ -14,13 +14,17 @@ from paceline.cli import (
     dashboard,
     db,
     devices,
+    diary,
     exporting,
+    flags,
     importing,
     ingest,
     metrics,
+    patients,
     scheduler,
     worker,
 )
+from paceline.cli.errors import CliError
 from paceline.cli.settings import Settings, SettingsError, help_lines
 from paceline.pacing.errors import PacingError
 from paceline.store.errors import StoreError
@@ -54,6 +58,9 @@ def build_parser() -> argparse.ArgumentParser:
     importing.register(commands)
     exporting.register(commands)
     audit.register(commands)
+    patients.register(commands)
+    flags.register(commands)
+    diary.register(commands)
     from paceline.cli import demo  # noqa: PLC0415 - the demo pulls in every component
 
     demo.register(commands)
@@ -72,7 +79,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         settings = Settings.from_env()
         return handler(args, settings)
-    except (SettingsError, StoreError, PacingError) as exc:
+    except (SettingsError, StoreError, PacingError, CliError) as exc:
         print(f"paceline: error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

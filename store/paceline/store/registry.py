@@ -20,6 +20,14 @@ class NotFoundError(StoreError, LookupError):
     """A patient, clinician or device that does not exist."""
 
 
+class DuplicateError(StoreError, ValueError):
+    """A patient reference (or another unique name) that is taken already."""
+
+
+class InvalidPatientError(StoreError, ValueError):
+    """Patient details the database refuses (a birth year or heart rate out of range)."""
+
+
 @dataclass(frozen=True)
 class Patient:
     """A patient as stored."""
@@ -146,6 +154,60 @@ def assign_care_team(
         " ON CONFLICT (clinician_id, patient_id) DO UPDATE SET role = excluded.role",
         (clinician_id, patient_id, role),
     )
+
+
+CARE_TEAM_ROLES: Final = ("physiotherapist", "psychologist", "physician", "nurse", "other")
+"""What a clinician may be on a care team (the CHECK of `care_team.role`)."""
+
+
+@dataclass(frozen=True)
+class CareTeamMember:
+    """A clinician on a patient's care team."""
+
+    clinician_id: int
+    display_name: str
+    role: str
+    since: datetime
+
+
+def get_clinician(conn: psycopg.Connection[Any], clinician_id: int) -> str:
+    """The display name of clinician `clinician_id`, or `NotFoundError`."""
+    row = conn.execute(
+        "SELECT display_name FROM clinician WHERE clinician_id = %s", (clinician_id,)
+    ).fetchone()
+    if row is None:
+        raise NotFoundError(f"no clinician {clinician_id}")
+    return str(row[0])
+
+
+def care_team_of(conn: psycopg.Connection[Any], patient_id: int) -> list[CareTeamMember]:
+    """The clinicians on the patient's care team, longest-serving first."""
+    with conn.cursor(row_factory=class_row(CareTeamMember)) as cur:
+        cur.execute(
+            "SELECT ct.clinician_id, c.display_name, ct.role, ct.since FROM care_team ct"
+            " JOIN clinician c USING (clinician_id) WHERE ct.patient_id = %s"
+            " ORDER BY ct.since, ct.clinician_id",
+            (patient_id,),
+        )
+        return cur.fetchall()
+
+
+def patients_of(conn: psycopg.Connection[Any], clinician_id: int) -> list[int]:
+    """The ids of the patients on clinician `clinician_id`'s care team."""
+    rows = conn.execute(
+        "SELECT patient_id FROM care_team WHERE clinician_id = %s ORDER BY patient_id",
+        (clinician_id,),
+    ).fetchall()
+    return [int(r[0]) for r in rows]
+
+
+def remove_care_team(conn: psycopg.Connection[Any], *, clinician_id: int, patient_id: int) -> bool:
+    """Take a clinician off a patient's care team; False when they were not on it."""
+    row = conn.execute(
+        "DELETE FROM care_team WHERE clinician_id = %s AND patient_id = %s RETURNING 1",
+        (clinician_id, patient_id),
+    ).fetchone()
+    return row is not None
 
 
 _DEVICE_COLS = sql.SQL(", ").join(
