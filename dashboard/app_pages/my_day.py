@@ -9,6 +9,7 @@ from paceline.dashboard import charts, my_day, patient_view, ui
 from paceline.pacing import intake, ladder, overview, planning, prescribing, wording
 from paceline.pacing.errors import PacingError
 from paceline.pacing.questionnaires import InstrumentName, instrument
+from paceline.pacing.redflags import QUESTIONS, Source
 from paceline.store.accounts import Role
 
 who = ui.require(Role.PATIENT)
@@ -17,6 +18,8 @@ moment = ui.now()
 
 with ui.person(who) as conn:
     status = planning.today_status(conn, patient_id, now=moment)
+    paused = planning.progression_pause(conn, patient_id) is not None
+    weekly_due = intake.weekly_check_due(conn, patient_id, now=moment)
     x = overview.exposure(conn, patient_id)
     exercise = prescribing.overview(
         conn, patient_id, moment.date() - timedelta(days=6), moment.date()
@@ -36,6 +39,50 @@ st.progress(today.progress, text=today.headline)
 st.text(today.message)
 if today.reassurance:
     st.success(today.reassurance)
+# A positive safety answer is said plainly, at the top, until a clinician clears the pause.
+if "red_flag_message" in st.session_state:
+    st.error(st.session_state["red_flag_message"])
+elif paused:
+    st.warning(wording.RED_FLAG_PAUSED)
+
+
+def _told(outcome: intake.ScreenOutcome | None) -> None:
+    """Remember what a positive safety answer tells the patient, to show it at the top."""
+    if outcome is not None and outcome.message is not None:
+        st.session_state["red_flag_message"] = outcome.message
+        st.error(outcome.message)
+
+
+if weekly_due:
+    st.subheader("Weekly safety check")
+    st.caption("A few questions we ask every week. Answer each one; if unsure, answer yes.")
+    with st.form("weekly_check", clear_on_submit=True):
+        weekly = {
+            q.code: st.radio(q.text, ["No", "Yes"], horizontal=True, index=None, key=f"wk_{q.code}")
+            for q in QUESTIONS
+        }
+        if st.form_submit_button("Save safety check"):
+            if any(v is None for v in weekly.values()):
+                st.error("Please answer every question.")
+            else:
+                try:
+                    with ui.person(who) as conn:
+                        checked = intake.submit_red_flag_screen(
+                            conn,
+                            patient_id,
+                            {c: v == "Yes" for c, v in weekly.items()},
+                            answered_at=ui.now(),
+                            source=Source.WEEKLY,
+                        )
+                        ui.audit(
+                            conn, who, page="my_day", action="safety.check", patient_id=patient_id
+                        )
+                except PacingError as exc:
+                    st.error(str(exc))
+                else:
+                    _told(checked)
+                    if checked.message is None:
+                        st.success("Saved. Thank you.")
 
 st.subheader("Diary")
 if "diary_key" not in st.session_state:
@@ -50,10 +97,12 @@ with st.form("diary", clear_on_submit=True):
     note = st.text_area(
         "Anything you want your clinician to know", max_chars=2000, key="diary_note"
     )
+    st.markdown("**Safety check.** Tick any of these that are new since your last diary:")
+    ticks = {q.code: st.checkbox(q.text, key=f"diary_rf_{q.code}") for q in QUESTIONS}
     if st.form_submit_button("Save diary", type="primary"):
         try:
             with ui.person(who) as conn:
-                intake.submit_diary(
+                saved = intake.submit_diary(
                     conn,
                     patient_id,
                     reported_at=ui.now(),
@@ -63,12 +112,14 @@ with st.form("diary", clear_on_submit=True):
                     sleep_quality=sleep,
                     note=note.strip() or None,
                     idempotency_key=st.session_state["diary_key"],
+                    red_flags=ticks,
                 )
                 ui.audit(conn, who, page="my_day", action="diary.submit", patient_id=patient_id)
         except PacingError as exc:
             st.error(str(exc))
         else:
             st.session_state["diary_key"] = uuid.uuid4().hex
+            _told(saved.red_flag)
             st.success("Saved. Thank you.")
 
 st.subheader("Questionnaires")

@@ -21,6 +21,7 @@ with ui.person(who) as conn:
     try:
         versions = planning.plan_history(conn, patient_id)
         x = overview.exposure(conn, patient_id)
+        pause = planning.progression_pause(conn, patient_id)
     except UnknownPatientError:
         ui.audit(conn, who, page="plan", action="denied", detail={"asked_for": patient_id})
         versions = None
@@ -41,6 +42,27 @@ if current is None:
     st.info("No plan yet: the first change below creates version 1.")
 else:
     st.text(plan_view.summary(current))
+
+if pause is not None:
+    st.error(
+        f"Progression paused since {pause.started_at:%d %b %Y %H:%M} UTC: {pause.reason}."
+        " The quota does not rise until you clear the pause."
+    )
+    with st.form("clear_pause"):
+        note = st.text_area(
+            "What was found and done (required)", max_chars=2000, key="clear_pause_note"
+        )
+        if st.form_submit_button("Clear the pause"):
+            try:
+                with ui.person(who) as conn:
+                    planning.clear_pause(
+                        conn, patient_id, clinician_id=who.clinician_id or 0, note=note
+                    )
+            except PacingError as exc:
+                st.error(str(exc))
+            else:
+                st.success("Pause cleared: progression resumes from today.")
+                st.rerun()
 
 with st.form("plan_change"):
     st.subheader("Change the plan")

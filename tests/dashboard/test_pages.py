@@ -9,7 +9,7 @@ from streamlit.testing.v1 import AppTest
 
 from paceline.dashboard.auth import Identity, Session
 from paceline.dashboard.patient_view import Range
-from paceline.pacing import prescribing
+from paceline.pacing import planning, prescribing, wording
 from paceline.pacing.exercise import Kind, Target
 from paceline.store.accounts import Role
 from paceline.store.connection import connect
@@ -351,3 +351,35 @@ def test_patient_logs_a_prescribed_session_and_the_clinician_sees_it_with_adhere
     assert list(table["pain rose after"]) == [1]
     logged = next(f for f in frames if "load (RPE × min)" in f.columns)
     assert list(logged["load (RPE × min)"]) == [60.0]
+
+
+def test_a_patient_who_ticks_a_red_flag_is_told_plainly_to_seek_care(
+    app: AppTest, clinic: Clinic
+) -> None:
+    at = login(app, clinic.patient_login)
+    assert not at.exception, at.exception
+    # Never screened yet: the weekly check is offered, every question to answer.
+    assert "Weekly safety check" in [h.value for h in at.subheader]
+    next(b for b in at.button if b.label == "Save safety check").click().run()
+    assert "Please answer every question." in [e.value for e in at.error]
+    at.checkbox(key="diary_rf_bladder_bowel").check()
+    next(b for b in at.button if b.label == "Save diary").click().run()
+    assert not at.exception, at.exception
+    assert wording.RED_FLAG_EMERGENCY in [e.value for e in at.error]
+    with connect(clinic.dsn) as conn:
+        pause = planning.progression_pause(conn, clinic.patient_id)
+    assert pause is not None and "bladder_bowel" in pause.reason
+    # Signed in again later: the page still says the plan is paused.
+    again = login(AppTest.from_file(str(APP), default_timeout=60), clinic.patient_login)
+    assert wording.RED_FLAG_PAUSED in [w.value for w in again.warning]
+    # The clinician sees the pause on the plan page and clears it with a note.
+    doctor = login(AppTest.from_file(str(APP), default_timeout=60), "dr.a")
+    doctor.switch_page("app_pages/plan.py")
+    doctor.query_params["patient"] = str(clinic.patient_id)
+    doctor.run()
+    assert any("Progression paused" in e.value for e in doctor.error)
+    doctor.text_area(key="clear_pause_note").input("Phoned: seen in A&E, no compression.")
+    next(b for b in doctor.button if b.label == "Clear the pause").click().run()
+    assert not doctor.exception, doctor.exception
+    with connect(clinic.dsn) as conn:
+        assert planning.progression_pause(conn, clinic.patient_id) is None

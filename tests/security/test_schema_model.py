@@ -89,6 +89,18 @@ GRANTS: dict[str, dict[str, str]] = {
     "pacing_state": {"worker": "DELETE,INSERT,SELECT,UPDATE"},
     "patient": {"clinician": "SELECT", "patient": "SELECT", "worker": "SELECT"},
     "patient_review": {"clinician": "INSERT,SELECT"},
+    # Migration 0020: patients write their screens and the pause a positive one opens;
+    # clinicians clear pauses; workers mark screens evaluated.
+    "progression_pause": {
+        "clinician": "SELECT,UPDATE",
+        "patient": "INSERT,SELECT",
+        "worker": "SELECT",
+    },
+    "red_flag_screen": {
+        "clinician": "SELECT",
+        "patient": "INSERT,SELECT",
+        "worker": "SELECT,UPDATE",
+    },
     "questionnaire_response": {
         "clinician": "INSERT,SELECT,UPDATE",
         "patient": "INSERT,SELECT",

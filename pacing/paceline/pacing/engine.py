@@ -14,7 +14,11 @@ under a per-patient advisory lock:
   row while it lasts, is resolved once its condition has cleared for the rule's
   minimum off-days, and a re-run for the same day changes nothing;
 - the day's flare-risk score with its contributing factors;
-- the state at the end of the day `REDECIDE_DAYS` back, for later evaluations.
+- the state at the end of the day `REDECIDE_DAYS` back, for later evaluations;
+- the patient's red-flag screens marked as read (the new-data sweep defers an
+  evaluation for a positive screen no evaluation has read). Days on which
+  progression is paused after a red flag (`paceline.pacing.redflags.Pause`)
+  raise no quota.
 
 Without a stored state (the first evaluation, a gap longer than
 `KEEP_STATE_DAYS`) or with `recompute=True` the same step functions replay from
@@ -339,6 +343,8 @@ def evaluate_patient(
         days = series(records.metrics_rows(conn, patient_id, lo, day), lo, day)
         diary = by_day(records.diary_records(conn, ctx, lo, day))
         sessions = records.sessions(conn, ctx, start=lo, end=day)
+        screens = records.red_flag_screens(conn, ctx, lo, day)
+        pauses = records.pauses(conn, ctx, lo, day)
         bases = start.bases
         loads = {
             m: load_state(values(days, m), None if bases is None else bases.get(m)) for m in Measure
@@ -360,6 +366,8 @@ def evaluate_patient(
                 loads=loads,
                 first=first_index,
                 last_reported_before=before,
+                red_flags=screens,
+                pauses=pauses,
             )
 
         h = history(plans)
@@ -381,7 +389,8 @@ def evaluate_patient(
         flare_open = current_flag(FLARE_EPISODE, flare_run.state)
         flare_flags = [*flare_run.closed, *([] if flare_open is None else [flare_open])]
         since = None if start.previous is None else start.first_stepped
-        due = advance(plans, h.days, onsets(flare_flags), day, since=since)
+        paused = {d.day for i, d in enumerate(h.days) if h.paused[i]}
+        due = advance(plans, h.days, onsets(flare_flags), day, since=since, paused=paused)
         if due:
             store_plan_versions(conn, ctx, due, actor=ENGINE_ACTOR)
             plans = plans + due
@@ -410,6 +419,7 @@ def evaluate_patient(
         exercise_changes = prescribing.progress(
             conn, ctx, day, [*onsets(flare_flags), *prescribing.plan_flares(plans)]
         )
+        records.mark_screens_evaluated(conn, ctx, day, now or datetime.now(UTC))
 
         excess = h.load.excess
         risk = flare_risk(excess, h.load.ratio, h.pain, h.sleep, len(h) - 1)

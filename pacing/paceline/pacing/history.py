@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 import numpy as np
+from numpy.typing import NDArray
 
 from paceline.pacing.days import DayLoad, Measure
 from paceline.pacing.diary import DiaryDay
@@ -16,6 +17,9 @@ from paceline.pacing.exposure import SessionRecord
 from paceline.pacing.load import FloatArray, LoadState, load_state
 from paceline.pacing.localday import day_start
 from paceline.pacing.progression import PlanSettings, PlanVersion, version_on
+from paceline.pacing.redflags import Pause, StoredScreen
+
+BoolArray = NDArray[np.bool_]
 
 
 @dataclass(frozen=True)
@@ -42,6 +46,10 @@ class History:
     first: int = 0
     #: The last day with data before `start` (None: none, or the history starts at enrolment).
     last_reported_before: date | None = None
+    #: Positive red-flag screens by local day.
+    red_flags: Mapping[date, tuple[StoredScreen, ...]] = field(default_factory=dict)
+    #: Whether progression is paused on each day (a red flag not yet cleared by a clinician).
+    paused: BoolArray = field(default_factory=lambda: np.zeros(0, dtype=bool))
 
     @property
     def start(self) -> date:
@@ -98,12 +106,15 @@ def build(
     loads: Mapping[Measure, LoadState] | None = None,
     first: int = 0,
     last_reported_before: date | None = None,
+    red_flags: Sequence[StoredScreen] = (),
+    pauses: Sequence[Pause] = (),
 ) -> History:
     """Line up days, diary, plans and sessions; `measure` defaults to the latest plan's.
 
     `loads` are the days' load states by measure when the caller has them (an
     evaluation that continues the chronic load from a stored base); otherwise
-    the load is computed from the days alone.
+    the load is computed from the days alone. `red_flags` are the positive
+    screens and `pauses` the progression pauses that touch the days.
     """
     if not days:
         raise PacingError("a history needs at least one day")
@@ -136,4 +147,14 @@ def build(
         settings=tuple(settings),
         first=first,
         last_reported_before=last_reported_before,
+        red_flags=_screens_by_day(red_flags),
+        paused=np.array([any(p.covers(d.day) for p in pauses) for d in days], dtype=bool),
     )
+
+
+def _screens_by_day(screens: Sequence[StoredScreen]) -> dict[date, tuple[StoredScreen, ...]]:
+    out: dict[date, list[StoredScreen]] = {}
+    for s in screens:
+        if s.positive:
+            out.setdefault(s.day, []).append(s)
+    return {d: tuple(v) for d, v in out.items()}

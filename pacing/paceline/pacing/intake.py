@@ -2,18 +2,20 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import psycopg
 
-from paceline.pacing import records
+from paceline.pacing import records, wording
 from paceline.pacing.diary import DiaryEntry, check_note, check_report_time
 from paceline.pacing.errors import ExerciseError, IdempotencyConflictError, PacingError
 from paceline.pacing.exercise import ExerciseSession, SessionResponse, respond, version_on
 from paceline.pacing.questionnaires import InstrumentName, QuestionnaireScore, score
+from paceline.pacing.redflags import WEEKLY_CHECK_DAYS, Care, Screen, Source, pathology, screen
+from paceline.store.access import audit, current_person
 
 KEY_MAX_CHARS = 200
 
@@ -24,6 +26,8 @@ class Submission:
 
     stored_id: int
     created: bool
+    #: The diary's red-flag screen, when it carried one.
+    red_flag: ScreenOutcome | None = None
 
 
 @dataclass(frozen=True)
@@ -63,9 +67,16 @@ def submit_diary(
     fear_of_movement: int | None = None,
     note: str | None = None,
     idempotency_key: str | None = None,
+    red_flags: Mapping[str, bool] | None = None,
     now: datetime | None = None,
 ) -> Submission:
-    """Validate and store a diary entry; the same idempotency key twice stores one entry."""
+    """Validate and store a diary entry; the same idempotency key twice stores one entry.
+
+    `red_flags` are the diary's red-flag answers (every question of
+    `paceline.pacing.redflags.QUESTIONS`, yes or no); they are stored as a
+    screen in the same transaction (`submit_red_flag_screen`), so a positive
+    answer pauses progression whether or not the rest of the diary is new.
+    """
     entry = DiaryEntry(
         reported_at=reported_at,
         pain_now=pain_now,
@@ -80,9 +91,17 @@ def submit_diary(
     _check_key(idempotency_key)
     ctx = records.patient_context(conn, patient_id)
     check_report_time(reported_at, enrolled_at=ctx.enrolled_at, now=now or datetime.now(UTC))
+    flags = (
+        None if red_flags is None else screen(red_flags, answered_at=reported_at, source="diary")
+    )
     with conn.transaction():
         report_id, created, stored = records.insert_self_report(
             conn, patient_id, entry, idempotency_key
+        )
+        outcome = (
+            None
+            if flags is None
+            else _store_screen(conn, ctx, flags, idempotency_key and f"diary:{idempotency_key}")
         )
     if not created:
         same = stored.get("reported_at") == entry.reported_at and all(
@@ -91,7 +110,7 @@ def submit_diary(
         if not same:
             assert idempotency_key is not None
             raise IdempotencyConflictError(idempotency_key, report_id)
-    return Submission(report_id, created)
+    return Submission(report_id, created, outcome)
 
 
 def submit_questionnaire(
@@ -191,3 +210,104 @@ def submit_exercise(
     return ExerciseSubmission(
         session_id, created, respond(replace(session, session_id=session_id), current.target)
     )
+
+
+@dataclass(frozen=True)
+class ScreenOutcome:
+    """A stored red-flag screen and what the patient is told."""
+
+    screen_id: int
+    created: bool
+    positive: tuple[str, ...]
+    #: The progression pause the screen opened or joined (None: a negative screen).
+    pause_id: int | None
+    #: What the patient reads now (None: nothing to say, the screen was negative).
+    message: str | None
+
+
+def _store_screen(
+    conn: psycopg.Connection[Any], ctx: records.PatientContext, s: Screen, key: str | None
+) -> ScreenOutcome:
+    """Store a screen; a positive one opens the patient's progression pause (audited)."""
+    screen_id, created, stored = records.insert_red_flag_screen(conn, ctx.patient_id, s, key)
+    if not created:
+        same = (
+            stored.get("answered_at") == s.answered_at
+            and stored.get("source") == s.source.value
+            and stored.get("answers") == dict(s.answers)
+        )
+        if not same:
+            assert key is not None
+            raise IdempotencyConflictError(key, screen_id)
+    if not s.is_positive:
+        return ScreenOutcome(screen_id, created, (), None, None)
+    pause = records.open_pause(conn, ctx)
+    pause_id = pause.pause_id if pause is not None else None
+    actor = None if current_person(conn) is not None else "pacing-intake"
+    if pause_id is None:
+        pause_id = records.insert_pause(
+            conn,
+            ctx,
+            started_at=s.answered_at,
+            reason=wording.pause_reason(s.positive),
+            screen_id=screen_id,
+        )
+    if created:
+        audit(
+            conn,
+            actor=actor,
+            action="progression.pause",
+            obj="progression_pause",
+            patient_id=ctx.patient_id,
+            detail={
+                "pause_id": pause_id,
+                "screen_id": screen_id,
+                "source": s.source.value,
+                "positive": list(s.positive),
+                "screens_for": [pathology(c) for c in s.positive],
+                "joined_open_pause": pause is not None,
+            },
+        )
+    return ScreenOutcome(
+        screen_id,
+        created,
+        s.positive,
+        pause_id,
+        wording.red_flag_message(s.care is Care.EMERGENCY),
+    )
+
+
+def submit_red_flag_screen(
+    conn: psycopg.Connection[Any],
+    patient_id: int,
+    answers: Mapping[str, bool],
+    *,
+    answered_at: datetime,
+    source: Source | str = Source.WEEKLY,
+    idempotency_key: str | None = None,
+    now: datetime | None = None,
+) -> ScreenOutcome:
+    """Store the patient's answers to the red-flag questions (the weekly check, or the diary's).
+
+    A yes to any question pauses progression until a clinician clears it (the
+    pause is opened and audited in the same transaction), and the outcome
+    carries the sentence telling the patient to seek care; the engine raises
+    the critical `safety.red_flag` alert when it next evaluates the patient,
+    which the new-data sweep defers at once for a positive screen. A pain
+    rating is not an answer here: a high pain score alone never pauses anything.
+    """
+    s = screen(answers, answered_at=answered_at, source=source)
+    _check_key(idempotency_key)
+    ctx = records.patient_context(conn, patient_id)
+    check_report_time(answered_at, enrolled_at=ctx.enrolled_at, now=now or datetime.now(UTC))
+    with conn.transaction():
+        return _store_screen(conn, ctx, s, idempotency_key)
+
+
+def weekly_check_due(
+    conn: psycopg.Connection[Any], patient_id: int, *, now: datetime | None = None
+) -> bool:
+    """Whether the weekly red-flag check is due: no screen answered in the last 7 days."""
+    last = records.latest_screen_at(conn, patient_id)
+    moment = now or datetime.now(UTC)
+    return last is None or moment - last >= timedelta(days=WEEKLY_CHECK_DAYS)

@@ -1,4 +1,11 @@
-"""The pacing plan at the edges: read it, let a clinician change it, and today's patient view."""
+"""The pacing plan at the edges: read it, let a clinician change it, and today's patient view.
+
+Also the progression pause a positive red-flag screen opens
+(`paceline.pacing.intake.submit_red_flag_screen`): `progression_pause` reads
+it (protocol modules that progress other targets, such as exercise, respect
+it through this function) and `clear_pause` is the clinician's audited
+clearing, after which the quota may rise again.
+"""
 
 from __future__ import annotations
 
@@ -9,6 +16,7 @@ import psycopg
 
 from paceline.pacing import records
 from paceline.pacing.days import Measure, from_row
+from paceline.pacing.diary import check_note
 from paceline.pacing.engine import store_plan_versions
 from paceline.pacing.errors import PlanError
 from paceline.pacing.progression import (
@@ -22,6 +30,8 @@ from paceline.pacing.progression import (
     today,
     version_on,
 )
+from paceline.pacing.redflags import Pause
+from paceline.store.access import audit
 
 
 def plan_history(conn: psycopg.Connection[Any], patient_id: int) -> list[PlanVersion]:
@@ -128,3 +138,49 @@ def today_status(
     so_far = next((from_row(r) for r in rows if r.day == day), None)
     seen = sum(1 for r in rows if r.day < day and from_row(r).value(plan.measure) is not None)
     return today(plan, so_far, day, baseline_days_seen=seen, local_today=day)
+
+
+def progression_pause(conn: psycopg.Connection[Any], patient_id: int) -> Pause | None:
+    """The patient's progression pause not yet cleared by a clinician (None: progressing)."""
+    return records.open_pause(conn, records.patient_context(conn, patient_id))
+
+
+def clear_pause(
+    conn: psycopg.Connection[Any],
+    patient_id: int,
+    *,
+    clinician_id: int,
+    note: str,
+    now: datetime | None = None,
+) -> Pause:
+    """A clinician clears the progression pause (having assessed the red flag), audited.
+
+    The note says what was found and done (seen in clinic, referred, nothing
+    serious found); progression resumes from the local day of the clearing.
+    """
+    if not note.strip():
+        raise PlanError("clearing a pause needs a note of what was found and done")
+    check_note("note", note)
+    ctx = records.patient_context(conn, patient_id)
+    moment = now or datetime.now(UTC)
+    with conn.transaction():
+        records.lock_patient(conn, patient_id)
+        pause = records.open_pause(conn, ctx)
+        if pause is None:
+            raise PlanError(f"patient {patient_id} has no progression pause to clear")
+        if moment < pause.started_at:
+            raise PlanError("a pause cannot be cleared before it started")
+        records.clear_pause(
+            conn, ctx, pause.pause_id, cleared_at=moment, cleared_by=clinician_id, note=note
+        )
+        audit(
+            conn,
+            actor=f"clinician:{clinician_id}",
+            action="progression.resume",
+            obj="progression_pause",
+            patient_id=patient_id,
+            clinician_id=clinician_id,
+            detail={"pause_id": pause.pause_id, "reason": pause.reason, "note": note},
+        )
+    cleared = [p for p in records.pauses(conn, ctx, pause.start_day, ctx.local_day(moment))]
+    return next(p for p in cleared if p.pause_id == pause.pause_id)

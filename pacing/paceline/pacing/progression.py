@@ -19,7 +19,7 @@ operant-conditioning behavioral approach. Phys Ther 1992;72:279-290.
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Container, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import date, timedelta
 from enum import Enum, StrEnum
@@ -388,6 +388,7 @@ def advance(
     through: date,
     *,
     since: date | None = None,
+    paused: Container[date] = frozenset(),
 ) -> list[PlanVersion]:
     """The plan versions due by the end of `through`, in order, from the latest version on.
 
@@ -398,6 +399,8 @@ def advance(
     for the same day returns nothing. With `since`, days before it are taken as
     decided by earlier calls (what they decided is in `versions`), so the replay
     starts there, keeping the periods' alignment; its cost is then bounded.
+    A period with a day in `paused` (progression paused after a red flag, until
+    a clinician clears it) does not raise the quota; a flare still steps it back.
     """
     if not versions:
         raise PlanError("advance needs at least the first plan version")
@@ -451,8 +454,10 @@ def advance(
             new.append(cur)
             pending.remove(flare)
         elif ((d - cur.valid_from).days + 1) % cur.period_days == 0:
-            outcome = period_outcome(days, cur, d - timedelta(days=cur.period_days - 1), d)
-            raised = _progressed(cur, outcome) if outcome.met else None
+            first = d - timedelta(days=cur.period_days - 1)
+            outcome = period_outcome(days, cur, first, d)
+            held = any(first + timedelta(days=k) in paused for k in range(cur.period_days))
+            raised = _progressed(cur, outcome) if outcome.met and not held else None
             if raised is not None:
                 cur = raised
                 new.append(cur)

@@ -54,6 +54,7 @@ from paceline.pacing.exposure import (
 from paceline.pacing.flags import Flag, Severity
 from paceline.pacing.progression import Cause, PlanSettings, PlanVersion
 from paceline.pacing.questionnaires import QuestionnaireScore
+from paceline.pacing.redflags import Pause, Screen, Source, StoredScreen
 from paceline.signal.trimp import Sex
 from paceline.store import copybinary, registry
 
@@ -2225,3 +2226,169 @@ def flag_coverage(
     ).fetchone()
     last = None if row is None else row[0]
     return None if last is None else min(last, through)
+
+
+# Red-flag screens and progression pauses ---------------------------------------------------
+
+
+def insert_red_flag_screen(
+    conn: psycopg.Connection[Any], patient_id: int, s: Screen, key: str | None
+) -> tuple[int, bool, dict[str, Any]]:
+    """Store a screen once per idempotency key: (screen id, whether new, stored values)."""
+    row = conn.execute(
+        "INSERT INTO red_flag_screen (patient_id, answered_at, source, answers, positive,"
+        " idempotency_key) VALUES (%s, %s, %s, %s, %s, %s)"
+        " ON CONFLICT (patient_id, idempotency_key) DO NOTHING RETURNING screen_id",
+        (patient_id, s.answered_at, s.source.value, Jsonb(dict(s.answers)), list(s.positive), key),
+    ).fetchone()
+    if row is not None:
+        return int(row[0]), True, {}
+    with conn.cursor(row_factory=dict_row) as cur:
+        cur.execute(
+            "SELECT screen_id, answered_at, source, answers FROM red_flag_screen"
+            " WHERE patient_id = %s AND idempotency_key = %s",
+            (patient_id, key),
+        )
+        stored = cur.fetchone()
+    assert stored is not None
+    return int(stored.pop("screen_id")), False, stored
+
+
+def red_flag_screens(
+    conn: psycopg.Connection[Any],
+    ctx: PatientContext,
+    start: date,
+    end: date,
+    *,
+    positive_only: bool = True,
+) -> list[StoredScreen]:
+    """Screens answered on local days `start` … `end` (by default the positive ones), oldest first."""
+    with conn.cursor(row_factory=dict_row) as cur:
+        cur.execute(
+            sql.SQL(
+                "SELECT screen_id, (answered_at AT TIME ZONE %(tz)s)::date AS day, answered_at,"
+                " source, positive FROM red_flag_screen WHERE patient_id = %(p)s"
+                " AND answered_at >= %(lo)s AND answered_at < %(hi)s {}"
+                " ORDER BY answered_at, screen_id"
+            ).format(sql.SQL("AND cardinality(positive) > 0" if positive_only else "")),
+            {
+                "tz": ctx.timezone,
+                "p": ctx.patient_id,
+                "lo": ctx.day_start(start),
+                "hi": ctx.day_start(end + timedelta(days=1)),
+            },
+        )
+        return [
+            StoredScreen(
+                r["screen_id"],
+                r["day"],
+                r["answered_at"],
+                Source(r["source"]),
+                tuple(r["positive"]),
+            )
+            for r in cur.fetchall()
+        ]
+
+
+def latest_screen_at(conn: psycopg.Connection[Any], patient_id: int) -> datetime | None:
+    """When the patient last answered a red-flag screen (None: never)."""
+    row = conn.execute(
+        "SELECT max(answered_at) FROM red_flag_screen WHERE patient_id = %s", (patient_id,)
+    ).fetchone()
+    return None if row is None else row[0]
+
+
+def mark_screens_evaluated(
+    conn: psycopg.Connection[Any], ctx: PatientContext, through: date, at: datetime
+) -> None:
+    """Note that an evaluation has read the patient's screens of local days up to `through`."""
+    conn.execute(
+        "UPDATE red_flag_screen SET evaluated_at = %s WHERE patient_id = %s"
+        " AND evaluated_at IS NULL AND answered_at < %s",
+        (at, ctx.patient_id, ctx.day_start(through + timedelta(days=1))),
+    )
+
+
+def unevaluated_red_flags(conn: psycopg.Connection[Any]) -> list[tuple[int, date]]:
+    """(patient, local day) of every positive screen no evaluation has read yet."""
+    rows = conn.execute(
+        "SELECT DISTINCT s.patient_id, (s.answered_at AT TIME ZONE p.timezone)::date"
+        " FROM red_flag_screen s JOIN patient p USING (patient_id)"
+        " WHERE s.evaluated_at IS NULL AND cardinality(s.positive) > 0 ORDER BY 1, 2"
+    ).fetchall()
+    return [(int(p), d) for p, d in rows]
+
+
+_PAUSE_COLS = sql.SQL(
+    "pause_id, started_at, (started_at AT TIME ZONE %(tz)s)::date AS start_day, reason,"
+    " screen_id, cleared_at, (cleared_at AT TIME ZONE %(tz)s)::date AS cleared_day,"
+    " cleared_by, clear_note"
+)
+
+
+def pauses(
+    conn: psycopg.Connection[Any], ctx: PatientContext, start: date, end: date
+) -> list[Pause]:
+    """The patient's progression pauses that cover any local day of `start` … `end`."""
+    with conn.cursor(row_factory=class_row(Pause)) as cur:
+        cur.execute(
+            sql.SQL(
+                "SELECT {} FROM progression_pause WHERE patient_id = %(p)s"
+                " AND started_at < %(hi)s AND (cleared_at IS NULL OR cleared_at >= %(lo)s)"
+                " ORDER BY started_at, pause_id"
+            ).format(_PAUSE_COLS),
+            {
+                "tz": ctx.timezone,
+                "p": ctx.patient_id,
+                "lo": ctx.day_start(start),
+                "hi": ctx.day_start(end + timedelta(days=1)),
+            },
+        )
+        return cur.fetchall()
+
+
+def open_pause(conn: psycopg.Connection[Any], ctx: PatientContext) -> Pause | None:
+    """The patient's uncleared progression pause, if any."""
+    with conn.cursor(row_factory=class_row(Pause)) as cur:
+        cur.execute(
+            sql.SQL(
+                "SELECT {} FROM progression_pause WHERE patient_id = %(p)s AND cleared_at IS NULL"
+            ).format(_PAUSE_COLS),
+            {"tz": ctx.timezone, "p": ctx.patient_id},
+        )
+        return cur.fetchone()
+
+
+def insert_pause(
+    conn: psycopg.Connection[Any],
+    ctx: PatientContext,
+    *,
+    started_at: datetime,
+    reason: str,
+    screen_id: int | None,
+) -> int:
+    """Open a progression pause; its id."""
+    row = conn.execute(
+        "INSERT INTO progression_pause (patient_id, started_at, reason, screen_id)"
+        " VALUES (%s, %s, %s, %s) RETURNING pause_id",
+        (ctx.patient_id, started_at, reason, screen_id),
+    ).fetchone()
+    assert row is not None
+    return int(row[0])
+
+
+def clear_pause(
+    conn: psycopg.Connection[Any],
+    ctx: PatientContext,
+    pause_id: int,
+    *,
+    cleared_at: datetime,
+    cleared_by: int | None,
+    note: str,
+) -> None:
+    """Write a pause's clearing (who, when, why)."""
+    conn.execute(
+        "UPDATE progression_pause SET cleared_at = %s, cleared_by = %s, clear_note = %s"
+        " WHERE pause_id = %s AND patient_id = %s AND cleared_at IS NULL",
+        (cleared_at, cleared_by, note, pause_id, ctx.patient_id),
+    )

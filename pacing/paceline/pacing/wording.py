@@ -9,7 +9,9 @@ not "55" in one place and "53" in another, and a stored 4980.6 is never
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from datetime import date
+from typing import Final
 
 from paceline.pacing.days import Measure
 
@@ -217,3 +219,60 @@ def exercise_feedback(*, completed: bool, worsened: bool, rpe: int, minutes: flo
     if completed:
         return f"Logged: you reached today's target. {load}"
     return f"Logged. Every session counts, even a shorter one. {load}"
+
+
+# Safety: red-flag screening (paceline.pacing.redflags) ------------------------------------
+
+#: The red-flag questions as the patient reads them: plain words, one sign each, "new"
+#: because a long-standing, already assessed sign is not a new red flag (Finucane 2020).
+RED_FLAG_QUESTIONS: Final[Mapping[str, str]] = {
+    "saddle_numbness": (
+        "Do you have new numbness or tingling around your bottom, genitals or inner thighs?"
+    ),
+    "bladder_bowel": (
+        "Have you had new trouble passing or holding urine, or lost control of your bladder"
+        " or bowels?"
+    ),
+    "limb_weakness": (
+        "Do you have new or worsening weakness, numbness or pins and needles in a leg or arm?"
+    ),
+    "fever": "Have you had a fever, chills or night sweats together with your pain?",
+    "weight_loss": "Have you lost weight recently without trying to?",
+    "night_pain": ("Does pain wake you at night and not ease when you rest or change position?"),
+    "trauma": "Have you had a fall, an accident or another injury since your last check?",
+}
+
+RED_FLAG_EMERGENCY: Final = (
+    "Please seek medical care now. What you told us can be a sign of a problem that needs"
+    " an emergency check today: go to an emergency department or call your emergency number"
+    " (999 in the UK, 112 in Europe, 911 in North America). Do not wait for your next"
+    " appointment. Your care team has been told, and your plan is paused until they have"
+    " spoken with you."
+)
+RED_FLAG_URGENT: Final = (
+    "Please see a doctor today. What you told us needs a medical check before you carry on"
+    " with your programme: call your GP or doctor's practice today, or an urgent care"
+    " service if they are closed. If you feel very unwell, go to an emergency department."
+    " Your care team has been told, and your plan is paused until they have spoken with you."
+)
+RED_FLAG_PAUSED: Final = (
+    "Your plan is paused after your safety check. Your care team will contact you; until"
+    " then keep to what you are doing now and do not push further. If you get worse, seek"
+    " medical care."
+)
+
+
+def red_flag_message(emergency: bool) -> str:
+    """What the patient reads after a positive red-flag answer."""
+    return RED_FLAG_EMERGENCY if emergency else RED_FLAG_URGENT
+
+
+def red_flag_summary(positive: Sequence[str], pathologies: Sequence[str]) -> str:
+    """The clinician's one line about a positive screen."""
+    pairs = ", ".join(f"{c} ({p})" for c, p in zip(positive, pathologies, strict=True))
+    return f"positive red-flag screen: {pairs}; progression paused until cleared"
+
+
+def pause_reason(positive: Sequence[str]) -> str:
+    """Why progression was paused."""
+    return "positive red-flag screen (" + ", ".join(positive) + ")"

@@ -12,6 +12,7 @@ rule (prefix)                  info       warning    critical   repeats
 ``boom.``, ``bust.``,          inbox      digest     immediate  no
 ``cycling.``, ``pacing.``
 ``data.``                      digest     digest     digest     no
+``safety.`` (red flags)        immediate  immediate  immediate  no
 anything else                  inbox      digest     immediate  no
 =============================  =========  =========  =========  =======
 
@@ -23,6 +24,9 @@ day is over, so the 08:00 digest puts even a critical one in front of the
 clinician that morning, while the same spike raises the flare risk that
 night (a heart rate above the ceiling stays immediate when critical).
 `bench/alerts.py` measures the burden and the flare onsets caught.
+A positive red-flag screen (``safety.red_flag``, critical) is pushed at once,
+in quiet hours too, and its route has no hysteresis: a new positive screen
+after a clinician cleared the last one is a new alert, pushed again.
 
 - Flag alerts go to the patient's care team (every clinician on it). The
   patient is told only non-alarming things: the diary reminder at their chosen
@@ -115,6 +119,9 @@ class Route:
     warning: Urgency
     critical: Urgency
     repeats: bool = False
+    #: Whether a new episode soon after the last alert resolved continues that alert
+    #: (the re-arm hysteresis); off for red flags, where every new episode is news.
+    hysteresis: bool = True
 
     def urgency(self, severity: Severity) -> Urgency:
         """The urgency at `severity`."""
@@ -137,6 +144,7 @@ DEFAULT_ROUTES: Final[tuple[Route, ...]] = (
     Route("cycling.", _N, _D, _I),
     Route("pacing.", _N, _D, _I),
     Route("data.", _D, _D, _D),
+    Route("safety.", _I, _I, _I, hysteresis=False),
 )
 FALLBACK_ROUTE: Final = Route("", _N, _D, _I)
 
@@ -308,7 +316,10 @@ def decide(
             a is not None
             and a.status is Status.RESOLVED
             and a.resolved_at is not None
-            and now - a.resolved_at >= policy.rearm
+            and (
+                now - a.resolved_at >= policy.rearm
+                or (not policy.route(rule_id).hysteresis and a.flag_id != ep.flag_id)
+            )
         )
         if a is None or rearmed:
             op = Open(ep, urgency)

@@ -257,12 +257,27 @@ def deliver(context: JobContext, delivery_id: int) -> str:
 
 @app.task(name=ROLLUP_TICK, queue=CLOCK_QUEUE, pass_context=True, retry=_RETRY_ON_OUTAGE)
 def rollup_tick(context: JobContext, since: str, until: str) -> int:
-    """Defer one `rollup_patient` per patient with new samples; how many patients."""
+    """Defer one `rollup_patient` per patient with new samples; how many patients.
+
+    Also defers the evaluation of every positive red-flag screen no evaluation
+    has read yet, so its critical alert goes out within one tick, not at night.
+    """
     with _resources(context).pool.connection() as conn, conn.transaction():
         patients = records.patients_with_new_samples(conn)
         for patient_id in patients:
             defer_rollup(conn, patient_id)
+        defer_red_flag_evaluations(conn)
     return len(patients)
+
+
+def defer_red_flag_evaluations(conn: psycopg.Connection[Any]) -> int:
+    """List the day of each positive red-flag screen not yet evaluated as due; how many patients."""
+    by_patient: dict[int, list[date]] = {}
+    for patient_id, day in records.unevaluated_red_flags(conn):
+        by_patient.setdefault(patient_id, []).append(day)
+    for patient_id, days in by_patient.items():
+        defer_evaluation(conn, patient_id, days)
+    return len(by_patient)
 
 
 def nightly_instant(day: date, tz: ZoneInfo) -> datetime:

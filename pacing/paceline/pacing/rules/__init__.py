@@ -15,6 +15,7 @@ module             rules
 ``cycling``        boom-bust cycling
 ``dataquality``    no wear, silent device, unusable metrics, missing diary
 ``flare``          flare episode, flare risk above threshold
+``safety``         a positive red-flag screen (held while progression is paused)
 =================  ========================================================
 """
 
@@ -26,7 +27,15 @@ from typing import Final
 
 from paceline.pacing.flags import DaySignal, Flag, RuleSpec, episodes
 from paceline.pacing.history import History
-from paceline.pacing.rules import avoidance, contingency, cycling, dataquality, flare, overexertion
+from paceline.pacing.rules import (
+    avoidance,
+    contingency,
+    cycling,
+    dataquality,
+    flare,
+    overexertion,
+    safety,
+)
 
 
 @dataclass(frozen=True)
@@ -58,6 +67,7 @@ RULES: Final[tuple[Rule, ...]] = (
     Rule(dataquality.MISSING_DIARY, dataquality.missing_diary),
     Rule(flare.FLARE_EPISODE, flare.flare_episode),
     Rule(flare.FLARE_RISK, flare.risk_high),
+    Rule(safety.RED_FLAG, safety.red_flag),
 )
 
 #: Every rule id the engine manages.
