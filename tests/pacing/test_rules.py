@@ -239,7 +239,9 @@ def test_every_rule_id_is_unique_and_namespaced() -> None:
     ids = [r.spec.rule_id for r in RULES]
     assert len(ids) == len(set(ids))
     assert all(
-        i.split(".")[0] in {"boom", "bust", "pacing", "cycling", "data", "flare"} for i in ids
+        i.split(".")[0]
+        in {"boom", "bust", "pacing", "cycling", "data", "flare", "safety", "exposure", "relapse"}
+        for i in ids
     )
 
 
