@@ -15,7 +15,6 @@ import pytest
 
 from paceline.pacing import intake, planning, records, replay, wording
 from paceline.pacing.alerts import list_alerts, raise_alerts
-from paceline.pacing.alerts.outbox import deliveries_of
 from paceline.pacing.alerts.policy import (
     DEFAULT_POLICY,
     AlertState,
@@ -30,6 +29,7 @@ from paceline.pacing.errors import IdempotencyConflictError, PlanError
 from paceline.pacing.flags import Severity
 from paceline.pacing.jobs import tasks
 from paceline.pacing.progression import Cause
+from paceline.pacing.records import deliveries_of
 from paceline.pacing.redflags import CODES, Care, RedFlagError, Source, screen
 from paceline.pacing.simulate import Persona, SimPatient
 from tests.pacing.alerts.helpers import CONFIG, START, enrol, morning_after
