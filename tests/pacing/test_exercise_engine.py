@@ -9,12 +9,13 @@ from typing import Any
 import psycopg
 import pytest
 
-from paceline.pacing import intake, prescribing, records, replay
+from paceline.pacing import intake, planning, prescribing, records, replay
 from paceline.pacing.engine import Evaluation, evaluate_patient
 from paceline.pacing.errors import ExerciseError, IdempotencyConflictError, OutOfRangeError
 from paceline.pacing.exercise import Kind, Prescription, Target, TargetCause, TargetVersion
 from paceline.pacing.planning import plan_history
 from paceline.pacing.progression import Cause
+from paceline.pacing.redflags import CODES
 from paceline.pacing.simulate import Persona, SimPatient
 from paceline.store import registry
 
@@ -193,19 +194,21 @@ def test_an_open_red_flag_pauses_the_rise_and_a_clinician_override_is_logged_aga
         target=Target(duration_min=2.0, sets=3),
     )
     rid = rx.prescription_id
-    conn.execute(
-        "INSERT INTO flag (patient_id, rule_id, window_start, window_end, severity, evidence,"
-        " status) VALUES (%s, 'safety.red_flag', %s, %s, 'critical', '{}', 'open')",
-        (pid, datetime.combine(START, time(0), UTC), datetime.combine(START, time(23), UTC)),
+    morning = datetime.combine(START, time(9), UTC)
+    intake.submit_red_flag_screen(
+        conn, pid, {**dict.fromkeys(CODES, False), "fever": True}, answered_at=morning, now=morning
     )
     conn.commit()
     for i in range(4):
         log(conn, pid, rid, i, minutes=2.0, sets=3, before=2, after=2)
         assert evaluate(conn, pid, i).exercise_changes == ()
-    # A clinician clears the red flag on day 3: the pause covered days 0 to 3.
-    conn.execute(
-        "UPDATE flag SET status = 'resolved', window_end = %s WHERE patient_id = %s",
-        (datetime.combine(START + timedelta(days=4), time(0), UTC), pid),
+    # A clinician clears the pause on the morning of day 4: it covered days 0 to 3.
+    planning.clear_pause(
+        conn,
+        pid,
+        clinician_id=dr,
+        note="seen: no infection",
+        now=datetime.combine(START + timedelta(days=4), time(7), UTC),
     )
     conn.commit()
     log(conn, pid, rid, 4, minutes=2.0, sets=3, before=2, after=2)

@@ -39,9 +39,6 @@ from paceline.pacing.records import PatientContext
 from paceline.store.access import audit
 
 ENGINE_ACTOR: Final = "pacing-engine"
-#: Open flags whose rule starts with this pause every target's rise (a red flag
-#: until a clinician clears it; see protocol-safety's progression pause).
-PAUSE_RULE_PREFIX: Final = "safety."
 #: Days of sessions the engine reads before the evaluated day: every run of good
 #: sessions that could still raise a target lies in it (earlier days were decided
 #: by earlier evaluations), and it covers the 28-day chronic window of the load.
@@ -196,11 +193,15 @@ def end_prescription(
 def paused_through(conn: psycopg.Connection[Any], ctx: PatientContext, day: date) -> date | None:
     """The last day up to `day` on which progression was paused (None: never).
 
-    Until protocol-safety's progression pause is on main this reads the flags:
-    a flag of a `PAUSE_RULE_PREFIX` rule (a red flag) pauses every day it covers,
-    and an open one every day until a clinician resolves it.
+    The pause is the activity plan's (`paceline.pacing.planning.progression_pause`):
+    a positive red-flag screen pauses every day from its own until a clinician
+    clears it (the clearing day is no longer paused).
     """
-    return records.flag_coverage(conn, ctx, PAUSE_RULE_PREFIX, day)
+    covered = [
+        min(day, p.cleared_day - timedelta(days=1)) if p.cleared_day is not None else day
+        for p in records.pauses(conn, ctx, ctx.enrolled_day, day)
+    ]
+    return max(covered, default=None)
 
 
 def plan_flares(plans: Sequence[PlanVersion]) -> list[FlareOnset]:

@@ -2203,31 +2203,6 @@ def insert_exercise_session(
     )
 
 
-def flag_coverage(
-    conn: psycopg.Connection[Any], ctx: PatientContext, prefix: str, through: date
-) -> date | None:
-    """The last local day up to `through` covered by a flag of a rule starting with `prefix`.
-
-    An open or acknowledged flag covers every day up to `through`; a resolved one
-    the days of its window.
-    """
-    row = conn.execute(
-        "SELECT max(CASE WHEN status IN ('open', 'acknowledged') THEN %(through)s"
-        " ELSE ((window_end - interval '1 microsecond') AT TIME ZONE %(tz)s)::date END)"
-        " FROM flag WHERE patient_id = %(p)s AND starts_with(rule_id, %(prefix)s)"
-        " AND window_start < %(hi)s",
-        {
-            "through": through,
-            "tz": ctx.timezone,
-            "p": ctx.patient_id,
-            "prefix": prefix,
-            "hi": ctx.day_start(through + timedelta(days=1)),
-        },
-    ).fetchone()
-    last = None if row is None else row[0]
-    return None if last is None else min(last, through)
-
-
 # Red-flag screens and progression pauses ---------------------------------------------------
 
 
