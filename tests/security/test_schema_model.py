@@ -63,6 +63,8 @@ GRANTS: dict[str, dict[str, str]] = {
         "worker": "INSERT,SELECT",
     },
     "exposure_item": {"clinician": "INSERT,SELECT,UPDATE", "patient": "SELECT", "worker": "SELECT"},
+    # Migration 0019: the ladder's rating history (append-only: nobody may UPDATE or DELETE).
+    "exposure_rating": {"clinician": "INSERT,SELECT", "patient": "SELECT", "worker": "SELECT"},
     "exposure_session": {
         "clinician": "INSERT,SELECT,UPDATE",
         "patient": "INSERT,SELECT,UPDATE",
@@ -89,6 +91,8 @@ GRANTS: dict[str, dict[str, str]] = {
     "pacing_state": {"worker": "DELETE,INSERT,SELECT,UPDATE"},
     "patient": {"clinician": "SELECT", "patient": "SELECT", "worker": "SELECT"},
     "patient_review": {"clinician": "INSERT,SELECT"},
+    # Migration 0019: clinicians' progress notes (never edited; amended by a new note).
+    "progress_note": {"clinician": "INSERT,SELECT"},
     # Migration 0020: patients write their screens and the pause a positive one opens;
     # clinicians clear pauses; workers mark screens evaluated.
     "progression_pause": {

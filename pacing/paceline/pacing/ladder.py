@@ -1,7 +1,14 @@
-"""The fear ladder at the edges: edit rungs, plan and record sessions, show progress."""
+"""The fear ladder at the edges: edit rungs, re-rate them, plan and record sessions, show progress.
+
+Every fear rating an item is given (when added, at each periodic re-rating,
+on an edit) is appended to its history (`exposure_rating`); the item keeps
+its current rating for the exposure rules. Adding, editing, re-rating and
+retiring items are audited.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any, Final
@@ -21,6 +28,7 @@ from paceline.pacing.exposure import (
     check_scale,
     item_progress,
 )
+from paceline.pacing.records import FearRating
 from paceline.store.access import audit
 
 ACTIVITY_MAX_CHARS: Final = 200
@@ -30,6 +38,25 @@ DEFAULT_SESSION: Final = timedelta(minutes=60)
 
 def _actor(clinician_id: int | None) -> str:
     return "patient" if clinician_id is None else f"clinician:{clinician_id}"
+
+
+def _audit(
+    conn: psycopg.Connection[Any],
+    patient_id: int,
+    clinician_id: int | None,
+    *,
+    action: str,
+    detail: dict[str, Any],
+) -> None:
+    audit(
+        conn,
+        actor=_actor(clinician_id),
+        action=action,
+        obj="exposure_item",
+        patient_id=patient_id,
+        clinician_id=clinician_id,
+        detail=detail,
+    )
 
 
 def _check_activity(activity: str) -> None:
@@ -51,8 +78,12 @@ def add_item(
     fear_rating: int,
     position: int | None = None,
     clinician_id: int | None = None,
+    now: datetime | None = None,
 ) -> LadderItem:
-    """Add a feared activity with its fear rating (0-100); default position is the top."""
+    """Add a feared activity with its fear rating (0-100); default position is the top.
+
+    The rating starts the item's history, dated `now` (default: the current time).
+    """
     _check_activity(activity)
     check_scale("fear_rating", fear_rating)
     records.patient_context(conn, patient_id)
@@ -70,13 +101,20 @@ def add_item(
             position=position,
             created_by=clinician_id,
         )
-        audit(
+        records.insert_rating(
             conn,
-            actor=_actor(clinician_id),
+            patient_id,
+            item.item_id,
+            fear_rating=fear_rating,
+            rated_by=clinician_id,
+            kind="initial",
+            rated_at=now,
+        )
+        _audit(
+            conn,
+            patient_id,
+            clinician_id,
             action="ladder.add",
-            obj="exposure_item",
-            patient_id=patient_id,
-            clinician_id=clinician_id,
             detail={"item_id": item.item_id, "activity": item.activity, "fear": fear_rating},
         )
     return item
@@ -109,13 +147,20 @@ def edit_item(
             status=status or item.status,
         )
         stored = records.update_item(conn, edited, patient_id)
-        audit(
+        if stored.fear_rating != item.fear_rating:
+            records.insert_rating(
+                conn,
+                patient_id,
+                item_id,
+                fear_rating=stored.fear_rating,
+                rated_by=clinician_id,
+                kind="edit",
+            )
+        _audit(
             conn,
-            actor=_actor(clinician_id),
+            patient_id,
+            clinician_id,
             action="ladder.edit",
-            obj="exposure_item",
-            patient_id=patient_id,
-            clinician_id=clinician_id,
             detail={
                 "item_id": item_id,
                 "before": {
@@ -133,6 +178,110 @@ def edit_item(
             },
         )
     return stored
+
+
+def rerate(
+    conn: psycopg.Connection[Any],
+    patient_id: int,
+    ratings: Mapping[int, int],
+    *,
+    clinician_id: int | None = None,
+    rated_at: datetime | None = None,
+    now: datetime | None = None,
+) -> list[FearRating]:
+    """Re-rate the expected fear (0-100) of ladder items: appended to their history, audited.
+
+    `ratings` maps item ids to the new rating. Retired items are not re-rated
+    (retiring took them off the ladder); mastered ones may be (to see whether
+    fear has returned). The items' current ratings change with it; what they
+    were stays in the history. One audit entry lists every item's before and after.
+    A re-rating cannot predate an item's latest rating nor lie in the future.
+    """
+    if not ratings:
+        raise ExposureError("a re-rating rates at least one ladder item")
+    for item_id, rating in ratings.items():
+        check_scale(f"fear_rating of item {item_id}", rating)
+    current = now or datetime.now(UTC)
+    moment = rated_at or current
+    if moment.tzinfo is None:
+        raise ExposureError("rated_at needs a time zone")
+    if moment > current + timedelta(minutes=5):
+        raise ExposureError(f"a re-rating at {moment.isoformat()} lies in the future")
+    records.patient_context(conn, patient_id)
+    out: list[FearRating] = []
+    changes: list[dict[str, int]] = []
+    with conn.transaction():
+        history = rating_history(conn, patient_id)
+        for item_id, rating in sorted(ratings.items()):
+            item = records.ladder_item(conn, patient_id, item_id)
+            if item.status is ItemStatus.RETIRED:
+                raise ExposureError(f"ladder item {item_id} is retired: it is not re-rated")
+            last = history.get(item_id, [])[-1:]
+            if last and moment < last[0].rated_at:
+                raise ExposureError(
+                    f"ladder item {item_id} was last rated at {last[0].rated_at.isoformat()};"
+                    f" a re-rating at {moment.isoformat()} would predate it"
+                )
+            records.update_item(conn, replace(item, fear_rating=rating), patient_id)
+            out.append(
+                records.insert_rating(
+                    conn,
+                    patient_id,
+                    item_id,
+                    fear_rating=rating,
+                    rated_by=clinician_id,
+                    kind="rerating",
+                    rated_at=moment,
+                )
+            )
+            changes.append({"item_id": item_id, "before": item.fear_rating, "after": rating})
+        _audit(
+            conn,
+            patient_id,
+            clinician_id,
+            action="ladder.rerate",
+            detail={"rated_at": moment.isoformat(), "items": changes},
+        )
+    return out
+
+
+def retire_item(
+    conn: psycopg.Connection[Any],
+    patient_id: int,
+    item_id: int,
+    *,
+    reason: str,
+    clinician_id: int | None = None,
+) -> LadderItem:
+    """Take a rung off the ladder (no longer relevant, replaced), with why; audited.
+
+    The item, its sessions and its rating history stay in the record.
+    """
+    check_note("reason", reason)
+    if not reason.strip():
+        raise ExposureError("say why the item is retired")
+    with conn.transaction():
+        item = records.ladder_item(conn, patient_id, item_id)
+        if item.status is ItemStatus.RETIRED:
+            raise ExposureError(f"ladder item {item_id} is already retired")
+        stored = records.update_item(conn, replace(item, status=ItemStatus.RETIRED), patient_id)
+        _audit(
+            conn,
+            patient_id,
+            clinician_id,
+            action="ladder.retire",
+            detail={"item_id": item_id, "was": item.status.value, "reason": reason.strip()},
+        )
+    return stored
+
+
+def rating_history(conn: psycopg.Connection[Any], patient_id: int) -> dict[int, list[FearRating]]:
+    """Each ladder item's fear ratings, oldest first, by item id."""
+    records.patient_context(conn, patient_id)
+    out: dict[int, list[FearRating]] = {}
+    for r in records.fear_ratings(conn, patient_id):
+        out.setdefault(r.item_id, []).append(r)
+    return out
 
 
 def plan_session(

@@ -30,6 +30,7 @@ from paceline.pacing import wording
 from paceline.pacing.days import DayLoad, Measure
 from paceline.pacing.errors import OutOfRangeError, PlanError
 from paceline.pacing.evidence import JSON, Evidence, iso, num
+from paceline.pacing.questionnaires import DEFAULT_REASSESS_WEEKS, check_reassess_weeks
 
 DEFAULT_BASELINE_DAYS: Final = 5
 DEFAULT_START_FRACTION: Final = 0.8
@@ -78,6 +79,8 @@ class PlanSettings:
     bust_fraction: float = DEFAULT_BUST_FRACTION
     max_above_ceiling_min: float = DEFAULT_MAX_ABOVE_CEILING_MIN
     target: float | None = None
+    #: Weeks between questionnaire and fear-ladder reassessments (paceline.pacing.questionnaires).
+    reassess_every_weeks: int = DEFAULT_REASSESS_WEEKS
 
     def __post_init__(self) -> None:
         """Refuse settings outside clinically sensible ranges."""
@@ -91,6 +94,7 @@ class PlanSettings:
         _check("max_above_ceiling_min", self.max_above_ceiling_min, 0.0, 1440.0)
         if self.target is not None:
             _check("target", self.target, 0.0, 1e7)
+        check_reassess_weeks(self.reassess_every_weeks)
 
     def as_json(self) -> dict[str, JSON]:
         """The settings as stored in the plan's params."""
@@ -104,6 +108,7 @@ class PlanSettings:
             "bust_fraction": self.bust_fraction,
             "max_above_ceiling_min": self.max_above_ceiling_min,
             "target": self.target,
+            "reassess_every_weeks": self.reassess_every_weeks,
         }
 
     @classmethod
@@ -116,7 +121,8 @@ class PlanSettings:
                 continue
             if isinstance(value, bool) or not isinstance(value, int | float):
                 raise PlanError(f"plan setting {key} must be a number; got {value!r}")
-            changes[key] = int(value) if key == "baseline_days" else float(value)
+            whole = key in ("baseline_days", "reassess_every_weeks")
+            changes[key] = int(value) if whole else float(value)
         return replace(cls(), **changes)
 
 

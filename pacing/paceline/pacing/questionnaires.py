@@ -11,6 +11,10 @@ summed as given; a 17-answer sheet submitted as TSK-11 is refused with a hint
 rather than summed without its reverse keying. PCS and PSEQ have no
 reverse-keyed items.
 
+Reassessment: TSK-11, PCS and PSEQ are given at enrolment (the baseline) and
+again every N weeks (`reassessment`; N is the plan setting
+``reassess_every_weeks``, default `DEFAULT_REASSESS_WEEKS`).
+
 References
 ----------
 Kori SH, Miller RP, Todd DD. Kinesiophobia: a new view of chronic pain behavior.
@@ -28,6 +32,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from datetime import date, timedelta
 from enum import StrEnum
 from typing import Final
 
@@ -180,3 +185,97 @@ def tsk11_from_tsk17(answers: Sequence[int]) -> QuestionnaireScore:
     """Score the TSK-11 contained in a TSK-17 answer sheet (Woby et al. 2005 item mapping)."""
     full = score(InstrumentName.TSK_17, answers)
     return score(InstrumentName.TSK_11, [full.answers[i - 1] for i in TSK_11_FROM_TSK_17])
+
+
+# Reassessment schedule ---------------------------------------------------------------------
+
+#: The instruments given at every reassessment (issue 14): fear of movement, catastrophising
+#: and self-efficacy, the three the graded-exposure and graded-activity protocols track.
+REASSESSED: Final = (InstrumentName.TSK_11, InstrumentName.PCS, InstrumentName.PSEQ)
+#: Weeks between reassessments when the plan does not say. Four weeks is the clinical
+#: convention of a monthly review, not a figure from these instruments' papers; the plan
+#: setting ``reassess_every_weeks`` changes it per patient (1 to 26 weeks).
+DEFAULT_REASSESS_WEEKS: Final = 4
+REASSESS_WEEKS_RANGE: Final = (1, 26)
+#: An answer sheet given up to this many days before an occasion counts for that occasion
+#: (a patient who fills it in on Friday for Monday's review is not asked again).
+EARLY_DAYS: Final = 3
+#: Instruments whose answers also count for another one: a TSK-17 contains the TSK-11
+#: (Woby et al. 2005), so a TSK-17 answer sheet covers a TSK-11 reassessment.
+COUNTS_FOR: Final[Mapping[InstrumentName, InstrumentName]] = {
+    InstrumentName.TSK_17: InstrumentName.TSK_11
+}
+
+
+@dataclass(frozen=True)
+class Reassessment:
+    """Where a patient stands in the reassessment schedule on one local day.
+
+    Occasion 0 is the enrolment day (the baseline); occasion k is k x `every_weeks`
+    weeks later. `due` lists the instruments not answered for the current occasion.
+    """
+
+    every_weeks: int
+    index: int
+    occasion: date
+    next_occasion: date
+    due: tuple[InstrumentName, ...]
+    last_answered: Mapping[InstrumentName, date | None]
+
+    @property
+    def window_start(self) -> date:
+        """The first day an answer counts for the current occasion."""
+        return self.occasion - timedelta(days=EARLY_DAYS)
+
+
+def check_reassess_weeks(weeks: object) -> int:
+    """`weeks` as a whole number of weeks in `REASSESS_WEEKS_RANGE`, or a typed error."""
+    label = "reassess_every_weeks"
+    if isinstance(weeks, bool) or not isinstance(weeks, int):
+        raise NotAnIntegerError(label, weeks)
+    low, high = REASSESS_WEEKS_RANGE
+    if not low <= weeks <= high:
+        raise OutOfRangeError(label, weeks, low, high)
+    return weeks
+
+
+def occasion_of(enrolled_day: date, day: date, every_weeks: int) -> tuple[int, date]:
+    """The index and day of the latest occasion on or before `day` (occasion 0 before enrolment)."""
+    period = 7 * check_reassess_weeks(every_weeks)
+    index = max(0, (day - enrolled_day).days // period)
+    return index, enrolled_day + timedelta(days=index * period)
+
+
+def reassessment(
+    enrolled_day: date,
+    today: date,
+    answered: Mapping[str, date | None],
+    *,
+    every_weeks: int = DEFAULT_REASSESS_WEEKS,
+    instruments: Sequence[InstrumentName] = REASSESSED,
+) -> Reassessment:
+    """Which of `instruments` are due on `today`, given the last local day each was answered.
+
+    `answered` maps instrument names (as stored) to the local day of the latest
+    answer sheet; a TSK-17 counts for the TSK-11 (`COUNTS_FOR`).
+    """
+    index, occasion = occasion_of(enrolled_day, today, every_weeks)
+    latest: dict[InstrumentName, date | None] = dict.fromkeys(instruments)
+    for name, day in answered.items():
+        inst = instrument(name).name
+        inst = COUNTS_FOR.get(inst, inst)
+        if inst in latest and day is not None:
+            before = latest[inst]
+            latest[inst] = day if before is None else max(before, day)
+    first = occasion - timedelta(days=EARLY_DAYS)
+    due = tuple(i for i in instruments if (d := latest[i]) is None or d < first)
+    if today < enrolled_day:
+        due = ()
+    return Reassessment(
+        every_weeks=every_weeks,
+        index=index,
+        occasion=occasion,
+        next_occasion=occasion + timedelta(weeks=every_weeks),
+        due=due,
+        last_answered=latest,
+    )

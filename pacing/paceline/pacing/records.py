@@ -156,6 +156,16 @@ def metrics_rows(
     return _day_rows(conn, MetricsRow, _METRICS_COLS, patient_id=patient_id, start=start, end=end)
 
 
+def _local_days(ctx: PatientContext, start: date, end: date) -> dict[str, Any]:
+    """Query parameters of local days `start` … `end`: zone, patient and the instants."""
+    return {
+        "tz": ctx.timezone,
+        "p": ctx.patient_id,
+        "lo": ctx.day_start(start),
+        "hi": ctx.day_start(end + timedelta(days=1)),
+    }
+
+
 def diary_records(
     conn: psycopg.Connection[Any], ctx: PatientContext, start: date, end: date
 ) -> list[DiaryRecord]:
@@ -166,12 +176,7 @@ def diary_records(
             " pain_average, pain_worst, fatigue, mood, sleep_quality, fear_of_movement, note"
             " FROM self_report WHERE patient_id = %(p)s"
             " AND reported_at >= %(lo)s AND reported_at < %(hi)s ORDER BY reported_at",
-            {
-                "tz": ctx.timezone,
-                "p": ctx.patient_id,
-                "lo": ctx.day_start(start),
-                "hi": ctx.day_start(end + timedelta(days=1)),
-            },
+            _local_days(ctx, start, end),
         )
         return cur.fetchall()
 
@@ -267,6 +272,62 @@ def insert_questionnaire(
         stored = cur.fetchone()
     assert stored is not None
     return int(stored.pop("response_id")), False, stored
+
+
+@dataclass(frozen=True)
+class QuestionnaireRecord:
+    """A stored, scored questionnaire: instrument, when (and the patient's local day), totals."""
+
+    response_id: int
+    instrument: str
+    answered_at: datetime
+    day: date
+    total: int
+    scores: dict[str, Any]
+
+
+def questionnaire_records(
+    conn: psycopg.Connection[Any], ctx: PatientContext, start: date, end: date
+) -> list[QuestionnaireRecord]:
+    """The patient's questionnaires answered on local days `start` … `end`, oldest first."""
+    with conn.cursor(row_factory=class_row(QuestionnaireRecord)) as cur:
+        cur.execute(
+            "SELECT response_id, instrument, answered_at,"
+            " (answered_at AT TIME ZONE %(tz)s)::date AS day, total, scores"
+            " FROM questionnaire_response WHERE patient_id = %(p)s"
+            " AND answered_at >= %(lo)s AND answered_at < %(hi)s"
+            " ORDER BY answered_at, response_id",
+            _local_days(ctx, start, end),
+        )
+        return cur.fetchall()
+
+
+def latest_answer_days(
+    conn: psycopg.Connection[Any], patient_ids: Sequence[int]
+) -> dict[int, dict[str, date]]:
+    """Per patient, the local day of the latest answer sheet of each instrument (one query)."""
+    rows = conn.execute(
+        "SELECT q.patient_id, q.instrument, (max(q.answered_at) AT TIME ZONE p.timezone)::date"
+        " FROM questionnaire_response q JOIN patient p USING (patient_id)"
+        " WHERE q.patient_id = ANY(%s) GROUP BY q.patient_id, q.instrument, p.timezone",
+        (list(patient_ids),),
+    ).fetchall()
+    out: dict[int, dict[str, date]] = {}
+    for pid, name, day in rows:
+        out.setdefault(int(pid), {})[str(name)] = day
+    return out
+
+
+def current_plan_params(
+    conn: psycopg.Connection[Any], patient_ids: Sequence[int]
+) -> dict[int, dict[str, Any]]:
+    """The params of each patient's highest plan version (patients without a plan are left out)."""
+    rows = conn.execute(
+        "SELECT DISTINCT ON (patient_id) patient_id, params FROM pacing_plan"
+        " WHERE patient_id = ANY(%s) ORDER BY patient_id, version DESC",
+        (list(patient_ids),),
+    ).fetchall()
+    return {int(pid): dict(params or {}) for pid, params in rows}
 
 
 # Plans -----------------------------------------------------------------------------------
@@ -617,6 +678,57 @@ def update_item(conn: psycopg.Connection[Any], item: LadderItem, patient_id: int
     return _item(row)
 
 
+@dataclass(frozen=True)
+class FearRating:
+    """One fear rating (0-100) a ladder item was given: first, re-rated or edited."""
+
+    rating_id: int
+    item_id: int
+    fear_rating: int
+    rated_at: datetime
+    rated_by: int | None
+    kind: str
+
+
+_RATING_COLS = sql.SQL("rating_id, item_id, fear_rating, rated_at, rated_by, kind")
+
+
+def insert_rating(
+    conn: psycopg.Connection[Any],
+    patient_id: int,
+    item_id: int,
+    *,
+    fear_rating: int,
+    rated_by: int | None,
+    kind: str,
+    rated_at: datetime | None = None,
+) -> FearRating:
+    """Append one rating to an item's history (the history is never rewritten)."""
+    with conn.cursor(row_factory=class_row(FearRating)) as cur:
+        cur.execute(
+            sql.SQL(
+                "INSERT INTO exposure_rating (item_id, patient_id, fear_rating, rated_at,"
+                " rated_by, kind) VALUES (%s, %s, %s, coalesce(%s, now()), %s, %s) RETURNING {}"
+            ).format(_RATING_COLS),
+            (item_id, patient_id, fear_rating, rated_at, rated_by, kind),
+        )
+        row = cur.fetchone()
+    assert row is not None
+    return row
+
+
+def fear_ratings(conn: psycopg.Connection[Any], patient_id: int) -> list[FearRating]:
+    """Every rating of every ladder item of the patient, oldest first."""
+    with conn.cursor(row_factory=class_row(FearRating)) as cur:
+        cur.execute(
+            sql.SQL(
+                "SELECT {} FROM exposure_rating WHERE patient_id = %s ORDER BY rated_at, rating_id"
+            ).format(_RATING_COLS),
+            (patient_id,),
+        )
+        return cur.fetchall()
+
+
 _SESSION_COLS = sql.SQL(
     "session_id, item_id, planned_at, (planned_at AT TIME ZONE %(tz)s)::date AS planned_day,"
     " status, started_at, ended_at, fear_before, fear_after, expected_harm, actual_harm, note"
@@ -730,6 +842,81 @@ def session_load(
         max_hr_bpm=None if hr[2] is None else int(hr[2]),
         steps=int(steps[0]),
     )
+
+
+# Clinicians' progress notes (paceline.pacing.notes) --------------------------------------------
+
+
+@dataclass(frozen=True)
+class StoredNote:
+    """A progress note as stored: who wrote it when, the text and the structured ratings."""
+
+    note_id: int
+    patient_id: int
+    clinician_id: int
+    clinician_name: str
+    written_at: datetime
+    body: str
+    activity: str | None
+    confidence: int | None
+    task_independence: int | None
+    perceived_capability: int | None
+    amends: int | None
+
+
+_NOTE_FIELDS = (
+    "patient_id",
+    "clinician_id",
+    "written_at",
+    "body",
+    "activity",
+    "confidence",
+    "task_independence",
+    "perceived_capability",
+    "amends",
+)
+
+
+def insert_note(conn: psycopg.Connection[Any], values: Mapping[str, Any]) -> int:
+    """Store one progress note (the keys of `values` are `progress_note` columns); its id."""
+    unknown = set(values) - set(_NOTE_FIELDS)
+    assert not unknown, unknown
+    names = [k for k in _NOTE_FIELDS if k in values]
+    row = conn.execute(
+        sql.SQL("INSERT INTO progress_note ({}) VALUES ({}) RETURNING note_id").format(
+            sql.SQL(", ").join(map(sql.Identifier, names)),
+            sql.SQL(", ").join(sql.Placeholder() * len(names)),
+        ),
+        [values[k] for k in names],
+    ).fetchone()
+    assert row is not None
+    return int(row[0])
+
+
+def progress_notes(
+    conn: psycopg.Connection[Any],
+    patient_id: int,
+    *,
+    since: datetime | None = None,
+    until: datetime | None = None,
+    note_id: int | None = None,
+) -> list[StoredNote]:
+    """The patient's progress notes written in [`since`, `until`), newest first (or one note)."""
+    with conn.cursor(row_factory=class_row(StoredNote)) as cur:
+        cur.execute(
+            # A clinician's session sees only their own clinician row: colleagues by number.
+            "SELECT n.note_id, n.patient_id, n.clinician_id,"
+            " coalesce(c.display_name, 'clinician ' || n.clinician_id) AS clinician_name,"
+            " n.written_at, n.body, n.activity, n.confidence, n.task_independence,"
+            " n.perceived_capability, n.amends FROM progress_note n"
+            " LEFT JOIN clinician c USING (clinician_id) WHERE n.patient_id = %(p)s"
+            " AND (%(lo)s::timestamptz IS NULL OR n.written_at >= %(lo)s)"
+            " AND (%(hi)s::timestamptz IS NULL OR n.written_at < %(hi)s)"
+            " AND (%(id)s::bigint IS NULL OR n.note_id = %(id)s)"
+            " ORDER BY n.written_at DESC, n.note_id DESC",
+            {"p": patient_id, "lo": since, "hi": until, "id": note_id},
+        )
+        return cur.fetchall()
 
 
 # Job queue work lists and the clock's slots (paceline.pacing.jobs) -------------------------

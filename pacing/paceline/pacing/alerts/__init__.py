@@ -5,6 +5,7 @@ Entry points (each runs inside the caller's transaction):
 - `raise_alerts(conn, evaluation, *, now)`: alerts of one evaluated patient-day,
   returning the ids of the deliveries due now;
 - `due_reminders(conn, now)`: today's diary reminders, returning the deliveries due now;
+- `due_questionnaire_reminders(conn, now)`: reassessment questionnaires due, likewise;
 - `deliver(conn, delivery_id, *, channels, now)`: one attempt, recorded;
 - `due_deliveries(conn, now)`, `due_digests(conn, now)`: what the periodic jobs defer;
 - `acknowledge`, `resolve`, `list_alerts`: what the dashboard and the CLI call.
@@ -31,7 +32,7 @@ from paceline.pacing.alerts.errors import (
 from paceline.pacing.alerts.lifecycle import acknowledge, resolve
 from paceline.pacing.alerts.policy import DEFAULT_POLICY, AlertPolicy
 from paceline.pacing.alerts.raising import raise_alerts
-from paceline.pacing.alerts.reminders import due_reminders
+from paceline.pacing.alerts.reminders import due_questionnaire_reminders, due_reminders
 from paceline.pacing.records import AlertRow, DeliveryRow, dead_letters, list_alerts
 
 __all__ = [
@@ -53,6 +54,7 @@ __all__ = [
     "deliver",
     "due_deliveries",
     "due_digests",
+    "due_questionnaire_reminders",
     "due_reminders",
     "list_alerts",
     "raise_alerts",

@@ -1,4 +1,9 @@
-"""Diary reminders: a patient who has not logged by their chosen local time hears about it once."""
+"""Reminders: the diary at the patient's chosen local time, and questionnaires when due.
+
+A patient who has not logged the diary by their chosen local time hears about
+it once that day; a patient with reassessment questionnaires due hears about
+it once per occasion (`paceline.pacing.reassessment`).
+"""
 
 from __future__ import annotations
 
@@ -8,7 +13,7 @@ from zoneinfo import ZoneInfo
 
 import psycopg
 
-from paceline.pacing import records
+from paceline.pacing import reassessment, records
 from paceline.pacing.alerts.config import DeliveryConfig
 from paceline.pacing.alerts.policy import (
     DEFAULT_POLICY,
@@ -81,4 +86,35 @@ def due_reminders(
                 quiet_hours=False,
             )
             due += d
+    return due
+
+
+def due_questionnaire_reminders(
+    conn: psycopg.Connection[Any],
+    now: datetime,
+    *,
+    policy: AlertPolicy = DEFAULT_POLICY,
+    config: DeliveryConfig | None = None,
+) -> list[int]:
+    """Tell each patient with questionnaires due, once per reassessment occasion.
+
+    The message is unique per patient and occasion (its window is the
+    occasion's), so a patient who has not answered yet is not told again every
+    pass; `due_reminders` resolves it when the next occasion begins. It waits
+    out quiet hours.
+    """
+    config = DeliveryConfig.from_env() if config is None else config
+    due: list[int] = []
+    for r in reassessment.due_reminders(conn, now):
+        episode = Episode(
+            flag_id=0,
+            rule_id=reassessment.QUESTIONNAIRE_REMINDER,
+            severity=Severity.INFO,
+            window_start=r.window_start,
+            window_end=r.window_end,
+            active=True,
+            summary=reassessment.reminder_text(r.due),
+        )
+        _, d = open_message(conn, r.patient_id, episode, config=config, policy=policy, now=now)
+        due += d
     return due

@@ -27,7 +27,7 @@ Periodic fan-outs (deferred by `paceline.pacing.jobs.clock`, one per slot):
   as due and defer `evaluate`;
 - `deliveries(since, until)`: defer `deliver` for deliveries and digests due
   (first tries held by quiet hours, retries whose job was lost);
-- `reminders(since, until)`: open today's diary reminders, defer their deliveries;
+- `reminders(since, until)`: open today's diary and questionnaire reminders, defer their deliveries;
 - `recover_stalled()`: put back jobs whose worker stopped sending heartbeats
   (killed, or its machine lost), so another worker runs them;
 - `housekeeping()`: forget jobs that succeeded more than `KEEP_SUCCEEDED_H`
@@ -380,9 +380,10 @@ def deliveries(context: JobContext, since: str, until: str) -> int:
 
 @app.task(name=REMINDERS, queue=CLOCK_QUEUE, pass_context=True, retry=_RETRY_ON_OUTAGE)
 def reminders(context: JobContext, since: str, until: str) -> int:
-    """Open the diary reminders due by `until` and defer their deliveries; how many."""
+    """Open the diary and questionnaire reminders due by `until`, defer their deliveries; how many."""
     resources = _resources(context)
     with resources.pool.connection() as conn, conn.transaction():
         due = alerts.due_reminders(conn, _instant(until), config=resources.delivery)
+        due += alerts.due_questionnaire_reminders(conn, _instant(until), config=resources.delivery)
         defer_deliveries(conn, due)
     return len(due)
