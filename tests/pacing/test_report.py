@@ -1,0 +1,275 @@
+"""The progress report of a simulated patient, checked as rendered pages, not only as text.
+
+Six weeks of a boom-bust persona are played through the real engine (with
+alerts raised as the nightly pass does and one acknowledged with a note),
+with questionnaires at the baseline and four weeks later, a re-rated fear
+ladder with sessions, and a clinician's progress note. The PDF is rendered
+with PDFium (pypdfium2), the engine browsers use: every page is A4 and names
+the patient, counts its pages and carries the not-a-medical-device note; each
+chart image is found on its page and the rendered pixels in its region are
+not blank; the extracted text holds the numbers the data says it must.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, time, timedelta
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import psycopg
+import pypdfium2 as pdfium
+import pypdfium2.raw as pdfium_c
+import pytest
+
+from paceline.pacing import alerts, ladder, notes, planning, replay
+from paceline.pacing.intake import submit_questionnaire
+from paceline.pacing.report import ReportError, progress_report
+from paceline.pacing.simulate import Persona, SimPatient
+from paceline.store import connect, registry
+from paceline.store.access import clinician_session
+from paceline.store.identity import IdentityKey
+from tests.pacing.alerts.helpers import CONFIG
+
+START = date(2026, 3, 2)
+DAYS = 42
+END = START + timedelta(days=DAYS - 1)
+A4_PT = (595.28, 841.89)
+SCALE = 1.5  # 108 dpi: enough to see a chart's lines and bars
+
+
+@dataclass(frozen=True)
+class Built:
+    patient_id: int
+    clinician_id: int
+    ref: str
+    quota: float
+    pdf: bytes
+
+
+@pytest.fixture(scope="module")
+def built(db_dsn: str) -> Built:
+    with connect(db_dsn) as conn:
+        ref = f"RPT-{uuid.uuid4().hex[:8]}"
+        pid = registry.create_patient(
+            conn,
+            external_ref=ref,
+            display_name="Report Patient",
+            birth_year=1961,
+            enrolled_at=datetime.combine(START, time(8), UTC),
+        ).patient_id
+        cid = registry.create_clinician(
+            conn, username=f"r{uuid.uuid4().hex[:8]}", display_name="Dr Report"
+        )
+        registry.assign_care_team(conn, clinician_id=cid, patient_id=pid)
+        at = datetime.combine(START, time(9), UTC)
+        low = ladder.add_item(conn, pid, activity="walk to the shop", fear_rating=50, now=at)
+        high = ladder.add_item(conn, pid, activity="lift the grandchild", fear_rating=85, now=at)
+        conn.commit()
+        evaluations = replay.play(
+            conn, pid, SimPatient(Persona.BOOM_BUST, seed=2), start=START, days=DAYS
+        )
+        for ev in evaluations:
+            alerts.raise_alerts(
+                conn,
+                ev,
+                now=datetime.combine(ev.day + timedelta(days=1), time(9), UTC),
+                config=CONFIG,
+            )
+            conn.commit()
+        opened = alerts.list_alerts(conn, patient_id=pid, audience="care_team")
+        assert opened, "the boom-bust persona raises at least one alert"
+        alerts.acknowledge(
+            conn,
+            opened[-1].alert_id,
+            clinician_id=cid,
+            note="Phoned: agreed to spread the gardening over two days",
+            now=datetime.combine(END, time(10), UTC),
+        )
+        for week, sheets in (
+            (0, ([4] * 7 + [3] * 4, [3] * 13, [2] * 10)),
+            (4, ([3] * 11, [2] * 13, [4] * 10)),
+        ):
+            when = datetime.combine(START + timedelta(weeks=week), time(11), UTC)
+            for name, sheet in zip(("TSK-11", "PCS", "PSEQ"), sheets, strict=True):
+                submit_questionnaire(conn, pid, name, sheet, answered_at=when, now=when)
+        for i in range(3):
+            planned = datetime.combine(START + timedelta(days=7 + 3 * i), time(10), UTC)
+            s = ladder.plan_session(conn, pid, low.item_id, planned_at=planned)
+            ladder.record_session(
+                conn,
+                pid,
+                s.session_id,
+                done=True,
+                started_at=planned,
+                ended_at=planned + timedelta(minutes=30),
+                fear_before=50 - 10 * i,
+                fear_after=30 - 5 * i,
+                expected_harm=60,
+                actual_harm=10,
+                now=planned + timedelta(hours=1),
+            )
+        ladder.rerate(
+            conn,
+            pid,
+            {low.item_id: 20, high.item_id: 70},
+            clinician_id=cid,
+            rated_at=datetime.combine(START + timedelta(weeks=4), time(11), UTC),
+        )
+        notes.add_note(
+            conn,
+            pid,
+            clinician_id=cid,
+            body="Walks to the shop without stopping.\nNext: carry a bag.",
+            activity="walk to the shop",
+            confidence=7,
+            task_independence=7,
+            perceived_capability=6,
+            now=datetime.combine(START + timedelta(weeks=4), time(12), UTC),
+        )
+        conn.commit()
+        plan = planning.current_plan(conn, pid, END)
+        assert plan is not None and plan.quota is not None
+        pdf = progress_report(
+            conn,
+            pid,
+            START,
+            END,
+            actor="test:report",
+            now=datetime.combine(END + timedelta(1), time(8), UTC),
+        )
+        conn.commit()
+    if out := os.environ.get("PACELINE_REPORT_SAMPLE"):
+        Path(out).write_bytes(pdf)  # to look at the pages while changing the layout
+    return Built(pid, cid, ref, plan.quota, pdf)
+
+
+@pytest.fixture(scope="module")
+def document(built: Built) -> Iterator[pdfium.PdfDocument]:
+    doc = pdfium.PdfDocument(built.pdf)
+    yield doc
+    doc.close()
+
+
+def _text(page: pdfium.PdfPage) -> str:
+    textpage = page.get_textpage()
+    try:
+        return str(textpage.get_text_range())
+    finally:
+        textpage.close()
+
+
+def test_every_page_is_a4_and_names_the_patient_counts_pages_and_disclaims(
+    built: Built, document: pdfium.PdfDocument
+) -> None:
+    n = len(document)
+    assert 2 <= n <= 8
+    for i in range(n):
+        page = document[i]
+        assert page.get_size() == pytest.approx(A4_PT, abs=0.5)
+        text = _text(page)
+        assert built.ref in text and "Report Patient" in text and "born 1961" in text
+        assert f"Page {i + 1} of {n}" in text
+        assert "not a medical device" in text
+
+
+def test_the_text_holds_the_numbers_of_the_data(built: Built, document: pdfium.PdfDocument) -> None:
+    # Words, whatever lines the layout wrapped them onto.
+    text = " ".join(" ".join(_text(document[i]) for i in range(len(document))).split())
+    assert "Baseline against now" in text
+    # The plan's quota on the last day, as the report formats it.
+    quota = (
+        f"{built.quota:,.0f}"
+        if built.quota >= 100 or built.quota.is_integer()
+        else f"{built.quota:,.1f}"
+    )
+    assert quota in text
+    # TSK-11 40 → 33, PSEQ 20 → 40; the change column says -7 and +20.
+    assert "TSK-11 total (11-44)" in text
+    for number in ("40", "33", "-7", "+20"):
+        assert number in text
+    assert "50 → 20 (2 ratings)" in text  # the walk: first rating 50, re-rated to 20
+    assert "Phoned: agreed to spread the gardening over two days" in text
+    assert "Walks to the shop without stopping." in text
+    assert "7 complete independence" in text
+
+
+def _images(page: pdfium.PdfPage) -> list[tuple[float, float, float, float]]:
+    return [obj.get_bounds() for obj in page.get_objects(filter=[pdfium_c.FPDF_PAGEOBJ_IMAGE])]
+
+
+def test_the_three_charts_are_drawn_and_not_blank_in_their_regions(
+    document: pdfium.PdfDocument,
+) -> None:
+    regions = []
+    for i in range(len(document)):
+        page = document[i]
+        boxes = _images(page)
+        if not boxes:
+            continue
+        image = np.asarray(page.render(scale=SCALE).to_pil().convert("RGB"), dtype=np.int16)
+        height = page.get_size()[1]
+        for left, bottom, right, top in boxes:
+            # PDF points (origin bottom left) to pixels of the rendered page (origin top left).
+            box = image[
+                int((height - top) * SCALE) : int((height - bottom) * SCALE),
+                int(left * SCALE) : int(right * SCALE),
+            ]
+            assert box.shape[0] > 100 and box.shape[1] > 400, "a chart is a sizeable region"
+            ink = (box < 200).any(axis=2).mean()
+            colours = len(np.unique(box.reshape(-1, 3) // 32, axis=0))
+            regions.append((i, ink, colours))
+    assert len(regions) == 3, regions
+    for page_no, ink, colours in regions:
+        assert ink > 0.02, f"the chart on page {page_no + 1} is nearly blank ({ink:.1%} ink)"
+        assert colours >= 4, f"the chart on page {page_no + 1} has {colours} colours"
+
+
+def test_a_blank_page_region_would_fail_the_check(document: pdfium.PdfDocument) -> None:
+    """The ink measure tells a chart from empty paper (so the test above can fail)."""
+    page = document[len(document) - 1]
+    image = np.asarray(page.render(scale=SCALE).to_pil().convert("RGB"), dtype=np.int16)
+    margin = image[: int(15 * SCALE), :]  # the top margin above the header line
+    assert (margin < 200).any(axis=2).mean() < 0.005
+
+
+def test_the_report_is_audited_and_refused_for_a_patient_not_seen(
+    built: Built,
+    conn: psycopg.Connection[Any],
+    dashboard_conn: psycopg.Connection[Any],
+    identity_key: IdentityKey,
+) -> None:
+    entry = conn.execute(
+        "SELECT actor, detail FROM audit_log WHERE patient_id = %s AND action = 'report.pdf'",
+        (built.patient_id,),
+    ).fetchone()
+    assert entry is not None and entry[0] == "test:report"
+    assert entry[1]["questionnaires"] == 6 and entry[1]["notes"] == 1
+    stranger = registry.create_clinician(
+        conn, username=f"s{uuid.uuid4().hex[:8]}", display_name="S"
+    )
+    conn.commit()
+    with (
+        clinician_session(dashboard_conn, stranger, key=identity_key) as c,
+        pytest.raises(ReportError),
+    ):
+        progress_report(c, built.patient_id, START, END, clinician_id=stranger)
+    with pytest.raises(ReportError, match="run forward"):
+        progress_report(conn, built.patient_id, END, START)
+
+
+def test_a_clinician_on_the_team_gets_it_in_their_session(
+    built: Built, dashboard_conn: psycopg.Connection[Any], identity_key: IdentityKey
+) -> None:
+    with clinician_session(dashboard_conn, built.clinician_id, key=identity_key) as c:
+        pdf = progress_report(c, built.patient_id, START, END, clinician_id=built.clinician_id)
+    assert pdf.startswith(b"%PDF-")
+    doc = pdfium.PdfDocument(pdf)
+    try:
+        assert "Walks to the shop" in " ".join(_text(doc[i]) for i in range(len(doc)))
+    finally:
+        doc.close()
