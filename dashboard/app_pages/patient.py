@@ -1,13 +1,18 @@
-"""Patient: one patient's load, zones, diary, recovery, flags, flare risk, exposure and alerts."""
+"""Patient: one patient's load, flags, risk, diary, exposure, alerts, reassessment and notes.
+
+Also the questionnaires against activity, and the exports and progress report downloads.
+"""
 
 from datetime import timedelta
 
 import streamlit as st
 
-from paceline.dashboard import charts, exercise_view, exports, patient_view, ui
+from paceline.dashboard import charts, exercise_view, exports, patient_view, record_view, ui
 from paceline.dashboard.patient_view import Range
-from paceline.pacing import overview, prescribing
-from paceline.pacing.errors import UnknownPatientError
+from paceline.pacing import notes as progress_notes
+from paceline.pacing import overview, prescribing, reassessment
+from paceline.pacing.errors import PacingError, UnknownPatientError
+from paceline.pacing.report import progress_report
 from paceline.pacing.rules.flare import RISK_ENTER
 from paceline.store.accounts import Role
 
@@ -54,6 +59,8 @@ with ui.person(who) as conn:
     else:
         ladder = overview.exposure(conn, patient_id)
         exercise = prescribing.overview(conn, patient_id, start, end)
+        trends = reassessment.trends(conn, patient_id, start, end)
+        due = reassessment.status(conn, patient_id, now=ui.now())
         ui.audit(
             conn,
             who,
@@ -152,6 +159,55 @@ if not alerts:
 else:
     st.dataframe(alerts, hide_index=True)
 
+st.subheader("Questionnaires against activity")
+st.caption(record_view.due_text(due))
+if not trends.questionnaires:
+    st.text("No questionnaires in this range.")
+st.altair_chart(record_view.trend_chart(trends), width="stretch")
+
+st.subheader("Progress notes")
+with st.form("progress_note", clear_on_submit=True):
+    body = st.text_area("Note", key="note_body", max_chars=progress_notes.BODY_MAX_CHARS)
+    task = st.text_input(
+        "Task the ratings are about (optional)",
+        key="note_activity",
+        max_chars=progress_notes.ACTIVITY_MAX_CHARS,
+    )
+    ratings: dict[str, int | None] = {
+        scale.name: column.selectbox(
+            scale.title,
+            record_view.scale_options(scale),
+            format_func=record_view.scale_format(scale),
+            key=f"note_{scale.name}",
+            help=f"{scale.low}-{scale.high}; {scale.source}",
+        )
+        for scale, column in zip(
+            progress_notes.SCALES, st.columns(len(progress_notes.SCALES)), strict=True
+        )
+    }
+    if st.form_submit_button("Save note"):
+        try:
+            with ui.person(who) as conn:
+                progress_notes.add_note(
+                    conn,
+                    patient_id,
+                    clinician_id=who.clinician_id or 0,
+                    body=body,
+                    activity=task.strip() or None,
+                    confidence=ratings["confidence"],
+                    task_independence=ratings["task_independence"],
+                    perceived_capability=ratings["perceived_capability"],
+                )
+            st.success("Note saved.")
+        except PacingError as exc:
+            st.error(str(exc))
+with ui.person(who) as conn:
+    written = progress_notes.list_notes(conn, patient_id)
+if written:
+    st.dataframe(record_view.note_rows(written[:50]), hide_index=True)
+else:
+    st.text("No progress notes yet.")
+
 with st.expander("One day, minute by minute"):
     day = st.date_input("Day", value=end, min_value=start, max_value=end, key="patient_intraday")
     if st.toggle("Show", key="patient_intraday_show"):
@@ -187,3 +243,20 @@ with st.expander("Export for the clinic's records"):
             st.download_button(
                 f"Download {f.filename}", f.data, file_name=f.filename, mime=f.mime, key=f.filename
             )
+
+with st.expander("Progress report (PDF)"):
+    st.caption(
+        "Baseline against now, the quota, questionnaires, the fear ladder, flags and what was"
+        " done, and progress notes, for the range above; A4, for the record or the primary"
+        " provider. Each report is audited."
+    )
+    if st.button("Prepare report", key="patient_report"):
+        with ui.person(who) as conn:
+            pdf = progress_report(conn, patient_id, start, end, clinician_id=who.clinician_id or 0)
+        st.download_button(
+            "Download report",
+            pdf,
+            file_name=record_view.report_filename(patient_id, start, end),
+            mime="application/pdf",
+            key="patient_report_pdf",
+        )

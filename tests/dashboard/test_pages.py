@@ -48,7 +48,8 @@ def test_clinician_opens_a_patient_with_charts_flags_and_notes(
         for t in texts
         for line in t.splitlines()
     )
-    assert len(at.get("vega_lite_chart")) == 1
+    # The load/zones/diary chart and the questionnaires against activity.
+    assert len(at.get("vega_lite_chart")) == 2
 
 
 def test_range_choices_change_the_days_shown(app: AppTest, clinic: Clinic) -> None:
@@ -386,3 +387,44 @@ def test_a_patient_who_ticks_a_red_flag_is_told_plainly_to_seek_care(
     assert not doctor.exception, doctor.exception
     with connect(clinic.dsn) as conn:
         assert planning.progression_pause(conn, clinic.patient_id) is None
+
+
+def test_a_clinician_writes_a_progress_note_with_ratings_and_sees_it_listed(
+    app: AppTest, clinic: Clinic
+) -> None:
+    at = _open_patient(login(app, "dr.a"), clinic.patient_id)
+    at.text_area(key="note_body").input("Gardened 20 min, paced with a timer.")
+    at.text_input(key="note_activity").input("gardening")
+    at.selectbox(key="note_confidence").set_value(7)
+    at.selectbox(key="note_task_independence").set_value(6)
+    next(b for b in at.button if b.label == "Save note").click()
+    at.run()
+    assert not at.exception, at.exception
+    assert [s.value for s in at.success] == ["Note saved."]
+    table = next(d.value for d in at.dataframe if "task" in d.value.columns)
+    row = table.iloc[0]
+    assert (row["task"], row["note"]) == ("gardening", "Gardened 20 min, paced with a timer.")
+    assert row["Task independence (FIM levels)"] == "6 modified independence"
+    # A rating without its task is refused with the reason, and nothing is stored.
+    at.text_area(key="note_body").input("Confident today.")
+    at.selectbox(key="note_confidence").set_value(8)
+    next(b for b in at.button if b.label == "Save note").click()
+    at.run()
+    assert any("name the activity" in e.value for e in at.error)
+
+
+def test_the_progress_report_is_prepared_for_download_on_the_patient_page(
+    app: AppTest, clinic: Clinic
+) -> None:
+    at = _open_patient(login(app, "dr.a"), clinic.patient_id)
+    next(b for b in at.button if b.label == "Prepare report").click()
+    at.run()
+    assert not at.exception, at.exception
+    with connect(clinic.dsn) as conn:
+        row = conn.execute(
+            "SELECT actor FROM audit_log WHERE action = 'report.pdf' AND patient_id = %s",
+            (clinic.patient_id,),
+        ).fetchone()
+    assert row == (f"clinician:{clinic.clinician_a}",)
+    buttons = at.get("download_button")
+    assert [b.proto.label for b in buttons] == ["Download report"]

@@ -273,3 +273,23 @@ def test_a_clinician_on_the_team_gets_it_in_their_session(
         assert "Walks to the shop" in " ".join(_text(doc[i]) for i in range(len(doc)))
     finally:
         doc.close()
+
+
+def test_paceline_report_writes_the_pdf_for_the_whole_programme_by_default(
+    built: Built, db_dsn: str, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    from paceline.cli.main import main
+
+    monkeypatch.setenv("PACELINE_DATABASE_URL", db_dsn)
+    out = tmp_path / "report.pdf"
+    assert main(["report", "--patient", str(built.patient_id), "-o", str(out)]) == 0
+    doc = pdfium.PdfDocument(out.read_bytes())
+    try:
+        first = _text(doc[0])
+    finally:
+        doc.close()
+    # Enrolment to today, the patient's whole programme so far.
+    assert f"Range {START:%d %b %Y} – " in first and built.ref in first
+    assert main(["report", "--patient", "987654321", "-o", str(out)]) == 2
+    args = ["report", "--patient", str(built.patient_id), "--from", "2026-04-01"]
+    assert main([*args, "--to", "2026-03-01", "-o", str(out)]) == 2

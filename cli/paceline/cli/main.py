@@ -21,6 +21,7 @@ from paceline.cli import (
     ingest,
     metrics,
     patients,
+    report,
     scheduler,
     worker,
 )
@@ -57,6 +58,7 @@ def build_parser() -> argparse.ArgumentParser:
     dashboard.register(commands)
     importing.register(commands)
     exporting.register(commands)
+    report.register(commands)
     audit.register(commands)
     patients.register(commands)
     flags.register(commands)

@@ -15,6 +15,7 @@ from typing import Any, Final
 
 import psycopg
 
+from paceline.pacing import records
 from paceline.pacing.errors import PacingError, UnknownPatientError
 from paceline.store import registry
 from paceline.store.access import audit
@@ -30,14 +31,17 @@ class ReportError(PacingError, ValueError):
 def progress_report(
     conn: psycopg.Connection[Any],
     patient_id: int,
-    start: date,
-    end: date,
+    start: date | None = None,
+    end: date | None = None,
     *,
     actor: str | None = None,
     clinician_id: int | None = None,
     now: datetime | None = None,
 ) -> bytes:
     """The PDF progress report of `patient_id`'s days `start` … `end`, audited as a read.
+
+    The range defaults to the whole programme: from the local day of enrolment
+    to the patient's local today.
 
     In a person session `actor` is left out (the audit entry names the
     verified person) and a clinician passes their `clinician_id`; elsewhere
@@ -46,11 +50,17 @@ def progress_report(
     # Imported here: the PDF libraries are the `report` extra, not needed to import pacing.
     from paceline.pacing.report import content, pdf  # noqa: PLC0415
 
-    if end < start or (end - start).days > MAX_DAYS:
-        raise ReportError(f"report range {start} … {end} must run forward, at most {MAX_DAYS} days")
     moment = now or datetime.now(UTC)
     with conn.transaction():
         try:
+            if start is None or end is None:
+                ctx = records.patient_context(conn, patient_id)
+                start = start or ctx.enrolled_day
+                end = end or ctx.local_day(moment)
+            if end < start or (end - start).days > MAX_DAYS:
+                raise ReportError(
+                    f"report range {start} … {end} must run forward, at most {MAX_DAYS} days"
+                )
             data = content.read(conn, patient_id, start, end, now=moment)
         except (registry.NotFoundError, UnknownPatientError):
             raise ReportError(f"no patient {patient_id} (or not one this login may see)") from None
