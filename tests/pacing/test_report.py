@@ -12,7 +12,6 @@ not blank; the extracted text holds the numbers the data says it must.
 
 from __future__ import annotations
 
-import os
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -143,8 +142,6 @@ def built(db_dsn: str) -> Built:
             now=datetime.combine(END + timedelta(1), time(8), UTC),
         )
         conn.commit()
-    if out := os.environ.get("PACELINE_REPORT_SAMPLE"):
-        Path(out).write_bytes(pdf)  # to look at the pages while changing the layout
     return Built(pid, cid, ref, plan.quota, pdf)
 
 
