@@ -63,7 +63,7 @@ GRANTS: dict[str, dict[str, str]] = {
         "worker": "INSERT,SELECT",
     },
     "exposure_item": {"clinician": "INSERT,SELECT,UPDATE", "patient": "SELECT", "worker": "SELECT"},
-    # Migration 0019: the ladder's rating history (append-only: nobody may UPDATE or DELETE).
+    # Migration 0021: the ladder's rating history (append-only: nobody may UPDATE or DELETE).
     "exposure_rating": {"clinician": "INSERT,SELECT", "patient": "SELECT", "worker": "SELECT"},
     "exposure_session": {
         "clinician": "INSERT,SELECT,UPDATE",
@@ -91,7 +91,7 @@ GRANTS: dict[str, dict[str, str]] = {
     "pacing_state": {"worker": "DELETE,INSERT,SELECT,UPDATE"},
     "patient": {"clinician": "SELECT", "patient": "SELECT", "worker": "SELECT"},
     "patient_review": {"clinician": "INSERT,SELECT"},
-    # Migration 0019: clinicians' progress notes (never edited; amended by a new note).
+    # Migration 0021: clinicians' progress notes (never edited; amended by a new note).
     "progress_note": {"clinician": "INSERT,SELECT"},
     # Migration 0020: patients write their screens and the pause a positive one opens;
     # clinicians clear pauses; workers mark screens evaluated.
