@@ -26,7 +26,9 @@ from paceline.ingest.importers import (
     UnknownPatientError,
     UnsafeArchiveError,
     UnsafeXmlError,
+    apple,
     detect,
+    load,
 )
 from paceline.store import registry
 
@@ -283,6 +285,65 @@ def test_broken_xml_halfway_stores_nothing(conn: psycopg.Connection[Any], tmp_pa
         import_for_patient(conn, path, pid)
     assert _rows(conn, "hr_sample", pid) == []
     assert _rows(conn, "step_sample", pid) == []
+
+
+def test_a_file_broken_after_batches_were_written_stores_nothing(
+    conn: psycopg.Connection[Any], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # One-row batches: the writer stores batches while the parser is still reading.
+    monkeypatch.setattr(load, "BATCH_ROWS", 1)
+    monkeypatch.setattr(apple, "_FLUSH_ROWS", 1)
+    pid = _patient(conn)
+    body = "".join(
+        f'<Record type="HKQuantityTypeIdentifierHeartRate" sourceName="Watch" unit="count/min"'
+        f' startDate="2026-11-20 08:{m:02d}:00 +0100" endDate="2026-11-20 08:{m:02d}:00 +0100"'
+        f' value="{60 + m}"/>\n'
+        for m in range(50)
+    )
+    path = tmp_path / "export.xml"
+    path.write_text(f"<HealthData>\n{body}{body[:-40]}", encoding="utf-8")
+    with pytest.raises(MalformedFileError, match="not well-formed"):
+        import_for_patient(conn, path, pid)
+    assert _rows(conn, "hr_sample", pid) == []
+    devices = conn.execute("SELECT count(*) FROM device WHERE patient_id = %s", (pid,)).fetchone()
+    conn.commit()
+    assert devices == (0,)
+    # The same file made whole imports, in as many one-row batches as it has rows.
+    path.write_text(f"<HealthData>\n{body}</HealthData>", encoding="utf-8")
+    summary = import_for_patient(conn, path, pid)
+    assert (summary.hr, summary.batches) == (50, 50)
+
+
+@pytest.mark.parametrize(
+    "stamp",
+    [
+        "2026-11-20 08:01:02 +0100",
+        "2026-03-29 01:59:59 -0930",
+        "2024-02-29 23:59:59 +1400",
+        "1999-12-31 00:00:00 +0000",
+    ],
+)
+def test_apple_time_stamps_read_as_python_reads_them(stamp: str) -> None:
+    expected = datetime.strptime(stamp, "%Y-%m-%d %H:%M:%S %z")
+    time_us, ok = apple.epoch_us([stamp, stamp])
+    assert ok.tolist() == [True, True]
+    assert time_us.tolist() == [round(expected.timestamp() * 1_000_000)] * 2
+
+
+def test_apple_time_stamps_not_as_apple_writes_them_are_marked() -> None:
+    good = "2026-11-20 08:01:02 +0100"
+    bad = [
+        "2026-02-30 08:01:02 +0100",  # no such day
+        "2026-11-20 24:01:02 +0100",
+        "2026-11-20T08:01:02 +0100",
+        "2026-11-20 08:01:02 0100",
+        "2026-11-20 08:01:02",
+        "2026-11-20 08:01:02 +01000",
+        "2026-1x-20 08:01:02 +0100",
+        "２026-11-20 08:01:02 +0100",  # a full-width digit
+    ]
+    _, ok = apple.epoch_us([good, *bad])
+    assert ok.tolist() == [True] + [False] * len(bad)
 
 
 # --- Bad input ----------------------------------------------------------------------------

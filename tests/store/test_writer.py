@@ -277,6 +277,28 @@ def test_write_batch_refuses_an_open_transaction(conn: psycopg.Connection[Any]) 
     conn.rollback()
 
 
+def test_a_batch_within_the_callers_transaction_rolls_back_with_it(
+    conn: psycopg.Connection[Any],
+) -> None:
+    pid, did = patient_with_device(conn)
+    conn.commit()
+    with pytest.raises(RuntimeError, match="needs an open transaction"):
+        write_batch(conn, Batch(_bid(), hr=_hr(pid, did, 1)), within_transaction=True)
+    kept, dropped = _bid(), _bid()
+    with conn.transaction():
+        write_batch(conn, Batch(kept, hr=_hr(pid, did, 3)), within_transaction=True)
+    conn.execute("SELECT 1")  # the caller's transaction
+    write_batch(conn, Batch(dropped, hr=_hr(pid, did, 5)), within_transaction=True)
+    conn.rollback()
+    stored = conn.execute(
+        "SELECT batch_id FROM ingest_batch WHERE batch_id = ANY(%s)", ([kept, dropped],)
+    ).fetchall()
+    count = conn.execute("SELECT count(*) FROM hr_sample WHERE patient_id = %s", (pid,)).fetchone()
+    conn.commit()
+    assert stored == [(kept,)]
+    assert count == (3,)
+
+
 def test_device_last_seen_follows_the_newest_sample(conn: psycopg.Connection[Any]) -> None:
     pid, did = patient_with_device(conn)
     conn.execute(

@@ -136,11 +136,18 @@ def write_batch(
     source: str = "",
     quarantined: Sequence[tuple[str, Mapping[str, Any], str]] = (),
     identity: BatchIdentity | None = None,
+    within_transaction: bool = False,
 ) -> WriteResult:
     """Commit `batch` exactly once; raise `BatchRejectedError` and write nothing if a row is invalid.
 
     `conn` must not be inside a transaction: the batch gets its own, committed
     here. A replayed batch id returns `replayed=True` and changes nothing.
+
+    With `within_transaction`, `conn` must be inside the caller's transaction
+    instead, and the batch (its `ingest_batch` row with it) is written in a
+    savepoint of it: it commits or rolls back with the caller's transaction.
+    A file importer writes every batch of a file this way, so that a file that
+    turns out broken halfway stores nothing.
 
     `quarantined` holds the (stream, row, reason) of rows the caller set aside
     from this batch; they go to `ingest_quarantine` in the batch's own
@@ -149,7 +156,10 @@ def write_batch(
     """
     _check_text(batch.batch_id, "batch id", batch.batch_id, 200)
     _check_text(batch.batch_id, "source", source, 10_000, empty=True)
-    if conn.info.transaction_status != psycopg.pq.TransactionStatus.IDLE:
+    status = conn.info.transaction_status
+    if within_transaction and status != psycopg.pq.TransactionStatus.INTRANS:
+        raise RuntimeError("write_batch(within_transaction=True) needs an open transaction")
+    if not within_transaction and status != psycopg.pq.TransactionStatus.IDLE:
         raise RuntimeError("write_batch needs a connection that is not inside a transaction")
     ident = identity or batch_identity(batch)
     held = [

@@ -1,9 +1,10 @@
 """File importers: exports people already have, stored like live data.
 
-`import_file` detects the format from the content (`source.detect`), parses the
-whole file into temporary columns (`collect.Collected`), and only then writes
-it through the exactly-once batch writer (`load.store`). A file that fails to
-parse therefore stores nothing. One module per format:
+`import_file` detects the format from the content (`source.detect`) and parses
+the file into temporary columns (`collect.Collected`); meanwhile a writer
+thread stores every full batch through the exactly-once batch writer
+(`load.BatchStream`), all in one transaction that commits only once the whole
+file has parsed. A file that fails to parse therefore stores nothing. One module per format:
 
 - `fit`: Garmin FIT activity and monitoring files (`fitdecode`).
 - `apple`: Apple Health ``export.zip`` / ``export.xml`` (`lxml.etree.iterparse`).
@@ -33,7 +34,12 @@ from paceline.ingest.importers.errors import (
     UnsafeArchiveError,
     UnsafeXmlError,
 )
-from paceline.ingest.importers.load import ImportSummary, MinuteSplitter, source_address, store
+from paceline.ingest.importers.load import (
+    BatchStream,
+    ImportSummary,
+    MinuteSplitter,
+    source_address,
+)
 from paceline.ingest.importers.source import (
     Detected,
     Format,
@@ -88,18 +94,23 @@ def import_file(
     if not path.is_file():
         raise UnknownFormatError(path, "no such file")
     detected = detect(path)
-    digest = file_digest(path)
     with tempfile.TemporaryDirectory(prefix="paceline-import-", dir=workdir) as tmp:
         out = Collected(Path(tmp), timezone=timezone, birth_year=birth_year)
-        parse_file(path, detected, out)
-        return store(
+        batches = BatchStream(
             conn,
             out,
             patient_id=patient_id,
             fmt=detected.format.value,
-            digest=digest,
+            digest=lambda: file_digest(path),
             split_minutes=split_minutes,
         )
+        batches.start()
+        try:
+            parse_file(path, detected, out)
+        except BaseException:
+            batches.abort()
+            raise
+        return batches.finish()
 
 
 __all__ = [

@@ -32,11 +32,12 @@ own source, so an iPhone and a Watch counting the same walk stay apart.
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
+from collections.abc import Iterator
 from typing import IO, Any, Final
 
 import numpy as np
 from lxml import etree
+from numpy.typing import NDArray
 
 from paceline.ingest.importers.collect import Collected, Stream
 from paceline.ingest.importers.errors import MalformedFileError, UnsafeXmlError
@@ -44,7 +45,13 @@ from paceline.ingest.importers.errors import MalformedFileError, UnsafeXmlError
 _HR: Final = "HKQuantityTypeIdentifierHeartRate"
 _SDNN: Final = "HKQuantityTypeIdentifierHeartRateVariabilitySDNN"
 _STEPS: Final = "HKQuantityTypeIdentifierStepCount"
-_UNITS: Final = {_HR: "count/min", _SDNN: "ms", _STEPS: "count"}
+#: The record types read, in the order of their codes, with their stream and unit.
+_KINDS: Final = (_HR, _SDNN, _STEPS)
+_STREAMS: Final[tuple[tuple[Stream, str], ...]] = (
+    ("hr", "count/min"),
+    ("sdnn", "ms"),
+    ("steps", "count"),
+)
 #: Elements that can sit directly under ``HealthData``; each is cleared once read.
 _TOP_LEVEL: Final = (
     "Record",
@@ -108,7 +115,11 @@ class CleanReader:
         return head[:start] + head[end:]
 
     def read(self, size: int = -1) -> bytes:
-        """Up to `size` bytes of the cleaned document."""
+        """Up to `size` bytes of the cleaned document.
+
+        `size` is honoured: lxml keeps what it is given beyond its request and
+        copies that remainder again on every later read, so larger pieces cost more.
+        """
         if self._pending:
             data, self._pending = self._pending, b""
         else:
@@ -116,20 +127,62 @@ class CleanReader:
         return data.translate(None, _CONTROL)
 
 
-def _epoch_us(stamps: list[str]) -> np.ndarray:
-    """``YYYY-MM-DD HH:MM:SS ±HHMM`` strings to epoch µs (vectorised: one numpy parse per chunk)."""
-    local = np.array([s[:10] + "T" + s[11:19] for s in stamps], dtype="datetime64[s]")
-    offsets = np.array([s[20:25] for s in stamps])
-    codes, inverse = np.unique(offsets, return_inverse=True)
-    minutes = np.array([_offset_minutes(c) for c in codes], dtype=np.int64)
-    return (local.astype(np.int64) - minutes[inverse.reshape(-1)] * 60) * _US_PER_S
+#: Where the digits and separators of ``YYYY-MM-DD HH:MM:SS ±HHMM`` sit.
+_STAMP_LEN: Final = 25
+_DIGITS: Final = (0, 1, 2, 3, 5, 6, 8, 9, 11, 12, 14, 15, 17, 18, 21, 22, 23, 24)
+_SEPARATORS: Final = ((4, "-"), (7, "-"), (10, " "), (13, ":"), (16, ":"), (19, " "))
+_EPOCH_MONTH: Final = np.datetime64("1970-01", "M")
 
 
-def _offset_minutes(code: str) -> int:
-    if len(code) != 5 or code[0] not in "+-" or not code[1:].isdigit():
-        raise ValueError(f"time zone offset {code!r} is not ±HHMM")
-    sign = -1 if code[0] == "-" else 1
-    return sign * (int(code[1:3]) * 60 + int(code[3:5]))
+def epoch_us(stamps: list[str]) -> tuple[NDArray[np.int64], NDArray[np.bool_]]:
+    """``YYYY-MM-DD HH:MM:SS ±HHMM`` strings to epoch µs, and which of them were well formed.
+
+    Vectorised over the characters of the strings (one numpy array per chunk, no
+    Python work per stamp): an export holds one or two stamps per record and
+    millions of records. A stamp that is not exactly in this form, or names a
+    day or time that does not exist, is marked False (its time is 0).
+    """
+    n = len(stamps)
+    joined = "".join(stamps)
+    if len(joined) == n * _STAMP_LEN and joined.isascii():
+        # The usual case: every stamp is 25 ASCII characters, one byte each.
+        chars: NDArray[np.integer] = np.frombuffer(joined.encode("ascii"), np.uint8).reshape(
+            n, _STAMP_LEN
+        )
+        ok = np.ones(n, np.bool_)
+    else:
+        text = np.array(stamps, dtype=np.str_) if n else np.empty(0, dtype="<U25")
+        width = text.dtype.itemsize // 4
+        if width < _STAMP_LEN:
+            return np.zeros(n, np.int64), np.zeros(n, np.bool_)
+        wide = text.view(np.uint32).reshape(n, width)
+        ok = (wide[:, _STAMP_LEN:] == 0).all(axis=1)
+        chars = wide[:, :_STAMP_LEN]
+    digit = chars[:, list(_DIGITS)].astype(np.int64) - ord("0")
+    ok &= ((digit >= 0) & (digit <= 9)).all(axis=1)
+    for column, sep in _SEPARATORS:
+        ok &= chars[:, column] == ord(sep)
+    sign = chars[:, 20]
+    ok &= (sign == ord("+")) | (sign == ord("-"))
+    d = np.where(ok[:, None], digit, 0)
+    year = d[:, 0] * 1000 + d[:, 1] * 100 + d[:, 2] * 10 + d[:, 3]
+    month = d[:, 4] * 10 + d[:, 5]
+    day = d[:, 6] * 10 + d[:, 7]
+    hour, minute, second = (
+        d[:, 8] * 10 + d[:, 9],
+        d[:, 10] * 10 + d[:, 11],
+        d[:, 12] * 10 + d[:, 13],
+    )
+    offset_min = (d[:, 14] * 10 + d[:, 15]) * 60 + d[:, 16] * 10 + d[:, 17]
+    ok &= (month >= 1) & (month <= 12) & (day >= 1) & (hour <= 23) & (minute <= 59)
+    ok &= (second <= 59) & (offset_min <= 18 * 60)
+    months = np.where(ok, (year - 1970) * 12 + month - 1, 0)
+    first = (_EPOCH_MONTH + months).astype("datetime64[D]").astype(np.int64)
+    following = (_EPOCH_MONTH + months + 1).astype("datetime64[D]").astype(np.int64)
+    ok &= day <= following - first
+    offset_min = np.where(sign == ord("-"), -offset_min, offset_min)
+    seconds = (first + day - 1) * 86_400 + hour * 3600 + minute * 60 + second - offset_min * 60
+    return np.where(ok, seconds * _US_PER_S, 0), ok
 
 
 def clock_seconds(text: str) -> float:
@@ -153,64 +206,12 @@ def clock_seconds(text: str) -> float:
     return hours * 3600 + minutes * 60 + seconds
 
 
-class _Buffers:
-    """Per (source, stream) lists of raw strings, converted and handed on in chunks."""
-
-    def __init__(self, out: Collected) -> None:
-        self.out = out
-        self.lists: dict[tuple[str, Stream], tuple[list[str], list[str], list[str]]] = {}
-
-    def append(self, source: str, stream: Stream, start: str, end: str, value: str) -> None:
-        key = (source, stream)
-        lists = self.lists.get(key)
-        if lists is None:
-            lists = self.lists[key] = ([], [], [])
-        lists[0].append(start)
-        lists[1].append(end)
-        lists[2].append(value)
-        if len(lists[0]) >= _FLUSH_ROWS:
-            self.flush(key)
-
-    def flush(self, key: tuple[str, Stream]) -> None:
-        starts, ends, values = self.lists.pop(key)
-        source, stream = key
-        try:
-            begin_us = _epoch_us(starts)
-            end_us = begin_us if stream == "hr" else _epoch_us(ends)
-        except ValueError:
-            self._flush_slowly(key, starts, ends, values)
-            return
-        number = np.array([_number(v) for v in values], dtype=np.float64)
-        if stream == "hr":
-            self.out.add(source, "hr", time_us=begin_us, bpm=np.round(number))
-        elif stream == "sdnn":
-            self.out.add(source, "sdnn", time_us=end_us, sdnn_ms=number)
-        else:
-            self.out.add(source, "steps", time_us=end_us, begin_us=begin_us, steps=number)
-
-    def _flush_slowly(
-        self, key: tuple[str, Stream], starts: list[str], ends: list[str], values: list[str]
-    ) -> None:
-        """A chunk with a bad time stamp: keep the good rows, count the bad ones."""
-        good_s: list[str] = []
-        good_e: list[str] = []
-        good_v: list[str] = []
-        for s, e, v in zip(starts, ends, values, strict=True):
-            try:
-                _epoch_us([s, e])
-            except ValueError:
-                self.out.reject(f"{key[1]}: time stamp not as Apple writes it")
-                continue
-            good_s.append(s)
-            good_e.append(e)
-            good_v.append(v)
-        if good_s:
-            self.lists[key] = (good_s, good_e, good_v)
-            self.flush(key)
-
-    def flush_all(self) -> None:
-        for key in list(self.lists):
-            self.flush(key)
+def _numbers(values: list[str]) -> NDArray[np.float64]:
+    """Attribute values as floats; a value that is no number becomes NaN (and is rejected)."""
+    try:
+        return np.fromiter(map(float, values), np.float64, count=len(values))
+    except ValueError:
+        return np.array([_number(v) for v in values], dtype=np.float64)
 
 
 def _number(text: str) -> float:
@@ -220,8 +221,115 @@ def _number(text: str) -> float:
         return float("nan")  # counted as rejected by Collected
 
 
-def _beats(el: etree._Element, start: str, source: str, out: Collected) -> None:
+class _Records:
+    """The attributes of the records read since the last flush, one list per attribute.
+
+    The parse loop only appends the strings lxml hands it; turning them into
+    numbers and grouping by source happen here, vectorised, once per
+    `_FLUSH_ROWS` records. Heart rate, most of an export, is kept apart from the
+    interval records (SDNN, steps) because it needs no end time. Beat-to-beat
+    series are converted as their record is read (they are rare: one per SDNN
+    record) and kept until the same flush.
+    """
+
+    def __init__(self, out: Collected) -> None:
+        self.out = out
+        self.hr_sources: list[str] = []
+        self.hr_starts: list[str] = []
+        self.hr_values: list[str] = []
+        self.kinds: list[int] = []
+        self.sources: list[str] = []
+        self.starts: list[str] = []
+        self.ends: list[str] = []
+        self.values: list[str] = []
+        self.beats: list[tuple[str, NDArray[np.int64], NDArray[np.float64]]] = []
+
+    def wrong_unit(self, code: int, unit: str | None) -> None:
+        """Set aside a record whose unit is not the one its type is read in."""
+        stream, expected = _STREAMS[code]
+        self.out.reject(f"{stream}: unit {unit!r} instead of {expected!r}")
+
+    def flush(self) -> None:
+        """Hand everything read so far to `out`, by source and stream."""
+        out = self.out
+        if self.hr_starts:
+            time_us, ok = epoch_us(self.hr_starts)
+            bpm = np.round(_numbers(self.hr_values))
+            out.reject("hr: time stamp not as Apple writes it", int((~ok).sum()))
+            for source, mine in _by_source(self.hr_sources, ok):
+                out.add(source, "hr", time_us=time_us[mine], bpm=bpm[mine])
+        if self.kinds:
+            kinds = np.fromiter(self.kinds, np.int8, count=len(self.kinds))
+            begin_us, begin_ok = epoch_us(self.starts)
+            end_us, end_ok = epoch_us(self.ends)
+            value = _numbers(self.values)
+            ok = begin_ok & end_ok
+            for code, (stream, _) in enumerate(_STREAMS):
+                out.reject(
+                    f"{stream}: time stamp not as Apple writes it",
+                    int((~ok & (kinds == code)).sum()),
+                )
+            sdnn, steps = kinds == _KINDS.index(_SDNN), kinds == _KINDS.index(_STEPS)
+            for source, mine in _by_source(self.sources, ok):
+                rows = mine & sdnn
+                if rows.any():
+                    out.add(source, "sdnn", time_us=end_us[rows], sdnn_ms=value[rows])
+                rows = mine & steps
+                if rows.any():
+                    out.add(
+                        source,
+                        "steps",
+                        time_us=end_us[rows],
+                        begin_us=begin_us[rows],
+                        steps=value[rows],
+                    )
+        beats_by_source: dict[str, list[tuple[NDArray[np.int64], NDArray[np.float64]]]] = {}
+        for source, t, rr in self.beats:
+            beats_by_source.setdefault(source, []).append((t, rr))
+        for source, series in beats_by_source.items():
+            self._add_beats(source, series)
+        for column in (
+            self.hr_sources,
+            self.hr_starts,
+            self.hr_values,
+            self.kinds,
+            self.sources,
+            self.starts,
+            self.ends,
+            self.values,
+            self.beats,
+        ):
+            column.clear()
+
+    def _add_beats(
+        self, source: str, series: list[tuple[NDArray[np.int64], NDArray[np.float64]]]
+    ) -> None:
+        if series:
+            self.out.add(
+                source,
+                "rr",
+                time_us=np.concatenate([t for t, _ in series]),
+                rr_ms=np.concatenate([rr for _, rr in series]),
+            )
+
+
+def _by_source(
+    sources: list[str], keep: NDArray[np.bool_]
+) -> Iterator[tuple[str, NDArray[np.bool_]]]:
+    """Each source (in the order the file first names it) with the mask of its rows to keep."""
+    names = list(dict.fromkeys(sources))  # a dict keeps insertion order
+    if len(names) == 1:
+        yield names[0] or "Apple Health", keep
+        return
+    index = {name: i for i, name in enumerate(names)}
+    source_of = np.fromiter(map(index.__getitem__, sources), np.int32, count=len(sources))
+    for i, name in enumerate(names):
+        yield name or "Apple Health", keep & (source_of == i)
+
+
+def _beats(el: etree._Element, start: str, source: str, records: _Records) -> None:
     """The record's InstantaneousBeatsPerMinute series as RR intervals."""
+    out = records.out
     times: list[float] = []
     bpm: list[float] = []
     for beat in el.iter("InstantaneousBeatsPerMinute"):
@@ -232,23 +340,23 @@ def _beats(el: etree._Element, start: str, source: str, out: Collected) -> None:
             out.reject("rr: beat time or bpm unreadable")
     if not times:
         return
-    try:
-        day_start_us = int(_epoch_us([start[:10] + " 00:00:00 " + start[20:25]])[0])
-        start_sod = int(start[11:13]) * 3600 + int(start[14:16]) * 60 + int(start[17:19])
-    except ValueError:
+    midnight_us, ok = epoch_us([start[:10] + " 00:00:00 " + start[20:25]])
+    if not ok[0] or not start[11:19].replace(":", "").isdigit():
         out.reject("rr: record time stamp unreadable", len(times))
         return
+    start_sod = int(start[11:13]) * 3600 + int(start[14:16]) * 60 + int(start[17:19])
     sod = np.array(times)
     # A series that starts before midnight and runs past it wraps its clock times.
     sod = np.where(sod < start_sod - 12 * 3600, sod + 86_400, sod)
     rate = np.array(bpm)
     with np.errstate(divide="ignore", invalid="ignore"):
         rr_ms = np.where(rate > 0, 60_000.0 / rate, np.nan)
-    out.add(
-        source,
-        "rr",
-        time_us=day_start_us + np.round(sod * _US_PER_S).astype(np.int64),
-        rr_ms=rr_ms,
+    records.beats.append(
+        (
+            source or "Apple Health",
+            int(midnight_us[0]) + np.round(sod * _US_PER_S).astype(np.int64),
+            rr_ms,
+        )
     )
 
 
@@ -272,29 +380,44 @@ def hardened_iterparse(source: Any) -> etree.iterparse:
 
 def parse(raw: IO[bytes], name: str, out: Collected) -> None:
     """Read an ``export.xml`` stream into `out`; `MalformedFileError` if it does not parse."""
-    buffers = _Buffers(out)
-    stream_of: dict[str, Stream] = {_HR: "hr", _SDNN: "sdnn", _STEPS: "steps"}
+    records = _Records(out)
+    code_of = {kind: code for code, kind in enumerate(_KINDS)}
+    unit_of = tuple(unit for _, unit in _STREAMS)
+    hr, sdnn = code_of[_HR], code_of[_SDNN]
+    # The loop runs once per element of a multi-GB file: it looks up the record's
+    # type, compares its unit and appends the attribute strings as lxml returns
+    # them, nothing more.
+    hr_sources, hr_starts = records.hr_sources.append, records.hr_starts.append
+    hr_values, hr_rows = records.hr_values.append, records.hr_starts
+    kinds, sources = records.kinds.append, records.sources.append
+    starts, ends, values = records.starts.append, records.ends.append, records.values.append
     try:
         events = hardened_iterparse(CleanReader(raw, name))
-        append: Callable[[str, Stream, str, str, str], None] = buffers.append
         for count, (_, el) in enumerate(events, start=1):
-            attrib = el.attrib
-            kind = attrib.get("type")
-            stream = stream_of.get(kind) if kind is not None else None
-            if stream is not None:
-                unit = attrib.get("unit")
-                source = attrib.get("sourceName") or "Apple Health"
-                start = attrib.get("startDate", "")
-                if unit != _UNITS[kind]:
-                    out.reject(f"{stream}: unit {unit!r} instead of {_UNITS[kind]!r}")
-                elif stream == "hr":
-                    append(source, stream, start, start, attrib.get("value", ""))
+            get = el.get
+            code = code_of.get(get("type", ""))
+            if code is not None:
+                unit = get("unit")
+                if unit != unit_of[code]:
+                    records.wrong_unit(code, unit)
+                elif code == hr:
+                    hr_sources(get("sourceName", ""))
+                    hr_starts(get("startDate", ""))
+                    hr_values(get("value", ""))
+                    if len(hr_rows) >= _FLUSH_ROWS:
+                        records.flush()
                 else:
-                    append(
-                        source, stream, start, attrib.get("endDate", ""), attrib.get("value", "")
-                    )
-                    if stream == "sdnn" and len(el):
-                        _beats(el, start, source, out)
+                    kinds(code)
+                    source = get("sourceName", "")
+                    sources(source)
+                    start = get("startDate", "")
+                    starts(start)
+                    ends(get("endDate", ""))
+                    values(get("value", ""))
+                    if code == sdnn and len(el):
+                        _beats(el, start, source, records)
+                    if len(records.kinds) >= _FLUSH_ROWS:
+                        records.flush()
             el.clear(keep_tail=False)
             if count % _PRUNE_EVERY == 0:
                 parent = el.getparent()
@@ -306,4 +429,4 @@ def parse(raw: IO[bytes], name: str, out: Collected) -> None:
     if root is None or root.tag != "HealthData":
         tag = "nothing" if root is None else f"<{root.tag}>"
         raise MalformedFileError(name, f"the root element is {tag}, not <HealthData>")
-    buffers.flush_all()
+    records.flush()

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import time
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Final, Literal
@@ -40,6 +40,7 @@ _US_PER_S: Final = 1_000_000
 @dataclass
 class _Spill:
     files: dict[str, Path]
+    index: int
     rows: int = 0
 
 
@@ -54,6 +55,9 @@ class Collected:
     now_us: int = field(default_factory=lambda: int(time.time() * _US_PER_S))
     rejected: Counter[str] = field(default_factory=Counter)
     notes: list[str] = field(default_factory=list)
+    #: Told (source, its index, stream, rows kept so far) after every `add`, so that a
+    #: writer can store full batches while the parser is still reading the file.
+    on_rows: Callable[[str, int, Stream, int], None] | None = None
     _spills: dict[tuple[str, Stream], _Spill] = field(default_factory=dict)
     _sources: list[str] = field(default_factory=list)
 
@@ -89,12 +93,16 @@ class Collected:
             if source not in self._sources:
                 self._sources.append(source)
             index = self._sources.index(source)
-            spill = _Spill({name: self.workdir / f"{index}.{stream}.{name}" for name, _ in layout})
+            spill = _Spill(
+                {name: self.workdir / f"{index}.{stream}.{name}" for name, _ in layout}, index=index
+            )
             self._spills[(source, stream)] = spill
         for (name, _), array in zip(layout, arrays, strict=True):
             with spill.files[name].open("ab") as fh:
                 array.tofile(fh)
         spill.rows += int(arrays[0].shape[0])
+        if self.on_rows is not None:
+            self.on_rows(source, spill.index, stream, spill.rows)
 
     def _valid(self, stream: Stream, arrays: list[NDArray[np.generic]]) -> NDArray[np.bool_]:
         t = arrays[0].astype(np.int64)
@@ -132,6 +140,27 @@ class Collected:
             return {name: np.empty(0, dtype=dtype) for name, dtype in _LAYOUT[stream]}
         return {
             name: np.memmap(spill.files[name], dtype=dtype, mode="r", shape=(spill.rows,))
+            for name, dtype in _LAYOUT[stream]
+        }
+
+    def read(
+        self, source: str, stream: Stream, start: int, stop: int
+    ) -> dict[str, NDArray[np.generic]]:
+        """Rows `start` to `stop` (exclusive) of `source` in `stream`, read from the files.
+
+        Safe while the parser is still adding rows: rows already counted are
+        never written again, only appended after.
+        """
+        spill = self._spills[(source, stream)]
+        if not 0 <= start <= stop <= spill.rows:
+            raise IndexError(f"rows {start}-{stop} of {source!r} {stream}: {spill.rows} kept")
+        return {
+            name: np.fromfile(
+                spill.files[name],
+                dtype=dtype,
+                count=stop - start,
+                offset=start * np.dtype(dtype).itemsize,
+            )
             for name, dtype in _LAYOUT[stream]
         }
 

@@ -49,6 +49,35 @@ def _us(value: datetime) -> int:
     return round(value.timestamp() * _US_PER_S)
 
 
+def _field(frame: fitdecode.FitDataMessage, name: str) -> Any:
+    """The value of the first field named `name` (or None), as ``get_value`` would find it."""
+    for data in frame.fields:
+        if data.field is not None and data.field.name == name:
+            return data.value
+    return None
+
+
+def _record(frame: fitdecode.FitDataMessage) -> tuple[Any, Any]:
+    """A ``record`` message's timestamp and heart rate (None where absent), in one pass."""
+    stamp = bpm = None
+    for data in frame.fields:
+        field = data.field
+        if field is None:
+            continue
+        if field.name == "timestamp":
+            stamp = data.value if stamp is None else stamp
+        elif field.name == "heart_rate":
+            bpm = data.value if bpm is None else bpm
+    return stamp, bpm
+
+
+def _seconds(values: Any) -> list[float]:
+    """An ``hrv.time`` value (one number, or up to five) as beat intervals in seconds."""
+    if not isinstance(values, tuple | list):
+        values = (values,)
+    return [float(v) for v in values if isinstance(v, int | float)]
+
+
 def _source(frame: fitdecode.FitDataMessage) -> str:
     parts = []
     for name in ("manufacturer", "garmin_product", "product", "serial_number"):
@@ -102,7 +131,7 @@ def parse(raw: IO[bytes], name: str, out: Collected) -> None:
     anchor_us: int | None = None
     last_full_s: int | None = None
     monitoring = _Monitoring()
-    size = 0
+    time_us: int | None
 
     def flush_hr() -> None:
         out.add(source, "hr", time_us=np.array(hr_t, np.int64), bpm=np.array(hr_v))
@@ -114,16 +143,31 @@ def parse(raw: IO[bytes], name: str, out: Collected) -> None:
             raw,
             check_crc=fitdecode.CrcCheck.RAISE,
             error_handling=fitdecode.ErrorHandling.RAISE,
-            keep_raw_chunks=True,
         ) as reader:
             for frame in reader:
-                if frame.chunk is not None:
-                    size = frame.chunk.offset + len(frame.chunk.bytes)
                 if frame.frame_type != fitdecode.FIT_FRAME_DATA:
                     continue
                 message = frame.name
+                # The two messages a recording is made of, one per second or per beat
+                # group: read in one pass over their fields, not by name lookups.
+                if message == "hrv":
+                    rr_s.extend(_seconds(_field(frame, "time")))
+                    continue
+                if message == "record":
+                    stamp, bpm = _record(frame)
+                    if isinstance(stamp, datetime):
+                        time_us = _us(stamp)
+                        last_full_s = time_us // _US_PER_S
+                        if anchor_us is None:
+                            anchor_us = time_us
+                        if isinstance(bpm, int | float):
+                            hr_t.append(time_us)
+                            hr_v.append(float(bpm))
+                            if len(hr_t) >= _CHUNK:
+                                flush_hr()
+                        continue
                 stamp = frame.get_value("timestamp", fallback=None)
-                time_us: int | None = None
+                time_us = None
                 if isinstance(stamp, datetime):
                     time_us = _us(stamp)
                     last_full_s = time_us // _US_PER_S
@@ -138,17 +182,14 @@ def parse(raw: IO[bytes], name: str, out: Collected) -> None:
                     source = _source(frame)
                 elif message == "monitoring_info" and time_us is not None:
                     monitoring.reset(time_us)
-                elif message == "event" and anchor_us is None and time_us is not None:
-                    if (
-                        frame.get_value("event", fallback=None) == "timer"
-                        and frame.get_value("event_type", fallback=None) == "start"
-                    ):
-                        anchor_us = time_us
-                elif message == "hrv":
-                    values = frame.get_value("time", fallback=None)
-                    if not isinstance(values, tuple | list):
-                        values = (values,)
-                    rr_s.extend(float(v) for v in values if isinstance(v, int | float))
+                elif (
+                    message == "event"
+                    and anchor_us is None
+                    and time_us is not None
+                    and frame.get_value("event", fallback=None) == "timer"
+                    and frame.get_value("event_type", fallback=None) == "start"
+                ):
+                    anchor_us = time_us
                 if message in ("record", "monitoring") and time_us is not None:
                     if anchor_us is None and message == "record":
                         anchor_us = time_us
@@ -176,8 +217,8 @@ def parse(raw: IO[bytes], name: str, out: Collected) -> None:
         raise MalformedFileError(name, f"FIT CRC does not match, file refused: {exc}") from exc
     except fitdecode.FitEOFError as exc:
         out.notes.append(
-            f"{name}: the FIT file ends early ({exc}); the {size:,} bytes before that were"
-            " imported, the rest of the recording is missing from the file"
+            f"{name}: the FIT file ends early ({exc}); the messages before byte {exc.offset:,}"
+            " were imported, the rest of the recording is missing from the file"
         )
     except fitdecode.FitHeaderError as exc:
         raise MalformedFileError(name, f"not a readable FIT file: {exc}") from exc

@@ -14,6 +14,8 @@ minute stay apart, as two live wearables do.
 
 from __future__ import annotations
 
+import queue
+import threading
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -97,50 +99,165 @@ def _to_dt(us: int) -> datetime:
     return datetime.fromtimestamp(us / 1_000_000, tz=UTC)
 
 
-def store(
-    conn: psycopg.Connection[Any],
-    collected: Collected,
-    *,
-    patient_id: int,
-    fmt: str,
-    digest: str,
-    split_minutes: MinuteSplitter,
-) -> ImportSummary:
-    """Write everything `collected` holds for `patient_id`, batch by batch."""
-    summary = ImportSummary(format=fmt, sources=collected.sources, notes=list(collected.notes))
-    summary.rejected = dict(collected.rejected)
-    lo: int | None = None
-    hi: int | None = None
-    for index, source in enumerate(collected.sources):
-        device_id = _register(conn, patient_id, fmt, source)
-        for stream in ("hr", "rr", "sdnn", "steps"):
-            cols = collected.columns(source, stream)
-            if stream == "steps":
-                minute_end, counts = split_minutes(
+class BatchStream:
+    """Stores a file's batches while its parser is still reading it, all in one transaction.
+
+    The parser runs in the calling thread; a writer thread takes each full batch
+    of a (source, stream) as soon as `Collected` has kept its rows and writes it
+    through `write_batch` inside one transaction on `conn`, so the database
+    inserts on its own core while Python parses. The transaction commits in
+    `finish`, once the whole file has parsed; `abort` (a file broken halfway)
+    rolls it back, so a bad file still stores nothing, devices included. Step
+    intervals are split onto the minute grid per source, which needs all of a
+    source's intervals: they are written in `finish`.
+
+    Batch ids do not depend on when a batch is written: the patient, the file's
+    SHA-256 (computed in the writer thread while the parse starts), the source's
+    index in the file, the stream and the row range.
+    """
+
+    def __init__(
+        self,
+        conn: psycopg.Connection[Any],
+        collected: Collected,
+        *,
+        patient_id: int,
+        fmt: str,
+        digest: Callable[[], str],
+        split_minutes: MinuteSplitter,
+    ) -> None:
+        self._conn = conn
+        self._collected = collected
+        self._patient_id = patient_id
+        self._fmt = fmt
+        self._digest = digest
+        self._split_minutes = split_minutes
+        self._batch_rows = BATCH_ROWS
+        self._queue: queue.SimpleQueue[_Item | str] = queue.SimpleQueue()
+        self._queued: dict[tuple[str, Stream], int] = {}
+        self._devices: dict[str, int] = {}
+        self._summary = ImportSummary(format=fmt)
+        self._span: list[int] = []
+        self.error: BaseException | None = None
+        self._thread = threading.Thread(target=self._run, name="paceline-import-writer")
+        collected.on_rows = self._rows_added
+
+    def start(self) -> None:
+        """Open the transaction and start writing (call before the parser runs)."""
+        if self._conn.info.transaction_status != psycopg.pq.TransactionStatus.IDLE:
+            raise RuntimeError("an import needs a connection that is not inside a transaction")
+        self._thread.start()
+
+    def _rows_added(self, source: str, index: int, stream: Stream, rows: int) -> None:
+        if self.error is not None:
+            raise self.error  # the writer failed: stop parsing, the import fails with it
+        if stream != "steps":
+            self._queue_full(source, index, stream, rows, final=False)
+
+    def _queue_full(
+        self, source: str, index: int, stream: Stream, rows: int, *, final: bool
+    ) -> None:
+        start = self._queued.get((source, stream), 0)
+        while rows - start >= self._batch_rows or (final and rows > start):
+            stop = min(start + self._batch_rows, rows)
+            self._queue.put(_Item(source, index, stream, start, stop))
+            start = stop
+        self._queued[(source, stream)] = start
+
+    def finish(self) -> ImportSummary:
+        """Write the rest, commit, and return what was stored; re-raise a writer's error."""
+        out = self._collected
+        for index, source in enumerate(out.sources):
+            for stream in ("hr", "rr", "sdnn"):
+                self._queue_full(source, index, stream, out.rows(source, stream), final=True)
+            n = out.rows(source, "steps")
+            if n:
+                cols = out.read(source, "steps", 0, n)
+                minute_end, counts = self._split_minutes(
                     np.asarray(cols["begin_us"], np.int64),
                     np.asarray(cols["time_us"], np.int64),
                     np.asarray(cols["steps"], np.float64),
                 )
-                cols = {"time_us": minute_end, "steps": counts}
-            n = int(cols["time_us"].shape[0])
-            if n:
-                t = cols["time_us"]
-                lo = min(int(np.min(t)), lo if lo is not None else int(np.min(t)))
-                hi = max(int(np.max(t)), hi if hi is not None else int(np.max(t)))
-            for start in range(0, n, BATCH_ROWS):
-                stop = min(start + BATCH_ROWS, n)
-                part = {k: np.asarray(v[start:stop]) for k, v in cols.items()}
-                batch = _batch(
-                    f"import:{fmt}:{patient_id}:{digest[:32]}:{index}:{stream}:{start}-{stop - 1}",
-                    stream,
-                    patient_id,
-                    device_id,
-                    part,
-                )
-                _count(summary, write_batch(conn, batch, source=f"import:{fmt}"), len(batch))
-    summary.first = _to_dt(lo) if lo is not None else None
-    summary.last = _to_dt(hi) if hi is not None else None
-    return summary
+                for start in range(0, minute_end.shape[0], self._batch_rows):
+                    stop = min(start + self._batch_rows, minute_end.shape[0])
+                    rows = {"time_us": minute_end[start:stop], "steps": counts[start:stop]}
+                    self._queue.put(_Item(source, index, "steps", start, stop, rows))
+        self._queue.put(_COMMIT)
+        self._thread.join()
+        if self.error is not None:
+            raise self.error
+        summary = self._summary
+        summary.sources = out.sources
+        summary.notes = list(out.notes)
+        summary.rejected = dict(out.rejected)
+        if self._span:
+            summary.first, summary.last = _to_dt(min(self._span)), _to_dt(max(self._span))
+        return summary
+
+    def abort(self) -> None:
+        """Roll back everything written so far and stop the writer."""
+        self._queue.put(_ROLLBACK)
+        if self._thread.is_alive():
+            self._thread.join()
+
+    def _run(self) -> None:
+        try:
+            digest = self._digest()
+            with self._conn.transaction():
+                while True:
+                    item = self._queue.get()
+                    if item == _ROLLBACK:
+                        raise _RollbackRequestedError
+                    if item == _COMMIT:
+                        break
+                    assert isinstance(item, _Item)
+                    self._write(item, digest)
+        except _RollbackRequestedError:
+            pass
+        except BaseException as exc:  # noqa: BLE001 (handed to the parsing thread, which raises it)
+            self.error = exc
+            while self._queue.get() not in (_COMMIT, _ROLLBACK):
+                pass  # keep taking work until the parser learns of the error
+
+    def _write(self, item: _Item, digest: str) -> None:
+        conn = self._conn
+        device_id = self._devices.get(item.source)
+        if device_id is None:
+            device_id = _register(conn, self._patient_id, self._fmt, item.source)
+            self._devices[item.source] = device_id
+        cols = item.rows or self._collected.read(item.source, item.stream, item.start, item.stop)
+        t = cols["time_us"]
+        self._span += [int(np.min(t)), int(np.max(t))]
+        batch = _batch(
+            f"import:{self._fmt}:{self._patient_id}:{digest[:32]}:{item.index}:{item.stream}"
+            f":{item.start}-{item.stop - 1}",
+            item.stream,
+            self._patient_id,
+            device_id,
+            cols,
+        )
+        result = write_batch(conn, batch, source=f"import:{self._fmt}", within_transaction=True)
+        _count(self._summary, result, len(batch))
+
+
+@dataclass(frozen=True)
+class _Item:
+    """Rows `start` to `stop` of one (source, stream) to write as one batch."""
+
+    source: str
+    index: int
+    stream: Stream
+    start: int
+    stop: int
+    rows: dict[str, NDArray[Any]] | None = None
+
+
+_COMMIT: Final = "commit"
+_ROLLBACK: Final = "rollback"
+
+
+class _RollbackRequestedError(Exception):
+    """Raised inside the writer's transaction to roll it back."""
 
 
 def _batch(
