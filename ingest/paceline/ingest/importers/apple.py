@@ -31,6 +31,7 @@ own source, so an iPhone and a Watch counting the same walk stay apart.
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Iterator
 from typing import IO, Any, Final
@@ -242,7 +243,20 @@ class _Records:
         self.starts: list[str] = []
         self.ends: list[str] = []
         self.values: list[str] = []
-        self.beats: list[tuple[str, NDArray[np.int64], NDArray[np.float64]]] = []
+        #: Per source: beat times (epoch µs) and RR intervals (ms).
+        self.beats: dict[str, tuple[list[int], list[float]]] = {}
+        self._midnights: dict[str, int | None] = {}
+
+    def midnight_us(self, start: str) -> int | None:
+        """Epoch µs of the local midnight starting the day of time stamp `start` (None: unreadable)."""
+        key = start[:10] + " 00:00:00 " + start[20:25]
+        if key not in self._midnights:
+            time_us, ok = epoch_us([key])
+            well_formed = (
+                ok[0] and len(start) == _STAMP_LEN and start[11:19].replace(":", "").isdigit()
+            )
+            self._midnights[key] = int(time_us[0]) if well_formed else None
+        return self._midnights[key]
 
     def wrong_unit(self, code: int, unit: str | None) -> None:
         """Set aside a record whose unit is not the one its type is read in."""
@@ -283,11 +297,9 @@ class _Records:
                         begin_us=begin_us[rows],
                         steps=value[rows],
                     )
-        beats_by_source: dict[str, list[tuple[NDArray[np.int64], NDArray[np.float64]]]] = {}
-        for source, t, rr in self.beats:
-            beats_by_source.setdefault(source, []).append((t, rr))
-        for source, series in beats_by_source.items():
-            self._add_beats(source, series)
+        for source, (times, rr_ms) in self.beats.items():
+            out.add(source, "rr", time_us=np.array(times, np.int64), rr_ms=np.array(rr_ms))
+        self.beats.clear()
         for column in (
             self.hr_sources,
             self.hr_starts,
@@ -297,20 +309,8 @@ class _Records:
             self.starts,
             self.ends,
             self.values,
-            self.beats,
         ):
             column.clear()
-
-    def _add_beats(
-        self, source: str, series: list[tuple[NDArray[np.int64], NDArray[np.float64]]]
-    ) -> None:
-        if series:
-            self.out.add(
-                source,
-                "rr",
-                time_us=np.concatenate([t for t, _ in series]),
-                rr_ms=np.concatenate([rr for _, rr in series]),
-            )
 
 
 def _by_source(
@@ -328,36 +328,33 @@ def _by_source(
 
 
 def _beats(el: etree._Element, start: str, source: str, records: _Records) -> None:
-    """The record's InstantaneousBeatsPerMinute series as RR intervals."""
+    """The record's InstantaneousBeatsPerMinute series as RR intervals.
+
+    Plain Python per beat (a series is about 60 beats, a few per hour of an
+    export), kept in lists until the flush: numpy per record would cost more.
+    """
     out = records.out
-    times: list[float] = []
-    bpm: list[float] = []
+    midnight = records.midnight_us(start)
+    if midnight is None:
+        out.reject(
+            "rr: record time stamp unreadable",
+            sum(1 for _ in el.iter("InstantaneousBeatsPerMinute")),
+        )
+        return
+    # A series that starts before midnight and runs past it wraps its clock times.
+    wrap_below = int(start[11:13]) * 3600 + int(start[14:16]) * 60 + int(start[17:19]) - 12 * 3600
+    times, rr_ms = records.beats.setdefault(source or "Apple Health", ([], []))
     for beat in el.iter("InstantaneousBeatsPerMinute"):
         try:
-            times.append(clock_seconds(beat.get("time", "")))
-            bpm.append(float(beat.get("bpm", "nan")))
+            sod = clock_seconds(beat.get("time", ""))
+            bpm = float(beat.get("bpm", "nan"))
         except ValueError:
             out.reject("rr: beat time or bpm unreadable")
-    if not times:
-        return
-    midnight_us, ok = epoch_us([start[:10] + " 00:00:00 " + start[20:25]])
-    if not ok[0] or not start[11:19].replace(":", "").isdigit():
-        out.reject("rr: record time stamp unreadable", len(times))
-        return
-    start_sod = int(start[11:13]) * 3600 + int(start[14:16]) * 60 + int(start[17:19])
-    sod = np.array(times)
-    # A series that starts before midnight and runs past it wraps its clock times.
-    sod = np.where(sod < start_sod - 12 * 3600, sod + 86_400, sod)
-    rate = np.array(bpm)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        rr_ms = np.where(rate > 0, 60_000.0 / rate, np.nan)
-    records.beats.append(
-        (
-            source or "Apple Health",
-            int(midnight_us[0]) + np.round(sod * _US_PER_S).astype(np.int64),
-            rr_ms,
-        )
-    )
+            continue
+        if sod < wrap_below:
+            sod += 86_400
+        times.append(midnight + round(sod * _US_PER_S))
+        rr_ms.append(60_000.0 / bpm if bpm > 0 else math.nan)
 
 
 def hardened_iterparse(source: Any) -> etree.iterparse:

@@ -32,8 +32,9 @@ from paceline.store.registry import bind_device, register_device
 from paceline.store.writer import Batch, WriteResult, write_batch
 
 #: Rows per batch: large enough for COPY to run at full speed, small enough that
-#: one batch's columns stay a few tens of MB.
-BATCH_ROWS: Final = 250_000
+#: one batch's columns stay a few MB and that the last partial batches, written
+#: once the parse has ended, take little time after it.
+BATCH_ROWS: Final = 100_000
 #: Namespace of the device addresses given to import sources (uuid5 of patient and source).
 _SOURCE_NAMESPACE: Final = uuid.UUID("6f0b5c1e-2a7d-5f43-9d8e-5e1ce1a1b0a7")
 
