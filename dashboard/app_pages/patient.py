@@ -7,13 +7,22 @@ from datetime import timedelta
 
 import streamlit as st
 
-from paceline.dashboard import charts, exercise_view, exports, patient_view, record_view, ui
+from paceline.dashboard import (
+    charts,
+    exercise_view,
+    exports,
+    patient_view,
+    record_view,
+    ui,
+    uploads_view,
+)
 from paceline.dashboard.patient_view import Range
 from paceline.pacing import notes as progress_notes
 from paceline.pacing import overview, prescribing, reassessment
 from paceline.pacing.errors import PacingError, UnknownPatientError
 from paceline.pacing.report import progress_report
 from paceline.pacing.rules.flare import RISK_ENTER
+from paceline.store import uploads
 from paceline.store.accounts import Role
 
 who = ui.require(Role.CLINICIAN)
@@ -260,3 +269,31 @@ with st.expander("Progress report (PDF)"):
             mime="application/pdf",
             key="patient_report_pdf",
         )
+
+with st.expander("Import a wearable export"):
+    st.caption(
+        "A Garmin FIT file, an Apple Health export.zip or export.xml, a Fitbit or Google"
+        " Takeout CSV/JSON file, or a Health Connect export zip, up to 200 MB. A worker"
+        " imports it and rolls up the days it holds; importing the same file again adds"
+        " nothing. Each upload is audited."
+    )
+    export_file = st.file_uploader("Export file", key="patient_import_file")
+    if (
+        st.button("Import", key="patient_import", disabled=export_file is None)
+        and export_file is not None
+    ):
+        try:
+            with ui.person(who) as conn:
+                upload_id = uploads.request_import(
+                    conn, patient_id, export_file.name, export_file.getvalue()
+                )
+        except uploads.UploadError as exc:
+            st.error(str(exc))
+        else:
+            st.success(f"Upload {upload_id} is queued for import.")
+    with ui.person(who) as conn:
+        recent = uploads.recent(conn, patient_id)
+    if recent:
+        st.dataframe(uploads_view.upload_table(recent), hide_index=True)
+    else:
+        st.text("No uploads yet.")

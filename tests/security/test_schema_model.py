@@ -48,7 +48,13 @@ GRANTS: dict[str, dict[str, str]] = {
         "patient": "SELECT",
         "worker": "DELETE,INSERT,SELECT,UPDATE",
     },
-    "device": {"clinician": "SELECT", "ingest": "SELECT", "patient": "SELECT", "worker": "SELECT"},
+    # The worker imports dashboard uploads (0020): devices per source, samples, batches.
+    "device": {
+        "clinician": "SELECT",
+        "ingest": "SELECT",
+        "patient": "SELECT",
+        "worker": "INSERT,SELECT,UPDATE",
+    },
     # Migration 0019: clinicians prescribe and set targets, patients log sessions,
     # the engine adds target versions.
     "exercise_prescription": {
@@ -76,9 +82,10 @@ GRANTS: dict[str, dict[str, str]] = {
         "patient": "SELECT",
         "worker": "DELETE,INSERT,SELECT,UPDATE",
     },
-    "hr_sample": {"ingest": "INSERT,SELECT", "worker": "SELECT"},
-    "hrv_sdnn_sample": {"ingest": "INSERT,SELECT", "worker": "SELECT"},
-    "ingest_batch": {"ingest": "INSERT,SELECT,UPDATE", "worker": "SELECT"},
+    "hr_sample": {"ingest": "INSERT,SELECT", "worker": "INSERT,SELECT"},
+    "hrv_sdnn_sample": {"ingest": "INSERT,SELECT", "worker": "INSERT,SELECT"},
+    "import_upload": {"worker": "SELECT,UPDATE"},
+    "ingest_batch": {"ingest": "INSERT,SELECT,UPDATE", "worker": "INSERT,SELECT,UPDATE"},
     "ingest_incident": {"ingest": "INSERT,SELECT", "worker": "SELECT"},
     "ingest_quarantine": {"ingest": "INSERT,SELECT"},
     "ingest_spool": {"ingest": "INSERT,SELECT,UPDATE", "worker": "SELECT"},
@@ -110,7 +117,7 @@ GRANTS: dict[str, dict[str, str]] = {
         "patient": "INSERT,SELECT",
         "worker": "SELECT",
     },
-    "rr_interval": {"ingest": "INSERT,SELECT", "worker": "SELECT"},
+    "rr_interval": {"ingest": "INSERT,SELECT", "worker": "INSERT,SELECT"},
     "sample_span": {"ingest": "INSERT", "worker": "DELETE,INSERT,SELECT,UPDATE"},
     "schema_migrations": {"ingest": "SELECT", "worker": "SELECT"},
     "self_report": {
@@ -118,9 +125,29 @@ GRANTS: dict[str, dict[str, str]] = {
         "patient": "INSERT,SELECT",
         "worker": "SELECT",
     },
-    "step_sample": {"ingest": "INSERT,SELECT", "worker": "SELECT"},
+    "step_sample": {"ingest": "INSERT,SELECT", "worker": "INSERT,SELECT"},
 }
+#: People read an upload's outcome (0020), never its bytes.
+_UPLOAD_OUTCOME = (
+    "upload_id",
+    "patient_id",
+    "requested_by",
+    "filename",
+    "size_bytes",
+    "sha256",
+    "status",
+    "summary",
+    "error",
+    "requested_at",
+    "started_at",
+    "finished_at",
+)
 COLUMN_GRANTS = {
+    *(
+        ("import_upload", column, role, "SELECT")
+        for column in _UPLOAD_OUTCOME
+        for role in ("paceline_clinician", "paceline_patient")
+    ),
     ("device", "last_seen", "paceline_ingest", "UPDATE"),
     ("patient", "birth_year", "paceline_ingest", "SELECT"),
     ("patient", "patient_id", "paceline_ingest", "SELECT"),
@@ -165,6 +192,8 @@ SECURITY_DEFINER = {
     "paceline_admin_care_teams()",
     "paceline_admin_audit(timestamp with time zone,timestamp with time zone,text,bigint,text,integer)",
     "paceline_admin_set_disabled(text,boolean)",
+    # Migration 0020: refuses unless the verified person may see the patient.
+    "paceline_request_import(bigint,text,bytea)",
 }
 PERSON_AND_SERVICE_ROLES = (*roles.PERSON_ROLES, *roles.SERVICE_ROLES)
 

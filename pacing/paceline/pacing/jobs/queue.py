@@ -29,10 +29,14 @@ ROLLUP_QUEUE: Final = "rollup"
 EVALUATE_QUEUE: Final = "evaluate"
 #: Queue of single deliveries of alerts.
 DELIVER_QUEUE: Final = "deliver"
-QUEUES: Final = (CLOCK_QUEUE, ROLLUP_QUEUE, EVALUATE_QUEUE, DELIVER_QUEUE)
+#: Queue of the imports of files uploaded on the dashboard (`paceline.import_upload`).
+IMPORT_QUEUE: Final = "import"
+QUEUES: Final = (CLOCK_QUEUE, ROLLUP_QUEUE, EVALUATE_QUEUE, DELIVER_QUEUE, IMPORT_QUEUE)
 
 #: The modules that define the tasks; a worker imports them before fetching jobs.
-TASK_MODULES: Final = ("paceline.pacing.jobs.tasks",)
+#: The import job wires the importers (`paceline.ingest`) to the rollup, which only
+#: the CLI layer may see both of, so it is defined beside `paceline import`.
+TASK_MODULES: Final = ("paceline.pacing.jobs.tasks", "paceline.cli.importing")
 
 
 class JobsError(PacingError):
