@@ -28,6 +28,7 @@ from paceline.ingest.importers import (
     UnsafeXmlError,
     apple,
     detect,
+    fit,
     load,
 )
 from paceline.store import registry
@@ -93,6 +94,21 @@ def test_fit_rr_intervals_are_every_beat_the_file_holds(conn: psycopg.Connection
     stored = [rr for _, _, rr in _rows(conn, "rr_interval", pid)]
     assert summary.rr == len(beats) == len(stored)
     assert np.allclose(stored, np.array(beats) * 1000)
+
+
+def test_fit_beats_are_timed_the_same_however_they_are_chunked(
+    conn: psycopg.Connection[Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    whole = _patient(conn)
+    import_for_patient(conn, WALK, whole)
+    monkeypatch.setattr(fit, "_CHUNK", 7)  # beats handed on (and stored) seven at a time
+    chunked = _patient(conn)
+    import_for_patient(conn, WALK, chunked)
+    beats = _rows(conn, "rr_interval", whole)
+    assert len(beats) > 50  # nine chunks of seven
+    assert [(t, rr) for _, t, rr in _rows(conn, "rr_interval", chunked)] == [
+        (t, rr) for _, t, rr in beats
+    ]
 
 
 def test_reimporting_a_fit_file_adds_nothing(conn: psycopg.Connection[Any]) -> None:
@@ -168,6 +184,17 @@ def test_apple_export_xml_from_healthkit_to_sqlite(conn: psycopg.Connection[Any]
     assert (summary.hr, summary.first) == (1, datetime(2018, 9, 10, 9, 28, 55, tzinfo=UTC))
 
 
+def test_apple_export_xml_from_apple_health_parser(conn: psycopg.Connection[Any]) -> None:
+    pid = _patient(conn)
+    summary = import_for_patient(conn, DATA / "apple-health-parser-export.xml", pid)
+    # One heart-rate record (at 01:01:36 +0200, with its motion-context metadata); the
+    # energy, exercise and stand-time records are not read, and nothing is refused.
+    assert _rows(conn, "hr_sample", pid) == [
+        ("Alexandre's Apple Watch", datetime(2023, 12, 31, 23, 1, 36, tzinfo=UTC), 74)
+    ]
+    assert (summary.hr, summary.steps, summary.sdnn, summary.rejected) == (1, 0, 0, {})
+
+
 def _zip_dir(folder: Path, target: Path) -> Path:
     with zipfile.ZipFile(target, "w", zipfile.ZIP_DEFLATED) as archive:
         for path in sorted(folder.rglob("*")):
@@ -188,17 +215,38 @@ def test_apple_export_zip_and_an_overlapping_export_add_nothing_twice(
     assert len(_rows(conn, "hr_sample", pid)) == 1
 
 
-# An export in the shape iOS 16 wrote: an internal DTD subset that does not parse
-# (a repeated, malformed ATTLIST), a stray control character in a source name,
-# HRV SDNN with its beat-to-beat list (12-hour clock with a narrow no-break space),
-# and steps counted by both the phone and the watch over the same minutes.
+# An export in the shape iOS 16 wrote (no public export of it was found; see
+# tests/data/README.md): its internal DTD (HealthKit Export Version 12) leaves the
+# VisionPrescription ATTLIST without its closing ">", as quoted in the reports
+# github.com/fedecalendino/apple-health/issues/1 and
+# github.com/k0rventen/apple-health-grafana/issues/14; a stray vertical tab in a
+# source name (github.com/jameno/Simple-Apple-Health-XML-to-CSV/pull/3); HRV SDNN
+# with its beat-to-beat list (12-hour clock with a narrow no-break space); and steps
+# counted by both the phone and the watch over the same minutes.
 IOS16 = """<?xml version="1.0" encoding="UTF-8"?>
 <!DOCTYPE HealthData [
-<!ELEMENT HealthData (ExportDate,Me,(Record|Correlation|Workout|ActivitySummary)*)>
-<!ATTLIST HealthData locale CDATA #REQUIRED>
-<!ATTLIST Record type CDATA #REQUIRED unit CDATA #IMPLIED value CDATA #IMPLIED
-  startDate CDATA #REQUIRED endDate CDATA #REQUIRED
-<!ATTLIST Record type CDATA #REQUIRED>
+<!-- HealthKit Export Version: 12 -->
+<!ELEMENT HealthData (ExportDate,Me,(Record|Correlation|Workout|ActivitySummary|ClinicalRecord|VisionPrescription)*)>
+<!ATTLIST HealthData
+  locale CDATA #REQUIRED
+>
+<!ELEMENT Record ((MetadataEntry|HeartRateVariabilityMetadataList)*)>
+<!ATTLIST Record
+  type          CDATA #REQUIRED
+  unit          CDATA #IMPLIED
+  value         CDATA #IMPLIED
+  sourceName    CDATA #REQUIRED
+  startDate     CDATA #REQUIRED
+  endDate       CDATA #REQUIRED
+>
+<!ELEMENT VisionPrescription ((RightEye|LeftEye|Attachment|MetadataEntry)*)>
+<!ATTLIST VisionPrescription
+  type             CDATA #REQUIRED
+  dateIssued       CDATA #REQUIRED
+  expirationDate   CDATA #REQUIRED
+  brand            CDATA #IMPLIED
+
+<!ELEMENT RightEye EMPTY>
 ]>
 <HealthData locale="en_GB">
  <ExportDate value="2026-11-20 10:00:00 +0100"/>

@@ -119,11 +119,32 @@ class _Monitoring:
         return (begin_us, total - before)
 
 
+class _Beats:
+    """Beat-to-beat intervals read so far, timed cumulatively from the recording's anchor.
+
+    Handed to `Collected` in chunks as they come (so the writer can store them
+    while the file is still being read), in integer microseconds, so that where
+    the chunks fall changes no beat's time.
+    """
+
+    def __init__(self) -> None:
+        self.pending: list[float] = []
+        self.elapsed_us = 0
+
+    def flush(self, out: Collected, source: str, anchor_us: int) -> None:
+        """Time the pending beats after the ones already handed on, and hand them on."""
+        rr_s = np.array(self.pending)
+        ends_us = self.elapsed_us + np.cumsum(np.round(rr_s * _US_PER_S).astype(np.int64))
+        self.elapsed_us = int(ends_us[-1])
+        out.add(source, "rr", time_us=anchor_us + ends_us, rr_ms=rr_s * 1000.0)
+        self.pending.clear()
+
+
 def parse(raw: IO[bytes], name: str, out: Collected) -> None:
     """Read a FIT file into `out`; `MalformedFileError` if it is not one or fails its CRC."""
     hr_t: list[int] = []
     hr_v: list[float] = []
-    rr_s: list[float] = []
+    beats = _Beats()
     steps_b: list[int] = []
     steps_e: list[int] = []
     steps_v: list[float] = []
@@ -151,7 +172,9 @@ def parse(raw: IO[bytes], name: str, out: Collected) -> None:
                 # The two messages a recording is made of, one per second or per beat
                 # group: read in one pass over their fields, not by name lookups.
                 if message == "hrv":
-                    rr_s.extend(_seconds(_field(frame, "time")))
+                    beats.pending.extend(_seconds(_field(frame, "time")))
+                    if anchor_us is not None and len(beats.pending) >= _CHUNK:
+                        beats.flush(out, source, anchor_us)
                     continue
                 if message == "record":
                     stamp, bpm = _record(frame)
@@ -225,17 +248,11 @@ def parse(raw: IO[bytes], name: str, out: Collected) -> None:
     except fitdecode.FitError as exc:
         raise MalformedFileError(name, f"FIT data cannot be decoded: {exc}") from exc
     flush_hr()
-    if rr_s:
+    if beats.pending:
         if anchor_us is None:
-            out.reject("rr: no time to anchor the beats to", len(rr_s))
+            out.reject("rr: no time to anchor the beats to", len(beats.pending))
         else:
-            rr = np.array(rr_s) * 1000.0
-            out.add(
-                source,
-                "rr",
-                time_us=anchor_us + np.round(np.cumsum(rr) * 1000.0).astype(np.int64),
-                rr_ms=rr,
-            )
+            beats.flush(out, source, anchor_us)
     if steps_v:
         out.add(
             source,
