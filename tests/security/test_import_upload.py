@@ -1,4 +1,4 @@
-"""Dashboard uploads (migration 0021): only the care team or the patient, checked by PostgreSQL."""
+"""Dashboard uploads (migration 0022): only the care team or the patient, checked by PostgreSQL."""
 
 from __future__ import annotations
 

@@ -48,7 +48,7 @@ GRANTS: dict[str, dict[str, str]] = {
         "patient": "SELECT",
         "worker": "DELETE,INSERT,SELECT,UPDATE",
     },
-    # The worker imports dashboard uploads (0021): devices per source, samples, batches.
+    # The worker imports dashboard uploads (0022): devices per source, samples, batches.
     "device": {
         "clinician": "SELECT",
         "ingest": "SELECT",
@@ -127,7 +127,7 @@ GRANTS: dict[str, dict[str, str]] = {
     },
     "step_sample": {"ingest": "INSERT,SELECT", "worker": "INSERT,SELECT"},
 }
-#: People read an upload's outcome (0021), never its bytes.
+#: People read an upload's outcome (0022), never its bytes.
 _UPLOAD_OUTCOME = (
     "upload_id",
     "patient_id",
@@ -192,7 +192,7 @@ SECURITY_DEFINER = {
     "paceline_admin_care_teams()",
     "paceline_admin_audit(timestamp with time zone,timestamp with time zone,text,bigint,text,integer)",
     "paceline_admin_set_disabled(text,boolean)",
-    # Migration 0021: refuses unless the verified person may see the patient.
+    # Migration 0022: refuses unless the verified person may see the patient.
     "paceline_request_import(bigint,text,bytea)",
 }
 PERSON_AND_SERVICE_ROLES = (*roles.PERSON_ROLES, *roles.SERVICE_ROLES)

@@ -1,4 +1,4 @@
-"""Export files uploaded on the dashboard and the outcome of their import (migration 0021).
+"""Export files uploaded on the dashboard and the outcome of their import (migration 0022).
 
 A person (a clinician of the patient's care team, or the patient) stores a
 file with `request_import`, which calls the SECURITY DEFINER function
