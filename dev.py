@@ -53,7 +53,7 @@ def ensure_env(*, dev: bool, relock: bool = False) -> None:
     """
     if sys.version_info < (3, 11):  # noqa: UP036 - dev.py must explain itself on old Pythons
         sys.exit(f"Paceline needs Python 3.11 or newer; this is {sys.version.split()[0]}")
-    extras = "dev" if dev else "run"
+    extras = "dev" if dev else "demo"
     current = STAMP.read_text() if STAMP.exists() else ""
     fresh = current == _wanted_stamp(extras) or (not dev and current == _wanted_stamp("dev"))
     if fresh and not relock:
@@ -61,9 +61,16 @@ def ensure_env(*, dev: bool, relock: bool = False) -> None:
     if not PYTHON.exists():
         print(f"dev.py: creating the virtual environment in {VENV}", flush=True)
         venv.EnvBuilder(with_pip=True, clear=True).create(VENV)
-    target = ".[dev]" if dev else "."
+    # The demo extra brings the dashboard, the progress bars and the local mail sink.
+    target = ".[dev]" if dev else ".[demo]"
     print(f"dev.py: installing {target} into {VENV} (first run takes a minute)", flush=True)
-    pip = [str(PYTHON), "-m", "pip", "install", "--quiet", "--disable-pip-version-check"]
+    pip = [str(PYTHON), "-m", "pip", "install", "--disable-pip-version-check"]
+    # The first run of the demo shows pip's own progress (each package and its download
+    # bar), so a new user sees the minute go by; the test command stays quiet.
+    if dev:
+        pip.append("--quiet")
+    else:
+        pip += ["--progress-bar", "on"]
     # -c pins every package the lock names to the version the tests passed with; it
     # adds nothing, so a dependency new in pyproject.toml installs unconstrained.
     constraints = ["-c", str(LOCK)] if LOCK.exists() and not relock else []

@@ -14,8 +14,9 @@ from __future__ import annotations
 
 import argparse
 import getpass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 from typing import Any, Final
+from zoneinfo import ZoneInfo
 
 import psycopg
 
@@ -50,6 +51,12 @@ def register(commands: Any) -> None:
     add.add_argument("--hr-rest", type=int, metavar="BPM", help="measured resting heart rate")
     add.add_argument(
         "--clinician", type=int, metavar="ID", help="put this clinician on the care team"
+    )
+    add.add_argument(
+        "--enrolled",
+        type=date.fromisoformat,
+        metavar="DAY",
+        help="the day the programme started, in the patient's time zone (default: now)",
     )
     add_json_option(add, "the patient as an object (patient_id, external_ref, display_name, …)")
     add.set_defaults(handler=run_add)
@@ -120,6 +127,7 @@ def run_add(args: argparse.Namespace, settings: Settings) -> int:
                 hr_max_bpm=args.hr_max,
                 hr_rest_bpm=args.hr_rest,
                 timezone=args.timezone,
+                enrolled_at=None if args.enrolled is None else _day_start(args),
             )
         except psycopg.errors.CheckViolation as exc:
             raise registry.InvalidPatientError(
@@ -140,6 +148,12 @@ def run_add(args: argparse.Namespace, settings: Settings) -> int:
             f"patient {patient.patient_id} ({patient.external_ref}, {patient.display_name}){team}"
         )
     return 0
+
+
+def _day_start(args: argparse.Namespace) -> datetime:
+    """Local midnight of `--enrolled` in the patient's zone (checked before it is used)."""
+    registry.check_timezone(args.timezone)
+    return datetime.combine(args.enrolled, time(0), ZoneInfo(args.timezone))
 
 
 def _list_doc(e: overview.CaseloadEntry) -> dict[str, Any]:

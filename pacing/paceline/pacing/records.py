@@ -941,22 +941,6 @@ def enrolled_patients(conn: psycopg.Connection[Any], now: datetime) -> list[Enro
         ).fetchall()
 
 
-def live_days(conn: psycopg.Connection[Any], *, ref_prefix: str) -> list[tuple[Any, ...]]:
-    """Daily metrics of the patients whose reference starts with `ref_prefix`, newest day first.
-
-    Each row: display name, day, wear, steps and active minutes, mean HR, RMSSD, and the
-    numbers of HR samples and RR intervals behind them.
-    """
-    rows = conn.execute(
-        "SELECT p.display_name, m.day, m.wear_min, m.steps, m.active_min, m.mean_hr_bpm,"
-        " m.rmssd_ms, m.hr_samples, m.rr_intervals FROM daily_metrics m"
-        " JOIN patient p USING (patient_id) WHERE starts_with(p.external_ref, %s)"
-        " ORDER BY p.patient_id, m.day DESC",
-        (ref_prefix,),
-    ).fetchall()
-    return [tuple(r) for r in rows]
-
-
 # "roll" in ASCII: the rollup's advisory locks (whole pass; one patient in the second key).
 ROLLUP_LOCK_KEY = 0x726F6C6C
 
