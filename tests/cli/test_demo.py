@@ -185,3 +185,38 @@ def test_fresh_removes_the_demo_data_and_refuses_a_real_database(tmp_path: Path)
                 {"PACELINE_DATA_DIR": str(tmp_path), "PACELINE_DATABASE_URL": "postgresql:///x"}
             )
         )
+
+
+@pytest.mark.slow
+def test_ctrl_c_during_the_backfill_stops_it_even_when_started_with_sigint_ignored(
+    server_dir: Path,
+) -> None:
+    data = server_dir / "data"
+    argv = [sys.executable, "-m", "paceline.cli.main", "demo", "--patients", "1", "--days", "40"]
+    proc = subprocess.Popen(
+        [*argv, "--port", str(_free_port())],
+        env=_env(data),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+        # What `paceline demo &` in a script gives it: SIGINT ignored from the start.
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_IGN),  # noqa: PLW1509
+    )
+    assert proc.stdout is not None
+    seen = []
+    for line in proc.stdout:
+        seen.append(line)
+        if line.startswith("3. cohort"):
+            break
+    proc.send_signal(signal.SIGINT)
+    try:
+        out, err = proc.communicate(timeout=STOP_LIMIT_S)
+    except subprocess.TimeoutExpired:
+        proc.terminate()  # SIGTERM stops it cleanly, so that a failure leaves nothing behind
+        proc.communicate(timeout=STOP_LIMIT_S)
+        pytest.fail("SIGINT did not stop the demo")
+    assert proc.returncode == 0, "".join(seen) + out + err
+    assert "stopped" in out
+    assert "4. dashboard" not in out  # it stopped in the back-fill, before the services
+    _wait("release of the data directory", lambda: _released(data), None)

@@ -146,23 +146,29 @@ def run_demo(args: argparse.Namespace, settings: Settings) -> int:
     for name, value, low in (("--patients", args.patients, 1), ("--days", args.days, 1)):
         if value < low:
             raise CliError(value, f"{name} must be at least {low}; got {value}")
-    if not 0 <= args.live <= args.patients:
-        raise CliError(args.live, f"--live must be from 0 to --patients ({args.patients})")
+    if args.live < 0:
+        raise CliError(args.live, f"--live must be 0 or more; got {args.live}")
+    args.live = min(args.live, args.patients)  # a cohort of one streams at most one
     if args.speed < 1:
         raise CliError(args.speed, "--speed must be at least 1")
     if args.fresh:
         _start_over(settings)
     log_path = settings.data_dir / LOG_FILE
     with logging_to(log_path, logging.DEBUG if getattr(args, "verbose", False) else logging.INFO):
-        # SIGTERM ends the demo the way Ctrl-C does, so the same clean-up runs.
-        previous = signal.signal(signal.SIGTERM, _interrupt)
+        # SIGTERM ends the demo the way Ctrl-C does, so the same clean-up runs; and Ctrl-C
+        # works even when the demo was started with SIGINT ignored (`cmd &` in a script).
+        previous = {
+            signal.SIGTERM: signal.signal(signal.SIGTERM, _interrupt),
+            signal.SIGINT: signal.signal(signal.SIGINT, signal.default_int_handler),
+        }
         try:
             return _run(args, settings, log_path)
         except KeyboardInterrupt:
             print("\nstopped.", flush=True)
             return 0
         finally:
-            signal.signal(signal.SIGTERM, previous)
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
 
 
 def _interrupt(signum: int, frame: object) -> None:
