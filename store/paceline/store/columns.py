@@ -13,7 +13,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, fields
 from datetime import UTC, datetime
 from numbers import Real
-from typing import Any, Final, Self
+from typing import Any, ClassVar, Final, ParamSpec, Self, TypeVar
 
 import numpy as np
 from numpy.typing import NDArray
@@ -151,10 +151,36 @@ def _whole(name: str, arr: NDArray[np.float64]) -> Problem:
         return arr != np.round(arr), lambda i: f"{name} {arr[i]} is not a whole number"
 
 
-def _outside(name: str, arr: NDArray[np.float64], lo: float, hi: float, span: str) -> Problem:
+def _text(value: float) -> str:
+    """A limit as the messages print it: whole numbers without a fraction or exponent."""
+    return str(int(value)) if float(value).is_integer() else f"{value:g}"
+
+
+def _bounded(
+    stream: str,
+    name: str,
+    values: Sequence[Any] | NDArray[Any],
+    n: int,
+    *,
+    low: float,
+    high: float,
+    whole: bool,
+    low_open: bool = False,
+) -> tuple[NDArray[np.float64], list[Problem]]:
+    """A numeric column and its checks: finite, whole if told, and within `low`..`high`.
+
+    `low_open` excludes `low` itself (an RR interval of 0 ms is no beat).
+    """
+    arr, checks = _numbers(stream, name, values, n)
+    if whole:
+        checks.append(_whole(name, arr))
     with np.errstate(invalid="ignore"):
-        mask = (arr < lo) | (arr > hi)
-    return mask, lambda i: f"{name} {arr[i]:g} is outside {span}"
+        below = arr <= low if low_open else arr < low
+        mask = below | (arr > high)
+    lo, hi = _text(low), _text(high)
+    span = f"({lo}, {hi}]" if low_open else f"{lo}..{hi}"
+    checks.append((mask, lambda i: f"{name} {_text(arr[i])} is outside {span}"))
+    return arr, checks
 
 
 def problems(checks: Sequence[Problem], n: int) -> dict[int, str]:
@@ -182,6 +208,7 @@ def _raise_first(stream: str, checks: Sequence[Problem]) -> None:
 class _Columns:
     """Shared behaviour of the column batches: length, row selection, one row as JSON."""
 
+    STREAM: ClassVar[str]
     time_us: Int64Array
 
     def __len__(self) -> int:
@@ -197,11 +224,31 @@ class _Columns:
         return {f.name: getattr(self, f.name)[i].item() for f in fields(self)}  # type: ignore[arg-type]
 
 
+_P = ParamSpec("_P")
+_R = TypeVar("_R", bound=_Columns)
+
+
+def _strict(checked: Callable[_P, tuple[_R, list[Problem]]]) -> Callable[_P, _R]:
+    """`of` from a stream's `checked`: the same columns, raising for the first bad row."""
+
+    def of(*args: _P.args, **kwargs: _P.kwargs) -> _R:
+        """Validate the columns (as `checked` takes them); raise for the first bad row."""
+        rows, checks = checked(*args, **kwargs)
+        _raise_first(rows.STREAM, checks)
+        return rows
+
+    return of
+
+
 def _cast(arr: NDArray[np.float64], dtype: type[np.signedinteger[Any]]) -> NDArray[Any]:
     """`arr` as an integer column; rows a check refused hold 0 instead of a wrapped value."""
     info = np.iinfo(dtype)
     ok = np.isfinite(arr) & (arr >= info.min) & (arr <= info.max)
     return np.where(ok, arr, 0.0).astype(dtype)
+
+
+Keys = Sequence[int] | NDArray[Any]
+Times = Sequence[datetime] | NDArray[Any]
 
 
 @dataclass(frozen=True, eq=False)
@@ -216,38 +263,14 @@ class HrRows(_Columns):
     energy_kj: NDArray[np.int32]
     energy_present: NDArray[np.bool_]
 
-    STREAM = "hr"
+    STREAM: ClassVar[str] = "hr"
 
-    @classmethod
-    def of(
-        cls,
-        *,
-        patient_id: Sequence[int] | NDArray[Any],
-        device_id: Sequence[int] | NDArray[Any],
-        time: Sequence[datetime] | NDArray[Any],
-        bpm: Sequence[float] | NDArray[Any],
-        sensor_contact: Sequence[bool | None] | NDArray[Any] | None = None,
-        energy_kj: Sequence[int | None] | NDArray[Any] | None = None,
-    ) -> HrRows:
-        """Validate heart-rate columns; raise `ColumnError` naming the first bad row."""
-        rows, checks = cls.checked(
-            patient_id=patient_id,
-            device_id=device_id,
-            time=time,
-            bpm=bpm,
-            sensor_contact=sensor_contact,
-            energy_kj=energy_kj,
-        )
-        _raise_first(cls.STREAM, checks)
-        return rows
-
-    @classmethod
+    @staticmethod
     def checked(
-        cls,
         *,
-        patient_id: Sequence[int] | NDArray[Any],
-        device_id: Sequence[int] | NDArray[Any],
-        time: Sequence[datetime] | NDArray[Any],
+        patient_id: Keys,
+        device_id: Keys,
+        time: Times,
         bpm: Sequence[float] | NDArray[Any],
         sensor_contact: Sequence[bool | None] | NDArray[Any] | None = None,
         energy_kj: Sequence[int | None] | NDArray[Any] | None = None,
@@ -256,16 +279,13 @@ class HrRows(_Columns):
 
         Raises `ColumnError` only for what concerns a whole column (a wrong length, a
         column that is not numbers); rows failing a check are in the returned checks.
+        `HrRows.of` takes the same columns and raises for the first bad row.
         """
-        s = cls.STREAM
+        s = HrRows.STREAM
         pids, dids, time_us, checks = _keys(s, patient_id, device_id, time)
         n = time_us.size
-        bpm_f, bpm_checks = _numbers(s, "bpm", bpm, n)
-        checks += [
-            *bpm_checks,
-            _whole("bpm", bpm_f),
-            _outside("bpm", bpm_f, 1, MAX_BPM, f"1..{MAX_BPM}"),
-        ]
+        bpm_f, bpm_checks = _bounded(s, "bpm", bpm, n, low=1, high=MAX_BPM, whole=True)
+        checks += bpm_checks
         if sensor_contact is None:
             contact = np.full(n, -1, dtype=np.int8)
         else:
@@ -284,13 +304,11 @@ class HrRows(_Columns):
                 # None, and only None, says "not sent"; inf or NaN is a bad value.
                 present = np.array([v is not None for v in energy_kj], dtype=np.bool_)
                 values = [0 if v is None else v for v in energy_kj]
-            energy_f, energy_checks = _numbers(s, "energy_kj", values, n)
-            checks += [
-                *energy_checks,
-                _whole("energy_kj", energy_f),
-                _outside("energy_kj", energy_f, 0, MAX_ENERGY_KJ, f"0..{MAX_ENERGY_KJ}"),
-            ]
-        rows = cls(
+            energy_f, energy_checks = _bounded(
+                s, "energy_kj", values, n, low=0, high=MAX_ENERGY_KJ, whole=True
+            )
+            checks += energy_checks
+        rows = HrRows(
             pids,
             dids,
             time_us,
@@ -300,6 +318,8 @@ class HrRows(_Columns):
             present,
         )
         return rows, checks
+
+    of = staticmethod(_strict(checked))
 
     def row(self, i: int) -> dict[str, Any]:
         """Row `i` as plain JSON-able values (for quarantine and error messages)."""
@@ -322,44 +342,21 @@ class RrRows(_Columns):
     time_us: Int64Array
     rr_ms: NDArray[np.float64]
 
-    STREAM = "rr"
+    STREAM: ClassVar[str] = "rr"
 
-    @classmethod
-    def of(
-        cls,
-        *,
-        patient_id: Sequence[int] | NDArray[Any],
-        device_id: Sequence[int] | NDArray[Any],
-        time: Sequence[datetime] | NDArray[Any],
-        rr_ms: Sequence[float] | NDArray[Any],
-    ) -> RrRows:
-        """Validate RR columns; raise `ColumnError` naming the first bad row."""
-        rows, checks = cls.checked(
-            patient_id=patient_id, device_id=device_id, time=time, rr_ms=rr_ms
-        )
-        _raise_first(cls.STREAM, checks)
-        return rows
-
-    @classmethod
+    @staticmethod
     def checked(
-        cls,
-        *,
-        patient_id: Sequence[int] | NDArray[Any],
-        device_id: Sequence[int] | NDArray[Any],
-        time: Sequence[datetime] | NDArray[Any],
-        rr_ms: Sequence[float] | NDArray[Any],
+        *, patient_id: Keys, device_id: Keys, time: Times, rr_ms: Sequence[float] | NDArray[Any]
     ) -> tuple[RrRows, list[Problem]]:
         """The columns and every row-level check (see `HrRows.checked`)."""
-        s = cls.STREAM
+        s = RrRows.STREAM
         pids, dids, time_us, checks = _keys(s, patient_id, device_id, time)
-        rr, rr_checks = _numbers(s, "rr_ms", rr_ms, time_us.size)
-        with np.errstate(invalid="ignore"):
-            bad_range = (rr <= 0) | (rr > MAX_RR_MS)
-        checks += [
-            *rr_checks,
-            (bad_range, lambda i: f"rr_ms {rr[i]:g} is outside (0, {MAX_RR_MS:g}]"),
-        ]
-        return cls(pids, dids, time_us, rr), checks
+        rr, rr_checks = _bounded(
+            s, "rr_ms", rr_ms, time_us.size, low=0, high=MAX_RR_MS, whole=False, low_open=True
+        )
+        return RrRows(pids, dids, time_us, rr), checks + rr_checks
+
+    of = staticmethod(_strict(checked))
 
 
 @dataclass(frozen=True, eq=False)
@@ -371,43 +368,21 @@ class StepRows(_Columns):
     time_us: Int64Array
     steps: NDArray[np.int32]
 
-    STREAM = "steps"
+    STREAM: ClassVar[str] = "steps"
 
-    @classmethod
-    def of(
-        cls,
-        *,
-        patient_id: Sequence[int] | NDArray[Any],
-        device_id: Sequence[int] | NDArray[Any],
-        time: Sequence[datetime] | NDArray[Any],
-        steps: Sequence[int] | NDArray[Any],
-    ) -> StepRows:
-        """Validate step columns; raise `ColumnError` naming the first bad row."""
-        rows, checks = cls.checked(
-            patient_id=patient_id, device_id=device_id, time=time, steps=steps
-        )
-        _raise_first(cls.STREAM, checks)
-        return rows
-
-    @classmethod
+    @staticmethod
     def checked(
-        cls,
-        *,
-        patient_id: Sequence[int] | NDArray[Any],
-        device_id: Sequence[int] | NDArray[Any],
-        time: Sequence[datetime] | NDArray[Any],
-        steps: Sequence[int] | NDArray[Any],
+        *, patient_id: Keys, device_id: Keys, time: Times, steps: Sequence[int] | NDArray[Any]
     ) -> tuple[StepRows, list[Problem]]:
         """The columns and every row-level check (see `HrRows.checked`)."""
-        s = cls.STREAM
+        s = StepRows.STREAM
         pids, dids, time_us, checks = _keys(s, patient_id, device_id, time)
-        counts, count_checks = _numbers(s, "steps", steps, time_us.size)
-        checks += [
-            *count_checks,
-            _whole("steps", counts),
-            _outside("steps", counts, 0, MAX_STEPS_PER_ROW, f"0..{MAX_STEPS_PER_ROW}"),
-        ]
-        return cls(pids, dids, time_us, _cast(counts, np.int32)), checks
+        counts, count_checks = _bounded(
+            s, "steps", steps, time_us.size, low=0, high=MAX_STEPS_PER_ROW, whole=True
+        )
+        return StepRows(pids, dids, time_us, _cast(counts, np.int32)), checks + count_checks
+
+    of = staticmethod(_strict(checked))
 
 
 @dataclass(frozen=True, eq=False)
@@ -419,30 +394,22 @@ class SdnnRows(_Columns):
     time_us: Int64Array
     sdnn_ms: NDArray[np.float64]
 
-    STREAM = "sdnn"
+    STREAM: ClassVar[str] = "sdnn"
 
-    @classmethod
-    def of(
-        cls,
-        *,
-        patient_id: Sequence[int] | NDArray[Any],
-        device_id: Sequence[int] | NDArray[Any],
-        time: Sequence[datetime] | NDArray[Any],
-        sdnn_ms: Sequence[float] | NDArray[Any],
-    ) -> SdnnRows:
-        """Validate SDNN columns; raise `ColumnError` naming the first bad row."""
-        s = cls.STREAM
+    @staticmethod
+    def checked(
+        *, patient_id: Keys, device_id: Keys, time: Times, sdnn_ms: Sequence[float] | NDArray[Any]
+    ) -> tuple[SdnnRows, list[Problem]]:
+        """The columns and every row-level check (see `HrRows.checked`)."""
+        s = SdnnRows.STREAM
         pids, dids, time_us, checks = _keys(s, patient_id, device_id, time)
-        sdnn, sdnn_checks = _numbers(s, "sdnn_ms", sdnn_ms, time_us.size)
         # The standard deviation of intervals each at most MAX_RR_MS cannot exceed it.
-        with np.errstate(invalid="ignore"):
-            bad_range = (sdnn <= 0) | (sdnn > MAX_RR_MS)
-        checks += [
-            *sdnn_checks,
-            (bad_range, lambda i: f"sdnn_ms {sdnn[i]:g} is outside (0, {MAX_RR_MS:g}]"),
-        ]
-        _raise_first(s, checks)
-        return cls(pids, dids, time_us, sdnn)
+        sdnn, sdnn_checks = _bounded(
+            s, "sdnn_ms", sdnn_ms, time_us.size, low=0, high=MAX_RR_MS, whole=False, low_open=True
+        )
+        return SdnnRows(pids, dids, time_us, sdnn), checks + sdnn_checks
+
+    of = staticmethod(_strict(checked))
 
 
 Rows = HrRows | RrRows | StepRows | SdnnRows
