@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -150,3 +151,17 @@ def test_pinned_sim_clock_holds_its_instant_and_restores() -> None:
         assert clock.monotonic() == 42.0
         assert clock.wall() == datetime(2026, 1, 1, 0, 0, 42, tzinfo=UTC)
     assert clock.monotonic() == 60.0
+
+
+async def test_sleep_until_a_passed_instant_still_lets_other_tasks_run() -> None:
+    """A simulated device that fell behind its clock must not starve the loop while it catches up."""
+    clock = SimClock(speed=1000.0)
+    ran: list[bool] = []
+
+    async def other() -> None:
+        ran.append(True)
+
+    task = asyncio.create_task(other())
+    await clock.sleep_until(clock.monotonic() - 1.0)
+    assert ran == [True]
+    await task

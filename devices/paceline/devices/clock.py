@@ -130,7 +130,16 @@ class SimClock:
         await asyncio.sleep(max(0.0, seconds) / self.speed)
 
     async def sleep_until(self, monotonic_s: float) -> None:
-        """Sleep until the simulated monotonic clock reads at least `monotonic_s`."""
+        """Sleep until the simulated monotonic clock reads at least `monotonic_s`.
+
+        Always gives the event loop a turn, even when that instant has passed: a caller
+        that has fallen behind (a simulated device catching up on a busy host) would
+        otherwise loop without ever yielding and starve every other task, the daemon's
+        timers included.
+        """
+        if monotonic_s <= self.monotonic():
+            await asyncio.sleep(0)
+            return
         # asyncio may wake a timer up to its clock resolution early; loop until really there.
         while (remaining := monotonic_s - self.monotonic()) > 0:
             await self.sleep(remaining)

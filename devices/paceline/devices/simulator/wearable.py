@@ -226,6 +226,13 @@ class GroundTruth:
         return sum(steps for _, steps in self.steps_taken)
 
 
+CATCH_UP_S: Final = 10
+"""Simulated seconds a connected device sends in one turn of the event loop when it has
+fallen behind its clock. A host too slow for the fleet at its speed then sees the devices
+fall further behind (`max_lag_s`) instead of one device's catch-up holding the loop,
+and with it the daemon's timers and shutdown, for ever longer stretches."""
+
+
 # --------------------------------------------------------------------------- the device
 
 
@@ -355,6 +362,9 @@ class SimulatedWearable:
         self._battery_percent = float(battery_percent)
         self._client: Central | None = None
         self._ticker: asyncio.Task[None] | None = None
+        self.max_lag_s = 0.0
+        """The most simulated seconds the device fell behind its clock while connected (a host
+        too busy to run it on time sends those seconds in one burst when it catches up)."""
         self._seq = 0
         self._changed = asyncio.Event()
         # Faults and script.
@@ -585,11 +595,14 @@ class SimulatedWearable:
         """Step the model once per simulated second while a central is connected."""
         while self._client is not None:
             await self.clock.sleep_until(self.now_s + 1.0)
-            self._advance(emit=True)
+            self.max_lag_s = max(self.max_lag_s, self.clock.monotonic() - (self.now_s + 1.0))
+            self._advance(emit=True, at_most_s=CATCH_UP_S)
 
-    def _advance(self, *, emit: bool) -> None:
-        """Simulate every whole second up to the clock's now."""
+    def _advance(self, *, emit: bool, at_most_s: int | None = None) -> None:
+        """Simulate every whole second up to the clock's now (at most `at_most_s` of them)."""
         now = self.clock.monotonic()
+        if at_most_s is not None:
+            now = min(now, self.now_s + at_most_s)
         while self.now_s + 1.0 <= now:
             life = self.model.step()
             # What a device sends for a second, it sends at the end of that second, even
