@@ -25,7 +25,8 @@ import pypdfium2 as pdfium
 import pypdfium2.raw as pdfium_c
 import pytest
 
-from paceline.pacing import alerts, ladder, notes, planning, replay
+from paceline.pacing import alerts, intake, ladder, notes, planning, prescribing, replay
+from paceline.pacing.exercise import Kind, Target
 from paceline.pacing.intake import submit_questionnaire
 from paceline.pacing.report import ReportError, progress_report
 from paceline.pacing.simulate import Persona, SimPatient
@@ -68,6 +69,34 @@ def built(db_dsn: str) -> Built:
         at = datetime.combine(START, time(9), UTC)
         low = ladder.add_item(conn, pid, activity="walk to the shop", fear_rating=50, now=at)
         high = ladder.add_item(conn, pid, activity="lift the grandchild", fear_rating=85, now=at)
+        prescribing.prescribe(
+            conn,
+            pid,
+            clinician_id=cid,
+            kind=Kind.STRENGTH,
+            name="wall push-ups",
+            sessions_per_week=3,
+            target=Target(repetitions=8, sets=2),
+            reason="upper body strength for lifting",
+            valid_from=START,
+            now=at,
+        )
+        (rx,) = prescribing.overview(conn, pid, START, START).prescriptions
+        for i in range(9):  # three a week for three weeks, each reaching its target
+            done = datetime.combine(START + timedelta(days=1 + 2 * i), time(17), UTC)
+            intake.submit_exercise(
+                conn,
+                pid,
+                rx.prescription.prescription_id,
+                performed_at=done,
+                duration_min=10,
+                rpe=4,
+                pain_before=3,
+                pain_after=3,
+                repetitions=12,
+                sets=2,
+                now=done,
+            )
         conn.commit()
         evaluations = replay.play(
             conn, pid, SimPatient(Persona.BOOM_BUST, seed=2), start=START, days=DAYS
@@ -193,13 +222,15 @@ def test_the_text_holds_the_numbers_of_the_data(built: Built, document: pdfium.P
     assert "Phoned: agreed to spread the gardening over two days" in text
     assert "Walks to the shop without stopping." in text
     assert "7 complete independence" in text
+    assert "wall push-ups (strength) 2 × 8 repetitions →" in text
+    assert "Session-RPE load (Foster 2001" in text
 
 
 def _images(page: pdfium.PdfPage) -> list[tuple[float, float, float, float]]:
     return [obj.get_bounds() for obj in page.get_objects(filter=[pdfium_c.FPDF_PAGEOBJ_IMAGE])]
 
 
-def test_the_three_charts_are_drawn_and_not_blank_in_their_regions(
+def test_the_four_charts_are_drawn_and_not_blank_in_their_regions(
     document: pdfium.PdfDocument,
 ) -> None:
     regions = []
@@ -220,7 +251,7 @@ def test_the_three_charts_are_drawn_and_not_blank_in_their_regions(
             ink = (box < 200).any(axis=2).mean()
             colours = len(np.unique(box.reshape(-1, 3) // 32, axis=0))
             regions.append((i, ink, colours))
-    assert len(regions) == 3, regions
+    assert len(regions) == 4, regions  # quota, questionnaires, ladder, exercise
     for page_no, ink, colours in regions:
         assert ink > 0.02, f"the chart on page {page_no + 1} is nearly blank ({ink:.1%} ink)"
         assert colours >= 4, f"the chart on page {page_no + 1} has {colours} colours"

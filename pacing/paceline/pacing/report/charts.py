@@ -160,6 +160,43 @@ def _at(day: date) -> float:
     return float((day - EPOCH).days)
 
 
+def exercise_chart(c: ReportContent) -> bytes | None:
+    """Daily session-RPE load (bars, Foster 2001) above each prescription's target over time."""
+    x = c.exercise
+    if not x.prescriptions:
+        return None
+    fig = _figure(70)
+    top, bottom = fig.subplots(2, 1, sharex=True, height_ratios=(2, 3))
+    load = x.daily_load
+    top.bar([_at(d) for d, _ in load], [v for _, v in load], width=0.8, color=COLOURS[4])
+    top.set_ylabel("RPE × min", fontsize=8)
+    top.set_title("Prescribed exercise: session load and targets", fontsize=9, loc="left")
+    for colour, v in zip(COLOURS * 4, x.prescriptions, strict=False):
+        versions = [t for t in v.versions if t.valid_from <= c.end]
+        if not versions:
+            continue
+        reps = versions[-1].target.repetitions is not None
+        values = [
+            float(t.target.repetitions or 0) if reps else float(t.target.duration_min or 0)
+            for t in versions
+        ]
+        days = [_at(max(t.valid_from, c.start)) for t in versions] + [_at(c.end)]
+        bottom.step(
+            days,
+            [*values, values[-1]],
+            where="post",
+            color=colour,
+            linewidth=1.4,
+            label=f"{v.prescription.name} ({'repetitions' if reps else 'min'})",
+        )
+    bottom.set_ylabel("target", fontsize=8)
+    bottom.legend(fontsize=6, frameon=False, loc="upper left")
+    top.set_xlim(_at(c.start), _at(c.end))
+    _style(top)
+    _style(bottom)
+    return _png(fig)
+
+
 def _local(c: ReportContent, when: datetime) -> float:
     """An instant on the time axis, in the patient's local time."""
     local = when.astimezone(c.timeline.patient.zone)

@@ -2,8 +2,9 @@
 
 `read` gathers one patient's range: the timeline (daily load, plan versions,
 diary, flags), the questionnaire trends beside weekly activity, the fear
-ladder with its rating history and sessions, the alerts with what clinicians
-did about them, and the progress notes. `comparisons` is pure: the baseline
+ladder with its rating history and sessions, the prescribed exercise (targets,
+adherence, session-RPE load), the alerts with what clinicians did about them,
+and the progress notes. `comparisons` is pure: the baseline
 against now that opens the report.
 """
 
@@ -17,7 +18,7 @@ from typing import Any, Final
 
 import psycopg
 
-from paceline.pacing import alerts, ladder, overview, reassessment, records
+from paceline.pacing import alerts, ladder, overview, prescribing, reassessment, records
 from paceline.pacing.days import DayLoad, Measure
 from paceline.pacing.exposure import ItemProgress, LadderItem, SessionRecord, item_progress
 from paceline.pacing.progression import PlanVersion
@@ -59,6 +60,7 @@ class ReportContent:
     ladder: tuple[LadderRow, ...]
     alerts: tuple[alerts.AlertRow, ...]
     notes: tuple[StoredNote, ...]
+    exercise: prescribing.ExerciseOverview
 
     @property
     def plan(self) -> PlanVersion | None:
@@ -140,6 +142,7 @@ def read(
         ladder=rows,
         alerts=tuple(sorted(shown, key=lambda a: a.opened_at)),
         notes=tuple(records.progress_notes(conn, patient_id, since=lo, until=hi)),
+        exercise=prescribing.overview(conn, patient_id, start, end),
     )
 
 

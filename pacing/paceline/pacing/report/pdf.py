@@ -347,6 +347,52 @@ def story(c: ReportContent) -> list[Flowable]:
             _table(rows, [width * 0.36, width * 0.12, width * 0.22, width * 0.17, width * 0.13], s)
         )
 
+    ex = c.exercise
+    if not ex.prescriptions:
+        out.append(Paragraph("Prescribed exercise", s["h2"]))
+        out.append(Paragraph("No exercise prescribed.", s["muted"]))
+    else:
+        out.append(
+            KeepTogether(
+                [
+                    Paragraph("Prescribed exercise", s["h2"]),
+                    _chart(charts.exercise_chart(c), s, "No sessions logged."),
+                ]
+            )
+        )
+        rows = [["Session", "First → current target", "Per week", "Done in range", "Pain rose"]]
+        for v in ex.prescriptions:
+            began = v.versions[0].target.text if v.versions else "—"
+            now = v.current.target.text if v.current is not None else "—"
+            done = v.adherence
+            rows.append(
+                [
+                    f"{v.prescription.name} ({v.prescription.kind.value})",
+                    f"{began} → {now}",
+                    str(v.prescription.sessions_per_week),
+                    f"{done.completed} of {done.prescribed:g} ({done.fraction:.0%})",
+                    str(done.worsened),
+                ]
+            )
+        out.append(Spacer(1, 2 * mm))
+        out.append(
+            _table(rows, [width * 0.27, width * 0.33, width * 0.10, width * 0.18, width * 0.12], s)
+        )
+        weekly, ratio = ex.load.weekly, ex.load.ratio
+        out.append(
+            Paragraph(
+                escape(
+                    "Session-RPE load (Foster 2001: CR-10 rating × minutes) of the last 7 days: "
+                    + ("—" if weekly is None else f"{weekly:,.0f}")
+                    + "; acute:chronic ratio "
+                    + ("—" if ratio is None else f"{ratio:.2f}")
+                    + ". A target rises only after consistent sessions without a worsening"
+                    " response and steps down after a flare, like the quota."
+                ),
+                s["muted"],
+            )
+        )
+
     out.append(Paragraph("Flags and what was done", s["h2"]))
     if not c.timeline.flags and not c.alerts:
         out.append(Paragraph("No flags or alerts in this range.", s["muted"]))
@@ -380,9 +426,9 @@ def story(c: ReportContent) -> list[Flowable]:
             _table(rows, [width * 0.27, width * 0.13, width * 0.15, width * 0.27, width * 0.18], s)
         )
 
-    out.append(Paragraph("Clinician progress notes", s["h2"]))
+    heading: list[Flowable] = [Paragraph("Clinician progress notes", s["h2"])]
     if not c.notes:
-        out.append(Paragraph("No progress notes in this range.", s["muted"]))
+        out += [*heading, Paragraph("No progress notes in this range.", s["muted"])]
     for n in sorted(c.notes, key=lambda n: n.written_at):
         head = f"{n.written_at:%d %b %Y %H:%M} UTC · {n.clinician_name}"
         if n.amends is not None:
@@ -396,7 +442,9 @@ def story(c: ReportContent) -> list[Flowable]:
             block.append(Paragraph(escape(f"Task: {n.activity} — {ratings}"), s["small"]))
         block.append(Paragraph(escape(n.body).replace("\n", "<br/>"), s["body"]))
         block.append(Spacer(1, 2 * mm))
-        out.append(KeepTogether(block))
+        # The heading goes with the first note, never alone at the foot of a page.
+        out.append(KeepTogether([*heading, *block]))
+        heading = []
 
     out.append(Paragraph("About this report", s["h2"]))
     out.append(
