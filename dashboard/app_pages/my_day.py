@@ -175,25 +175,33 @@ else:
         names = {i.activity: i for i in active}
         item = names[st.selectbox("Which step did you practise?", list(names), key="exp_item")]
         before = st.slider("Fear before (0-100)", 0, 100, item.fear_rating, key="exp_before")
+        peak = st.slider(
+            "Highest fear or distress during it (0-100)", 0, 100, item.fear_rating, key="exp_peak"
+        )
         after = st.slider("Fear after (0-100)", 0, 100, item.fear_rating, key="exp_after")
         expected = st.slider(
             "How much harm did you expect? (0-100)", 0, 100, 50, key="exp_expected"
         )
         actual = st.slider("How much harm happened? (0-100)", 0, 100, 10, key="exp_actual")
+        stopped = st.checkbox("I stopped the session before the end", key="exp_stopped")
+        words = st.text_area("What happened (optional)", max_chars=2000, key="exp_debrief")
         if st.form_submit_button("Log session"):
             try:
                 with ui.person(who) as conn:
                     done_at = ui.now()
                     s = ladder.plan_session(conn, patient_id, item.item_id, planned_at=done_at)
-                    ladder.record_session(
+                    logged = ladder.record_session(
                         conn,
                         patient_id,
                         s.session_id,
                         done=True,
                         fear_before=before,
+                        peak_distress=peak,
                         fear_after=after,
                         expected_harm=expected,
                         actual_harm=actual,
+                        stopped=stopped,
+                        debrief=words.strip() or None,
                         now=done_at,
                     )
                     ui.audit(
@@ -207,7 +215,10 @@ else:
             except PacingError as exc:
                 st.error(str(exc))
             else:
-                st.success(my_day.exposure_feedback(before, after, expected, actual))
+                if logged.status.value == "stopped":
+                    st.info(my_day.stopped_feedback(words.strip() or None))
+                else:
+                    st.success(my_day.exposure_feedback(before, after, expected, actual))
 
 st.subheader("My exercise sessions")
 active_rx = [v for v in exercise.prescriptions if v.prescription.active and v.current]

@@ -1,5 +1,8 @@
 """Plan: the pacing plan and the fear ladder of one patient, changed with a reason."""
 
+from dataclasses import replace
+from datetime import date
+
 import streamlit as st
 
 from paceline.dashboard import plan_view, ui
@@ -22,6 +25,7 @@ with ui.person(who) as conn:
         versions = planning.plan_history(conn, patient_id)
         x = overview.exposure(conn, patient_id)
         pause = planning.progression_pause(conn, patient_id)
+        ahead = planning.upcoming(conn, patient_id)
     except UnknownPatientError:
         ui.audit(conn, who, page="plan", action="denied", detail={"asked_for": patient_id})
         versions = None
@@ -142,6 +146,69 @@ with st.form("plan_change"):
 
 st.subheader("Versions")
 st.dataframe(plan_view.versions_table(versions), hide_index=True)
+
+st.subheader("Rest days, lighter weeks, maintenance")
+if current is not None:
+    s = current.settings
+    with st.form("plan_pattern"):
+        rest = st.multiselect(
+            "Rest days",
+            list(range(7)),
+            default=list(s.rest_weekdays),
+            format_func=lambda w: plan_view.WEEKDAY_NAMES[w],
+            key="plan_rest_days",
+        )
+        p1, p2, p3 = st.columns(3)
+        rest_fraction = p1.number_input(
+            "Rest-day quota (fraction)", 0.0, 1.0, s.rest_fraction, 0.05, key="plan_rest_fraction"
+        )
+        every = p2.number_input(
+            "Lighter week every n weeks (0 = none)",
+            0,
+            12,
+            s.lighter_every_weeks or 0,
+            key="plan_lighter_every",
+        )
+        lighter = p3.number_input(
+            "Lighter-week quota (fraction)",
+            0.3,
+            1.0,
+            s.lighter_fraction,
+            0.05,
+            key="plan_lighter_fraction",
+        )
+        maintenance = st.date_input(
+            "Maintenance from (programme end; empty = programme goes on)",
+            value=s.maintenance_from,
+            key="plan_maintenance_from",
+        )
+        why = st.text_area("Reason (required)", max_chars=2000, key="plan_pattern_reason")
+        if st.form_submit_button("Save pattern"):
+            try:
+                settings = replace(
+                    s,
+                    rest_weekdays=tuple(int(w) for w in rest),
+                    rest_fraction=float(rest_fraction),
+                    lighter_every_weeks=int(every) or None,
+                    lighter_fraction=float(lighter),
+                    lighter_anchor=(s.lighter_anchor or ui.now().date()) if every else None,
+                    maintenance_from=maintenance if isinstance(maintenance, date) else None,
+                )
+                with ui.person(who) as conn:
+                    new = planning.set_plan(
+                        conn,
+                        patient_id,
+                        clinician_id=who.clinician_id or 0,
+                        reason=why,
+                        settings=settings,
+                    )
+            except (PacingError, ValueError) as exc:
+                st.error(str(exc))
+            else:
+                st.success(f"Saved as version {new.version}.")
+                st.rerun()
+    st.caption("The next four weeks as the plan stands (rises still to be earned are not shown).")
+    st.dataframe(plan_view.schedule_rows(ahead), hide_index=True)
 
 st.subheader("Exposure ladder")
 if x.items:

@@ -428,3 +428,21 @@ def test_the_progress_report_is_prepared_for_download_on_the_patient_page(
     assert row == (f"clinician:{clinic.clinician_a}",)
     buttons = at.get("download_button")
     assert [b.proto.label for b in buttons] == ["Download report"]
+
+
+def test_a_clinician_sets_a_rest_day_and_sees_it_in_the_schedule_ahead(
+    app: AppTest, clinic: Clinic
+) -> None:
+    at = login(app, "dr.a")
+    at.switch_page("app_pages/plan.py")
+    at.query_params["patient"] = str(clinic.team_a[2])
+    at.run()
+    assert not at.exception, at.exception
+    at.multiselect(key="plan_rest_days").select(6)
+    at.text_area(key="plan_pattern_reason").input("Sunday is a rest day")
+    next(b for b in at.button if b.label == "Save pattern").click().run()
+    assert not at.exception, at.exception
+    schedule = at.dataframe[1].value
+    assert len(schedule) == 28
+    assert (schedule["kind"] == "rest").sum() == 4
+    assert set(schedule.loc[schedule["kind"] == "rest", "target"]) == {0.0}

@@ -33,6 +33,8 @@ def today_card(status: TodayStatus | None) -> TodayCard:
         )
     if status.state is TodayState.BASELINE or status.quota is None:
         return TodayCard(0.0, "Getting to know your usual day", status.message, None)
+    if status.quota == 0:
+        return TodayCard(1.0, "A rest day in your plan", status.message, None)
     unit = status.measure.unit
     fraction = min(1.0, status.fraction or 0.0)
     headline = f"{status.done:.0f} of {status.quota:.0f} {unit} today"
@@ -62,3 +64,12 @@ def exposure_feedback(before: int, after: int, expected: int, actual: int) -> st
     if not parts:
         return "Session logged. Every practice counts, whatever it felt like."
     return "Session logged. " + " and ".join(parts).capitalize() + "."
+
+
+def stopped_feedback(debrief: str | None) -> str:
+    """What the patient reads after a session that was stopped at the stop rule."""
+    return (
+        "Session logged as stopped. Stopping when it was too much was the right call;"
+        " your clinician will go over it with you before you repeat this step."
+        + (f" ({debrief})" if debrief else "")
+    )

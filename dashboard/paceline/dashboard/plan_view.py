@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from paceline.pacing.days import Measure
 from paceline.pacing.overview import Exposure
-from paceline.pacing.progression import UNSET, PlanVersion
+from paceline.pacing.progression import UNSET, PlannedDay, PlanVersion
 
 
 def or_zero(value: float | None) -> float:
@@ -96,3 +97,19 @@ def ladder_rows(x: Exposure) -> list[dict[str, object]]:
         }
         for i in x.items
     ]
+
+
+def schedule_rows(days: Sequence[PlannedDay]) -> list[dict[str, object]]:
+    """The schedule ahead for the plan page: each day's kind and target."""
+    return [
+        {
+            "day": f"{d.day:%a %d %b}",
+            "kind": d.kind.value + (" (maintenance)" if d.maintenance else ""),
+            "quota": d.quota,
+            "target": d.target,
+        }
+        for d in days
+    ]
+
+
+WEEKDAY_NAMES = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")

@@ -8,6 +8,17 @@ drives lasting change, more than fear dropping within a session (Craske et al.
 2014). The move-up rule therefore accepts either a clear fall in fear or
 repeated, clear expectancy violations, after a minimum number of sessions.
 
+The stop rule: exposure is meant to be done with fear, not through
+overwhelming distress. A session whose fear before, peak distress or fear
+after passes the patient's stop threshold (the plan setting
+`exposure_stop_distress`, default `DEFAULT_STOP_DISTRESS` = 80 of 100: the
+"severe" band of a 0-100 subjective-units-of-distress scale, Wolpe 1969; no
+validated cut-off exists, so the clinician sets it per patient), or that the
+patient stops, is recorded as stopped with a debrief note. A stopped session
+never counts towards moving up, and a recent one holds the rung until the
+clinician has gone over it with the patient (Vlaeyen et al. 2012, the
+debriefing step of graded exposure in vivo).
+
 References
 ----------
 Vlaeyen JWS, de Jong J, Geilen M, Heuts PHTG, van Breukelen G. Graded exposure in
@@ -15,6 +26,9 @@ vivo in the treatment of pain-related fear: a replicated single-case experimenta
 design in four patients with chronic low back pain. Behav Res Ther 2001;39:151-166.
 Craske MG, Treanor M, Conway CC, Zbozinek T, Vervliet B. Maximizing exposure
 therapy: an inhibitory learning approach. Behav Res Ther 2014;58:10-23.
+Vlaeyen JWS, Morley SJ, Linton SJ, Boersma K, de Jong J. Pain-related fear:
+exposure-based treatment of chronic pain. Seattle: IASP Press; 2012.
+Wolpe J. The practice of behavior therapy. New York: Pergamon; 1969.
 """
 
 from __future__ import annotations
@@ -44,6 +58,8 @@ LOW_FEAR: Final = 30
 CLEAR_VIOLATION: Final = 30
 #: A planned session still not done this long after its time counts as missed.
 MISSED_AFTER: Final = timedelta(hours=24)
+#: The default stop threshold on the 0-100 fear/distress scale (see the module docstring).
+DEFAULT_STOP_DISTRESS: Final = 80
 
 
 class SessionStatus(StrEnum):
@@ -52,6 +68,7 @@ class SessionStatus(StrEnum):
     PLANNED = "planned"
     DONE = "done"
     SKIPPED = "skipped"
+    STOPPED = "stopped"
 
 
 class ItemStatus(StrEnum):
@@ -99,6 +116,10 @@ class SessionRecord:
     expected_harm: int | None
     actual_harm: int | None
     note: str | None
+    #: The highest fear or distress rated during the session (0-100).
+    peak_distress: int | None = None
+    #: What happened in a stopped session, for the clinician to go over with the patient.
+    debrief: str | None = None
 
     @property
     def expectancy_violation(self) -> int | None:
@@ -185,12 +206,18 @@ def item_progress(
     avoiding = any(s.status is SessionStatus.SKIPPED for s in last_planned)
     if avoiding:
         reasons.append("a recent session was skipped: repeat this step first")
+    stopped = any(s.status is SessionStatus.STOPPED for s in last_planned)
+    if stopped:
+        reasons.append(
+            "a recent session was stopped at the stop rule: debrief it and repeat this step"
+        )
     ready = (
         item.status is ItemStatus.ACTIVE
         and enough
         and (fear_ok or violation_ok)
         and not harm_confirmed
         and not avoiding
+        and not stopped
     )
     higher = sorted(
         (i for i in ladder if i.status is ItemStatus.ACTIVE and i.position > item.position),
@@ -236,3 +263,30 @@ class SessionLoad:
     def duration_min(self) -> float:
         """Length of the window in minutes."""
         return (self.end - self.start).total_seconds() / 60.0
+
+
+def stop_reason(
+    *,
+    fear_before: int | None,
+    peak_distress: int | None,
+    fear_after: int | None,
+    threshold: float,
+    stopped_by_patient: bool,
+) -> str | None:
+    """Why a session counts as stopped (None: it does not): the patient stopped, or a rating passed.
+
+    A rating passes the threshold when it is above it (a rating equal to the
+    threshold is still within what the patient and clinician agreed to).
+    """
+    over = [
+        f"{name} {value} above the stop threshold {threshold:g}"
+        for name, value in (
+            ("fear before", fear_before),
+            ("peak distress", peak_distress),
+            ("fear after", fear_after),
+        )
+        if value is not None and value > threshold
+    ]
+    if stopped_by_patient:
+        return "; ".join(["the patient stopped the session", *over])
+    return "; ".join(over) or None

@@ -16,7 +16,7 @@ from paceline.pacing.errors import PacingError
 from paceline.pacing.exposure import SessionRecord
 from paceline.pacing.load import FloatArray, LoadState, load_state
 from paceline.pacing.localday import day_start
-from paceline.pacing.progression import PlanSettings, PlanVersion, version_on
+from paceline.pacing.progression import PlanSettings, PlanVersion, day_target, version_on
 from paceline.pacing.redflags import Pause, StoredScreen
 
 BoolArray = NDArray[np.bool_]
@@ -34,7 +34,8 @@ class History:
     measure: Measure
     #: Each day's load in the measure of the plan in effect that day (NaN: not valid).
     values: FloatArray
-    #: The quota in effect each day (NaN before a baseline exists).
+    #: The day's actual target (the quota at its rest-day or lighter-week fraction; NaN
+    #: before a baseline exists): what the avoidance rules compare load with.
     quotas: FloatArray
     #: Acute and chronic load in `measure` (the current plan's measure) for all days.
     load: LoadState
@@ -50,6 +51,13 @@ class History:
     red_flags: Mapping[date, tuple[StoredScreen, ...]] = field(default_factory=dict)
     #: Whether progression is paused on each day (a red flag not yet cleared by a clinician).
     paused: BoolArray = field(default_factory=lambda: np.zeros(0, dtype=bool))
+    #: The plan's full quota each day, whatever the day's kind (NaN before a baseline): the
+    #: envelope above which a day is a boom does not shrink on a rest day or lighter week.
+    plan_quotas: FloatArray = field(default_factory=lambda: np.zeros(0))
+
+    def maintenance(self, i: int) -> bool:
+        """Whether day `i` falls in the maintenance phase of the plan in effect."""
+        return self.settings[i].in_maintenance(self.days[i].day)
 
     @property
     def start(self) -> date:
@@ -122,6 +130,7 @@ def build(
     m = measure or (ordered[-1].measure if ordered else Measure.ACTIVE_MINUTES)
     values = np.full(len(days), np.nan)
     quotas = np.full(len(days), np.nan)
+    plan_quotas = np.full(len(days), np.nan)
     settings: list[PlanSettings] = []
     for i, d in enumerate(days):
         plan = version_on(ordered, d.day)
@@ -130,7 +139,8 @@ def build(
         if v is not None:
             values[i] = v
         if plan is not None and plan.quota is not None:
-            quotas[i] = plan.quota
+            quotas[i] = day_target(plan, d.day)
+            plan_quotas[i] = plan.quota
     return History(
         days=tuple(days),
         diary=dict(diary),
@@ -149,6 +159,7 @@ def build(
         last_reported_before=last_reported_before,
         red_flags=_screens_by_day(red_flags),
         paused=np.array([any(p.covers(d.day) for p in pauses) for d in days], dtype=bool),
+        plan_quotas=plan_quotas,
     )
 
 

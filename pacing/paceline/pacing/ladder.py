@@ -15,7 +15,7 @@ from typing import Any, Final
 
 import psycopg
 
-from paceline.pacing import records
+from paceline.pacing import records, wording
 from paceline.pacing.diary import check_note
 from paceline.pacing.errors import ExposureError, OutOfRangeError
 from paceline.pacing.exposure import (
@@ -27,9 +27,11 @@ from paceline.pacing.exposure import (
     SessionStatus,
     check_scale,
     item_progress,
+    stop_reason,
 )
+from paceline.pacing.progression import PlanSettings, version_on
 from paceline.pacing.records import FearRating
-from paceline.store.access import audit
+from paceline.store.access import audit, current_person
 
 ACTIVITY_MAX_CHARS: Final = 200
 #: Window used for the objective link of a done session recorded without start and end.
@@ -311,11 +313,24 @@ def record_session(
     expected_harm: int | None = None,
     actual_harm: int | None = None,
     note: str | None = None,
+    peak_distress: int | None = None,
+    stopped: bool = False,
+    debrief: str | None = None,
     now: datetime | None = None,
 ) -> SessionRecord:
-    """Record a session as done (with fear and harm ratings, 0-100) or skipped."""
+    """Record a session as done (with fear and harm ratings, 0-100), skipped, or stopped.
+
+    The stop rule (`paceline.pacing.exposure.stop_reason`): a session the
+    patient stopped (`stopped`), or whose fear before, peak distress or fear
+    after passes the patient's stop threshold (the plan setting
+    `exposure_stop_distress`), is stored as stopped with a debrief note: why it
+    counts as stopped, then the patient's own words (`debrief`). It never
+    counts towards moving up the ladder, and the engine's `exposure.stopped`
+    flag tells the clinician (routed by the alert policy).
+    """
     for name, value in (
         ("fear_before", fear_before),
+        ("peak_distress", peak_distress),
         ("fear_after", fear_after),
         ("expected_harm", expected_harm),
         ("actual_harm", actual_harm),
@@ -323,6 +338,10 @@ def record_session(
         check_scale(name, value)
     if note is not None:
         check_note("note", note)
+    if debrief is not None:
+        check_note("debrief", debrief)
+    if stopped and not done:
+        raise ExposureError("a stopped session was started: record it with done=True")
     for when in (started_at, ended_at):
         if when is not None and when.tzinfo is None:
             raise ExposureError("session times need a time zone")
@@ -333,9 +352,25 @@ def record_session(
     ctx = records.patient_context(conn, patient_id)
     with conn.transaction():
         current = records.session(conn, ctx, session_id)
+        plan = version_on(records.plan_versions(conn, ctx), current.planned_day)
+        threshold = (plan.settings if plan is not None else PlanSettings()).exposure_stop_distress
+        why = (
+            stop_reason(
+                fear_before=fear_before,
+                peak_distress=peak_distress,
+                fear_after=fear_after,
+                threshold=threshold,
+                stopped_by_patient=stopped,
+            )
+            if done
+            else None
+        )
+        status = SessionStatus.DONE if done else SessionStatus.SKIPPED
+        if why is not None:
+            status = SessionStatus.STOPPED
         updated = replace(
             current,
-            status=SessionStatus.DONE if done else SessionStatus.SKIPPED,
+            status=status,
             started_at=started_at,
             ended_at=ended_at,
             fear_before=fear_before,
@@ -343,8 +378,19 @@ def record_session(
             expected_harm=expected_harm,
             actual_harm=actual_harm,
             note=note,
+            peak_distress=peak_distress,
+            debrief=None if why is None else wording.exposure_debrief(why, debrief),
         )
         records.update_session(conn, ctx, updated)
+        if why is not None:
+            audit(
+                conn,
+                actor=None if current_person(conn) is not None else "pacing-ladder",
+                action="exposure.stopped",
+                obj="exposure_session",
+                patient_id=patient_id,
+                detail={"session_id": session_id, "why": why, "threshold": threshold},
+            )
     return updated
 
 

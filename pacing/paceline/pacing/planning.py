@@ -9,6 +9,7 @@ clearing, after which the quota may rise again.
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import UTC, date, datetime
 from typing import Any
 
@@ -21,11 +22,13 @@ from paceline.pacing.engine import store_plan_versions
 from paceline.pacing.errors import PlanError
 from paceline.pacing.progression import (
     UNSET,
+    PlannedDay,
     PlanSettings,
     PlanVersion,
     TodayStatus,
     Unset,
     revise,
+    schedule,
     step_back,
     today,
     version_on,
@@ -184,3 +187,52 @@ def clear_pause(
         )
     cleared = [p for p in records.pauses(conn, ctx, pause.start_day, ctx.local_day(moment))]
     return next(p for p in cleared if p.pause_id == pause.pause_id)
+
+
+#: How far ahead the plan page shows the schedule.
+SCHEDULE_DAYS = 28
+
+
+def upcoming(
+    conn: psycopg.Connection[Any],
+    patient_id: int,
+    *,
+    days: int = SCHEDULE_DAYS,
+    now: datetime | None = None,
+) -> list[PlannedDay]:
+    """The schedule from the patient's today: each day's kind (rest, lighter week) and target."""
+    ctx = records.patient_context(conn, patient_id)
+    start = ctx.local_day(now or datetime.now(UTC))
+    return schedule(records.plan_versions(conn, ctx), start, days)
+
+
+def start_maintenance(
+    conn: psycopg.Connection[Any],
+    patient_id: int,
+    *,
+    clinician_id: int,
+    reason: str,
+    day: date | None = None,
+    now: datetime | None = None,
+) -> PlanVersion:
+    """A clinician ends the structured programme: maintenance from `day` (default today).
+
+    A new plan version (audited like every change) with `maintenance_from`
+    set: the quota no longer rises, and the relapse flags take over from the
+    programme's bust and boom-bust flags. A programme length set ahead is the
+    same setting given a future day.
+    """
+    ctx = records.patient_context(conn, patient_id)
+    moment = now or datetime.now(UTC)
+    start = day or ctx.local_day(moment)
+    current = current_plan(conn, patient_id, start) or current_plan(conn, patient_id)
+    if current is None or current.quota is None:
+        raise PlanError("maintenance follows a programme: there is no quota yet")
+    return set_plan(
+        conn,
+        patient_id,
+        clinician_id=clinician_id,
+        reason=reason,
+        settings=replace(current.settings, maintenance_from=start),
+        now=moment,
+    )

@@ -5,7 +5,21 @@ a baseline of tolerated activity, set the first quota below it, and raise the
 quota in fixed steps on a schedule whenever the quota was met, whatever the pain
 (quota-contingent, never pain-contingent). A flare steps the quota back and the
 plan rebuilds from there with the same steps (the setback plan of Nicholas,
-Molloy, Tonkin & Beeston, Manage Your Pain, 3rd ed. 2011). All functions here are pure: they take plan versions
+Molloy, Tonkin & Beeston, Manage Your Pain, 3rd ed. 2011).
+
+Rest days and lighter weeks: the plan may set a weekly pattern of rest days
+(a lower or no quota on given weekdays) and planned lighter weeks (every n-th
+week at a set fraction of the quota) to consolidate gains, the periodisation
+of training load (deload weeks) applied to graded activity (Gabbett 2016;
+Kiely 2012). The day's actual target (`day_target`) is what the flags read,
+so a rest day or a lighter week is never avoidance; rest days and lighter
+weeks are left out of the progression periods (no rise is decided on their
+shortfall, and a shortfall never steps the quota back).
+
+Maintenance: after the structured programme ends (the plan setting
+`maintenance_from`, set from a programme length or by a clinician's action)
+the quota no longer rises; the daily bust and boom-bust flags give way to the
+relapse flags (`paceline.pacing.rules.relapse`), which look at whole weeks. All functions here are pure: they take plan versions
 and days and return new frozen values.
 
 References
@@ -14,6 +28,10 @@ Fordyce WE. Behavioral methods for chronic pain and illness. St Louis: Mosby; 19
 Lindström I, Ohlund C, Eek C, et al. The effect of graded activity on patients
 with subacute low back pain: a randomized prospective clinical study with an
 operant-conditioning behavioral approach. Phys Ther 1992;72:279-290.
+Gabbett TJ. The training-injury prevention paradox: should athletes be training
+smarter and harder? Br J Sports Med 2016;50:273-280.
+Kiely J. Periodization paradigms in the 21st century: evidence-led or
+tradition-driven? Int J Sports Physiol Perform 2012;7:242-250.
 """
 
 from __future__ import annotations
@@ -49,6 +67,21 @@ DEFAULT_FLOOR_FRACTION: Final = 0.5
 DEFAULT_ENVELOPE_FRACTION: Final = 1.2
 DEFAULT_BUST_FRACTION: Final = 0.7
 DEFAULT_MAX_ABOVE_CEILING_MIN: Final = 30.0
+# The exposure stop threshold (0-100 fear/distress); why 80: paceline.pacing.exposure.
+DEFAULT_EXPOSURE_STOP_DISTRESS: Final = 80.0
+# A lighter week at 70% of the quota: the middle of the 60-80% deload commonly used in
+# periodised training (Kiely 2012); the clinician sets it per patient.
+DEFAULT_LIGHTER_FRACTION: Final = 0.7
+#: Weekday numbers as Python counts them (0 = Monday … 6 = Sunday).
+WEEKDAYS: Final = range(7)
+
+
+class DayKind(StrEnum):
+    """What kind of day the plan makes a day."""
+
+    NORMAL = "normal"
+    REST = "rest"
+    LIGHTER = "lighter"
 
 
 class Cause(StrEnum):
@@ -81,6 +114,17 @@ class PlanSettings:
     target: float | None = None
     #: Weeks between questionnaire and fear-ladder reassessments (paceline.pacing.questionnaires).
     reassess_every_weeks: int = DEFAULT_REASSESS_WEEKS
+    exposure_stop_distress: float = DEFAULT_EXPOSURE_STOP_DISTRESS
+    #: Weekdays that are rest days (0 = Monday), at `rest_fraction` of the quota.
+    rest_weekdays: tuple[int, ...] = ()
+    rest_fraction: float = 0.0
+    #: Every this many weeks one is a lighter week at `lighter_fraction` of the quota,
+    #: counted in weeks from `lighter_anchor` (the last week of each cycle is the lighter one).
+    lighter_every_weeks: int | None = None
+    lighter_fraction: float = DEFAULT_LIGHTER_FRACTION
+    lighter_anchor: date | None = None
+    #: The first day of the maintenance phase (None: the structured programme goes on).
+    maintenance_from: date | None = None
 
     def __post_init__(self) -> None:
         """Refuse settings outside clinically sensible ranges."""
@@ -95,6 +139,18 @@ class PlanSettings:
         if self.target is not None:
             _check("target", self.target, 0.0, 1e7)
         check_reassess_weeks(self.reassess_every_weeks)
+        _check("exposure_stop_distress", self.exposure_stop_distress, 10.0, 100.0)
+        for w in self.rest_weekdays:
+            if isinstance(w, bool) or not isinstance(w, int) or w not in WEEKDAYS:
+                raise OutOfRangeError("rest_weekdays", w, 0, 6)
+        if len(set(self.rest_weekdays)) > 3:
+            raise PlanError("at most three rest days a week: the quota is a daily one")
+        _check("rest_fraction", self.rest_fraction, 0.0, 1.0)
+        _check("lighter_fraction", self.lighter_fraction, 0.3, 1.0)
+        if self.lighter_every_weeks is not None:
+            _check("lighter_every_weeks", self.lighter_every_weeks, 2, 12)
+            if self.lighter_anchor is None:
+                raise PlanError("lighter weeks need the day their cycle starts (lighter_anchor)")
 
     def as_json(self) -> dict[str, JSON]:
         """The settings as stored in the plan's params."""
@@ -109,6 +165,13 @@ class PlanSettings:
             "max_above_ceiling_min": self.max_above_ceiling_min,
             "target": self.target,
             "reassess_every_weeks": self.reassess_every_weeks,
+            "exposure_stop_distress": self.exposure_stop_distress,
+            "rest_weekdays": sorted(set(self.rest_weekdays)),
+            "rest_fraction": self.rest_fraction,
+            "lighter_every_weeks": self.lighter_every_weeks,
+            "lighter_fraction": self.lighter_fraction,
+            "lighter_anchor": iso(self.lighter_anchor),
+            "maintenance_from": iso(self.maintenance_from),
         }
 
     @classmethod
@@ -119,11 +182,46 @@ class PlanSettings:
             value = data.get(key)
             if value is None:
                 continue
+            if key in _DATE_SETTINGS:
+                try:
+                    changes[key] = date.fromisoformat(str(value))
+                except ValueError:
+                    raise PlanError(f"plan setting {key} must be a date; got {value!r}") from None
+                continue
+            if key == "rest_weekdays":
+                if not isinstance(value, list):
+                    raise PlanError(f"plan setting {key} must be a list; got {value!r}")
+                changes[key] = tuple(value)
+                continue
             if isinstance(value, bool) or not isinstance(value, int | float):
                 raise PlanError(f"plan setting {key} must be a number; got {value!r}")
-            whole = key in ("baseline_days", "reassess_every_weeks")
-            changes[key] = int(value) if whole else float(value)
+            changes[key] = int(value) if key in _INT_SETTINGS else float(value)
         return replace(cls(), **changes)
+
+    def day_kind(self, day: date) -> DayKind:
+        """Whether `day` is a rest day, in a lighter week, or a normal day of the plan."""
+        if day.weekday() in self.rest_weekdays:
+            return DayKind.REST
+        if self.lighter_every_weeks is not None and self.lighter_anchor is not None:
+            week = (day - self.lighter_anchor).days // 7
+            if week >= 0 and (week + 1) % self.lighter_every_weeks == 0:
+                return DayKind.LIGHTER
+        return DayKind.NORMAL
+
+    def day_fraction(self, day: date) -> float:
+        """The fraction of the quota that is the day's target."""
+        kind = self.day_kind(day)
+        if kind is DayKind.REST:
+            return self.rest_fraction
+        return self.lighter_fraction if kind is DayKind.LIGHTER else 1.0
+
+    def in_maintenance(self, day: date) -> bool:
+        """Whether `day` falls in the maintenance phase."""
+        return self.maintenance_from is not None and day >= self.maintenance_from
+
+
+_DATE_SETTINGS: Final = frozenset({"lighter_anchor", "maintenance_from"})
+_INT_SETTINGS: Final = frozenset({"baseline_days", "lighter_every_weeks", "reassess_every_weeks"})
 
 
 @dataclass(frozen=True)
@@ -237,16 +335,28 @@ class PeriodOutcome:
 def period_outcome(
     days: Sequence[DayLoad], plan: PlanVersion, start: date, end: date
 ) -> PeriodOutcome:
-    """Count the valid days of [start, end] on which the plan's quota was met."""
+    """Count the valid normal days of [start, end] on which the plan's quota was met.
+
+    Rest days and the days of a lighter week are left out: they are judged
+    against a lower target by design, so their load says nothing about
+    whether the full quota is tolerated. A period of only such days decides
+    nothing.
+    """
     if plan.quota is None:
         raise PlanError("a period can only be judged against a quota")
-    in_period = [d for d in days if start <= d.day <= end]
+    kind = plan.settings.day_kind
+    in_period = [d for d in days if start <= d.day <= end and kind(d.day) is DayKind.NORMAL]
     vals = [v for d in in_period if (v := d.value(plan.measure)) is not None]
-    n_days = (end - start).days + 1
+    n_days = sum(
+        1
+        for k in range((end - start).days + 1)
+        if kind(start + timedelta(days=k)) is DayKind.NORMAL
+    )
     min_valid = math.ceil(plan.settings.min_valid_fraction * n_days)
     required = max(1, math.ceil(plan.settings.met_fraction * len(vals) - 1e-9))
     met = sum(1 for v in vals if v >= plan.quota)
-    return PeriodOutcome(start, end, plan.quota, len(vals), met, required, len(vals) >= min_valid)
+    decided = n_days > 0 and len(vals) >= min_valid
+    return PeriodOutcome(start, end, plan.quota, len(vals), met, required, decided)
 
 
 @dataclass(frozen=True)
@@ -406,7 +516,8 @@ def advance(
     decided by earlier calls (what they decided is in `versions`), so the replay
     starts there, keeping the periods' alignment; its cost is then bounded.
     A period with a day in `paused` (progression paused after a red flag, until
-    a clinician clears it) does not raise the quota; a flare still steps it back.
+    a clinician clears it), or ending in the maintenance phase, does not raise
+    the quota; a flare still steps it back.
     """
     if not versions:
         raise PlanError("advance needs at least the first plan version")
@@ -462,7 +573,9 @@ def advance(
         elif ((d - cur.valid_from).days + 1) % cur.period_days == 0:
             first = d - timedelta(days=cur.period_days - 1)
             outcome = period_outcome(days, cur, first, d)
-            held = any(first + timedelta(days=k) in paused for k in range(cur.period_days))
+            held = cur.settings.in_maintenance(d) or any(
+                first + timedelta(days=k) in paused for k in range(cur.period_days)
+            )
             raised = _progressed(cur, outcome) if outcome.met and not held else None
             if raised is not None:
                 cur = raised
@@ -579,7 +692,8 @@ def today(
 
     `local_today` is the patient's current local day: the message speaks of
     "today" only when `day` is that day (or when it is not given), and names the
-    date of a day that is over. The quota shown is the plan's quota, exactly.
+    date of a day that is over. The quota shown is the day's target: the plan's
+    quota, exactly, or its rest-day or lighter-week fraction.
     """
     m = plan.measure
     done = 0.0
@@ -602,7 +716,12 @@ def today(
             TodayState.BASELINE,
             wording.baseline_message(day, local_today, baseline_days_seen, need),
         )
-    quota = plan.quota
+    quota = day_target(plan, day) or 0.0
+    kind = plan.settings.day_kind(day)
+    if kind is not DayKind.NORMAL and quota <= 0:
+        return TodayStatus(
+            day, m, 0.0, done, 0.0, None, TodayState.MET, wording.rest_day_message(day, local_today)
+        )
     remaining = max(quota - done, 0.0)
     fraction = done / quota if quota > 0 else None
     if fraction is not None and fraction > plan.settings.envelope_fraction:
@@ -616,4 +735,48 @@ def today(
         message = wording.below_message(
             m, day=day, local_today=local_today, done=done, quota=quota, remaining=remaining
         )
+    if kind is not DayKind.NORMAL:
+        message = wording.lighter_day_note(kind.value) + " " + message
     return TodayStatus(day, m, quota, done, remaining, fraction, state, message)
+
+
+def day_target(plan: PlanVersion, day: date) -> float | None:
+    """The day's actual target: the quota, at the rest-day or lighter-week fraction where set."""
+    if plan.quota is None:
+        return None
+    return round_quota(plan.measure, plan.quota * plan.settings.day_fraction(day))
+
+
+@dataclass(frozen=True)
+class PlannedDay:
+    """One day of the schedule ahead: its kind and target as the plan stands."""
+
+    day: date
+    kind: DayKind
+    quota: float | None
+    target: float | None
+    maintenance: bool
+
+
+def schedule(versions: Sequence[PlanVersion], start: date, n_days: int) -> list[PlannedDay]:
+    """The next `n_days` from `start` as the plan stands: rest days and lighter weeks ahead.
+
+    The quota shown is the one in effect now (or set ahead by a clinician);
+    rises that progression may still earn are not foreseen.
+    """
+    out = []
+    for k in range(n_days):
+        day = start + timedelta(days=k)
+        plan = version_on(versions, day)
+        if plan is None:
+            continue
+        out.append(
+            PlannedDay(
+                day,
+                plan.settings.day_kind(day),
+                plan.quota,
+                day_target(plan, day),
+                plan.settings.in_maintenance(day),
+            )
+        )
+    return out

@@ -731,7 +731,8 @@ def fear_ratings(conn: psycopg.Connection[Any], patient_id: int) -> list[FearRat
 
 _SESSION_COLS = sql.SQL(
     "session_id, item_id, planned_at, (planned_at AT TIME ZONE %(tz)s)::date AS planned_day,"
-    " status, started_at, ended_at, fear_before, fear_after, expected_harm, actual_harm, note"
+    " status, started_at, ended_at, fear_before, fear_after, expected_harm, actual_harm, note,"
+    " peak_distress, debrief"
 )
 
 
@@ -801,8 +802,8 @@ def update_session(conn: psycopg.Connection[Any], ctx: PatientContext, s: Sessio
     """Write a session's outcome back."""
     conn.execute(
         "UPDATE exposure_session SET status = %s, started_at = %s, ended_at = %s,"
-        " fear_before = %s, fear_after = %s, expected_harm = %s, actual_harm = %s, note = %s"
-        " WHERE session_id = %s AND patient_id = %s",
+        " fear_before = %s, fear_after = %s, expected_harm = %s, actual_harm = %s, note = %s,"
+        " peak_distress = %s, debrief = %s WHERE session_id = %s AND patient_id = %s",
         (
             s.status.value,
             s.started_at,
@@ -812,6 +813,8 @@ def update_session(conn: psycopg.Connection[Any], ctx: PatientContext, s: Sessio
             s.expected_harm,
             s.actual_harm,
             s.note,
+            s.peak_distress,
+            s.debrief,
             s.session_id,
             ctx.patient_id,
         ),

@@ -276,3 +276,24 @@ def red_flag_summary(positive: Sequence[str], pathologies: Sequence[str]) -> str
 def pause_reason(positive: Sequence[str]) -> str:
     """Why progression was paused."""
     return "positive red-flag screen (" + ", ".join(positive) + ")"
+
+
+def exposure_debrief(why: str, patient_words: str | None) -> str:
+    """The debrief note of a stopped exposure session: why it stopped, then the patient's words."""
+    text = f"Stopped: {why}. Go over it with the patient before repeating this step."
+    if patient_words and patient_words.strip():
+        text += f" The patient wrote: {patient_words.strip()}"
+    return text[:4000]
+
+
+def rest_day_message(day: date, local_today: date | None) -> str:
+    """A rest day with no quota."""
+    when, _ = _when(day, local_today)
+    return f"{when[0].upper()}{when[1:]} is a rest day in your plan: no goal, rest is part of it."
+
+
+def lighter_day_note(kind: str) -> str:
+    """The note before a lighter day's message."""
+    if kind == "rest":
+        return "A rest day: a lighter goal today."
+    return "A lighter week: your goal is lower this week to let your body consolidate."

@@ -13,6 +13,8 @@ rule (prefix)                  info       warning    critical   repeats
 ``cycling.``, ``pacing.``
 ``data.``                      digest     digest     digest     no
 ``safety.`` (red flags)        immediate  immediate  immediate  no
+``exposure.`` (stopped)        inbox      immediate  immediate  no
+``relapse.`` (maintenance)     inbox      digest     immediate  no
 anything else                  inbox      digest     immediate  no
 =============================  =========  =========  =========  =======
 
@@ -26,7 +28,10 @@ night (a heart rate above the ceiling stays immediate when critical).
 `bench/alerts.py` measures the burden and the flare onsets caught.
 A positive red-flag screen (``safety.red_flag``, critical) is pushed at once,
 in quiet hours too, and its route has no hysteresis: a new positive screen
-after a clinician cleared the last one is a new alert, pushed again.
+after a clinician cleared the last one is a new alert, pushed again. An
+exposure session stopped at the stop rule (``exposure.stopped``, a warning)
+is pushed too, after quiet hours: the clinician debriefs it before the step
+is repeated.
 
 - Flag alerts go to the patient's care team (every clinician on it). The
   patient is told only non-alarming things: the diary reminder at their chosen
@@ -145,6 +150,8 @@ DEFAULT_ROUTES: Final[tuple[Route, ...]] = (
     Route("pacing.", _N, _D, _I),
     Route("data.", _D, _D, _D),
     Route("safety.", _I, _I, _I, hysteresis=False),
+    Route("exposure.", _N, _I, _I),
+    Route("relapse.", _N, _D, _I),
 )
 FALLBACK_ROUTE: Final = Route("", _N, _D, _I)
 

@@ -15,7 +15,10 @@ module             rules
 ``cycling``        boom-bust cycling
 ``dataquality``    no wear, silent device, unusable metrics, missing diary
 ``flare``          flare episode, flare risk above threshold
-``safety``         a positive red-flag screen (held while progression is paused)
+``safety``         a positive red-flag screen (held while progression is paused),
+                   an exposure session stopped at the stop rule
+``relapse``        maintenance phase: renewed avoidance, returning boom-bust (weekly
+                   windows; the programme's bust and boom-bust rules stand down)
 =================  ========================================================
 """
 
@@ -34,8 +37,10 @@ from paceline.pacing.rules import (
     dataquality,
     flare,
     overexertion,
+    relapse,
     safety,
 )
+from paceline.pacing.rules.relapse import programme_only
 
 
 @dataclass(frozen=True)
@@ -55,12 +60,12 @@ RULES: Final[tuple[Rule, ...]] = (
     Rule(overexertion.ABOVE_CEILING, overexertion.above_ceiling),
     Rule(overexertion.ACWR_SPIKE, overexertion.acwr_spike),
     Rule(overexertion.PAIN_AFTER_BOOM, overexertion.pain_after_boom),
-    Rule(avoidance.UNDER_QUOTA, avoidance.under_quota),
-    Rule(avoidance.CHRONIC_DECLINE, avoidance.chronic_decline),
+    Rule(avoidance.UNDER_QUOTA, programme_only(avoidance.under_quota)),
+    Rule(avoidance.CHRONIC_DECLINE, programme_only(avoidance.chronic_decline)),
     Rule(avoidance.SKIPPED_EXPOSURE, avoidance.skipped_exposure),
-    Rule(avoidance.FEAR_AVOIDANCE, avoidance.fear_avoidance),
+    Rule(avoidance.FEAR_AVOIDANCE, programme_only(avoidance.fear_avoidance)),
     Rule(contingency.PAIN_CONTINGENT, contingency.pain_contingent),
-    Rule(cycling.BOOM_BUST, cycling.boom_bust),
+    Rule(cycling.BOOM_BUST, programme_only(cycling.boom_bust)),
     Rule(dataquality.NO_WEAR, dataquality.no_wear),
     Rule(dataquality.DEVICE_SILENT, dataquality.device_silent),
     Rule(dataquality.BAD_METRICS, dataquality.bad_metrics),
@@ -68,6 +73,9 @@ RULES: Final[tuple[Rule, ...]] = (
     Rule(flare.FLARE_EPISODE, flare.flare_episode),
     Rule(flare.FLARE_RISK, flare.risk_high),
     Rule(safety.RED_FLAG, safety.red_flag),
+    Rule(safety.EXPOSURE_STOPPED, safety.exposure_stopped),
+    Rule(relapse.RELAPSE_AVOIDANCE, relapse.relapse_avoidance),
+    Rule(relapse.RELAPSE_BOOM_BUST, relapse.relapse_boom_bust),
 )
 
 #: Every rule id the engine manages.

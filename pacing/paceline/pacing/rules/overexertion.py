@@ -105,10 +105,14 @@ def over_quota_severity(load_over_envelope: float) -> Severity:
 
 
 def over_quota(h: History) -> list[DaySignal]:
-    """Each valid day's load against quota × envelope fraction, graded by how far above."""
+    """Each valid day's load against quota × envelope fraction, graded by how far above.
+
+    The quota is the plan's full one, not a rest day's or lighter week's lower target.
+    """
     out = []
+    full = h.plan_quotas if len(h.plan_quotas) == len(h.days) else h.quotas
     for i, d in h.evaluated():
-        v, q = h.values[i], h.quotas[i]
+        v, q = h.values[i], full[i]
         if math.isnan(v) or math.isnan(q) or q <= 0:
             out.append(DaySignal(d.day, None))
             continue
