@@ -16,6 +16,7 @@ PAGES = {
         st.Page("app_pages/caseload.py", title="Caseload", icon=":material/groups:", default=True),
         st.Page("app_pages/patient.py", title="Patient", icon=":material/person:"),
         st.Page("app_pages/plan.py", title="Plan", icon=":material/tune:"),
+        st.Page("app_pages/goals.py", title="Exercise and goals", icon=":material/flag:"),
         st.Page("app_pages/alerts.py", title="Alerts", icon=":material/notifications:"),
     ],
     Role.PATIENT: [

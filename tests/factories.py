@@ -75,3 +75,14 @@ def store_simulated_day(
             ),
         ),
     )
+
+
+def patient_and_clinician(conn: psycopg.Connection[Any], *, enrolled: datetime) -> tuple[int, int]:
+    """A patient enrolled at `enrolled` (no device) and a clinician; return (patient, clinician)."""
+    tag = uuid.uuid4().hex[:10]
+    p = registry.create_patient(
+        conn, external_ref=f"PC-{tag}", display_name=f"Patient {tag}", enrolled_at=enrolled
+    )
+    cid = registry.create_clinician(conn, username=f"dr{tag}", display_name="Dr Physio")
+    conn.commit()
+    return p.patient_id, cid

@@ -6,7 +6,7 @@ from datetime import timedelta
 import streamlit as st
 
 from paceline.dashboard import charts, my_day, patient_view, ui
-from paceline.pacing import intake, ladder, overview, planning, prescribing, wording
+from paceline.pacing import goalsetting, intake, ladder, overview, planning, prescribing, wording
 from paceline.pacing.errors import PacingError
 from paceline.pacing.questionnaires import InstrumentName, instrument
 from paceline.pacing.redflags import QUESTIONS, Source
@@ -21,6 +21,8 @@ with ui.person(who) as conn:
     paused = planning.progression_pause(conn, patient_id) is not None
     weekly_due = intake.weekly_check_due(conn, patient_id, now=moment)
     x = overview.exposure(conn, patient_id)
+    goals = goalsetting.goal_progress(conn, patient_id, on=moment.date())
+    achieved = goalsetting.patient_milestones(conn, patient_id, on=moment.date())
     exercise = prescribing.overview(
         conn, patient_id, moment.date() - timedelta(days=6), moment.date()
     )
@@ -83,6 +85,29 @@ if weekly_due:
                     _told(checked)
                     if checked.message is None:
                         st.success("Saved. Thank you.")
+
+if achieved:
+    st.subheader("Milestones")
+    for m in achieved[:5]:
+        st.info(f"{m.day:%d %b}: {m.text}", icon=":material/celebration:")
+
+st.subheader("My goals")
+for g in goals:
+    st.progress(g.progress, text=wording.goal_progress(g.goal.title, g.progress))
+with st.form("my_goal", clear_on_submit=True):
+    title = st.text_input(
+        "Something you want to get back to (gardening, a shopping trip, …)",
+        max_chars=200,
+        key="goal_title",
+    )
+    if st.form_submit_button("Add goal"):
+        try:
+            with ui.person(who) as conn:
+                goalsetting.add_goal(conn, patient_id, title=title)
+        except PacingError as exc:
+            st.error(str(exc))
+        else:
+            st.success("Goal saved: your clinician will link your steps to it.")
 
 st.subheader("Diary")
 if "diary_key" not in st.session_state:

@@ -17,8 +17,8 @@ from paceline.dashboard import (
     uploads_view,
 )
 from paceline.dashboard.patient_view import Range
+from paceline.pacing import goalsetting, overview, prescribing, reassessment
 from paceline.pacing import notes as progress_notes
-from paceline.pacing import overview, prescribing, reassessment
 from paceline.pacing.errors import PacingError, UnknownPatientError
 from paceline.pacing.report import progress_report
 from paceline.pacing.rules.flare import RISK_ENTER
@@ -70,6 +70,7 @@ with ui.person(who) as conn:
         exercise = prescribing.overview(conn, patient_id, start, end)
         trends = reassessment.trends(conn, patient_id, start, end)
         due = reassessment.status(conn, patient_id, now=ui.now())
+        goals = goalsetting.goal_progress(conn, patient_id, on=end)
         ui.audit(
             conn,
             who,
@@ -86,6 +87,12 @@ st.page_link(
     "app_pages/plan.py",
     label="Edit plan and ladder",
     icon=":material/tune:",
+    query_params={"patient": str(patient_id)},
+)
+st.page_link(
+    "app_pages/goals.py",
+    label="Exercise and goals",
+    icon=":material/flag:",
     query_params={"patient": str(patient_id)},
 )
 
@@ -140,6 +147,12 @@ else:
     sessions = patient_view.session_table(ladder)
     if len(sessions):
         st.dataframe(sessions, hide_index=True)
+
+st.subheader("Goals")
+if not goals:
+    st.text("No goals yet.")
+for g in goals:
+    st.progress(g.progress, text=exercise_view.goal_line(g))
 
 st.subheader("Prescribed exercise")
 if not exercise.prescriptions:

@@ -446,3 +446,52 @@ def test_a_clinician_sets_a_rest_day_and_sees_it_in_the_schedule_ahead(
     assert len(schedule) == 28
     assert (schedule["kind"] == "rest").sum() == 4
     assert set(schedule.loc[schedule["kind"] == "rest", "target"]) == {0.0}
+
+
+def test_clinician_prescribes_and_links_a_goal_and_the_patient_sees_progress_and_milestones(
+    app: AppTest, clinic: Clinic
+) -> None:
+    doctor = login(app, "dr.a")
+    doctor.switch_page("app_pages/goals.py")
+    doctor.query_params["patient"] = str(clinic.patient_id)
+    doctor.run()
+    assert not doctor.exception, doctor.exception
+    doctor.text_input(key="rx_name").input("stairs")
+    doctor.number_input(key="rx_reps").set_value(10)
+    doctor.text_input(key="rx_reason").input("two flights at home")
+    next(b for b in doctor.button if b.label == "Prescribe").click().run()
+    assert not doctor.exception, doctor.exception
+    assert not doctor.error, [e.value for e in doctor.error]
+    doctor.text_input(key="goal_title").input("Visit my sister upstairs")
+    next(b for b in doctor.button if b.label == "Add goal").click().run()
+    doctor.selectbox(key="goal_pick").select_index(
+        len(doctor.selectbox(key="goal_pick").options) - 1
+    )
+    doctor.selectbox(key="goal_rx").select("stairs")
+    doctor.number_input(key="goal_reps").set_value(20)
+    next(b for b in doctor.button if b.label == "Save goal").click().run()
+    assert not doctor.error, [e.value for e in doctor.error]
+    lines = [p.proto.text for p in doctor.get("progress")]
+    assert "Visit my sister upstairs: the first steps are ahead — stairs 0%" in lines
+    with connect(clinic.dsn) as c:
+        row = c.execute(
+            "SELECT g.title, l.needed_repetitions FROM goal_link l JOIN valued_goal g USING"
+            " (goal_id) WHERE l.patient_id = %s",
+            (clinic.patient_id,),
+        ).fetchall()
+        assert row == [("Visit my sister upstairs", 20)]
+        c.execute(
+            "UPDATE valued_goal SET status = 'reached', reached_at = now() WHERE patient_id = %s",
+            (clinic.patient_id,),
+        )
+    patient = login(AppTest.from_file(str(APP), default_timeout=60), clinic.patient_login)
+    assert not patient.exception, patient.exception
+    assert any("Goal reached: Visit my sister upstairs." in i.value for i in patient.info), [
+        i.value for i in patient.info
+    ]
+    patient.text_input(key="goal_title").input("A shopping trip")
+    next(b for b in patient.button if b.label == "Add goal").click().run()
+    assert not patient.exception, patient.exception
+    assert "Goal saved: your clinician will link your steps to it." in [
+        s.value for s in patient.success
+    ]

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import uuid
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 
@@ -17,23 +16,13 @@ from paceline.pacing.planning import plan_history
 from paceline.pacing.progression import Cause
 from paceline.pacing.redflags import CODES
 from paceline.pacing.simulate import Persona, SimPatient
-from paceline.store import registry
+from tests.factories import patient_and_clinician
 
 START = date(2026, 3, 2)
 
 
 def enrol(conn: psycopg.Connection[Any]) -> tuple[int, int]:
-    p = registry.create_patient(
-        conn,
-        external_ref=f"X-{uuid.uuid4().hex[:10]}",
-        display_name="Exercise Vignette",
-        enrolled_at=datetime.combine(START, time(8), UTC),
-    )
-    cid = registry.create_clinician(
-        conn, username=f"dr{uuid.uuid4().hex[:8]}", display_name="Dr Physio"
-    )
-    conn.commit()
-    return p.patient_id, cid
+    return patient_and_clinician(conn, enrolled=datetime.combine(START, time(8), UTC))
 
 
 def prescribe(

@@ -68,6 +68,12 @@ GRANTS: dict[str, dict[str, str]] = {
         "patient": "SELECT",
         "worker": "INSERT,SELECT",
     },
+    "goal_link": {"clinician": "DELETE,INSERT,SELECT", "patient": "SELECT", "worker": "SELECT"},
+    "valued_goal": {
+        "clinician": "INSERT,SELECT,UPDATE",
+        "patient": "INSERT,SELECT,UPDATE",
+        "worker": "SELECT",
+    },
     "exposure_item": {"clinician": "INSERT,SELECT,UPDATE", "patient": "SELECT", "worker": "SELECT"},
     # Migration 0021: the ladder's rating history (append-only: nobody may UPDATE or DELETE).
     "exposure_rating": {"clinician": "INSERT,SELECT", "patient": "SELECT", "worker": "SELECT"},

@@ -1,4 +1,4 @@
-"""Prescribed exercise as the pages show it: tables of targets, adherence and sessions.
+"""Prescribed exercise and goals as the pages show them: targets, adherence, sessions, goals.
 
 Nothing here reads the database: the tables are built from
 `paceline.pacing.prescribing.ExerciseOverview`.
@@ -9,6 +9,7 @@ from __future__ import annotations
 import pandas as pd
 
 from paceline.pacing import wording
+from paceline.pacing.goals import GoalProgress
 from paceline.pacing.prescribing import ExerciseOverview, PrescriptionView
 
 
@@ -71,3 +72,12 @@ def session_rows(x: ExerciseOverview) -> pd.DataFrame:
             )
     frame = pd.DataFrame(rows)
     return frame.sort_values("day", ascending=False) if len(frame) else frame
+
+
+def goal_line(g: GoalProgress) -> str:
+    """A goal's progress line with what leads to it."""
+    head = wording.goal_progress(g.goal.title, g.progress)
+    if not g.links:
+        return f"{head} (nothing linked yet)"
+    parts = ", ".join(f"{p.label} {p.progress:.0%}" for p in g.links)
+    return f"{head} — {parts}"

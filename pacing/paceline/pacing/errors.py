@@ -133,3 +133,20 @@ class FutureDayError(PacingError):
             f"patient {patient_id}: {day.isoformat()} has not begun yet (the patient's local"
             f" today is {local_today.isoformat()}); only days up to today can be evaluated"
         )
+
+
+class GoalError(PacingError):
+    """A valued goal or a link to it that cannot be applied."""
+
+    def __init__(self, reason: str) -> None:
+        self.reason = reason
+        super().__init__(reason)
+
+
+class UnknownGoalError(GoalError, LookupError):
+    """A goal id that does not exist for the patient."""
+
+    def __init__(self, patient_id: int, goal_id: int) -> None:
+        self.patient_id = patient_id
+        self.goal_id = goal_id
+        super().__init__(f"patient {patient_id} has no goal {goal_id}")

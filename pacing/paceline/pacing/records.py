@@ -14,7 +14,7 @@ import json
 import uuid
 from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import date, datetime, timedelta
 from typing import TYPE_CHECKING, Any, TypeVar
 from zoneinfo import ZoneInfo
@@ -31,8 +31,10 @@ from paceline.pacing.days import MetricsRow, measure
 from paceline.pacing.diary import RATING_FIELDS, DiaryEntry, DiaryRecord
 from paceline.pacing.errors import (
     ExerciseError,
+    GoalError,
     PlanError,
     UnknownExposureError,
+    UnknownGoalError,
     UnknownPatientError,
     UnknownPrescriptionError,
 )
@@ -52,6 +54,7 @@ from paceline.pacing.exposure import (
     SessionStatus,
 )
 from paceline.pacing.flags import Flag, Severity
+from paceline.pacing.goals import Goal, GoalLink, GoalStatus
 from paceline.pacing.progression import Cause, PlanSettings, PlanVersion
 from paceline.pacing.questionnaires import QuestionnaireScore
 from paceline.pacing.redflags import Pause, Screen, Source, StoredScreen
@@ -2541,3 +2544,124 @@ def clear_pause(
         " WHERE pause_id = %s AND patient_id = %s AND cleared_at IS NULL",
         (cleared_at, cleared_by, note, pause_id, ctx.patient_id),
     )
+
+
+# Valued goals ------------------------------------------------------------------------------
+
+_GOAL_COLS = sql.SQL(
+    "goal_id, title, why, status, created_by,"
+    " (created_at AT TIME ZONE %(tz)s)::date AS created_day,"
+    " (reached_at AT TIME ZONE %(tz)s)::date AS reached_day"
+)
+
+
+def _goal(row: Mapping[str, Any]) -> Goal:
+    return Goal(**{**row, "status": GoalStatus(row["status"])})
+
+
+def goals(conn: psycopg.Connection[Any], ctx: PatientContext) -> list[Goal]:
+    """The patient's goals, oldest first."""
+    with conn.cursor(row_factory=dict_row) as cur:
+        cur.execute(
+            sql.SQL("SELECT {} FROM valued_goal WHERE patient_id = %(p)s ORDER BY goal_id").format(
+                _GOAL_COLS
+            ),
+            {"tz": ctx.timezone, "p": ctx.patient_id},
+        )
+        return [_goal(r) for r in cur.fetchall()]
+
+
+def goal(conn: psycopg.Connection[Any], ctx: PatientContext, goal_id: int) -> Goal:
+    """One goal of the patient, or `UnknownGoalError`."""
+    with conn.cursor(row_factory=dict_row) as cur:
+        cur.execute(
+            sql.SQL(
+                "SELECT {} FROM valued_goal WHERE patient_id = %(p)s AND goal_id = %(g)s"
+            ).format(_GOAL_COLS),
+            {"tz": ctx.timezone, "p": ctx.patient_id, "g": goal_id},
+        )
+        row = cur.fetchone()
+    if row is None:
+        raise UnknownGoalError(ctx.patient_id, goal_id)
+    return _goal(row)
+
+
+def insert_goal(
+    conn: psycopg.Connection[Any],
+    ctx: PatientContext,
+    *,
+    title: str,
+    why: str | None,
+    created_by: int | None,
+) -> Goal:
+    """Store a new goal."""
+    row = conn.execute(
+        "INSERT INTO valued_goal (patient_id, title, why, created_by) VALUES (%s, %s, %s, %s)"
+        " RETURNING goal_id",
+        (ctx.patient_id, title, why, created_by),
+    ).fetchone()
+    assert row is not None
+    return goal(conn, ctx, int(row[0]))
+
+
+def update_goal(
+    conn: psycopg.Connection[Any], ctx: PatientContext, g: Goal, *, reached_at: datetime | None
+) -> Goal:
+    """Write a goal's title, why and status back (`reached_at` when it is marked reached)."""
+    conn.execute(
+        "UPDATE valued_goal SET title = %s, why = %s, status = %s,"
+        " reached_at = coalesce(%s, CASE WHEN %s = 'reached' THEN reached_at END)"
+        " WHERE patient_id = %s AND goal_id = %s",
+        (g.title, g.why, g.status.value, reached_at, g.status.value, ctx.patient_id, g.goal_id),
+    )
+    return goal(conn, ctx, g.goal_id)
+
+
+_LINK_COLS = sql.SQL(
+    "link_id, goal_id, item_id, prescription_id, needed_duration_min, needed_repetitions"
+)
+
+
+def goal_links(conn: psycopg.Connection[Any], patient_id: int) -> list[GoalLink]:
+    """Every link of the patient's goals."""
+    with conn.cursor(row_factory=class_row(GoalLink)) as cur:
+        cur.execute(
+            sql.SQL("SELECT {} FROM goal_link WHERE patient_id = %s ORDER BY link_id").format(
+                _LINK_COLS
+            ),
+            (patient_id,),
+        )
+        return cur.fetchall()
+
+
+def insert_goal_link(conn: psycopg.Connection[Any], patient_id: int, link: GoalLink) -> GoalLink:
+    """Store a link; linking the same rung or prescription twice raises `GoalError`."""
+    try:
+        with conn.transaction():
+            row = conn.execute(
+                "INSERT INTO goal_link (goal_id, patient_id, item_id, prescription_id,"
+                " needed_duration_min, needed_repetitions) VALUES (%s, %s, %s, %s, %s, %s)"
+                " RETURNING link_id",
+                (
+                    link.goal_id,
+                    patient_id,
+                    link.item_id,
+                    link.prescription_id,
+                    link.needed_duration_min,
+                    link.needed_repetitions,
+                ),
+            ).fetchone()
+    except psycopg.errors.UniqueViolation:
+        raise GoalError(f"goal {link.goal_id} is already linked to that") from None
+    except psycopg.errors.ForeignKeyViolation:
+        raise GoalError(f"patient {patient_id} has no such rung or prescription") from None
+    assert row is not None
+    return replace(link, link_id=int(row[0]))
+
+
+def delete_goal_link(conn: psycopg.Connection[Any], patient_id: int, link_id: int) -> bool:
+    """Remove a link; whether it existed."""
+    cur = conn.execute(
+        "DELETE FROM goal_link WHERE patient_id = %s AND link_id = %s", (patient_id, link_id)
+    )
+    return cur.rowcount > 0

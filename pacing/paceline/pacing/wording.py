@@ -297,3 +297,35 @@ def lighter_day_note(kind: str) -> str:
     if kind == "rest":
         return "A rest day: a lighter goal today."
     return "A lighter week: your goal is lower this week to let your body consolidate."
+
+
+# Goals and milestones ----------------------------------------------------------------------
+
+
+def rung_mastered(activity: str) -> str:
+    """A rung of the fear ladder mastered."""
+    return f"You mastered a step on your ladder: {activity}."
+
+
+def goal_reached(title: str) -> str:
+    """A valued goal reached."""
+    return f"Goal reached: {title}. This is what the work was for."
+
+
+def target_raised(name: str, target: str) -> str:
+    """An exercise target raised after consistent sessions."""
+    return f"Your {name} target went up to {target}: your body is handling more."
+
+
+def week_on_plan(met_days: int, valid_days: int) -> str:
+    """A plan period met on enough days."""
+    return f"A week on plan: you met your activity plan on {met_days} of {valid_days} days."
+
+
+def goal_progress(title: str, fraction: float) -> str:
+    """How far a goal has come, as progress."""
+    if fraction >= 1.0:
+        return f"{title}: reached"
+    if fraction <= 0.0:
+        return f"{title}: the first steps are ahead"
+    return f"{title}: {fraction:.0%} of the way"
