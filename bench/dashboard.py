@@ -193,10 +193,12 @@ def main() -> int:
         dashboard_dsn = service_dsn(dsn, roles.DASHBOARD)
         key_file = Path(tempfile.mkdtemp(prefix="paceline-bench-")) / "identity.key"
         TEST_IDENTITY_KEY.save(key_file)
+        login_dsn = service_dsn(dsn, roles.LOGIN)
         os.environ["PACELINE_DASHBOARD_DSN"] = dashboard_dsn
+        os.environ["PACELINE_DASHBOARD_LOGIN_DSN"] = login_dsn
         os.environ["PACELINE_IDENTITY_KEY_FILE"] = str(key_file)
         who = auth.Identity(0, "bench", Role.CLINICIAN, "Dr Bench", clinician_id=clinician)
-        backend = Backend(dashboard_dsn, TEST_IDENTITY_KEY)
+        backend = Backend(dashboard_dsn, TEST_IDENTITY_KEY, login_dsn=login_dsn)
         day = today - timedelta(days=1)
 
         def caseload_sql() -> None:

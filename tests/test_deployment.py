@@ -45,6 +45,8 @@ SERVICE_ROLES = {
     "sim-gateway": "paceline_ingest",
 }
 """Each Paceline service and the database role it logs in as (migrate: the administrator)."""
+ALSO_LOGS_IN_AS = {"dashboard": ("paceline_login_password",)}
+"""Second roles: the dashboard checks passwords on connections of their own as paceline_login."""
 
 PROFILES = ("--profile", "gateway", "--profile", "sim-gateway")
 APT_HINT = "(Debian: apt-get install -y {}; `python3 dev.py test` installs it when run as root)"
@@ -116,7 +118,7 @@ def test_each_service_gets_only_its_own_secrets(compose: dict[str, Any]) -> None
             # It sets every service role's password, so it reads them all.
             assert passwords == {f"{r}_password" for r in roles.SERVICE_ROLES}
         else:
-            assert passwords == {f"{role}_password"}, name
+            assert passwords == {f"{role}_password", *ALSO_LOGS_IN_AS.get(name, ())}, name
             env = services[name]["environment"]
             assert env["PACELINE_DATABASE_PASSWORD_FILE"] == f"/run/secrets/{role}.password"
     for name in ("scheduler", "gateway", "sim-gateway", "db"):

@@ -16,10 +16,10 @@ from paceline.dashboard.auth import hash_password
 from paceline.pacing import intake, ladder
 from paceline.pacing.replay import play
 from paceline.pacing.simulate import Persona, SimPatient
-from paceline.store import accounts, registry
+from paceline.store import accounts, registry, roles
 from paceline.store.accounts import Role
 from paceline.store.connection import connect
-from paceline.store.testing import TEST_IDENTITY_KEY
+from paceline.store.testing import TEST_IDENTITY_KEY, service_dsn
 
 ROOT = Path(__file__).resolve().parents[2]
 APP = ROOT / "dashboard" / "streamlit_app.py"
@@ -133,9 +133,12 @@ def key_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture
-def app_env(dashboard_dsn: str, key_file: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """The environment `paceline dashboard` gives the app: its own role and the key."""
+def app_env(
+    db_dsn: str, dashboard_dsn: str, key_file: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The environment `paceline dashboard` gives the app: its two roles and the key."""
     monkeypatch.setenv("PACELINE_DASHBOARD_DSN", dashboard_dsn)
+    monkeypatch.setenv("PACELINE_DASHBOARD_LOGIN_DSN", service_dsn(db_dsn, roles.LOGIN))
     monkeypatch.setenv("PACELINE_IDENTITY_KEY_FILE", str(key_file))
 
 

@@ -6,17 +6,21 @@ import io
 import json
 import uuid
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import argon2
 import psycopg
 import pytest
+from psycopg import sql
 
 from paceline.cli.main import main
 from paceline.dashboard import auth
-from paceline.store import accounts, registry
+from paceline.store import accounts, registry, roles
 from paceline.store.accounts import AccountError, Role
 from paceline.store.connection import connect
+from paceline.store.secrets import SecretFileError, write_secret
+from paceline.store.testing import TEST_IDENTITY_KEY, role_password, service_dsn
 
 NOW = datetime(2026, 11, 20, 9, 0, tzinfo=UTC)
 PASSWORD = "correct horse battery"  # noqa: S105 - a test login
@@ -145,19 +149,28 @@ def test_an_account_names_the_person_its_role_needs(conn: psycopg.Connection[Any
         )
 
 
-def test_the_dashboard_role_reaches_accounts_only_through_the_login_functions(
-    conn: psycopg.Connection[Any],
+def test_logins_reach_accounts_only_as_the_login_role_through_its_functions(
+    conn: psycopg.Connection[Any], db_dsn: str
 ) -> None:
     username = _account(conn)
+    with connect(service_dsn(db_dsn, roles.LOGIN)) as login:
+        assert auth.authenticate(login, username, PASSWORD, now=NOW).username == username
+        for _ in range(auth.MAX_FAILURES - 1):
+            with pytest.raises(auth.BadCredentialsError):
+                auth.authenticate(login, username, "wrong password", now=NOW)
+        with pytest.raises(auth.LockedOutError):
+            auth.authenticate(login, username, "wrong password", now=NOW)
+        with pytest.raises(psycopg.errors.InsufficientPrivilege):
+            login.execute("SELECT count(*) FROM account")
+        login.rollback()
+    # The dashboard's own role, and the person roles it becomes, may not call them.
     conn.execute("SET ROLE paceline_dashboard")
     try:
-        assert accounts.login_lookup(conn, username) is not None
-        with pytest.raises(psycopg.errors.InsufficientPrivilege):
-            conn.execute("SELECT count(*) FROM account")
-        conn.rollback()
-        conn.execute("SET ROLE paceline_clinician")
-        with pytest.raises(psycopg.errors.InsufficientPrivilege):
-            conn.execute("SELECT * FROM paceline_login_lookup(%s)", (username,))
+        for role in (roles.DASHBOARD, roles.CLINICIAN, roles.PATIENT):
+            conn.execute(sql.SQL("SET ROLE {}").format(sql.Identifier(role)))
+            with pytest.raises(psycopg.errors.InsufficientPrivilege):
+                accounts.login_lookup(conn, username)
+            conn.rollback()
     finally:
         conn.rollback()
         conn.execute("RESET ROLE")
@@ -235,3 +248,30 @@ def test_dashboard_command_serves_headless_on_loopback_by_default() -> None:
     assert "--server.headless=true" in argv
     assert "--server.address=127.0.0.1" in argv and "--server.port=9999" in argv
     assert "--client.showErrorDetails=none" in argv
+
+
+def test_a_deployed_dashboard_checks_passwords_as_the_login_role(
+    db_dsn: str, tmp_path: Path
+) -> None:
+    from paceline.cli.dashboard import _access
+    from paceline.cli.settings import Settings
+
+    key = tmp_path / "identity.key"
+    TEST_IDENTITY_KEY.save(key)
+    dashboard = service_dsn(db_dsn, roles.DASHBOARD)
+    settings = Settings.from_env(
+        {
+            "PACELINE_DATABASE_URL": dashboard,
+            "PACELINE_IDENTITY_KEY_FILE": str(key),
+            "PACELINE_SECRETS_DIR": str(tmp_path / "secrets"),
+        }
+    )
+    with pytest.raises(SecretFileError, match=r"paceline_login\.password.*checks passwords"):
+        _access(settings, dashboard)
+    write_secret(
+        tmp_path / "secrets" / "paceline_login.password", role_password(db_dsn, roles.LOGIN)
+    )
+    given = _access(settings, dashboard)
+    assert given.dsn == dashboard
+    with connect(given.login_dsn) as login:
+        assert login.execute("SELECT session_user").fetchone() == (roles.LOGIN,)

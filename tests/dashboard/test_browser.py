@@ -20,7 +20,10 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import Page, expect, sync_playwright
 
+from paceline.store import roles
 from paceline.store.connection import connect
+from paceline.store.secrets import write_secret
+from paceline.store.testing import role_password
 from tests.dashboard.conftest import PASSWORD, ROOT, Clinic
 
 CHROMIUM = Path(os.environ.get("PACELINE_CHROMIUM", "/usr/bin/chromium"))
@@ -65,10 +68,15 @@ def server(
     port = _free_port()
     url = f"http://127.0.0.1:{port}"
     log = (tmp_path_factory.mktemp("dashboard") / "server.log").open("w")
+    # As a deployment runs it: the dashboard's URL, and the login role's password
+    # as a secret file (compose mounts it in /run/secrets).
+    secrets = tmp_path_factory.mktemp("secrets")
+    write_secret(secrets / f"{roles.LOGIN}.password", role_password(clinic.dsn, roles.LOGIN))
     env = {
         **os.environ,
         "PACELINE_DATABASE_URL": dashboard_dsn,
         "PACELINE_IDENTITY_KEY_FILE": str(key_file),
+        "PACELINE_SECRETS_DIR": str(secrets),
     }
     proc = subprocess.Popen(
         [sys.executable, "-m", "paceline.cli.main", "dashboard", "--port", str(port)],

@@ -184,22 +184,36 @@ AUDIT_OBJECTS = {
     "paceline_audit_chain()",
     "paceline_audit_reject()",
 }
-#: Functions that run with the owner's rights, each reviewed: they reveal only
-#: what the verified identity may see, or write only what the owner allows.
-SECURITY_DEFINER = {
-    "paceline_verified_person(text)",
-    "paceline_clinician_patients()",
-    "paceline_may_see(bigint)",
-    "paceline_audit_chain()",
-    "paceline_login_lookup(text)",
-    "paceline_login_outcome(bigint,boolean,timestamp with time zone,integer,interval,text)",
-    # Migration 0010: each refuses unless a verified administrator identity is present.
-    "paceline_admin_accounts()",
-    "paceline_admin_care_teams()",
-    "paceline_admin_audit(timestamp with time zone,timestamp with time zone,text,bigint,text,integer)",
-    "paceline_admin_set_disabled(text,boolean)",
-    # Migration 0022: refuses unless the verified person may see the patient.
-    "paceline_request_import(bigint,text,bytea)",
+#: Functions that run with their owner's rights, each reviewed with the roles that may
+#: call it (besides its owner; PUBLIC is everyone) and why that is safe for each of them.
+#: A new SECURITY DEFINER function, or a new grant on one, fails here until it is added.
+SECURITY_DEFINER: dict[str, frozenset[str]] = {
+    # Return only what the session's own signed identity token allows (the person
+    # id, their care team, whether they may see a patient): without a valid token
+    # NULL or nothing, and a forged, expired or replayed one is an error.
+    "paceline_verified_person(text)": frozenset({"PUBLIC"}),
+    "paceline_clinician_patients()": frozenset({"PUBLIC"}),
+    "paceline_may_see(bigint)": frozenset({"PUBLIC"}),
+    # A trigger function (never callable directly), of the audit log's own owner.
+    "paceline_audit_chain()": frozenset(),
+    # Return password hashes and e-mail, lock accounts and replace hashes: only the
+    # login role, which no dashboard session can become (migration 0025).
+    "paceline_login_lookup(text)": frozenset({"login"}),
+    "paceline_login_outcome(bigint,boolean,timestamp with time zone,integer,interval,text)": (
+        frozenset({"login"})
+    ),
+    # Migration 0013: each refuses unless a signed administrator identity is present,
+    # which only the dashboard process can mint.
+    "paceline_admin_accounts()": frozenset({"dashboard"}),
+    "paceline_admin_care_teams()": frozenset({"dashboard"}),
+    "paceline_admin_audit(timestamp with time zone,timestamp with time zone,text,bigint,text,integer)": (
+        frozenset({"dashboard"})
+    ),
+    "paceline_admin_set_disabled(text,boolean)": frozenset({"dashboard"}),
+    # Migration 0022: refuses unless a signed person identity is present and may see the
+    # patient (the person themself, or a clinician of the care team): it stores their
+    # upload and defers its import, nothing a person could not ask for on the page.
+    "paceline_request_import(bigint,text,bytea)": frozenset({"clinician", "patient"}),
 }
 PERSON_AND_SERVICE_ROLES = (*roles.PERSON_ROLES, *roles.SERVICE_ROLES)
 
@@ -273,13 +287,29 @@ def test_functions_belong_to_the_owner_and_definer_rights_are_reviewed(
         " AND d.objid = p.oid AND d.deptype = 'e')"
     ).fetchall()
     assert {name: owner for name, owner, _ in rows if owner != _owner_of(name)} == {}
-    assert {name for name, _, definer in rows if definer} == SECURITY_DEFINER
+    assert {name for name, _, definer in rows if definer} == set(SECURITY_DEFINER)
     setter = conn.execute(
         "SELECT has_function_privilege(r, 'paceline_set_identity_key(bytea, bytea)', 'EXECUTE')"
         " FROM unnest(%s::text[]) r",
         (list(PERSON_AND_SERVICE_ROLES),),
     ).fetchall()
     assert setter == [(False,)] * len(PERSON_AND_SERVICE_ROLES)
+
+
+def test_definer_functions_are_executable_by_their_reviewed_roles_only(
+    conn: psycopg.Connection[Any],
+) -> None:
+    rows = conn.execute(
+        "SELECT p.oid::regprocedure::text, CASE WHEN a.grantee = 0 THEN 'PUBLIC'"
+        " ELSE a.grantee::regrole::text END FROM pg_proc p,"
+        " aclexplode(coalesce(p.proacl, acldefault('f', p.proowner))) a"
+        " WHERE p.pronamespace = 'public'::regnamespace AND p.prosecdef"
+        " AND a.privilege_type = 'EXECUTE' AND a.grantee <> p.proowner"
+    ).fetchall()
+    granted: dict[str, set[str]] = {name: set() for name in SECURITY_DEFINER}
+    for name, grantee in rows:
+        granted.setdefault(name, set()).add(grantee.removeprefix("paceline_"))
+    assert granted == {name: set(who) for name, who in SECURITY_DEFINER.items()}
 
 
 def test_no_role_is_privileged_and_memberships_are_the_models(
@@ -305,10 +335,10 @@ def test_no_role_is_privileged_and_memberships_are_the_models(
     inherit = dict(
         conn.execute(
             "SELECT rolname, rolinherit FROM pg_roles WHERE rolname = ANY(%s)",
-            ([roles.MIGRATE, roles.DASHBOARD],),
+            ([roles.MIGRATE, roles.DASHBOARD, roles.LOGIN],),
         ).fetchall()
     )
-    assert inherit == {roles.MIGRATE: False, roles.DASHBOARD: False}
+    assert inherit == {roles.MIGRATE: False, roles.DASHBOARD: False, roles.LOGIN: False}
 
 
 def test_no_chunk_grants_more_than_its_hypertable(

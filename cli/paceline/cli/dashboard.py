@@ -8,6 +8,7 @@ import os
 import signal
 import subprocess
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +18,7 @@ from paceline.store import roles
 from paceline.store.connection import connect
 from paceline.store.identity import IdentityKey, IdentityKeyError
 from paceline.store.migrate import migrate
+from paceline.store.secrets import SecretFileError, read_secret
 
 DEFAULT_PORT = 8501
 
@@ -68,25 +70,48 @@ def streamlit_argv(script: Path, *, host: str, port: int) -> list[str]:
     ]
 
 
-def _access(settings: Settings, dsn: str) -> tuple[str, Path]:
-    """The dashboard role's DSN and the identity key file for the app.
+@dataclass(frozen=True)
+class DashboardAccess:
+    """What the app is given: its two roles' DSNs and the identity key file."""
+
+    dsn: str
+    login_dsn: str
+    key_path: Path
+
+
+def _access(settings: Settings, dsn: str) -> DashboardAccess:
+    """The dashboard role's and the login role's DSNs, and the identity key file for the app.
 
     With `PACELINE_DATABASE_URL` the deployment gives the dashboard its own
-    role's URL and the key file (`PACELINE_IDENTITY_KEY_FILE`) that its
-    migration installed. On the embedded server this command is the
-    administrator: it migrates, installs the key (created 0600 on first use)
-    and gives the dashboard role a fresh password for this run.
+    role's URL, the key file (`PACELINE_IDENTITY_KEY_FILE`) that its
+    migration installed, and `paceline_login`'s password as
+    `$PACELINE_SECRETS_DIR/paceline_login.password` (the login role connects
+    to the same server and database). On the embedded server this command is
+    the administrator: it migrates, installs the key (created 0600 on first
+    use) and gives both roles fresh passwords for this run.
     """
     key_path = settings.identity_key_path
     if settings.database_url:
         if not key_path.exists():
             raise IdentityKeyError(key_path, "does not exist; set PACELINE_IDENTITY_KEY_FILE")
-        return dsn, key_path
+        login_password = settings.secrets / f"{roles.LOGIN}.password"
+        if not login_password.exists():
+            raise SecretFileError(
+                login_password,
+                f"does not exist: the dashboard checks passwords as {roles.LOGIN}; mount its"
+                " password there or set PACELINE_SECRETS_DIR",
+            )
+        login_dsn = roles.role_dsn(dsn, roles.LOGIN, read_secret(login_password))
+        return DashboardAccess(dsn, login_dsn, key_path)
     key = IdentityKey.load_or_create(key_path)
-    password = roles.generate_password()
+    passwords = {role: roles.generate_password() for role in (roles.DASHBOARD, roles.LOGIN)}
     with connect(dsn, autocommit=True) as admin:
-        migrate(admin, identity_key=key, passwords={roles.DASHBOARD: password})
-    return roles.role_dsn(dsn, roles.DASHBOARD, password), key_path
+        migrate(admin, identity_key=key, passwords=passwords)
+    return DashboardAccess(
+        roles.role_dsn(dsn, roles.DASHBOARD, passwords[roles.DASHBOARD]),
+        roles.role_dsn(dsn, roles.LOGIN, passwords[roles.LOGIN]),
+        key_path,
+    )
 
 
 def run_dashboard(args: argparse.Namespace, settings: Settings) -> int:
@@ -100,11 +125,12 @@ def run_dashboard(args: argparse.Namespace, settings: Settings) -> int:
         return 2
     script = app_script()
     with database_dsn(settings) as dsn:
-        dashboard_dsn, key_path = _access(settings, dsn)
+        access = _access(settings, dsn)
         env = {
             **os.environ,
-            "PACELINE_DASHBOARD_DSN": dashboard_dsn,
-            "PACELINE_IDENTITY_KEY_FILE": str(key_path),
+            "PACELINE_DASHBOARD_DSN": access.dsn,
+            "PACELINE_DASHBOARD_LOGIN_DSN": access.login_dsn,
+            "PACELINE_IDENTITY_KEY_FILE": str(access.key_path),
         }
         print(f"paceline dashboard: http://{args.host}:{args.port}/", file=sys.stderr, flush=True)
         proc = subprocess.Popen(streamlit_argv(script, host=args.host, port=args.port), env=env)

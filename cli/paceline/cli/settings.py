@@ -130,6 +130,14 @@ SETTINGS: Final[tuple[Setting, ...]] = (
         "dashboard",
     ),
     Setting(
+        "PACELINE_DASHBOARD_LOGIN_DSN",
+        "set by paceline dashboard",
+        "the dashboard's password checks' database, logged in as paceline_login"
+        " (with PACELINE_DATABASE_URL: that URL as paceline_login, the password from"
+        " $PACELINE_SECRETS_DIR/paceline_login.password)",
+        "dashboard",
+    ),
+    Setting(
         "PACELINE_IDENTITY_KEY_FILE",
         "$PACELINE_SECRETS_DIR/identity.key",
         "key (mode 0600) that signs person identities; paceline dashboard passes it to the app,"

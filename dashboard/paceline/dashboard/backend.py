@@ -1,10 +1,14 @@
-"""The dashboard's database side: one pool, person sessions per request, and audited reads.
+"""The dashboard's database side: two pools, person sessions per request, and audited reads.
 
-The dashboard logs in as its own service role. Logins go through the account
-functions outside any person session; everything else runs inside the
-signed-in person's session (`paceline.store.access`), so PostgreSQL itself
-decides what exists. Nothing read for one person is kept for another: the
-pool shares connections, never results.
+The dashboard logs in as two service roles. Password checks run on a small
+pool of its own as `paceline_login`, the only role that may call the login
+functions (they return password hashes and change lockouts); those
+connections run nothing but the fixed login calls and never hold a person
+session. Everything else runs as `paceline_dashboard` inside the signed-in
+person's session (`paceline.store.access`), so PostgreSQL itself decides what
+exists, and SQL injected there cannot reach the login functions even after
+`RESET ROLE`. Nothing read for one person is kept for another: the pools share
+connections, never results.
 """
 
 from __future__ import annotations
@@ -19,7 +23,7 @@ import psycopg
 from psycopg_pool import ConnectionPool
 
 from paceline.dashboard.auth import Identity
-from paceline.store import access, accounts
+from paceline.store import access, accounts, roles
 from paceline.store.accounts import Role
 from paceline.store.identity import IdentityKey
 
@@ -39,11 +43,18 @@ class NotAllowedError(BackendError):
 
 def dsn_from_env() -> str:
     """The database the dashboard uses (`PACELINE_DASHBOARD_DSN`, set by `paceline dashboard`)."""
-    dsn = os.environ.get("PACELINE_DASHBOARD_DSN", "").strip()
+    return _env_dsn("PACELINE_DASHBOARD_DSN")
+
+
+def login_dsn_from_env() -> str:
+    """The password checks' database (`PACELINE_DASHBOARD_LOGIN_DSN`, as `paceline_login`)."""
+    return _env_dsn("PACELINE_DASHBOARD_LOGIN_DSN")
+
+
+def _env_dsn(name: str) -> str:
+    dsn = os.environ.get(name, "").strip()
     if not dsn:
-        raise BackendError(
-            "PACELINE_DASHBOARD_DSN is not set: start the dashboard with `paceline dashboard`"
-        )
+        raise BackendError(f"{name} is not set: start the dashboard with `paceline dashboard`")
     return dsn
 
 
@@ -58,27 +69,36 @@ def key_from_env() -> IdentityKey:
 
 
 class Backend:
-    """A connection pool for the dashboard's service role."""
+    """The dashboard's connection pools: person sessions as `dsn`, password checks as `login_dsn`.
 
-    def __init__(self, dsn: str, key: IdentityKey, *, max_size: int = 8) -> None:
+    `dsn` must log in as `paceline_dashboard` and `login_dsn` as
+    `paceline_login`; the backend refuses anything else, so that a
+    configuration mix-up cannot bring the login functions back into reach of
+    person sessions.
+    """
+
+    def __init__(
+        self, dsn: str, key: IdentityKey, *, login_dsn: str, max_size: int = 8, login_size: int = 2
+    ) -> None:
         self.key = key
-        self.pool: ConnectionPool[psycopg.Connection[Any]] = ConnectionPool(
-            dsn,
-            min_size=1,
-            max_size=max_size,
-            open=True,
-            name="paceline-dashboard",
-            kwargs={"application_name": "paceline-dashboard"},
-        )
+        self.pool = _pool(dsn, "paceline-dashboard", max_size)
+        self.login_pool = _pool(login_dsn, "paceline-dashboard-login", login_size)
+        try:
+            _check_role(self.pool, roles.DASHBOARD)
+            _check_role(self.login_pool, roles.LOGIN)
+        except BaseException:
+            self.close()
+            raise
 
     def close(self) -> None:
         """Close every pooled connection."""
+        self.login_pool.close()
         self.pool.close()
 
     @contextmanager
-    def service(self) -> Iterator[psycopg.Connection[Any]]:
-        """A connection as the dashboard's own role (logins only: it sees no patient data)."""
-        with self.pool.connection() as conn:
+    def login(self) -> Iterator[psycopg.Connection[Any]]:
+        """A connection as `paceline_login`, for `auth.authenticate` and nothing else."""
+        with self.login_pool.connection() as conn:
             yield conn
 
     @contextmanager
@@ -104,3 +124,23 @@ class Backend:
                     yield conn
             else:
                 raise NotAllowedError(who, "read patient data")
+
+
+def _pool(dsn: str, name: str, max_size: int) -> ConnectionPool[psycopg.Connection[Any]]:
+    return ConnectionPool(
+        dsn,
+        min_size=1,
+        max_size=max_size,
+        open=True,
+        name=name,
+        kwargs={"application_name": name},
+    )
+
+
+def _check_role(pool: ConnectionPool[psycopg.Connection[Any]], want: str) -> None:
+    """Refuse a pool whose connections log in as another role than `want`."""
+    with pool.connection() as conn:
+        row = conn.execute("SELECT session_user").fetchone()
+    user = str(row[0]) if row else ""
+    if user != want:
+        raise BackendError(f"{pool.name} logs in as {user!r}; it must log in as {want}")

@@ -19,7 +19,7 @@ import streamlit as st
 
 from paceline.dashboard import auth
 from paceline.dashboard.auth import Identity, Session
-from paceline.dashboard.backend import Backend, dsn_from_env, key_from_env
+from paceline.dashboard.backend import Backend, dsn_from_env, key_from_env, login_dsn_from_env
 from paceline.store import access
 from paceline.store.accounts import Role
 
@@ -31,8 +31,8 @@ _OPEN: list[Backend] = []
 
 
 @st.cache_resource(show_spinner=False)
-def _backend(dsn: str, key_file: str) -> Backend:
-    b = Backend(dsn, key_from_env())
+def _backend(dsn: str, login_dsn: str, key_file: str) -> Backend:
+    b = Backend(dsn, key_from_env(), login_dsn=login_dsn)
     _OPEN.append(b)
     return b
 
@@ -44,7 +44,9 @@ def open_backends() -> list[Backend]:
 
 def backend() -> Backend:
     """The process-wide connection pool (connections only; no person's data is cached)."""
-    return _backend(dsn_from_env(), os.environ.get("PACELINE_IDENTITY_KEY_FILE", ""))
+    return _backend(
+        dsn_from_env(), login_dsn_from_env(), os.environ.get("PACELINE_IDENTITY_KEY_FILE", "")
+    )
 
 
 def now() -> datetime:
@@ -98,7 +100,7 @@ def login_page() -> None:
     if not submitted:
         return
     try:
-        with backend().service() as conn:
+        with backend().login() as conn:
             who = auth.authenticate(conn, username, password, now=now())
     except auth.LoginError as exc:
         st.error(str(exc))

@@ -1,9 +1,12 @@
 """Dashboard logins as stored: accounts, their role and person, and the lockout state.
 
 Only SQL lives here. Hashing passwords and the lockout policy belong to
-`paceline.dashboard.auth`; the dashboard's service role reaches the table only
-through `login_lookup` and `login_outcome` (SECURITY DEFINER functions of
-migration 0007), the owner (the `paceline accounts` command) through the rest.
+`paceline.dashboard.auth`. The dashboard reaches the table in two ways only:
+`login_lookup` and `login_outcome` (SECURITY DEFINER functions of migration
+0007) on a connection as `paceline_login`, the one role that may call them
+(migration 0025), and the administrator functions in a signed admin session
+as `paceline_dashboard`. The owner (the `paceline accounts` command) uses the
+rest.
 """
 
 from __future__ import annotations

@@ -13,8 +13,15 @@ safe to repeat); the schema grants of each role come from the migrations.
   except `paceline_migrate`, whose job is changing the schema:
   `paceline_migrate` (NOINHERIT member of the owner: it holds no privilege of
   its own and acts as the owner only by `SET ROLE`), `paceline_ingest` (the
-  gateway uploader), `paceline_worker` (scheduler and queue workers) and
-  `paceline_dashboard` (NOINHERIT member of the two person roles only).
+  gateway uploader), `paceline_worker` (scheduler and queue workers),
+  `paceline_dashboard` (NOINHERIT member of the two person roles only) and
+  `paceline_login` (the dashboard's password checks: it may call the two
+  login functions and nothing else). The login functions return password
+  hashes and can lock or re-hash any account, so they belong to a role that
+  the dashboard's person sessions cannot become: SQL injected into one of
+  those sessions can `RESET ROLE` to `paceline_dashboard`, but never reach
+  `paceline_login`, whose connections run only the dashboard's fixed,
+  parameterised login queries.
 """
 
 from __future__ import annotations
@@ -38,9 +45,10 @@ MIGRATE: Final = "paceline_migrate"
 INGEST: Final = "paceline_ingest"
 WORKER: Final = "paceline_worker"
 DASHBOARD: Final = "paceline_dashboard"
+LOGIN: Final = "paceline_login"
 
 #: The roles a Paceline process logs in as, one per service.
-SERVICE_ROLES: Final = (MIGRATE, INGEST, WORKER, DASHBOARD)
+SERVICE_ROLES: Final = (MIGRATE, INGEST, WORKER, DASHBOARD, LOGIN)
 PERSON_ROLES: Final = (CLINICIAN, PATIENT)
 
 
@@ -67,6 +75,7 @@ ROLES: Final = (
     RoleSpec(INGEST, login=True, inherit=True),
     RoleSpec(WORKER, login=True, inherit=True),
     RoleSpec(DASHBOARD, login=True, inherit=False, member_of=(CLINICIAN, PATIENT)),
+    RoleSpec(LOGIN, login=True, inherit=False),
 )
 _OWNER_MEMBER_OF: Final = (CLINICIAN,)
 
