@@ -151,6 +151,12 @@ SETTINGS: Final[tuple[Setting, ...]] = (
         "tests",
     ),
     Setting(
+        "PACELINE_UPDATE_SCREENSHOTS",
+        "unset: a temporary directory",
+        "1: the browser test writes its screenshots into docs/screenshots/ (the README's)",
+        "tests",
+    ),
+    Setting(
         "PACELINE_TEST_DSN",
         "unset: an embedded server per test session",
         "the PostgreSQL server the test suite uses (must allow CREATE DATABASE and roles)",
