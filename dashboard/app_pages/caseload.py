@@ -24,6 +24,12 @@ with ui.person(who) as conn:
     ui.audit(conn, who, page="caseload", detail={"patients": [e.patient_id for e in entries]})
 
 COLUMNS = {
+    "plan": st.column_config.MultiselectColumn(
+        "plan",
+        options=[b.words for b in caseload.Band],
+        color=[b.colour for b in caseload.Band],
+        help=f"Yesterday's load against quota: within ±{caseload.BAND:.0%}, over or under",
+    ),
     "last 14 days": st.column_config.LineChartColumn("last 14 days", width="small"),
     "flare risk": st.column_config.NumberColumn("flare risk", format="%d %%"),
     "flags": st.column_config.TextColumn("flags", width="large"),
@@ -38,10 +44,11 @@ elif not views:
 for view in views:
     st.subheader(f"{view.section.title} ({len(view.rows)})")
     st.caption(
-        f"{view.section.blurb}. Yesterday: green within ±20 % of quota, red over, orange under."
+        f"{view.section.blurb}. Plan: green within ±20 % of yesterday's quota, red over,"
+        " orange under."
     )
     st.dataframe(
-        caseload.styled(view.rows),
+        caseload.table(view.rows),
         hide_index=True,
         column_config=COLUMNS,
         key=f"caseload_{view.section.key}",

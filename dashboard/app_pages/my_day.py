@@ -20,7 +20,6 @@ with ui.person(who) as conn:
     status = planning.today_status(conn, patient_id, now=moment)
     paused = planning.progression_pause(conn, patient_id) is not None
     weekly_due = intake.weekly_check_due(conn, patient_id, now=moment)
-    x = overview.exposure(conn, patient_id)
     goals = goalsetting.goal_progress(conn, patient_id, on=moment.date())
     achieved = goalsetting.patient_milestones(conn, patient_id, on=moment.date())
     exercise = prescribing.overview(
@@ -29,6 +28,7 @@ with ui.person(who) as conn:
     t = overview.timeline(
         conn, patient_id, moment.date() - timedelta(days=27), moment.date(), flags=False
     )
+    x = overview.exposure(conn, patient_id, ctx=t.patient)
     ui.audit(conn, who, page="my_day", patient_id=patient_id)
 
 name_col, out_col = st.columns([3, 1], vertical_alignment="bottom")
@@ -315,7 +315,7 @@ else:
 st.subheader("My last four weeks")
 start, end = t.start, t.end
 load = patient_view.load_table(t)
-unit = str(load["measure"].iloc[0]) if len(load) else ""
+unit = patient_view.load_unit(load)
 trends = charts.with_data(
     charts.trends_spec(start, end, unit), {"load": load, "diary": patient_view.diary_table(t)}
 )

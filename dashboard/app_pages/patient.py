@@ -66,7 +66,7 @@ with ui.person(who) as conn:
     if t is None:
         ui.audit(conn, who, page="patient", action="denied", detail={"asked_for": patient_id})
     else:
-        ladder = overview.exposure(conn, patient_id)
+        ladder = overview.exposure(conn, patient_id, ctx=t.patient)
         exercise = prescribing.overview(conn, patient_id, start, end)
         trends = reassessment.trends(conn, patient_id, start, end)
         due = reassessment.status(conn, patient_id, now=ui.now())
@@ -98,7 +98,7 @@ st.page_link(
 
 items = patient_view.flag_items(t)
 load = patient_view.load_table(t)
-unit = str(load["measure"].iloc[0]) if len(load) else ""
+unit = patient_view.load_unit(load)
 skeleton = charts.patient_spec(start, end, unit, bool(items), RISK_ENTER)
 datasets = {
     "load": load,
@@ -145,7 +145,7 @@ if not ladder.items:
 else:
     st.dataframe(patient_view.ladder_table(ladder), hide_index=True)
     sessions = patient_view.session_table(ladder)
-    if len(sessions):
+    if sessions.num_rows:
         st.dataframe(sessions, hide_index=True)
 
 st.subheader("Goals")
@@ -175,8 +175,8 @@ else:
         st.dataframe(logged, hide_index=True)
 
 st.subheader("Alerts")
-alerts = patient_view.alert_rows(t)
-if not alerts:
+alerts = patient_view.alert_table(t)
+if not alerts.num_rows:
     st.text("No alerts in this range.")
 else:
     st.dataframe(alerts, hide_index=True)
@@ -240,6 +240,7 @@ with st.expander("One day, minute by minute"):
                 day,
                 hr_view="clinician_hr_sample",
                 steps_view="clinician_step_sample",
+                ctx=t.patient,
             )
             ui.audit(
                 conn, who, page="patient.intraday", patient_id=patient_id, detail={"day": str(day)}

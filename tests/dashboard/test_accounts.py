@@ -248,6 +248,7 @@ def test_dashboard_command_serves_headless_on_loopback_by_default() -> None:
     assert "--server.headless=true" in argv
     assert "--server.address=127.0.0.1" in argv and "--server.port=9999" in argv
     assert "--client.showErrorDetails=none" in argv
+    assert "--runner.magicEnabled=false" in argv
 
 
 def test_a_deployed_dashboard_checks_passwords_as_the_login_role(

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from datetime import date
+import math
+from datetime import date, timedelta
 
 from paceline.dashboard import caseload, evidence, my_day
 from paceline.pacing.days import Measure
@@ -109,15 +110,19 @@ def test_every_chart_is_a_valid_vega_lite_spec() -> None:
 
 def test_the_cached_chart_skeletons_with_data_are_valid_specs() -> None:
     import altair as alt
-    import pandas as pd
 
     from paceline.dashboard import charts
 
     start, end = date(2026, 9, 1), date(2026, 9, 7)
-    day = pd.date_range(start, end)
-    load = pd.DataFrame({"day": day, "load": [30.0, None, 20, 25, 30, 35, 40], "quota": 35.0})
-    spec = charts.with_data(
-        charts.patient_spec(start, end, "active minutes", False, 0.35), {"load": load}
+    loads = [30.0, math.nan, 20, 25, 30, 35, 40]
+    load = charts.chart_table(
+        ({"day": start + timedelta(days=i), "load": v, "quota": 35.0} for i, v in enumerate(loads)),
+        ("day", "load", "quota"),
+    )
+    spec = charts.as_json(
+        charts.with_data(
+            charts.patient_spec(start, end, "active minutes", False, 0.35), {"load": load}
+        )
     )
     assert spec["datasets"]["load"][1]["load"] is None  # NaN would not be JSON
     assert spec["datasets"]["load"][0]["day"] == "2026-09-01T00:00:00"

@@ -67,6 +67,9 @@ def streamlit_argv(script: Path, *, host: str, port: int) -> list[str]:
         # A traceback would show people internals (SQL, paths); the server log keeps it.
         "--client.showErrorDetails=none",
         "--server.fileWatcherType=none",
+        # The pages write nothing by bare expressions; without magic Streamlit does not
+        # rewrite each page's syntax tree when it compiles it.
+        "--runner.magicEnabled=false",
     ]
 
 

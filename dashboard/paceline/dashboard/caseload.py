@@ -11,10 +11,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
 from enum import Enum
-from typing import Final
+from typing import Any, Final
 
-import pandas as pd
-from pandas.io.formats.style import Styler
+import pyarrow as pa
 
 from paceline.dashboard.evidence import rule_title
 from paceline.pacing.flags import Severity
@@ -213,27 +212,49 @@ def sections(
     return out
 
 
-def table(rows: Sequence[Row]) -> pd.DataFrame:
-    """The rows of one section as the caseload table (plain text, never markup)."""
-    return pd.DataFrame(
-        [
-            {
-                "name": r.name,
-                "reference": r.reference,
-                "yesterday": r.load_text,
-                "last 14 days": [None if v is None else round(v, 1) for v in r.sparkline],
-                "flags": r.flags_text,
-                "flare risk": None if r.flare_risk is None else round(100 * r.flare_risk),
-                "last wear": r.last_wear,
-                "last upload": r.last_upload,
-                "reviewed": r.reviewed,
-            }
-            for r in rows
-        ]
-    )
+#: The caseload table's columns, in order.
+COLUMNS: Final = (
+    "name",
+    "reference",
+    "plan",
+    "yesterday",
+    "last 14 days",
+    "flags",
+    "flare risk",
+    "last wear",
+    "last upload",
+    "reviewed",
+)
 
 
-def styled(rows: Sequence[Row]) -> Styler:
-    """The table with yesterday's cell coloured by its band (green within ±20 %, red over, orange under)."""
-    colours = [f"background-color: {r.band.colour}" for r in rows]
-    return table(rows).style.apply(lambda _column: colours, subset=["yesterday"])
+def table(rows: Sequence[Row]) -> pa.Table:
+    """The rows of one section as the caseload table (plain text, never markup).
+
+    An Arrow table, which Streamlit sends as it is: a pandas frame costs more to
+    build and to convert than the whole section's SQL. Yesterday's band is the
+    `plan` column, one coloured label per row (`column_config`), instead of a
+    styled cell: pandas' Styler renders every cell of the frame in Python.
+    """
+    values: dict[str, list[Any]] = {c: [] for c in COLUMNS}
+    for r in rows:
+        for column, value in (
+            ("name", r.name),
+            ("reference", r.reference),
+            ("plan", [r.band.words]),
+            ("yesterday", r.load_text),
+            ("last 14 days", [None if v is None else round(v, 1) for v in r.sparkline]),
+            ("flags", r.flags_text),
+            ("flare risk", None if r.flare_risk is None else round(100 * r.flare_risk)),
+            ("last wear", r.last_wear),
+            ("last upload", r.last_upload),
+            ("reviewed", r.reviewed),
+        ):
+            values[column].append(value)
+    return pa.table({c: pa.array(v, type=_TYPES.get(c)) for c, v in values.items()})
+
+
+_TYPES: Final = {
+    "plan": pa.list_(pa.string()),
+    "last 14 days": pa.list_(pa.float64()),
+    "flare risk": pa.int64(),
+}

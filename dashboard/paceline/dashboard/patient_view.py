@@ -11,9 +11,10 @@ from datetime import date, timedelta
 from enum import Enum
 from typing import Any
 
-import pandas as pd
+import pyarrow as pa
 
 from paceline.dashboard.caseload import BAND
+from paceline.dashboard.charts import chart_table
 from paceline.dashboard.evidence import rule_title, sentences
 from paceline.pacing.days import Measure
 from paceline.pacing.overview import Exposure, MinuteBucket, PatientTimeline
@@ -48,7 +49,10 @@ def range_days(
     return today - timedelta(days=choice.days - 1), today
 
 
-def load_table(t: PatientTimeline) -> pd.DataFrame:
+LOAD_COLUMNS = ("day", "load", "quota", "band_low", "band_high", "baseline", "measure", "valid")
+
+
+def load_table(t: PatientTimeline) -> pa.Table:
     """Per day: load in the plan's measure, quota, the ±20 % band and the baseline."""
     rows: list[dict[str, Any]] = []
     for d in t.loads:
@@ -57,7 +61,7 @@ def load_table(t: PatientTimeline) -> pd.DataFrame:
         quota = plan.quota if plan is not None else None
         rows.append(
             {
-                "day": pd.Timestamp(d.day),
+                "day": d.day,
                 "load": d.value(m),
                 "quota": quota,
                 "band_low": None if quota is None else quota * (1 - BAND),
@@ -67,14 +71,19 @@ def load_table(t: PatientTimeline) -> pd.DataFrame:
                 "valid": d.valid_wear,
             }
         )
-    return pd.DataFrame(rows)
+    return chart_table(rows, LOAD_COLUMNS)
 
 
-def zone_table(t: PatientTimeline) -> pd.DataFrame:
+def load_unit(load: pa.Table) -> str:
+    """The unit the load table counts in ('' for no days)."""
+    return str(load.column("measure")[0].as_py()) if load.num_rows else ""
+
+
+def zone_table(t: PatientTimeline) -> pa.Table:
     """Per day and heart-rate zone: minutes (long format for a stacked bar)."""
     rows = [
         {
-            "day": pd.Timestamp(d.day),
+            "day": d.day,
             "zone": ZONE_NAMES[i] if i < len(ZONE_NAMES) else f"zone {i}",
             "minutes": m,
         }
@@ -82,13 +91,13 @@ def zone_table(t: PatientTimeline) -> pd.DataFrame:
         for i, m in enumerate(d.zone_min)
         if i > 0  # minutes below zone 1 would dwarf the rest; the load chart shows wear
     ]
-    return pd.DataFrame(rows, columns=["day", "zone", "minutes"])
+    return chart_table(rows, ("day", "zone", "minutes"))
 
 
-def diary_table(t: PatientTimeline) -> pd.DataFrame:
+def diary_table(t: PatientTimeline) -> pa.Table:
     """Per diary entry: pain, fatigue and fear of movement (long format, 0-10)."""
     rows = [
-        {"day": pd.Timestamp(e.day), "measure": name, "rating": value}
+        {"day": e.day, "measure": name, "rating": value}
         for e in t.diary
         for name, value in (
             ("pain", e.pain_now),
@@ -97,7 +106,7 @@ def diary_table(t: PatientTimeline) -> pd.DataFrame:
         )
         if value is not None
     ]
-    return pd.DataFrame(rows, columns=["day", "measure", "rating"])
+    return chart_table(rows, ("day", "measure", "rating"))
 
 
 def notes(t: PatientTimeline) -> list[tuple[str, str]]:
@@ -105,20 +114,17 @@ def notes(t: PatientTimeline) -> list[tuple[str, str]]:
     return [(f"{e.reported_at:%Y-%m-%d %H:%M}", e.note) for e in reversed(t.diary) if e.note]
 
 
-def recovery_table(t: PatientTimeline) -> pd.DataFrame:
+def recovery_table(t: PatientTimeline) -> pa.Table:
     """Per day: RMSSD (ms) and resting heart rate (bpm)."""
     rows = [
-        {"day": pd.Timestamp(d.day), "rmssd_ms": d.rmssd_ms, "resting_hr_bpm": d.resting_hr_bpm}
-        for d in t.days
+        {"day": d.day, "rmssd_ms": d.rmssd_ms, "resting_hr_bpm": d.resting_hr_bpm} for d in t.days
     ]
-    return pd.DataFrame(rows, columns=["day", "rmssd_ms", "resting_hr_bpm"])
+    return chart_table(rows, ("day", "rmssd_ms", "resting_hr_bpm"))
 
 
-def risk_table(t: PatientTimeline) -> pd.DataFrame:
+def risk_table(t: PatientTimeline) -> pa.Table:
     """Per day: the 48 h flare-risk score."""
-    return pd.DataFrame(
-        [{"day": pd.Timestamp(r.day), "risk": r.score} for r in t.risk], columns=["day", "risk"]
-    )
+    return chart_table(({"day": r.day, "risk": r.score} for r in t.risk), ("day", "risk"))
 
 
 def risk_factors(t: PatientTimeline) -> list[str]:
@@ -169,30 +175,35 @@ def flag_items(t: PatientTimeline) -> list[FlagItem]:
     return out
 
 
-def flag_table(items: list[FlagItem]) -> pd.DataFrame:
+def flag_table(items: list[FlagItem]) -> pa.Table:
     """The flags as bars from start to end (a timeline row per rule)."""
-    return pd.DataFrame(
-        [
+    return chart_table(
+        (
             {
                 "rule": i.title,
-                "start": pd.Timestamp(i.start),
-                "end": pd.Timestamp(i.end + timedelta(days=1)),
+                "start": i.start,
+                "end": i.end + timedelta(days=1),
                 "severity": i.severity,
                 "status": i.status,
             }
             for i in items
-        ],
-        columns=["rule", "start", "end", "severity", "status"],
+        ),
+        ("rule", "start", "end", "severity", "status"),
     )
 
 
-def ladder_table(x: Exposure) -> pd.DataFrame:
+def _table(rows: list[dict[str, Any]], columns: tuple[str, ...]) -> pa.Table:
+    """Rows as an Arrow table for `st.dataframe` (no pandas round trip), columns in order."""
+    return pa.table({c: [r[c] for r in rows] for c in columns})
+
+
+def ladder_table(x: Exposure) -> pa.Table:
     """The ladder, bottom rung first: activity, fear rating, status and sessions done."""
     done: dict[int, int] = {}
     for s in x.sessions:
         if s.status.value == "done":
             done[s.item_id] = done.get(s.item_id, 0) + 1
-    return pd.DataFrame(
+    return _table(
         [
             {
                 "rung": i.position + 1,
@@ -202,14 +213,15 @@ def ladder_table(x: Exposure) -> pd.DataFrame:
                 "sessions done": done.get(i.item_id, 0),
             }
             for i in x.items
-        ]
+        ],
+        ("rung", "activity", "fear (0-100)", "status", "sessions done"),
     )
 
 
-def session_table(x: Exposure) -> pd.DataFrame:
+def session_table(x: Exposure) -> pa.Table:
     """Each session: its rung, fear before and after, expected and actual harm, and the gap."""
     names = {i.item_id: i.activity for i in x.items}
-    return pd.DataFrame(
+    return _table(
         [
             {
                 "day": s.planned_day,
@@ -223,7 +235,7 @@ def session_table(x: Exposure) -> pd.DataFrame:
             }
             for s in reversed(x.sessions)
         ],
-        columns=[
+        (
             "day",
             "activity",
             "status",
@@ -232,8 +244,13 @@ def session_table(x: Exposure) -> pd.DataFrame:
             "expected harm",
             "actual harm",
             "expectancy violated by",
-        ],
+        ),
     )
+
+
+def alert_table(t: PatientTimeline) -> pa.Table:
+    """The alerts of the range in words, as a table."""
+    return _table(alert_rows(t), ("raised", "about", "severity", "status"))
 
 
 def alert_rows(t: PatientTimeline) -> list[dict[str, object]]:
@@ -249,17 +266,13 @@ def alert_rows(t: PatientTimeline) -> list[dict[str, object]]:
     ]
 
 
-def minute_table(buckets: list[MinuteBucket]) -> pd.DataFrame:
+def minute_table(buckets: list[MinuteBucket]) -> pa.Table:
     """One day in minute buckets: mean and maximum heart rate, steps."""
-    return pd.DataFrame(
-        [
-            {
-                "minute": pd.Timestamp(b.minute),
-                "mean HR": b.mean_hr_bpm,
-                "max HR": b.max_hr_bpm,
-                "steps": b.steps,
-            }
-            for b in buckets
-        ],
-        columns=["minute", "mean HR", "max HR", "steps"],
+    return pa.table(
+        {
+            "minute": [f"{b.minute:%Y-%m-%dT%H:%M:%S}" for b in buckets],
+            "mean HR": pa.array([b.mean_hr_bpm for b in buckets], type=pa.float64()),
+            "max HR": pa.array([b.max_hr_bpm for b in buckets], type=pa.int64()),
+            "steps": pa.array([b.steps for b in buckets], type=pa.int64()),
+        }
     )

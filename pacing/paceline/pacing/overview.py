@@ -213,9 +213,14 @@ class Exposure:
     sessions: tuple[SessionRecord, ...]
 
 
-def exposure(conn: psycopg.Connection[Any], patient_id: int) -> Exposure:
-    """The ladder, bottom rung first, and its sessions, oldest first."""
-    ctx = records.patient_context(conn, patient_id)
+def exposure(
+    conn: psycopg.Connection[Any], patient_id: int, *, ctx: records.PatientContext | None = None
+) -> Exposure:
+    """The ladder, bottom rung first, and its sessions, oldest first.
+
+    `ctx`, when the caller has read it already (a timeline's `patient`), saves reading it again.
+    """
+    ctx = ctx or records.patient_context(conn, patient_id)
     access.record_reads(conn, obj="exposure", patient_ids=[patient_id])
     return Exposure(
         tuple(records.ladder_items(conn, patient_id)), tuple(records.sessions(conn, ctx))
@@ -223,10 +228,16 @@ def exposure(conn: psycopg.Connection[Any], patient_id: int) -> Exposure:
 
 
 def minute_buckets(
-    conn: psycopg.Connection[Any], patient_id: int, day: date, *, hr_view: str, steps_view: str
+    conn: psycopg.Connection[Any],
+    patient_id: int,
+    day: date,
+    *,
+    hr_view: str,
+    steps_view: str,
+    ctx: records.PatientContext | None = None,
 ) -> list[MinuteBucket]:
-    """One local day in one-minute buckets, read through the session's sample views."""
-    ctx = records.patient_context(conn, patient_id)
+    """One local day in one-minute buckets, read through the session's sample views (`ctx` as for `exposure`)."""
+    ctx = ctx or records.patient_context(conn, patient_id)
     access.record_reads(
         conn, obj="minute_buckets", patient_ids=[patient_id], detail={"day": day.isoformat()}
     )
