@@ -136,6 +136,12 @@ def _shot(page: Page, shots: Path, name: str, *, height: int = 1000) -> None:
     """Save a screenshot of the page as it stands, `height` pixels tall."""
     width = page.viewport_size["width"] if page.viewport_size else 1400
     page.set_viewport_size({"width": width, "height": height})
+    # Wait until the script run has finished (the running man is gone) and Streamlit has
+    # loaded the code of every table, chart and select box it shows (a placeholder
+    # stands in meanwhile), so that no screenshot shows a placeholder.
+    page.wait_for_load_state("networkidle")
+    expect(page.get_by_test_id("stStatusWidgetRunningManIcon")).to_have_count(0)
+    expect(page.locator('[data-testid^="stSkeleton"]')).to_have_count(0)
     page.wait_for_timeout(1500)  # let charts and tables paint; a pause, not an assertion
     page.screenshot(path=str(shots / f"{name}.png"))
 
