@@ -14,7 +14,7 @@ from typing import Any
 import pyarrow as pa
 
 from paceline.dashboard.caseload import BAND
-from paceline.dashboard.charts import chart_table
+from paceline.dashboard.charts import chart_table, iso_local
 from paceline.dashboard.evidence import rule_title, sentences
 from paceline.pacing.days import Measure
 from paceline.pacing.overview import Exposure, MinuteBucket, PatientTimeline
@@ -270,7 +270,7 @@ def minute_table(buckets: list[MinuteBucket]) -> pa.Table:
     """One day in minute buckets: mean and maximum heart rate, steps."""
     return pa.table(
         {
-            "minute": [f"{b.minute:%Y-%m-%dT%H:%M:%S}" for b in buckets],
+            "minute": [iso_local(b.minute) for b in buckets],
             "mean HR": pa.array([b.mean_hr_bpm for b in buckets], type=pa.float64()),
             "max HR": pa.array([b.max_hr_bpm for b in buckets], type=pa.int64()),
             "steps": pa.array([b.steps for b in buckets], type=pa.int64()),
