@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import itertools
 import logging
+import threading
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -16,6 +17,7 @@ import pytest
 
 from paceline.pacing import records
 from paceline.pacing.alerts import DeliveryConfig
+from paceline.pacing.errors import PacingError
 from paceline.pacing.jobs import tasks
 from paceline.pacing.jobs.queue import EVALUATE_QUEUE, defer
 from paceline.pacing.rollup import rollup
@@ -143,6 +145,82 @@ def test_evaluate_due_evaluates_each_listed_day_once_and_clears_the_list(
     plans = conn.execute("SELECT count(*) FROM pacing_plan WHERE patient_id = %s", (pid,))
     assert plans.fetchone() == (1,)
     conn.commit()
+
+
+# Deferring in batches ------------------------------------------------------------------
+
+
+def _defer_calls(conn: psycopg.Connection[Any]) -> int:
+    """How many times this transaction called procrastinate's insert function."""
+    row = conn.execute(
+        "SELECT coalesce(sum(calls), 0) FROM pg_stat_xact_user_functions"
+        " WHERE funcname = 'procrastinate_defer_jobs_v1'"
+    ).fetchone()
+    assert row is not None
+    return int(row[0])
+
+
+def test_many_evaluations_are_deferred_in_one_statement_skipping_pending_ones(
+    conn: psycopg.Connection[Any],
+) -> None:
+    pids = [_enrol(conn)[0] for _ in range(12)]
+    tasks.defer_evaluation(conn, pids[3], [date(2026, 3, 2)])
+    conn.commit()
+    conn.execute("SET track_functions = 'pl'")
+    queued = tasks.defer_evaluations(
+        conn, {p: [date(2026, 3, 3)] for p in pids} | {pids[0]: [date(2026, 3, 4)]}
+    )
+    assert queued == len(pids)
+    assert _defer_calls(conn) == 1  # one insert, not one savepoint and insert per patient
+    conn.commit()
+    assert [_pending(conn, tasks.EVALUATE, p) for p in pids] == [1] * len(pids)
+    assert _due(conn, pids[3]) == [date(2026, 3, 2), date(2026, 3, 3)]
+    assert _due(conn, pids[0]) == [date(2026, 3, 4)]
+    conn.commit()
+
+
+def test_a_batch_that_meets_a_job_committed_meanwhile_defers_all_the_others(
+    conn: psycopg.Connection[Any], db_dsn: str
+) -> None:
+    pids = [_enrol(conn)[0] for _ in range(9)]
+    racer = pids[5]
+    with connect(db_dsn) as other:
+        # Another transaction defers the racer's evaluation and has not committed yet: the
+        # batch's look at the pending locks cannot see it, and its insert waits for it.
+        tasks.defer_evaluation(other, racer, [date(2026, 3, 2)])
+        done = threading.Event()
+        failure: list[Exception] = []
+
+        def batch() -> None:
+            try:
+                with connect(db_dsn) as mine:
+                    tasks.defer_evaluations(mine, {p: [date(2026, 3, 3)] for p in pids})
+                    mine.commit()
+            except (psycopg.Error, PacingError) as exc:  # reported by the main thread
+                failure.append(exc)
+            finally:
+                done.set()
+
+        worker = threading.Thread(target=batch)
+        worker.start()
+        while not done.is_set() and not _waits_on_a_lock(conn):
+            done.wait(0.05)
+        other.commit()  # the racer's job lands first; the batch's insert of it now fails
+        worker.join()
+    assert failure == []
+    assert [_pending(conn, tasks.EVALUATE, p) for p in pids] == [1] * len(pids)
+    assert _due(conn, racer) == [date(2026, 3, 2), date(2026, 3, 3)]
+    conn.commit()
+
+
+def _waits_on_a_lock(conn: psycopg.Connection[Any]) -> bool:
+    """Whether another backend of this database waits for a lock (the batch behind the racer)."""
+    row = conn.execute(
+        "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database()"
+        " AND wait_event_type = 'Lock' AND pid <> pg_backend_pid()"
+    ).fetchone()
+    conn.commit()
+    return bool(row and row[0])
 
 
 # The nightly pass at each patient's local time -------------------------------------------

@@ -1019,6 +1019,18 @@ def queue_evaluations(conn: psycopg.Connection[Any], due: Iterable[tuple[int, da
     return len(pairs)
 
 
+def pending_queueing_locks(conn: psycopg.Connection[Any], locks: Sequence[str]) -> set[str]:
+    """Which of `locks` a job waiting in the queue holds (procrastinate's partial unique index)."""
+    if not locks:
+        return set()
+    rows = conn.execute(
+        "SELECT queueing_lock FROM procrastinate_jobs"
+        " WHERE status = 'todo' AND queueing_lock = ANY(%s)",
+        (list(locks),),
+    ).fetchall()
+    return {str(r[0]) for r in rows}
+
+
 def due_evaluations(conn: psycopg.Connection[Any], patient_id: int) -> list[tuple[int, date]]:
     """The patient's queued (due id, day) pairs, locked until the transaction ends."""
     rows = conn.execute(

@@ -37,7 +37,7 @@ Periodic fan-outs (deferred by `paceline.pacing.jobs.clock`, one per slot):
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any, Final
@@ -57,8 +57,9 @@ from paceline.pacing.jobs.queue import (
     DELIVER_QUEUE,
     EVALUATE_QUEUE,
     ROLLUP_QUEUE,
+    Deferral,
     app,
-    defer,
+    defer_batch,
     patient_lock,
 )
 from paceline.pacing.rollup import rollup
@@ -125,51 +126,65 @@ def _instant(text: str) -> datetime:
     return value.astimezone(UTC)
 
 
-def _defer_for_patient(
-    conn: psycopg.Connection[Any], task: str, queue: str, kind: str, patient_id: int
-) -> None:
-    """Defer a per-patient job under the patient's lock and its own queueing lock."""
-    defer(
-        conn,
+def _for_patient(task: str, queue: str, kind: str, patient_id: int) -> Deferral:
+    """A per-patient job under the patient's lock and its own queueing lock."""
+    return Deferral(
         task,
-        queue=queue,
+        queue,
+        {"patient_id": patient_id},
         lock=patient_lock(patient_id),
         queueing_lock=f"{kind}:{patient_id}",
-        patient_id=patient_id,
     )
+
+
+def _delivery(delivery_id: int, at: datetime | None) -> Deferral:
+    """A `deliver` job for one delivery, at `at` (or now).
+
+    The lock `delivery:<id>` keeps one attempt at a time; the queueing lock keeps one
+    pending job per delivery, so the periodic sweep never doubles a scheduled retry.
+    """
+    return Deferral(
+        DELIVER,
+        DELIVER_QUEUE,
+        {"delivery_id": delivery_id},
+        lock=f"delivery:{delivery_id}",
+        queueing_lock=f"deliver:{delivery_id}",
+        schedule_at=at,
+    )
+
+
+def defer_evaluations(conn: psycopg.Connection[Any], due: Mapping[int, Sequence[date]]) -> int:
+    """List each patient's days as due and defer their `evaluate` jobs, in `conn`'s transaction.
+
+    One insert for the work list and one per `BATCH_SIZE` jobs, however many
+    patients; a patient whose evaluation is already pending gets no second job
+    (the pending one reads the list when it starts). How many patients had days.
+    """
+    pairs = [(pid, d) for pid, days in due.items() for d in days]
+    records.queue_evaluations(conn, pairs)
+    patients = sorted({pid for pid, _ in pairs})
+    defer_batch(conn, [_for_patient(EVALUATE, EVALUATE_QUEUE, "evaluate", p) for p in patients])
+    return len(patients)
 
 
 def defer_evaluation(conn: psycopg.Connection[Any], patient_id: int, days: list[date]) -> None:
     """List the patient's `days` as due and defer `evaluate`, in `conn`'s transaction."""
-    if not days:
-        return
-    records.queue_evaluations(conn, [(patient_id, d) for d in days])
-    _defer_for_patient(conn, EVALUATE, EVALUATE_QUEUE, "evaluate", patient_id)
+    if days:
+        defer_evaluations(conn, {patient_id: days})
 
 
 def defer_deliveries(
     conn: psycopg.Connection[Any], delivery_ids: Iterable[int], *, at: datetime | None = None
 ) -> None:
-    """Defer one `deliver` job per delivery (at `at`, or now), in `conn`'s transaction.
-
-    The lock `delivery:<id>` keeps one attempt at a time; the queueing lock keeps one
-    pending job per delivery, so the periodic sweep never doubles a scheduled retry.
-    """
-    for delivery_id in delivery_ids:
-        defer(
-            conn,
-            DELIVER,
-            queue=DELIVER_QUEUE,
-            lock=f"delivery:{delivery_id}",
-            queueing_lock=f"deliver:{delivery_id}",
-            schedule_at=at,
-            delivery_id=delivery_id,
-        )
+    """Defer one `deliver` job per delivery (at `at`, or now), in `conn`'s transaction."""
+    defer_batch(conn, [_delivery(d, at) for d in delivery_ids])
 
 
-def defer_rollup(conn: psycopg.Connection[Any], patient_id: int) -> None:
-    """Defer `rollup_patient` for one patient, in `conn`'s transaction."""
-    _defer_for_patient(conn, ROLLUP_PATIENT, ROLLUP_QUEUE, "rollup", patient_id)
+def defer_rollups(conn: psycopg.Connection[Any], patient_ids: Iterable[int]) -> None:
+    """Defer `rollup_patient` for each patient, in `conn`'s transaction."""
+    defer_batch(
+        conn, [_for_patient(ROLLUP_PATIENT, ROLLUP_QUEUE, "rollup", p) for p in patient_ids]
+    )
 
 
 # Per-patient work ------------------------------------------------------------------------
@@ -264,8 +279,7 @@ def rollup_tick(context: JobContext, since: str, until: str) -> int:
     """
     with _resources(context).pool.connection() as conn, conn.transaction():
         patients = records.patients_with_new_samples(conn)
-        for patient_id in patients:
-            defer_rollup(conn, patient_id)
+        defer_rollups(conn, patients)
         defer_red_flag_evaluations(conn)
     return len(patients)
 
@@ -275,9 +289,7 @@ def defer_red_flag_evaluations(conn: psycopg.Connection[Any]) -> int:
     by_patient: dict[int, list[date]] = {}
     for patient_id, day in records.unevaluated_red_flags(conn):
         by_patient.setdefault(patient_id, []).append(day)
-    for patient_id, days in by_patient.items():
-        defer_evaluation(conn, patient_id, days)
-    return len(by_patient)
+    return defer_evaluations(conn, by_patient)
 
 
 def nightly_instant(day: date, tz: ZoneInfo) -> datetime:
@@ -304,7 +316,7 @@ def nightly_days(since: datetime, until: datetime, tz: ZoneInfo) -> Iterator[dat
 def nightly_pass(conn: psycopg.Connection[Any], since: datetime, until: datetime) -> int:
     """List, for every patient whose nightly time fell in `(since, until]`, the day that ended."""
     zones: dict[str, ZoneInfo] = {}
-    patients = 0
+    due: dict[int, list[date]] = {}
     with conn.transaction():
         for p in records.enrolled_patients(conn, until):
             try:
@@ -319,9 +331,8 @@ def nightly_pass(conn: psycopg.Connection[Any], since: datetime, until: datetime
                 if d - timedelta(days=1) >= enrolled
             ]
             if days:
-                defer_evaluation(conn, p.patient_id, days)
-                patients += 1
-    return patients
+                due[p.patient_id] = days
+        return defer_evaluations(conn, due)
 
 
 @app.task(name=NIGHTLY, queue=CLOCK_QUEUE, pass_context=True, retry=_RETRY_ON_OUTAGE)
