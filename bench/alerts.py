@@ -30,6 +30,10 @@ exist; onsets from day 30):
 - `chance_onset_recall_at_policy_rate`: the recall of as many pushes per
   patient as the policy made, on random days (how much of a recall any
   policy gets from its alert rate alone).
+- `open_push_route_onset_recall` and `open_push_route_per_patient_day`: a
+  push on every day on which any flag that the policy routes as immediate (at
+  its severity) is open: the most any repeat, re-arm or escalation setting of
+  those routes could catch, and what it would cost.
 
 Target: at most 0.1 pushes per patient-day while recalling at least as many
 onsets as the naive policy. Exits 1 on a miss. The last line is JSON.
@@ -216,6 +220,7 @@ class PatientRun:
     policy_digests: list[int]
     naive_pushes: list[int]
     digest_items: int
+    open_push_days: list[int]
 
 
 def replay(p: CohortPatient, policy: AlertPolicy, *, check_at: Sequence[int] = ()) -> PatientRun:
@@ -232,9 +237,14 @@ def replay(p: CohortPatient, policy: AlertPolicy, *, check_at: Sequence[int] = (
     ledger = Ledger(policy)
     ids: dict[tuple[str, date], int] = {}
     naive: list[int] = []
+    open_push: list[int] = []
     seen: set[tuple[str, date]] = set()
     for t in range(len(days)):
         flags = known_on(signals, t)
+        if t >= FIRST_DAY and any(
+            f.active and policy.urgency(f.rule_id, f.severity) is Urgency.IMMEDIATE for f in flags
+        ):
+            open_push.append(t)
         now = datetime.combine(START + timedelta(days=t + 1), datetime.min.time(), UTC)
         now += timedelta(hours=7)
         if t >= FIRST_DAY:
@@ -252,6 +262,7 @@ def replay(p: CohortPatient, policy: AlertPolicy, *, check_at: Sequence[int] = (
         policy_digests=[t for t in ledger.digests if t >= FIRST_DAY],
         naive_pushes=naive,
         digest_items=ledger.digest_items,
+        open_push_days=open_push,
     )
 
 
@@ -297,6 +308,8 @@ def main() -> int:
     )
     naive_hit = sum(recalled(r.onsets, r.naive_pushes) for r in runs)
     digest = sum(r.digest_items for r in runs)
+    open_push_hit = sum(recalled(r.onsets, r.open_push_days) for r in runs)
+    open_push = sum(len(r.open_push_days) for r in runs)
     result: dict[str, Any] = {
         "patients": args.patients,
         "days": args.days,
@@ -310,6 +323,8 @@ def main() -> int:
         "digest_items_per_patient_day": round(digest / patient_days, 4),
         "onset_recall_with_digest": round(with_digest / max(n_onsets, 1), 4),
         "chance_onset_recall_at_policy_rate": round(chance_recall(runs, args.days, args.seed), 4),
+        "open_push_route_onset_recall": round(open_push_hit / max(n_onsets, 1), 4),
+        "open_push_route_per_patient_day": round(open_push / patient_days, 4),
         "burden_ratio_to_naive": round(pushes / max(naive, 1), 4),
         "seconds": round(elapsed, 1),
     }
@@ -336,6 +351,11 @@ def main() -> int:
         f"policy burden is {result['burden_ratio_to_naive']:.2f}x the naive policy's; pushes on"
         f" random days at the policy's rate would catch"
         f" {result['chance_onset_recall_at_policy_rate']:.1%}"
+    )
+    print(
+        f"a push on every day a flag of an immediate route is open would catch"
+        f" {result['open_push_route_onset_recall']:.1%} at"
+        f" {result['open_push_route_per_patient_day']:.3f} per patient-day"
     )
     print(json.dumps(result))
     return 0 if ok else 1

@@ -63,7 +63,8 @@ def test_default_routes_push_flare_risk_and_critical_at_once_and_digest_the_rest
     u = DEFAULT_POLICY.urgency
     assert u("flare.risk_high", Severity.WARNING) is Urgency.IMMEDIATE
     assert u("flare.episode", Severity.WARNING) is Urgency.DIGEST
-    assert u("boom.pain_followed", Severity.CRITICAL) is Urgency.DIGEST
+    assert u("boom.pain_followed", Severity.WARNING) is Urgency.IMMEDIATE
+    assert u("boom.pain_followed", Severity.CRITICAL) is Urgency.IMMEDIATE
     assert u("boom.over_quota", Severity.WARNING) is Urgency.DIGEST
     assert u("boom.over_quota", Severity.CRITICAL) is Urgency.DIGEST
     assert u("boom.above_ceiling", Severity.CRITICAL) is Urgency.IMMEDIATE
@@ -120,6 +121,34 @@ def test_a_flare_risk_alert_repeats_after_24h_while_open_hot_and_unacknowledged_
     other = ep("bust.under_quota", severity=Severity.CRITICAL)
     once = decide(DEFAULT_POLICY, [other], {other.rule_id: alert(other)}, now=later)
     assert once.notices == (), "only the flare-risk route repeats"
+
+
+def test_a_flare_risk_alert_repeats_only_in_the_first_two_days_of_its_episode() -> None:
+    later = T0 + timedelta(hours=24)
+    second_day = replace(ep(), window_end=T0 + timedelta(days=2))
+    d = decide(DEFAULT_POLICY, [second_day], {second_day.rule_id: alert(second_day)}, now=later)
+    assert [n.reason for n in d.notices] == [Reason.REPEAT]
+    third_day = replace(ep(), window_end=T0 + timedelta(days=3))
+    d = decide(DEFAULT_POLICY, [third_day], {third_day.rule_id: alert(third_day)}, now=later)
+    assert d.notices == (), "a forecast for 48 h is not repeated on its third day"
+    # Berlin's 24 and 25 October 2026 (the autumn DST change) span 49 hours: two days.
+    fold = datetime(2026, 10, 23, 22, tzinfo=UTC)
+    dst = replace(ep(start=fold), window_end=datetime(2026, 10, 25, 23, tzinfo=UTC))
+    assert dst.days == 2
+    d = decide(
+        DEFAULT_POLICY, [dst], {dst.rule_id: alert(dst, last=fold)}, now=fold + timedelta(days=2)
+    )
+    assert [n.reason for n in d.notices] == [Reason.REPEAT]
+
+
+def test_a_pain_rise_after_a_boom_is_pushed_and_does_not_escalate() -> None:
+    e = ep("boom.pain_followed")
+    d = decide(DEFAULT_POLICY, [e], {}, now=T0)
+    assert [(n.reason, n.urgency) for n in d.notices] == [(Reason.NEW, Urgency.IMMEDIATE)]
+    worse = replace(e, severity=Severity.CRITICAL)
+    d = decide(DEFAULT_POLICY, [worse], {e.rule_id: alert(e)}, now=T0 + timedelta(hours=1))
+    assert d.notices == (), "a 4-point rise is the flare, which the flare episode reports"
+    assert d.continues[0].episode.severity is Severity.CRITICAL
 
 
 def test_a_rise_in_severity_is_pushed_at_once_even_when_acknowledged() -> None:
