@@ -50,3 +50,17 @@ class ChannelConfigError(AlertError):
         self.name = name
         self.value = value
         super().__init__(f"{name}={value!r}: {reason}")
+
+
+class SmtpTlsError(AlertError):
+    """The SMTP server's TLS (STARTTLS or smtps://) failed: its certificate does not verify.
+
+    The delivery is kept and retried (the operator fixes the server's certificate
+    or the trust store), then dead-lettered like any other failure; nothing is
+    sent over a connection whose peer is not the server it claims to be.
+    """
+
+    def __init__(self, server: str, reason: str) -> None:
+        self.server = server
+        self.reason = reason
+        super().__init__(f"TLS with {server} refused: {reason}")

@@ -5,17 +5,19 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Protocol
 
+from paceline.pacing.alerts.errors import AlertError
 from paceline.pacing.alerts.message import Message
 from paceline.pacing.alerts.retry import Verdict
 
 
 @dataclass(frozen=True)
 class SendResult:
-    """The outcome of one attempt on one channel."""
+    """The outcome of one attempt on one channel (`error`: the typed cause of a failure)."""
 
     verdict: Verdict
     detail: str
     status: int | None = None
+    error: AlertError | None = None
 
 
 class Channel(Protocol):

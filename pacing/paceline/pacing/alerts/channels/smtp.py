@@ -1,5 +1,11 @@
 """E-mail over SMTP with `smtplib`: smtp:// (STARTTLS whenever the server offers it) or smtps://.
 
+TLS verifies the server's certificate and host name against the system's
+trust store (`ssl.create_default_context`, which honours `SSL_CERT_FILE`); a
+certificate that does not verify ends the attempt before anything is sent,
+with an `SmtpTlsError` in the result, and the delivery is retried and in the
+end dead-lettered like any other failure.
+
 Each attempt opens a connection, sends one message and quits; alerts are rare
 enough that a pooled connection would only add failure modes. The Message-ID
 is made from the delivery's stored key, so a resend after a crash (see
@@ -17,6 +23,7 @@ from urllib.parse import unquote, urlsplit
 
 from paceline.pacing.alerts.channels.base import SendResult
 from paceline.pacing.alerts.config import redact_url
+from paceline.pacing.alerts.errors import SmtpTlsError
 from paceline.pacing.alerts.message import Message
 from paceline.pacing.alerts.retry import Verdict, smtp_verdict
 
@@ -87,6 +94,9 @@ class SmtpChannel:
             return SendResult(
                 smtp_verdict(exc.smtp_code), f"{exc.smtp_code} {exc.smtp_error!r}", exc.smtp_code
             )
+        except ssl.SSLCertVerificationError as exc:
+            error = SmtpTlsError(self.shown, exc.verify_message or str(exc))
+            return SendResult(Verdict.RETRY, str(error), error=error)
         except (smtplib.SMTPException, OSError) as exc:
             return SendResult(Verdict.RETRY, f"{type(exc).__name__}: {exc} ({self.shown})")
         if refused:
