@@ -16,25 +16,31 @@ import subprocess
 import sys
 import threading
 import time
+from collections import Counter
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
+from datetime import time as dtime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import psycopg
 import pytest
 
+from paceline.pacing import records, replay
 from paceline.pacing.alerts import DeliveryConfig
+from paceline.pacing.engine import evaluate_patient
 from paceline.pacing.jobs import tasks
+from paceline.pacing.simulate import Persona, SimPatient
 from paceline.store import roles
 from paceline.store.connection import connect
 from paceline.store.testing import service_dsn, temporary_database
 from tests.factories import enrolled_patient, store_simulated_day
 from tests.pacing.alerts import helpers as alert_helpers
 from tests.pacing.alerts.helpers import SECRET
-from tests.pacing.alerts.servers import verify, webhook_receiver
+from tests.pacing.alerts.servers import self_signed, smtp_server, verify, webhook_receiver
 
 pytestmark = pytest.mark.slow
 
@@ -543,3 +549,141 @@ def test_three_workers_deliver_each_alert_once_per_channel(
         assert len(ids) == len(hooks)
         assert len(set(ids)) == len(hooks)  # no duplicate delivery
         assert all(r.verified for r in receiver.requests)
+
+
+def _midday_zone(now: datetime) -> str:
+    """A fixed-offset zone where `now` is about noon (no quiet hours while the test runs)."""
+    offset = 12 - now.hour
+    if offset < -12:
+        offset += 24
+    elif offset > 14:
+        offset -= 24
+    # POSIX-style names: Etc/GMT-5 is five hours ahead of UTC.
+    return "Etc/GMT" if offset == 0 else f"Etc/GMT{'-' if offset > 0 else '+'}{abs(offset)}"
+
+
+def test_a_boom_vignette_emails_each_alert_once_to_the_care_team_over_starttls(
+    dsn: str, fleet_factory: Callable[..., Fleet], tmp_path: Path
+) -> None:
+    now = datetime.now(UTC)
+    today = now.date()
+    first = today - timedelta(days=30)  # the vignette's day 0; day 29 was yesterday
+    clinic_zone = _midday_zone(now)
+    sim = SimPatient(Persona.FLARE_AFTER_SPIKE, seed=4, spike_day=20)
+    cert, server = self_signed(tmp_path)
+    with connect(dsn) as conn, smtp_server(tls=server) as (smtp_url, box):
+        pid, team = alert_helpers.enrol(conn, clinicians=2)
+        conn.execute(
+            "UPDATE patient SET enrolled_at = %s WHERE patient_id = %s",
+            (datetime.combine(first, dtime(8), UTC), pid),
+        )
+        for cid in team:
+            records.set_clinician_contact(
+                conn, cid, email=f"dr{cid}@clinic.example", timezone=clinic_zone
+            )
+        conn.commit()
+        # The first 20 days were evaluated before (the baseline weeks); the boom on day
+        # 20 and what follows reach the fleet as the nights it missed.
+        quota: float | None = None
+        for i in range(20):
+            d = first + timedelta(days=i)
+            replay.store_sim_day(conn, pid, sim.next_day(d, quota))
+            ev = evaluate_patient(conn, pid, d)
+            conn.commit()
+            quota = ev.next_plan.quota if ev.next_plan is not None else None
+        for i in range(20, 30):
+            replay.store_sim_day(conn, pid, sim.next_day(first + timedelta(days=i), quota))
+        missed_since = tasks.nightly_instant(first + timedelta(days=21), ZoneInfo("UTC"))
+        conn.execute(
+            "INSERT INTO clock_slot (job, last_slot) VALUES ('nightly', %s)",
+            (missed_since - timedelta(minutes=15),),
+        )
+        conn.commit()
+        fleet = fleet_factory(
+            PACELINE_SMTP_URL=smtp_url,
+            PACELINE_ALERT_FROM="alerts@paceline.test",
+            PACELINE_DASHBOARD_URL="https://dash.example",
+            SSL_CERT_FILE=str(cert),  # the worker trusts the test's certificate, nothing else
+        )
+        fleet.start("scheduler", "run")
+        fleet.start("worker", "--concurrency", "2")
+        emails = (
+            "SELECT delivery_id, alert_ids, recipient, address, kind, status, attempts,"
+            " message_key::text, next_attempt_at FROM alert_delivery"
+            " WHERE patient_id = %s AND channel = 'email' ORDER BY delivery_id"
+        )
+
+        def pushed() -> bool:
+            """The ten days evaluated and every immediate e-mail out."""
+            evaluated = _one(
+                conn,
+                "SELECT count(*) FROM procrastinate_jobs WHERE task_name = %s"
+                " AND status = 'succeeded'",
+                tasks.EVALUATE,
+            )
+            rows = conn.execute(emails, (pid,)).fetchall()
+            conn.commit()
+            immediate = [r for r in rows if r[4] == "immediate" and r[2] != f"patient:{pid}"]
+            return bool(
+                evaluated >= 1
+                and _queue_idle(conn)
+                and immediate
+                and all(r[5] == "delivered" for r in immediate)
+            )
+
+        _wait(pushed, fleet, "the missed nights evaluated and their e-mails delivered")
+        rows = conn.execute(emails, (pid,)).fetchall()
+        alerts = dict(
+            conn.execute(
+                "SELECT alert_id, rule_id FROM alert WHERE patient_id = %s"
+                " AND audience = 'care_team'",
+                (pid,),
+            ).fetchall()
+        )
+        addresses = dict(
+            conn.execute(
+                "SELECT clinician_id, email FROM clinician WHERE clinician_id = ANY(%s)", (team,)
+            ).fetchall()
+        )
+        conn.commit()
+    assert "flare.risk_high" in alerts.values(), alerts
+    immediate = [r for r in rows if r[4] == "immediate" and r[2] != f"patient:{pid}"]
+    # The patient's own messages (the good news of a raised quota) wait for the end of
+    # the night where the patient lives (UTC); none has gone out.
+    for r in rows:
+        if r[2] == f"patient:{pid}":
+            assert r[5] == "pending" and r[8].astimezone(UTC).time() == dtime(7), r
+    # Each immediate delivery went out at one go, as one message, over TLS.
+    assert all(r[6] == 1 for r in immediate)
+    sent = Counter(m["Message-ID"] for m in box.messages)
+    assert sent == Counter(f"<{r[7]}@paceline.test>" for r in immediate)
+    assert set(sent.values()) == {1}
+    assert box.tls == [True] * len(box.messages)
+    # Each pushed alert went to each care-team clinician in one e-mail (an evaluation's
+    # pushes for one recipient are grouped), and to nobody else.
+    per_alert = Counter((a, r[2]) for r in immediate for a in r[1])
+    assert set(per_alert.values()) == {1}, per_alert
+    recipients = {tuple(rcpt) for _, rcpt in box.envelopes}
+    assert recipients == {(addresses[c],) for c in team}
+    for alert_id in {a for a, _ in per_alert}:
+        assert {r for a, r in per_alert if a == alert_id} == {f"clinician:{c}" for c in team}
+    # What a message says: rule, severity, patient and a link; no diary text or values.
+    risk = next(a for a, rule in alerts.items() if rule == "flare.risk_high")
+    (key,) = {r[7] for r in immediate if risk in r[1] and r[2] == f"clinician:{team[0]}"}
+    (mail,) = [m for m in box.messages if m["Message-ID"] == f"<{key}@paceline.test>"]
+    assert mail["From"] == "alerts@paceline.test"
+    assert mail["To"] == addresses[team[0]]
+    assert mail["Subject"].startswith("Paceline ") and f"patient {pid}" in mail["Subject"]
+    body = mail.get_payload()
+    assert isinstance(body, str)
+    assert f"alert {risk}, patient {pid}: flare.risk_high" in body
+    assert "Open the dashboard: https://dash.example/" in body
+    assert "contributing" not in body and "points" not in body
+    # The digest entries wait for 08:00 at the clinicians' (the in-process vignette
+    # test sends them); none went out early.
+    digests = [r for r in rows if r[4] == "digest"]
+    eight = datetime.combine(now.astimezone(ZoneInfo(clinic_zone)).date(), dtime(8))
+    for r in digests:
+        assert r[5] == "pending"
+        local = r[8].astimezone(ZoneInfo(clinic_zone))
+        assert local.time() == dtime(8) and local.replace(tzinfo=None) > eight - timedelta(days=1)

@@ -18,7 +18,8 @@ from uuid import uuid4
 import psycopg
 import pytest
 
-from paceline.pacing.alerts import Channels, dead_letters, deliver, outbox
+from paceline.pacing import records
+from paceline.pacing.alerts import Channels, dead_letters, deliver
 from paceline.pacing.alerts.channels import SmtpChannel
 from paceline.pacing.alerts.config import EMAIL
 from paceline.pacing.alerts.errors import SmtpTlsError
@@ -70,7 +71,7 @@ def test_starttls_delivers_to_a_server_whose_certificate_verifies(
     conn.commit()
     assert out.status == "delivered"
     assert tls.box.tls == [True]
-    row = outbox.delivery(conn, did)
+    row = records.delivery(conn, did)
     assert row is not None
     assert tls.box.messages[0]["Message-ID"] == f"<{row.message_key}@paceline.test>"
 
@@ -96,7 +97,7 @@ def test_a_certificate_that_does_not_verify_is_refused_kept_and_in_the_end_dead_
     )
     assert statuses == ["pending"] * (MAX_ATTEMPTS - 1) + ["dead"]
     assert tls.box.messages == [], "nothing is sent to a server that could not be verified"
-    row = outbox.delivery(conn, did)
+    row = records.delivery(conn, did)
     assert row is not None and row.attempts == MAX_ATTEMPTS
     assert row.last_error == f"TLS with {tls.url} refused: self-signed certificate"
     assert did in [d.delivery_id for d in dead_letters(conn)]
