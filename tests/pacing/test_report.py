@@ -25,7 +25,16 @@ import pypdfium2 as pdfium
 import pypdfium2.raw as pdfium_c
 import pytest
 
-from paceline.pacing import alerts, intake, ladder, notes, planning, prescribing, replay
+from paceline.pacing import (
+    alerts,
+    goalsetting,
+    intake,
+    ladder,
+    notes,
+    planning,
+    prescribing,
+    replay,
+)
 from paceline.pacing.exercise import Kind, Target
 from paceline.pacing.intake import submit_questionnaire
 from paceline.pacing.report import ReportError, progress_report
@@ -159,6 +168,18 @@ def built(db_dsn: str) -> Built:
             perceived_capability=6,
             now=datetime.combine(START + timedelta(weeks=4), time(12), UTC),
         )
+        goal = goalsetting.add_goal(
+            conn, pid, title="carry the shopping home", why="to shop without help", clinician_id=cid
+        )
+        goalsetting.link_rung(conn, pid, goal.goal_id, low.item_id, clinician_id=cid)
+        goalsetting.link_exercise(
+            conn,
+            pid,
+            goal.goal_id,
+            rx.prescription.prescription_id,
+            clinician_id=cid,
+            needed_repetitions=12,
+        )
         conn.commit()
         plan = planning.current_plan(conn, pid, END)
         assert plan is not None and plan.quota is not None
@@ -224,6 +245,8 @@ def test_the_text_holds_the_numbers_of_the_data(built: Built, document: pdfium.P
     assert "7 complete independence" in text
     assert "wall push-ups (strength) 2 × 8 repetitions →" in text
     assert "Session-RPE load (Foster 2001" in text
+    assert "Valued goals" in text and "carry the shopping home" in text
+    assert "to shop without help" in text and "Milestone" in text
 
 
 def _images(page: pdfium.PdfPage) -> list[tuple[float, float, float, float]]:

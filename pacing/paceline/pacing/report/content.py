@@ -3,7 +3,7 @@
 `read` gathers one patient's range: the timeline (daily load, plan versions,
 diary, flags), the questionnaire trends beside weekly activity, the fear
 ladder with its rating history and sessions, the prescribed exercise (targets,
-adherence, session-RPE load), the alerts with what clinicians did about them,
+adherence, session-RPE load), the valued goals and milestones, the alerts with what clinicians did about them,
 and the progress notes. `comparisons` is pure: the baseline
 against now that opens the report.
 """
@@ -18,9 +18,19 @@ from typing import Any, Final
 
 import psycopg
 
-from paceline.pacing import alerts, ladder, overview, prescribing, reassessment, records
+from paceline.pacing import (
+    alerts,
+    goalsetting,
+    ladder,
+    overview,
+    prescribing,
+    reassessment,
+    records,
+)
 from paceline.pacing.days import DayLoad, Measure
 from paceline.pacing.exposure import ItemProgress, LadderItem, SessionRecord, item_progress
+from paceline.pacing.goals import GoalProgress
+from paceline.pacing.milestones import Milestone
 from paceline.pacing.progression import PlanVersion
 from paceline.pacing.questionnaires import REASSESSED, InstrumentName
 from paceline.pacing.records import FearRating, StoredNote
@@ -61,6 +71,8 @@ class ReportContent:
     alerts: tuple[alerts.AlertRow, ...]
     notes: tuple[StoredNote, ...]
     exercise: prescribing.ExerciseOverview
+    goals: tuple[GoalProgress, ...] = ()
+    milestones: tuple[Milestone, ...] = ()
 
     @property
     def plan(self) -> PlanVersion | None:
@@ -143,6 +155,12 @@ def read(
         alerts=tuple(sorted(shown, key=lambda a: a.opened_at)),
         notes=tuple(records.progress_notes(conn, patient_id, since=lo, until=hi)),
         exercise=prescribing.overview(conn, patient_id, start, end),
+        goals=tuple(goalsetting.goal_progress(conn, patient_id, on=end)),
+        milestones=tuple(
+            m
+            for m in goalsetting.patient_milestones(conn, patient_id, on=end)
+            if start <= m.day <= end
+        ),
     )
 
 

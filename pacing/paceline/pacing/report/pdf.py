@@ -393,6 +393,23 @@ def story(c: ReportContent) -> list[Flowable]:
             )
         )
 
+    out.append(Paragraph("Valued goals", s["h2"]))
+    if not c.goals:
+        out.append(Paragraph("No goals recorded.", s["muted"]))
+    else:
+        rows = [["Goal", "Why it matters", "Linked steps", "Progress"]]
+        for g in c.goals:
+            steps = "; ".join(f"{p.label} {p.progress:.0%}" for p in g.links) or "—"
+            state = "reached" if g.reached else f"{g.progress:.0%}"
+            rows.append([g.goal.title, g.goal.why or "—", steps, state])
+        out.append(_table(rows, [width * 0.25, width * 0.25, width * 0.38, width * 0.12], s))
+    shown = list(c.milestones)
+    if shown:
+        out.append(Spacer(1, 2 * mm))
+        rows = [["Milestone", "Day"]]
+        rows += [[m.text, _day(m.day)] for m in sorted(shown, key=lambda m: m.day)]
+        out.append(_table(rows, [width * 0.80, width * 0.20], s))
+
     out.append(Paragraph("Flags and what was done", s["h2"]))
     if not c.timeline.flags and not c.alerts:
         out.append(Paragraph("No flags or alerts in this range.", s["muted"]))
