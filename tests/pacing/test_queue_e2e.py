@@ -176,7 +176,9 @@ def _runs_overlap(conn: psycopg.Connection[Any]) -> list[str]:
         "SELECT j.lock, e.job_id, e.type::text, e.at FROM procrastinate_events e"
         " JOIN procrastinate_jobs j ON j.id = e.job_id WHERE j.lock IS NOT NULL"
         " AND e.type IN ('started', 'succeeded', 'failed', 'deferred_for_retry')"
-        " ORDER BY j.lock, e.at, e.id"
+        # By id, not by `at`: `at` is now() of the writing transaction, i.e. when it
+        # began, so a long transaction under load files its event out of order.
+        " ORDER BY j.lock, e.id"
     ).fetchall()
     conn.commit()
     bad = []
@@ -196,7 +198,9 @@ def _pending_overlap(conn: psycopg.Connection[Any]) -> list[str]:
     rows = conn.execute(
         "SELECT j.queueing_lock, e.job_id, e.type::text FROM procrastinate_events e"
         " JOIN procrastinate_jobs j ON j.id = e.job_id WHERE j.queueing_lock IS NOT NULL"
-        " AND e.type IN ('deferred', 'started', 'cancelled') ORDER BY e.at, e.id"
+        # By id (see _runs_overlap): a job can only be deferred under a queueing lock
+        # after the previous holder's 'started' committed, so ids follow that order.
+        " AND e.type IN ('deferred', 'started', 'cancelled') ORDER BY e.id"
     ).fetchall()
     conn.commit()
     bad = []
@@ -285,7 +289,9 @@ def test_a_worker_killed_mid_job_leaves_the_job_to_be_finished_after_restart(
         blocker.execute("SELECT pg_advisory_lock(%s, %s)", (ENGINE_LOCK_CLASS, pid))
         tasks.defer_evaluation(conn, pid, [date(2026, 3, 2)])
         conn.commit()
-        fleet = fleet_factory()
+        # A clock far from 01:00 UTC: on the real clock between 01:00 and 01:15 UTC
+        # the scheduler's nightly slot would queue a second evaluation of this patient.
+        fleet = fleet_factory(PACELINE_CLOCK_START="2026-03-02T12:00:00+00:00")
         fleet.start("scheduler", "run")
         victim = fleet.start("worker")
 

@@ -121,3 +121,18 @@ def test_a_delivery_refused_for_its_certificate_is_delivered_once_the_certificat
     assert again.status == "delivered"
     assert not later.attempted
     assert len(tls.box.messages) == 1 and tls.box.tls == [True]
+
+
+def test_no_password_goes_to_a_server_that_offers_no_starttls() -> None:
+    """A server without STARTTLS (or a stripped EHLO reply) never sees the credentials."""
+    with smtp_server() as (url, box):
+        host_port = url.removeprefix("smtp://")
+        channel = SmtpChannel(f"smtp://alerts:s3cret@{host_port}", CONFIG.alert_from)
+        message = Message(
+            0, uuid4(), EMAIL, "clinician:0", "dr@clinic.example", "digest", 0, (), "", False
+        )
+        result = channel.send(message)
+    assert result.verdict is Verdict.RETRY
+    assert isinstance(result.error, SmtpTlsError)
+    assert "no STARTTLS" in str(result.error)
+    assert box.messages == []

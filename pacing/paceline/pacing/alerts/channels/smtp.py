@@ -1,5 +1,8 @@
 """E-mail over SMTP with `smtplib`: smtp:// (STARTTLS whenever the server offers it) or smtps://.
 
+With a user in the URL, smtp:// logs in only after STARTTLS: a server that does
+not offer it gets no password (an `SmtpTlsError`, retried like a bad certificate).
+
 TLS verifies the server's certificate and host name against the system's
 trust store (`ssl.create_default_context`, which honours `SSL_CERT_FILE`); a
 certificate that does not verify ends the attempt before anything is sent,
@@ -72,6 +75,13 @@ class SmtpChannel:
         if client.has_extn("starttls"):
             client.starttls(context=self.ssl_context)
             client.ehlo()
+        elif self.user is not None:
+            # A server that offers no STARTTLS (or a man in the middle stripping it
+            # from the EHLO reply) would receive the password in clear: never log in.
+            client.close()
+            raise SmtpTlsError(
+                self.shown, "the server offers no STARTTLS; not sending the password in clear"
+            )
         return client
 
     def send(self, message: Message) -> SendResult:
@@ -96,6 +106,8 @@ class SmtpChannel:
             )
         except ssl.SSLCertVerificationError as exc:
             error = SmtpTlsError(self.shown, exc.verify_message or str(exc))
+            return SendResult(Verdict.RETRY, str(error), error=error)
+        except SmtpTlsError as error:
             return SendResult(Verdict.RETRY, str(error), error=error)
         except (smtplib.SMTPException, OSError) as exc:
             return SendResult(Verdict.RETRY, f"{type(exc).__name__}: {exc} ({self.shown})")
