@@ -1,11 +1,11 @@
-"""The dashboard's view models on their own: bands, sections, evidence sentences, framing."""
+"""The dashboard's view models on their own: bands, sections, framing."""
 
 from __future__ import annotations
 
 import math
 from datetime import date, timedelta
 
-from paceline.dashboard import caseload, evidence, my_day
+from paceline.dashboard import caseload, my_day
 from paceline.pacing.days import Measure
 from paceline.pacing.progression import TodayState, TodayStatus
 
@@ -18,27 +18,6 @@ def test_the_colour_band_is_plus_or_minus_twenty_percent_of_quota() -> None:
     assert caseload.band(31.9, 40) is caseload.Band.UNDER
     assert caseload.band(None, 40) is caseload.Band.UNKNOWN
     assert caseload.band(10, None) is caseload.Band.UNKNOWN
-
-
-def test_evidence_reads_as_sentences_with_the_detectors_numbers() -> None:
-    ev = {
-        "rule": "Load above the day's envelope (quota × envelope fraction)",
-        "thresholds": {"envelope_fraction": 1.3},
-        "episode_days": 2,
-        "first_day": "2026-11-20",
-        "last_day": "2026-11-21",
-        "daily": [
-            {"day": "2026-11-20", "load": 62.0, "quota": 35.0, "ratio": 1.77, "envelope": 45.5}
-        ],
-    }
-    out = evidence.sentences("boom.over_quota", ev)
-    assert out[0] == (
-        "Load above the day's envelope (quota × envelope fraction): 2 days from 2026-11-20"
-        " to 2026-11-21."
-    )
-    assert out[1] == "Thresholds used: envelope fraction 1.30."
-    assert out[2] == "On 2026-11-20: load 62, quota 35, load/quota 177%, envelope 46."
-    assert evidence.rule_title("boom.over_quota") == ev["rule"]
 
 
 def test_meeting_the_quota_is_framed_as_done_for_the_day() -> None:

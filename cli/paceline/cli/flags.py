@@ -12,8 +12,8 @@ from typing import Any
 from paceline.cli.database import database_dsn
 from paceline.cli.output import add_json_option, emit_json
 from paceline.cli.settings import Settings
-from paceline.dashboard.evidence import rule_title, sentences
 from paceline.pacing import overview, records
+from paceline.pacing.flag_wording import rule_title, sentences
 from paceline.store import registry
 from paceline.store.connection import connect
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 
-from paceline.dashboard.evidence import rule_title
 from paceline.pacing.alerts import AlertRow, DeliveryRow
+from paceline.pacing.flag_wording import rule_title
 
 
 def _who(names: Mapping[int, str], patient_id: int) -> str:

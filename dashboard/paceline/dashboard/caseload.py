@@ -15,7 +15,7 @@ from typing import Any, Final
 
 import pyarrow as pa
 
-from paceline.dashboard.evidence import rule_title
+from paceline.pacing.flag_wording import rule_title
 from paceline.pacing.flags import Severity
 from paceline.pacing.overview import CaseloadEntry
 from paceline.pacing.rules.flare import RISK_ENTER

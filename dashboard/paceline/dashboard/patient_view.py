@@ -15,8 +15,8 @@ import pyarrow as pa
 
 from paceline.dashboard.caseload import BAND
 from paceline.dashboard.charts import chart_table, iso_local
-from paceline.dashboard.evidence import rule_title, sentences
 from paceline.pacing.days import Measure
+from paceline.pacing.flag_wording import rule_title, sentences
 from paceline.pacing.overview import Exposure, MinuteBucket, PatientTimeline
 
 ZONE_NAMES = ("below zone 1", "zone 1", "zone 2", "zone 3", "zone 4", "zone 5")

@@ -1,5 +1,9 @@
 """Flag evidence as sentences with the numbers the detector used, never rule codes alone.
 
+The sentences clinicians and patients read about a flag, next to `wording` (the
+plan's sentences): the dashboard's pages and `paceline flags`/`patients show`
+print the same words, and neither front end holds the rule titles.
+
 Each stored flag carries its rule's title, thresholds and the day-by-day
 values behind it (`paceline.pacing.flags`). This module words them: a summary
 sentence per episode, then one sentence per day naming each number with its
