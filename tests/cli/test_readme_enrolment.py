@@ -4,6 +4,14 @@ Every `paceline` line of the section's code block runs in order. The two that
 need a Bluetooth radio run with their simulated twin (`--simulate 1`), and
 `ADDRESS` becomes the simulated band's address; passwords come on standard
 input instead of the prompt. Then the patient has a flag.
+
+The simulated band's minutes start at the last 09:58 UTC at least a run's
+worth of accelerated time before "now" (a daytime start), so where they fall
+depends on the time of day: before about 12:30 UTC on the previous day (a
+completed day), after it on the same day (today so far). So the flow runs on
+the clock `PACELINE_CLOCK_START` sets, which `ingest run --simulate` and the
+worker's evaluations both follow, anchored yesterday just after 09:58 and late
+in the evening: the same at whatever time of day the suite runs.
 """
 
 from __future__ import annotations
@@ -11,7 +19,7 @@ from __future__ import annotations
 import io
 import json
 import shlex
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, time, timedelta
 from pathlib import Path
 
 import pytest
@@ -45,23 +53,36 @@ def test_the_section_goes_from_a_login_to_a_bound_band_to_the_flags() -> None:
     assert set(RADIO_TWINS) <= set(commands)
 
 
+#: (clock time yesterday, UTC; how many days before the clock's day the band's minutes fall)
+ANCHORS = {
+    "just-after-0958": (time(10, 0), 1),
+    "late-evening": (time(23, 30), 0),
+}
+
+
+@pytest.mark.parametrize("anchor", list(ANCHORS))
 def test_every_enrolment_step_runs_as_written(
+    anchor: str,
     pg_server_dsn: str,
     tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
+    at, days_before = ANCHORS[anchor]
+    # Yesterday, so that every simulated sample is in the past whenever the suite runs.
+    clock = datetime.combine(datetime.now(UTC).date() - timedelta(days=1), at, tzinfo=UTC)
     address = fake_address(1, prefix=SIM_ADDRESS_PREFIX)
-    with temporary_database(pg_server_dsn, "readme_enrol") as dsn:
+    with temporary_database(pg_server_dsn, f"readme_enrol_{anchor.replace('-', '_')}") as dsn:
         monkeypatch.setenv("PACELINE_DATABASE_URL", dsn)
         monkeypatch.setenv("PACELINE_DATA_DIR", str(tmp_path))
+        monkeypatch.setenv("PACELINE_CLOCK_START", clock.isoformat())
         for written in readme_commands():
             argv = [address if a == "ADDRESS" else a for a in written]
             argv += RADIO_TWINS.get((argv[0], argv[1]), [])
             if argv[:2] == ["patients", "add"]:
-                # The simulated band's minutes start at the last 09:58 UTC (a daytime
-                # start), perhaps yesterday: enrol the patient before them.
-                argv += ["--enrolled", (datetime.now(UTC).date() - timedelta(days=3)).isoformat()]
+                # A real band's minutes are those after enrolment; the simulated band's
+                # start earlier (at the last 09:58 UTC): enrol the patient before them.
+                argv += ["--enrolled", (clock.date() - timedelta(days=3)).isoformat()]
             if argv[:2] == ["accounts", "add"]:
                 argv.append("--password-stdin")
                 monkeypatch.setattr("sys.stdin", io.StringIO(PASSWORD + "\n"))
@@ -71,9 +92,16 @@ def test_every_enrolment_step_runs_as_written(
         assert main(["flags", "list", "--open", "--patient", "1", "--json"]) == 0
         flags = json.loads(capsys.readouterr().out)
         assert flags, "the README promises a first flag"
-        assert {f["rule_id"] for f in flags} >= {"data.no_wear"}
+        no_wear = [f for f in flags if f["rule_id"] == "data.no_wear"]
+        assert no_wear, flags
+        # The band's day: a completed day, or the clock's today so far.
+        band_day = (clock.date() - timedelta(days=days_before)).isoformat()
+        assert no_wear[0]["evidence"]["first_day"] == band_day, no_wear
         assert main(["patients", "show", "1", "--json"]) == 0
         shown = json.loads(capsys.readouterr().out)
         assert shown["days"] and shown["care_team"][0]["display_name"] == "Dr Rivera"
+        # The worker evaluated on the clock's day (late in the evening: the band's day so far).
+        opened = [a["opened_at"] for a in shown["alerts"] if a["rule_id"] == "data.no_wear"]
+        assert [str(o)[:10] for o in opened] == [clock.date().isoformat()], shown["alerts"]
         assert main(["devices", "list", "--bound"]) == 0
         assert address in capsys.readouterr().out

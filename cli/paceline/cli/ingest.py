@@ -12,6 +12,7 @@ from typing import Any, Final
 from bleak.backends.scanner import BaseBleakScanner
 
 from paceline.cli.database import database_dsn
+from paceline.cli.scheduler import SchedulerSettings
 from paceline.cli.settings import Settings
 from paceline.devices import AdapterUnavailableError
 from paceline.devices.simulator import SimulatedBleakClient
@@ -151,7 +152,11 @@ def stream(
             newest = registry.newest_sample_time(
                 conn, [(b.patient_id, b.device_id) for b in bindings]
             )
-        span = continue_after(newest, speed=args.speed, covers_s=covers, daytime=True)
+        # Simulated time is placed from the same clock as the scheduler's: the real time,
+        # or PACELINE_CLOCK_START (so a run can be placed at any time of day, as the
+        # README's enrolment test does).
+        now = SchedulerSettings.from_env().now()()
+        span = continue_after(newest, speed=args.speed, covers_s=covers, now=now, daytime=True)
         fleet = build_fleet(args.simulate, speed=span.speed, start=span.start)
         _say_where_time_starts(span)
         kwargs = {

@@ -53,7 +53,8 @@ SETTINGS: Final[tuple[Setting, ...]] = (
     Setting(
         "PACELINE_DATA_DIR",
         str(default_data_dir()),
-        "where the embedded database (pgdata/), the spool (spool/) and the demo log live",
+        "where the embedded database (pgdata/), the spool (spool/) and the demo's files"
+        " (demo.log, demo-mail/, demo-webhooks/, demo-logins.json) live",
         "paceline",
     ),
     Setting(
@@ -108,7 +109,8 @@ SETTINGS: Final[tuple[Setting, ...]] = (
     Setting(
         "PACELINE_CLOCK_START",
         "unset: the real time",
-        "an ISO 8601 instant the clock starts from, then advancing in real time (replays, tests)",
+        "an ISO 8601 instant the clock starts from, then advancing in real time (replays,"
+        " tests); `ingest run --simulate` places simulated time from it too",
         "scheduler",
     ),
     Setting(

@@ -8,7 +8,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from paceline.cli.database import database_dsn
-from paceline.cli.scheduler import schema_pending
+from paceline.cli.scheduler import SchedulerSettings, schema_pending
 from paceline.cli.settings import Settings, help_lines, parse_duration
 from paceline.pacing.jobs.queue import QUEUES
 from paceline.pacing.jobs.worker import DEFAULT_HEARTBEAT_S, WorkerSettings, run_worker
@@ -75,5 +75,6 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
     with database_dsn(settings) as dsn:
         if schema_pending(dsn):
             return 2
-        run_worker(dsn, own)
+        # Evaluations follow the scheduler's clock (PACELINE_CLOCK_START in replays and tests).
+        run_worker(dsn, own, now=SchedulerSettings.from_env().now())
     return 0

@@ -37,7 +37,7 @@ Periodic fan-outs (deferred by `paceline.pacing.jobs.clock`, one per slot):
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any, Final
@@ -96,6 +96,11 @@ DELIVERIES: Final = "paceline.deliveries"
 REMINDERS: Final = "paceline.reminders"
 
 
+def utc_now() -> datetime:
+    """The real time in UTC (the clock a worker's evaluations use unless given another)."""
+    return datetime.now(UTC)
+
+
 @dataclass(frozen=True)
 class Resources:
     """What a worker gives its tasks: a pool of connections, the clinical work's own."""
@@ -103,6 +108,8 @@ class Resources:
     pool: ConnectionPool[psycopg.Connection[Any]]
     channels: alerts.Channels
     stalled_after_s: float = DEFAULT_STALLED_AFTER_S
+    now: Callable[[], datetime] = utc_now
+    """The time evaluations decide "today" by: the real time, or the scheduler's clock."""
 
     @property
     def delivery(self) -> alerts.DeliveryConfig:
@@ -237,7 +244,7 @@ def evaluate(context: JobContext, patient_id: int) -> int:
     """Evaluate the patient's due days (the job the rollup and the nightly pass defer)."""
     resources = _resources(context)
     with resources.pool.connection() as conn:
-        return len(evaluate_due(conn, patient_id, config=resources.delivery))
+        return len(evaluate_due(conn, patient_id, config=resources.delivery, now=resources.now()))
 
 
 def deliver_once(

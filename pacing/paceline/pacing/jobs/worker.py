@@ -12,7 +12,9 @@ another worker runs it (its transaction rolled back with the dead connection).
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Final
 
 import procrastinate
@@ -59,8 +61,14 @@ class WorkerSettings:
         return 3 * self.heartbeat_s
 
 
-def run_worker(dsn: str, settings: WorkerSettings) -> None:
-    """Run one worker until SIGTERM or Ctrl-C (or, with `until_idle`, until the queue is empty)."""
+def run_worker(
+    dsn: str, settings: WorkerSettings, *, now: Callable[[], datetime] | None = None
+) -> None:
+    """Run one worker until SIGTERM or Ctrl-C (or, with `until_idle`, until the queue is empty).
+
+    `now` is the time evaluations decide the patient's "today" by (default: the real time;
+    `paceline worker` passes the scheduler's clock, so `PACELINE_CLOCK_START` moves both).
+    """
     pool: ConnectionPool = ConnectionPool(
         dsn, min_size=1, max_size=settings.concurrency, open=False, name=settings.name
     )
@@ -73,6 +81,7 @@ def run_worker(dsn: str, settings: WorkerSettings) -> None:
             pool=pool,
             channels=Channels.from_env(),
             stalled_after_s=settings.stalled_after_s,
+            now=now or tasks.utc_now,
         )
         logger.info(
             "worker %s: %d job(s) at once on queues %s",
