@@ -127,7 +127,9 @@ for what, attempt in (
         results.append(what + ":denied")
 print(" ".join(results))
 """
-    done = _as(attacker, sys.executable, "-I", "-c", probe)
+    # The interpreter itself, not the virtual environment's link to it: a checkout may
+    # be private to root (the attacker cannot enter it, and is not meant to).
+    done = _as(attacker, os.path.realpath(sys.executable), "-I", "-c", probe)
     assert done.returncode == 0, done.stderr
     assert done.stdout.split() == [
         "secret:denied",
@@ -135,10 +137,12 @@ print(" ".join(results))
         "pgdata:denied",
         "connect:denied",
     ]
-    # libpq as that user (psql from the wheel, which any user may run) fails the same way.
+    # libpq as that user (psql from the wheel, or the copy of it that the server's own
+    # user runs from, which any user may run) fails the same way.
+    psql_bin = server_bin_path("psql", server.user)
     psql = _as(
         attacker,
-        *[str(bin_path("psql")), "-w", "-h", str(server.socket_dir), "-U", "postgres"],
+        *[str(psql_bin), "-w", "-h", str(server.socket_dir), "-U", "postgres"],
         *["-c", "SELECT 1"],
     )
     assert psql.returncode != 0
