@@ -114,6 +114,9 @@ def _demo(data: Path, port: int, *extra: str) -> subprocess.Popen[str]:
 
 
 @pytest.mark.slow
+# Two demo starts and a stop, each waited on up to its own limit: the suite's 300 s
+# timeout would cut the waits short on a loaded machine (it did, at a load of 20).
+@pytest.mark.timeout(2 * START_LIMIT_S + STOP_LIMIT_S + 60)
 def test_the_demo_serves_the_clinic_and_stops_cleanly_then_continues(server_dir: Path) -> None:
     data = server_dir / "data"
     port = _free_port()
