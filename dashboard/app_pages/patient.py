@@ -171,7 +171,7 @@ else:
         with st.expander(f"{v.prescription.name}: target history"):
             st.dataframe(exercise_view.target_history(v), hide_index=True)
     logged = exercise_view.session_rows(exercise)
-    if len(logged):
+    if logged.num_rows:
         st.dataframe(logged, hide_index=True)
 
 st.subheader("Alerts")
@@ -185,7 +185,7 @@ st.subheader("Questionnaires against activity")
 st.caption(record_view.due_text(due))
 if not trends.questionnaires:
     st.text("No questionnaires in this range.")
-st.altair_chart(record_view.trend_chart(trends), width="stretch")
+st.vega_lite_chart(record_view.trend_spec(trends), width="stretch")
 
 st.subheader("Progress notes")
 with st.form("progress_note", clear_on_submit=True):

@@ -85,6 +85,9 @@ def test_every_chart_is_a_valid_vega_lite_spec() -> None:
     ]
     charts.timeline(every).to_dict(validate=True)
     charts.intraday_chart(minutes).to_dict(validate=True)
+    answers = pd.DataFrame({"day": day, "instrument": "PSEQ", "total": 30, "range": "0-60"})
+    weeks = pd.DataFrame({"week": day[::7], "active_min": 25.0, "steps": 4000.0, "valid_days": 7})
+    charts.questionnaire_chart(answers, weeks, start, end).to_dict(validate=True)
 
 
 def test_the_cached_chart_skeletons_with_data_are_valid_specs() -> None:
@@ -110,3 +113,33 @@ def test_the_cached_chart_skeletons_with_data_are_valid_specs() -> None:
         start, end, "active minutes", False, 0.35
     )
     alt.LayerChart.from_dict(charts.intraday_spec(), validate=True)
+    assert charts.questionnaire_spec(start, end) is charts.questionnaire_spec(start, end)
+
+
+def test_the_questionnaire_chart_carries_its_totals_and_weeks_as_named_datasets() -> None:
+    import altair as alt
+
+    from paceline.dashboard import charts, record_view
+    from paceline.pacing.reassessment import QuestionnairePoint, Trends, WeekActivity
+
+    start, end = date(2026, 9, 1), date(2026, 9, 28)
+    trends = Trends(
+        patient_id=1,
+        start=start,
+        end=end,
+        questionnaires=(QuestionnairePoint("PSEQ", date(2026, 9, 3), 31, 0, 60),),
+        weeks=(WeekActivity(date(2026, 8, 31), 5, 22.5, None, None),),
+    )
+    spec = charts.as_json(record_view.trend_spec(trends))
+    assert spec["datasets"] == {
+        "answers": [
+            {"day": "2026-09-03T00:00:00", "instrument": "PSEQ", "total": 31, "range": "0-60"}
+        ],
+        "weeks": [
+            {"week": "2026-08-31T00:00:00", "active_min": 22.5, "steps": None, "valid_days": 5}
+        ],
+    }
+    alt.VConcatChart.from_dict(spec, validate=True)
+    # No questionnaires yet: the chart still draws (its axes), from empty datasets.
+    empty = Trends(1, start, end, (), ())
+    alt.VConcatChart.from_dict(charts.as_json(record_view.trend_spec(empty)), validate=True)

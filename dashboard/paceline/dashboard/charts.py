@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import date, datetime, time, timedelta
 from functools import lru_cache
 from typing import Any, TypeAlias, cast
@@ -200,6 +200,31 @@ def intraday_chart(df: Source) -> AnyChart:
     )
 
 
+def questionnaire_chart(answers: Source, weeks: Source, start: date, end: date) -> AnyChart:
+    """Questionnaire totals over time above the weekly mean active minutes, on one time axis."""
+    domain = alt.Scale(domain=[str(start), str(end)])
+    top = (
+        alt.Chart(answers, height=160, title="Questionnaire totals")
+        .mark_line(point=True)
+        .encode(
+            x=alt.X("day:T", title=None, scale=domain),
+            y=alt.Y("total:Q", title="total"),
+            color=alt.Color("instrument:N", title=None),
+            tooltip=["day:T", "instrument:N", "total:Q", "range:N"],
+        )
+    )
+    bottom = (
+        alt.Chart(weeks, height=90, title="Active minutes a day (weekly mean of valid days)")
+        .mark_bar()
+        .encode(
+            x=alt.X("week:T", title=None, scale=domain),
+            y=alt.Y("active_min:Q", title="min"),
+            tooltip=["week:T", "active_min:Q", "steps:Q", "valid_days:Q"],
+        )
+    )
+    return cast(AnyChart, alt.vconcat(top, bottom).resolve_scale(x="shared"))
+
+
 def spec(chart: AnyChart) -> dict[str, Any]:
     """The Vega-Lite spec of a chart, unvalidated.
 
@@ -245,6 +270,16 @@ def trends_spec(start: date, end: date, unit: str) -> dict[str, Any]:
     )
 
 
+@lru_cache(maxsize=128)
+def questionnaire_spec(start: date, end: date) -> dict[str, Any]:
+    """The questionnaires against weekly activity, without data (datasets `answers`, `weeks`).
+
+    Building the Altair chart cost more than all of the patient page's SQL; the
+    structure depends only on the range, so it is built once per range and shared.
+    """
+    return spec(questionnaire_chart(_named("answers"), _named("weeks"), start, end))
+
+
 @lru_cache(maxsize=8)
 def intraday_spec() -> dict[str, Any]:
     """One day in minute buckets, without data."""
@@ -257,10 +292,26 @@ def chart_table(rows: Iterable[Mapping[str, Any]], columns: Sequence[str]) -> pa
     An Arrow table goes to the browser as it is; building it straight from the view
     model's rows skips pandas, which cost more than the page's SQL on every render.
     """
+    return _arrow(rows, columns, _json_value)
+
+
+def display_table(rows: Iterable[Mapping[str, Any]], columns: Sequence[str]) -> pa.Table:
+    """Rows as an Arrow table for `st.dataframe`, columns in order, values as they are.
+
+    Streamlit sends an Arrow table as it is and converts a pandas frame to Arrow
+    first, so the tables skip pandas as the chart datasets do.
+    """
+    return _arrow(rows, columns, None)
+
+
+def _arrow(
+    rows: Iterable[Mapping[str, Any]], columns: Sequence[str], convert: Callable[[Any], Any] | None
+) -> pa.Table:
     values: dict[str, list[Any]] = {c: [] for c in columns}
     for row in rows:
         for c in columns:
-            values[c].append(_json_value(row.get(c)))
+            v = row.get(c)
+            values[c].append(v if convert is None else convert(v))
     return pa.table({c: pa.array(v) for c, v in values.items()})
 
 

@@ -6,14 +6,41 @@ Nothing here reads the database: the tables are built from
 
 from __future__ import annotations
 
-import pandas as pd
+from typing import Any
 
+import pyarrow as pa
+
+from paceline.dashboard.charts import display_table
 from paceline.pacing import wording
 from paceline.pacing.goals import GoalProgress
 from paceline.pacing.prescribing import ExerciseOverview, PrescriptionView
 
+PRESCRIPTION_COLUMNS = (
+    "session",
+    "kind",
+    "target",
+    "per week",
+    "last 7 days",
+    "range",
+    "pain rose after",
+    "status",
+)
+HISTORY_COLUMNS = ("version", "from", "target", "cause", "why")
+SESSION_COLUMNS = (
+    "day",
+    "session",
+    "minutes",
+    "repetitions",
+    "RPE",
+    "load (RPE × min)",
+    "pain before",
+    "pain after",
+    "reached target",
+    "pain rose",
+)
 
-def prescription_table(x: ExerciseOverview) -> pd.DataFrame:
+
+def prescription_table(x: ExerciseOverview) -> pa.Table:
     """One row per prescription: target, sessions per week, adherence this week and over the range."""
     rows = []
     for v in x.prescriptions:
@@ -31,13 +58,13 @@ def prescription_table(x: ExerciseOverview) -> pd.DataFrame:
                 "status": "active" if p.active else "ended",
             }
         )
-    return pd.DataFrame(rows)
+    return display_table(rows, PRESCRIPTION_COLUMNS)
 
 
-def target_history(v: PrescriptionView) -> pd.DataFrame:
+def target_history(v: PrescriptionView) -> pa.Table:
     """The versions of one prescription's target with why each was made."""
-    return pd.DataFrame(
-        [
+    return display_table(
+        (
             {
                 "version": t.version,
                 "from": t.valid_from,
@@ -46,13 +73,14 @@ def target_history(v: PrescriptionView) -> pd.DataFrame:
                 "why": t.reason,
             }
             for t in v.versions
-        ]
+        ),
+        HISTORY_COLUMNS,
     )
 
 
-def session_rows(x: ExerciseOverview) -> pd.DataFrame:
+def session_rows(x: ExerciseOverview) -> pa.Table:
     """Every logged session of the range, newest first, with its load and response."""
-    rows = []
+    rows: list[dict[str, Any]] = []
     for v in x.prescriptions:
         for r in v.sessions:
             s = r.session
@@ -70,8 +98,8 @@ def session_rows(x: ExerciseOverview) -> pd.DataFrame:
                     "pain rose": r.worsened,
                 }
             )
-    frame = pd.DataFrame(rows)
-    return frame.sort_values("day", ascending=False) if len(frame) else frame
+    rows.sort(key=lambda r: r["day"], reverse=True)
+    return display_table(rows, SESSION_COLUMNS)
 
 
 def goal_line(g: GoalProgress) -> str:

@@ -14,7 +14,7 @@ from typing import Any
 import pyarrow as pa
 
 from paceline.dashboard.caseload import BAND
-from paceline.dashboard.charts import chart_table, iso_local
+from paceline.dashboard.charts import chart_table, display_table, iso_local
 from paceline.pacing.days import Measure
 from paceline.pacing.flag_wording import rule_title, sentences
 from paceline.pacing.overview import Exposure, MinuteBucket, PatientTimeline
@@ -192,18 +192,13 @@ def flag_table(items: list[FlagItem]) -> pa.Table:
     )
 
 
-def _table(rows: list[dict[str, Any]], columns: tuple[str, ...]) -> pa.Table:
-    """Rows as an Arrow table for `st.dataframe` (no pandas round trip), columns in order."""
-    return pa.table({c: [r[c] for r in rows] for c in columns})
-
-
 def ladder_table(x: Exposure) -> pa.Table:
     """The ladder, bottom rung first: activity, fear rating, status and sessions done."""
     done: dict[int, int] = {}
     for s in x.sessions:
         if s.status.value == "done":
             done[s.item_id] = done.get(s.item_id, 0) + 1
-    return _table(
+    return display_table(
         [
             {
                 "rung": i.position + 1,
@@ -221,7 +216,7 @@ def ladder_table(x: Exposure) -> pa.Table:
 def session_table(x: Exposure) -> pa.Table:
     """Each session: its rung, fear before and after, expected and actual harm, and the gap."""
     names = {i.item_id: i.activity for i in x.items}
-    return _table(
+    return display_table(
         [
             {
                 "day": s.planned_day,
@@ -250,7 +245,7 @@ def session_table(x: Exposure) -> pa.Table:
 
 def alert_table(t: PatientTimeline) -> pa.Table:
     """The alerts of the range in words, as a table."""
-    return _table(alert_rows(t), ("raised", "about", "severity", "status"))
+    return display_table(alert_rows(t), ("raised", "about", "severity", "status"))
 
 
 def alert_rows(t: PatientTimeline) -> list[dict[str, object]]:

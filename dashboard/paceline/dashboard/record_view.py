@@ -1,7 +1,8 @@
 """The patient page's reassessment and documentation: trends, progress notes, the report.
 
-Questionnaire totals against weekly activity (Altair), the notes as a table
-and the report's file name. Nothing here reads the database.
+Questionnaire totals against weekly activity (a chart skeleton built once per range,
+with Arrow datasets), the notes as a table and the report's file name. Nothing here
+reads the database.
 """
 
 from __future__ import annotations
@@ -10,68 +11,51 @@ from collections.abc import Sequence
 from datetime import date
 from typing import Any
 
-import altair as alt
-import pandas as pd
+import pyarrow as pa
 
+from paceline.dashboard.charts import chart_table, display_table, questionnaire_spec, with_data
 from paceline.pacing import notes
 from paceline.pacing.reassessment import ReassessmentStatus, Trends
 from paceline.pacing.records import StoredNote
 
+NOTE_COLUMNS = ("written", "by", "task", *(s.title for s in notes.SCALES), "note", "amends")
 
-def trend_tables(t: Trends) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Questionnaire totals (one row per answer sheet) and weekly activity (one row per week)."""
-    answers = pd.DataFrame(
-        [
+
+def trend_tables(t: Trends) -> dict[str, pa.Table]:
+    """The datasets of `charts.questionnaire_spec`: questionnaire totals and weekly activity.
+
+    `answers` has one row per answer sheet, `weeks` one per calendar week.
+    """
+    answers = chart_table(
+        (
             {
-                "day": pd.Timestamp(q.day),
+                "day": q.day,
                 "instrument": q.instrument,
                 "total": q.total,
                 "range": f"{q.low}-{q.high}",
             }
             for q in t.questionnaires
-        ],
-        columns=["day", "instrument", "total", "range"],
+        ),
+        ("day", "instrument", "total", "range"),
     )
-    weeks = pd.DataFrame(
-        [
+    weeks = chart_table(
+        (
             {
-                "week": pd.Timestamp(w.week_start),
+                "week": w.week_start,
                 "active_min": w.active_min,
                 "steps": w.steps,
                 "valid_days": w.valid_days,
             }
             for w in t.weeks
-        ],
-        columns=["week", "active_min", "steps", "valid_days"],
+        ),
+        ("week", "active_min", "steps", "valid_days"),
     )
-    return answers, weeks
+    return {"answers": answers, "weeks": weeks}
 
 
-def trend_chart(t: Trends) -> alt.VConcatChart:
-    """Questionnaire totals over time above the weekly mean active minutes, on one time axis."""
-    answers, weeks = trend_tables(t)
-    x = alt.X("day:T", title=None, scale=alt.Scale(domain=[str(t.start), str(t.end)]))
-    top = (
-        alt.Chart(answers, height=160, title="Questionnaire totals")
-        .mark_line(point=True)
-        .encode(
-            x=x,
-            y=alt.Y("total:Q", title="total"),
-            color=alt.Color("instrument:N", title=None),
-            tooltip=["day:T", "instrument:N", "total:Q", "range:N"],
-        )
-    )
-    bottom = (
-        alt.Chart(weeks, height=90, title="Active minutes a day (weekly mean of valid days)")
-        .mark_bar()
-        .encode(
-            x=alt.X("week:T", title=None, scale=alt.Scale(domain=[str(t.start), str(t.end)])),
-            y=alt.Y("active_min:Q", title="min"),
-            tooltip=["week:T", "active_min:Q", "steps:Q", "valid_days:Q"],
-        )
-    )
-    chart: alt.VConcatChart = alt.vconcat(top, bottom).resolve_scale(x="shared")
-    return chart
+def trend_spec(t: Trends) -> dict[str, Any]:
+    """Questionnaire totals over time above the weekly mean active minutes, with their data."""
+    return with_data(questionnaire_spec(t.start, t.end), trend_tables(t))
 
 
 def due_text(s: ReassessmentStatus) -> str:
@@ -86,7 +70,7 @@ def due_text(s: ReassessmentStatus) -> str:
     return ("; ".join(parts) or "nothing due") + f" ({when})."
 
 
-def note_rows(items: Sequence[StoredNote]) -> pd.DataFrame:
+def note_rows(items: Sequence[StoredNote]) -> pa.Table:
     """The notes as a table: when, who, the task, the three ratings, the text."""
     rows: list[dict[str, Any]] = [
         {
@@ -102,7 +86,7 @@ def note_rows(items: Sequence[StoredNote]) -> pd.DataFrame:
         }
         for n in items
     ]
-    return pd.DataFrame(rows)
+    return display_table(rows, NOTE_COLUMNS)
 
 
 def scale_options(scale: notes.Scale) -> list[int | None]:
