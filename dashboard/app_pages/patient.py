@@ -3,8 +3,10 @@
 Also the questionnaires against activity, and the exports and progress report downloads.
 """
 
-from datetime import timedelta
+from datetime import date, timedelta
+from typing import Any
 
+import psycopg
 import streamlit as st
 
 from paceline.dashboard import (
@@ -20,9 +22,10 @@ from paceline.dashboard.patient_view import Range
 from paceline.pacing import goalsetting, overview, prescribing, reassessment
 from paceline.pacing import notes as progress_notes
 from paceline.pacing.errors import PacingError, UnknownPatientError
+from paceline.pacing.records import PatientContext
 from paceline.pacing.report import progress_report
 from paceline.pacing.rules.flare import RISK_ENTER
-from paceline.store import uploads
+from paceline.store import access, uploads
 from paceline.store.accounts import Role
 
 who = ui.require(Role.CLINICIAN)
@@ -57,7 +60,31 @@ if choice is Range.CUSTOM:
         ui.deny("Pick the first and the last day.")
 start, end = patient_view.range_days(choice, today, custom)
 
-with ui.person(who) as conn:
+
+def read_minutes(
+    conn: psycopg.Connection[Any], ctx: PatientContext, day: date
+) -> list[overview.MinuteBucket]:
+    """One day of the patient in minute buckets, audited as the minute view."""
+    minutes = overview.minute_buckets(
+        conn,
+        ctx.patient_id,
+        day,
+        hr_view="clinician_hr_sample",
+        steps_view="clinician_step_sample",
+        ctx=ctx,
+    )
+    ui.audit(
+        conn, who, page="patient.intraday", patient_id=ctx.patient_id, detail={"day": str(day)}
+    )
+    return minutes
+
+
+# One person session per render: every read of the page, the minute view's included,
+# and their audit rows in one statement at its end. The minute view's widgets are
+# drawn further down; the day they will show is read from their state here.
+intraday_day = patient_view.intraday_prefetch(st.session_state, start, end)
+minutes: list[overview.MinuteBucket] | None = None
+with ui.person(who) as conn, access.deferred_audit(conn):
     t: overview.PatientTimeline | None
     try:
         t = overview.timeline(conn, patient_id, start, end)
@@ -71,6 +98,8 @@ with ui.person(who) as conn:
         trends = reassessment.trends(conn, patient_id, start, end)
         due = reassessment.status(conn, patient_id, now=ui.now())
         goals = goalsetting.goal_progress(conn, patient_id, on=end)
+        written = progress_notes.list_notes(conn, patient_id)
+        recent = uploads.recent(conn, patient_id)
         ui.audit(
             conn,
             who,
@@ -78,6 +107,8 @@ with ui.person(who) as conn:
             patient_id=patient_id,
             detail={"from": str(start), "to": str(end)},
         )
+        if intraday_day is not None:
+            minutes = read_minutes(conn, t.patient, intraday_day)
 if t is None:
     ui.deny(f"There is no patient {patient_id} on your caseload.")
 
@@ -220,31 +251,24 @@ with st.form("progress_note", clear_on_submit=True):
                     task_independence=ratings["task_independence"],
                     perceived_capability=ratings["perceived_capability"],
                 )
+                written = progress_notes.list_notes(conn, patient_id)  # with the new note
             st.success("Note saved.")
         except PacingError as exc:
             st.error(str(exc))
-with ui.person(who) as conn:
-    written = progress_notes.list_notes(conn, patient_id)
 if written:
     st.dataframe(record_view.note_rows(written[:50]), hide_index=True)
 else:
     st.text("No progress notes yet.")
 
 with st.expander("One day, minute by minute"):
-    day = st.date_input("Day", value=end, min_value=start, max_value=end, key="patient_intraday")
-    if st.toggle("Show", key="patient_intraday_show"):
-        with ui.person(who) as conn:
-            minutes = overview.minute_buckets(
-                conn,
-                patient_id,
-                day,
-                hr_view="clinician_hr_sample",
-                steps_view="clinician_step_sample",
-                ctx=t.patient,
-            )
-            ui.audit(
-                conn, who, page="patient.intraday", patient_id=patient_id, detail={"day": str(day)}
-            )
+    day = st.date_input(
+        "Day", value=end, min_value=start, max_value=end, key=patient_view.INTRADAY_DAY
+    )
+    if st.toggle("Show", key=patient_view.INTRADAY_SHOW):
+        if minutes is None or day != intraday_day:
+            # Not known before the widgets were drawn (the day fell outside a new range).
+            with ui.person(who) as conn, access.deferred_audit(conn):
+                minutes = read_minutes(conn, t.patient, day)
         st.vega_lite_chart(
             charts.with_data(
                 charts.intraday_spec(), {"minutes": patient_view.minute_table(minutes)}
@@ -301,12 +325,11 @@ with st.expander("Import a wearable export"):
                 upload_id = uploads.request_import(
                     conn, patient_id, export_file.name, export_file.getvalue()
                 )
+                recent = uploads.recent(conn, patient_id)  # with the new upload
         except uploads.UploadError as exc:
             st.error(str(exc))
         else:
             st.success(f"Upload {upload_id} is queued for import.")
-    with ui.person(who) as conn:
-        recent = uploads.recent(conn, patient_id)
     if recent:
         st.dataframe(uploads_view.upload_table(recent), hide_index=True)
     else:

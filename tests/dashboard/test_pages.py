@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from collections.abc import Callable
+from datetime import UTC, date, datetime, timedelta
+from typing import Any
 
 import pytest
 from streamlit.testing.v1 import AppTest
@@ -11,6 +13,7 @@ from paceline.dashboard.auth import Identity, Session
 from paceline.dashboard.patient_view import Range
 from paceline.pacing import planning, prescribing, wording
 from paceline.pacing.exercise import Kind, Target
+from paceline.store import access
 from paceline.store.accounts import Role
 from paceline.store.connection import connect
 from tests.dashboard.conftest import APP, SCRIPT_NOTE, Clinic, login
@@ -309,6 +312,68 @@ def test_alerts_inbox_shows_dead_lettered_deliveries(app: AppTest, clinic: Clini
     dead = next(df.value for df in at.dataframe if "last error" in df.value.columns)
     row = dead[dead["alert"] == alert_id].iloc[0]
     assert (row["status"], row["attempts"], row["last error"]) == ("dead", 8, "HTTP 503")
+
+
+def _intraday_days(dsn: str) -> list[str]:
+    with connect(dsn) as c:
+        rows = c.execute(
+            "SELECT detail->>'day' FROM audit_log WHERE action = 'dashboard.view'"
+            " AND object = 'patient.intraday' ORDER BY audit_id"
+        ).fetchall()
+    return [str(r[0]) for r in rows]
+
+
+def test_the_patient_page_reads_in_one_person_session_and_audits_each_minute_view(
+    app: AppTest, clinic: Clinic, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    sessions: list[str] = []
+    original = access._person_session
+
+    def counted(conn: Any, kind: Any, *args: Any) -> Any:
+        sessions.append(kind)
+        return original(conn, kind, *args)
+
+    at = _open_patient(login(app, "dr.a"), clinic.patient_id)
+    monkeypatch.setattr(access, "_person_session", counted)
+
+    def render(change: Callable[[], object]) -> tuple[int, list[str], int]:
+        """Sessions, minute views audited and charts drawn by the render after `change`."""
+        sessions.clear()
+        views = len(_audit_rows(clinic.dsn, "dashboard.view"))
+        days = len(_intraday_days(clinic.dsn))
+        change()
+        at.run()
+        assert not at.exception, at.exception
+        page_views = _audit_rows(clinic.dsn, "dashboard.view")[views:]
+        assert (
+            page_views.count(
+                (f"clinician:{clinic.clinician_a}", clinic.patient_id, "patient", "patient")
+            )
+            == 1
+        )  # one row per patient view, however the reads are batched
+        return len(sessions), _intraday_days(clinic.dsn)[days:], len(at.get("vega_lite_chart"))
+
+    today = at.date_input(key="patient_intraday").value
+    assert isinstance(today, date)
+    # The minute view shown: its day is read in the page's one session, and audited once.
+    shown = render(lambda: at.toggle(key="patient_intraday_show").set_value(True))
+    assert shown == (1, [str(today)], 3)
+    earlier = today - timedelta(days=20)
+    assert render(lambda: at.date_input(key="patient_intraday").set_value(earlier)) == (
+        1,
+        [str(earlier)],
+        3,
+    )
+    assert render(lambda: None) == (1, [str(earlier)], 3)
+    # A 7-day range leaves that day outside: the widget resets it, and the page reads the
+    # day it then shows (after drawing the widget, in a second session), audited once.
+    count, days, charts = render(
+        lambda: at.segmented_control(key="patient_range").set_value(Range.WEEK)
+    )
+    assert (count, charts) == (2, 3)
+    assert days == [str(at.date_input(key="patient_intraday").value)] != [str(earlier)]
+    # Hidden: not read, not audited.
+    assert render(lambda: at.toggle(key="patient_intraday_show").set_value(False)) == (1, [], 2)
 
 
 def test_patient_logs_a_prescribed_session_and_the_clinician_sees_it_with_adherence(

@@ -6,9 +6,12 @@ from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 import psycopg
+import pytest
+from psycopg import sql
 
 from paceline.pacing import overview
-from paceline.store import connect, reads, roles
+from paceline.store import access, connect, reads, roles
+from paceline.store.audit import verify
 from paceline.store.testing import service_dsn
 from tests.security.conftest import Session, World
 
@@ -93,3 +96,87 @@ def test_the_dashboards_read_models_audit_each_patient_they_show(
     assert shown == [world.mine]
     after = _reads_of(conn, f"clinician:{world.me}")[len(before) :]
     assert after == [(world.mine, "caseload"), (world.mine, "timeline"), (world.mine, "exposure")]
+
+
+@pytest.fixture
+def statements(
+    dashboard_conn: psycopg.Connection[Any], monkeypatch: pytest.MonkeyPatch
+) -> list[str]:
+    """The text of every statement the dashboard connection runs during the test."""
+    seen: list[str] = []
+    original = psycopg.Cursor.execute
+
+    def noting(cur: psycopg.Cursor[Any], query: Any, *args: Any, **kwargs: Any) -> Any:
+        if cur.connection is dashboard_conn:
+            text = query.as_string(cur.connection) if isinstance(query, sql.Composable) else query
+            seen.append(text if isinstance(text, str) else bytes(text).decode())
+        return original(cur, query, *args, **kwargs)
+
+    monkeypatch.setattr(psycopg.Cursor, "execute", noting)
+    return seen
+
+
+def test_a_deferred_block_audits_every_read_in_one_statement_at_its_end(
+    conn: psycopg.Connection[Any], as_clinician: Session, world: World, statements: list[str]
+) -> None:
+    before = _reads_of(conn, f"clinician:{world.me}")
+    with as_clinician() as s, access.deferred_audit(s):
+        overview.timeline(s, world.mine, START.date(), END.date())
+        overview.exposure(s, world.mine)
+        access.audit(
+            s,
+            action="dashboard.view",
+            obj="patient",
+            patient_id=world.mine,
+            clinician_id=world.me,
+        )
+        with access.deferred_audit(s):  # nested: written with the outer block
+            overview.exposure(s, world.mine)
+        # Nothing written yet: the chain's head is not locked while the block reads.
+        assert not [q for q in statements if "INSERT INTO audit_log" in q]
+    inserts = [q for q in statements if "INSERT INTO audit_log" in q]
+    assert len(inserts) == 1
+    after = _reads_of(conn, f"clinician:{world.me}")[len(before) :]
+    # In the order audited (the chain numbers them so), each read still its own row.
+    assert after == [(world.mine, "timeline"), (world.mine, "exposure"), (world.mine, "exposure")]
+    view = conn.execute(
+        "SELECT actor FROM audit_log WHERE action = 'dashboard.view' AND patient_id = %s"
+        " ORDER BY seq DESC LIMIT 1",
+        (world.mine,),
+    ).fetchone()
+    conn.rollback()
+    assert view == (f"clinician:{world.me}",)  # the verified person, as without deferral
+    assert verify(conn).entries > 0
+
+
+def test_a_deferred_block_that_raises_still_audits_what_it_did(db_dsn: str) -> None:
+    mark = f"deferred-{datetime.now(UTC).timestamp()}"
+    with connect(service_dsn(db_dsn, roles.WORKER)) as worker:
+        with pytest.raises(ValueError, match="after the read"), access.deferred_audit(worker):
+            access.audit(worker, actor="pacing-engine", action="test.read", obj=mark)
+            raise ValueError("after the read")
+        worker.commit()
+        # A failed transaction cannot take the rows: its own error comes out, not another.
+        with (
+            pytest.raises(psycopg.errors.DivisionByZero),
+            access.deferred_audit(worker),
+        ):
+            access.audit(worker, actor="pacing-engine", action="test.read", obj=mark)
+            worker.execute("SELECT 1 / 0")
+        worker.rollback()
+        # Outside a person session an entry needs an actor, deferred or not.
+        with pytest.raises(access.PersonSessionError), access.deferred_audit(worker):
+            access.audit(worker, action="test.read", obj=mark)
+        worker.rollback()
+    with connect(db_dsn) as c:
+        rows = c.execute("SELECT count(*) FROM audit_log WHERE object = %s", (mark,)).fetchone()
+    assert rows == (1,)
+
+
+def test_the_timeline_reads_the_patient_row_once(
+    as_clinician: Session, world: World, statements: list[str]
+) -> None:
+    with as_clinician() as s:
+        t = overview.timeline(s, world.mine, START.date(), END.date())
+    assert t.display_name
+    assert len([q for q in statements if "FROM patient WHERE" in q]) == 1

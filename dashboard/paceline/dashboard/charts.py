@@ -274,8 +274,9 @@ def trends_spec(start: date, end: date, unit: str) -> dict[str, Any]:
 def questionnaire_spec(start: date, end: date) -> dict[str, Any]:
     """The questionnaires against weekly activity, without data (datasets `answers`, `weeks`).
 
-    Building the Altair chart cost more than all of the patient page's SQL; the
-    structure depends only on the range, so it is built once per range and shared.
+    Building, validating and converting the Altair chart on every render was the
+    largest item of the patient page's profile; the structure depends only on the
+    range, never on anyone's data, so it is built once per range and shared.
     """
     return spec(questionnaire_chart(_named("answers"), _named("weeks"), start, end))
 

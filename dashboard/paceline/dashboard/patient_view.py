@@ -6,8 +6,9 @@ so that all charts share one time axis. Nothing here reads the database.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import date, timedelta
+from datetime import date, datetime, timedelta
 from enum import Enum
 from typing import Any
 
@@ -47,6 +48,29 @@ def range_days(
             raise ValueError("a custom range covers at most a year")
         return start, end
     return today - timedelta(days=choice.days - 1), today
+
+
+#: The minute view's widgets (the day shown, and whether it is shown).
+INTRADAY_DAY = "patient_intraday"
+INTRADAY_SHOW = "patient_intraday_show"
+
+
+def intraday_prefetch(state: Mapping[Any, Any], start: date, end: date) -> date | None:
+    """The day the minute view will show in this run, read from its widgets' state.
+
+    The page reads everything in one session before it draws, but the minute view's
+    widgets come last. A keyed widget returns the value in its state (the one the
+    browser just sent, or the last run's), or its default (`end`) when it has none;
+    a day outside the range `start` … `end` is reset by the widget, so it is not
+    predicted here (None: the page reads that day after drawing the widget). None
+    too when the view is not shown.
+    """
+    if not state.get(INTRADAY_SHOW, False):
+        return None
+    day = state.get(INTRADAY_DAY, end)
+    if isinstance(day, date) and not isinstance(day, datetime) and start <= day <= end:
+        return day
+    return None
 
 
 LOAD_COLUMNS = ("day", "load", "quota", "band_low", "band_high", "baseline", "measure", "valid")

@@ -172,7 +172,9 @@ def timeline(
 
     `flags=False` leaves out flags and alerts (a patient's own view: they are for clinicians).
     """
-    ctx = records.patient_context(conn, patient_id)
+    # One read of the patient row gives both the context and the name shown.
+    p = records.patient_record(conn, patient_id)
+    ctx = records.PatientContext(p.patient_id, p.timezone, p.enrolled_at)
     days = tuple(records.timeline_days(conn, patient_id, start, end))
     lo = ctx.day_start(start)
     shown = (
@@ -192,7 +194,7 @@ def timeline(
     )
     return PatientTimeline(
         patient=ctx,
-        display_name=records.display_name(conn, patient_id),
+        display_name=p.display_name,
         start=start,
         end=end,
         days=days,

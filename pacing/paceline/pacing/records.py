@@ -109,12 +109,17 @@ class PatientContext:
         return localday.day_start(day, self.zone)
 
 
-def patient_context(conn: psycopg.Connection[Any], patient_id: int) -> PatientContext:
-    """The patient's time zone and enrolment, or `UnknownPatientError`."""
+def patient_record(conn: psycopg.Connection[Any], patient_id: int) -> registry.Patient:
+    """The patient as stored, or `UnknownPatientError`."""
     try:
-        p = registry.get_patient(conn, patient_id)
+        return registry.get_patient(conn, patient_id)
     except registry.NotFoundError:
         raise UnknownPatientError(patient_id) from None
+
+
+def patient_context(conn: psycopg.Connection[Any], patient_id: int) -> PatientContext:
+    """The patient's time zone and enrolment, or `UnknownPatientError`."""
+    p = patient_record(conn, patient_id)
     return PatientContext(p.patient_id, p.timezone, p.enrolled_at)
 
 
@@ -1803,16 +1808,6 @@ def caseload_facts(conn: psycopg.Connection[Any], ids: Sequence[int]) -> dict[in
             (list(ids),),
         )
         return {r.pop("patient_id"): CaseloadFacts(**r) for r in cur.fetchall()}
-
-
-def display_name(conn: psycopg.Connection[Any], patient_id: int) -> str:
-    """The patient's display name, or `UnknownPatientError`."""
-    row = conn.execute(
-        "SELECT display_name FROM patient WHERE patient_id = %s", (patient_id,)
-    ).fetchone()
-    if row is None:
-        raise UnknownPatientError(patient_id)
-    return str(row[0])
 
 
 def patient_names(conn: psycopg.Connection[Any]) -> dict[int, str]:

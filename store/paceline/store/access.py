@@ -125,6 +125,91 @@ def _person_session(
             _PEOPLE.pop(conn, None)
 
 
+@dataclass(frozen=True)
+class _Entry:
+    """One audit row waiting to be written (`detail` already JSON)."""
+
+    actor: str | None
+    clinician_id: int | None
+    patient_id: int | None
+    action: str
+    obj: str
+    detail: str
+
+
+# The audit rows of each connection inside `deferred_audit`, written when it ends.
+_PENDING: weakref.WeakKeyDictionary[psycopg.Connection[Any], list[_Entry]] = (
+    weakref.WeakKeyDictionary()
+)
+
+
+_CAN_WRITE = (TransactionStatus.IDLE, TransactionStatus.INTRANS)
+
+
+@contextmanager
+def deferred_audit(conn: psycopg.Connection[Any]) -> Iterator[None]:
+    """Write every audit row of the block on `conn` in one statement as the block ends.
+
+    For a block of reads (a page's render): each read is audited as before, in the
+    same transaction, but the block pays for one INSERT instead of one per read, and
+    the audit chain's head (migration 0017 locks it from the first insert until
+    commit) is held only from the end of the block. Rows audited inside a savepoint
+    that is rolled back would still be written, so keep writes that may be rolled
+    back out of the block. When the block raises, what it audited is still written
+    while the transaction can commit (whatever was read stays audited); a nested
+    block leaves the writing to the outer one.
+    """
+    if conn in _PENDING:
+        yield
+        return
+    pending: list[_Entry] = []
+    _PENDING[conn] = pending
+    try:
+        yield
+    except BaseException:
+        _PENDING.pop(conn, None)
+        if pending and conn.info.transaction_status in _CAN_WRITE:
+            _write(conn, pending)
+        raise
+    _PENDING.pop(conn, None)
+    if pending:
+        _write(conn, pending)
+
+
+def _append(conn: psycopg.Connection[Any], entries: list[_Entry]) -> None:
+    """Write `entries` now, or at the end of the connection's `deferred_audit` block."""
+    pending = _PENDING.get(conn)
+    if pending is None:
+        _write(conn, entries)
+    else:
+        pending.extend(entries)
+
+
+def _write(conn: psycopg.Connection[Any], entries: list[_Entry]) -> None:
+    """One INSERT of `entries`, in their order (the audit chain numbers them so)."""
+    try:
+        conn.execute(
+            "INSERT INTO audit_log (actor, clinician_id, patient_id, action, object, detail)"
+            " SELECT coalesce(e.actor, paceline_identity_actor()), e.clinician_id,"
+            " e.patient_id, e.action, e.object, e.detail::jsonb"
+            " FROM unnest(%s::text[], %s::bigint[], %s::bigint[], %s::text[], %s::text[],"
+            " %s::text[]) WITH ORDINALITY"
+            " AS e (actor, clinician_id, patient_id, action, object, detail, n) ORDER BY e.n",
+            (
+                [e.actor for e in entries],
+                [e.clinician_id for e in entries],
+                [e.patient_id for e in entries],
+                [e.action for e in entries],
+                [e.obj for e in entries],
+                [e.detail for e in entries],
+            ),
+        )
+    except psycopg.errors.NotNullViolation as exc:
+        raise PersonSessionError(
+            "an audit entry needs an actor: pass actor= outside a person session"
+        ) from exc
+
+
 def audit(
     conn: psycopg.Connection[Any],
     *,
@@ -139,18 +224,13 @@ def audit(
 
     In a person session `actor` may be left out: it is then the verified
     person ('clinician:<id>' or 'patient:<id>'), which is also the only actor
-    the policies accept from a person.
+    the policies accept from a person. Inside `deferred_audit` the entry is
+    written as that block ends.
     """
-    try:
-        conn.execute(
-            "INSERT INTO audit_log (actor, clinician_id, patient_id, action, object, detail)"
-            " VALUES (coalesce(%s, paceline_identity_actor()), %s, %s, %s, %s, %s::jsonb)",
-            (actor, clinician_id, patient_id, action, obj, json.dumps(detail or {})),
-        )
-    except psycopg.errors.NotNullViolation as exc:
-        raise PersonSessionError(
-            "an audit entry needs an actor: pass actor= outside a person session"
-        ) from exc
+    _append(
+        conn,
+        [_Entry(actor, clinician_id, patient_id, action, obj, json.dumps(detail or {}))],
+    )
 
 
 def record_reads(
@@ -162,17 +242,14 @@ def record_reads(
 ) -> int:
     """Audit that the session's person read `obj` of each patient; services are not audited.
 
-    One statement, one row per patient. Returns how many rows it wrote (0
-    outside a person session).
+    One statement, one row per patient (inside `deferred_audit`, part of that
+    block's statement). Returns how many rows it wrote (0 outside a person session).
     """
     person = current_person(conn)
     ids = sorted(set(patient_ids))
     if person is None or not ids:
         return 0
     clinician_id = person.person_id if person.kind == "clinician" else None
-    conn.execute(
-        "INSERT INTO audit_log (actor, clinician_id, patient_id, action, object, detail)"
-        " SELECT %s, %s, p, 'read', %s, %s::jsonb FROM unnest(%s::bigint[]) AS p",
-        (person.actor, clinician_id, obj, json.dumps(detail or {}), ids),
-    )
+    text = json.dumps(detail or {})
+    _append(conn, [_Entry(person.actor, clinician_id, p, "read", obj, text) for p in ids])
     return len(ids)
