@@ -40,6 +40,7 @@ from typing import Any
 from streamlit import config as st_config
 from streamlit.testing.v1 import AppTest
 
+from paceline.cli.dashboard import streamlit_argv
 from paceline.dashboard import auth, ui
 from paceline.dashboard.backend import Backend
 from paceline.dashboard.patient_view import Range, range_days
@@ -179,6 +180,27 @@ def seed(dsn: str, today: date, patients: int, days: int) -> tuple[int, int]:
     return clinician, big
 
 
+def served_options() -> dict[str, object]:
+    """Set the script runner's and browser options `paceline dashboard` serves with.
+
+    From `streamlit_argv` itself, so that the renders measured here run as served:
+    without magic (AppTest compiles each page afresh on every run, where the server
+    compiles it once, so magic's syntax-tree pass would be counted on every render)
+    and without usage statistics (Streamlit otherwise records telemetry for every
+    element drawn). The server's own options (address, port, watcher) and the
+    client's (how the browser shows things) do not apply to AppTest.
+    """
+    chosen: dict[str, object] = {}
+    for arg in streamlit_argv(APP, host="127.0.0.1", port=0):
+        name, sep, raw = arg.removeprefix("--").partition("=")
+        if not (arg.startswith("--") and sep) or name.split(".")[0] not in ("runner", "browser"):
+            continue
+        value: object = {"true": True, "false": False}.get(raw, raw)
+        st_config.set_option(name, value)
+        chosen[name] = value
+    return chosen
+
+
 def _profiler() -> Callable[[str, Callable[[], object]], None]:
     """A cProfile of the script thread of one AppTest run, printed to stderr (--profile)."""
     import cProfile  # noqa: PLC0415 - only when asked
@@ -296,10 +318,7 @@ def main() -> int:
                     clinician_id=clinician,
                 )
 
-        # As `paceline dashboard` serves it (`streamlit_argv`). AppTest compiles each page
-        # afresh on every run, where the server compiles it once, so magic's syntax-tree
-        # pass would otherwise be counted on every render.
-        st_config.set_option("runner.magicEnabled", False)
+        served_options()
         at = AppTest.from_file(str(APP), default_timeout=120)
         at.run()
         at.text_input(key="login_username").input("bench")
