@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import date, datetime, time, timedelta
 from functools import lru_cache
 from typing import Any, TypeAlias, cast
@@ -293,7 +293,7 @@ def chart_table(rows: Iterable[Mapping[str, Any]], columns: Sequence[str]) -> pa
     An Arrow table goes to the browser as it is; building it straight from the view
     model's rows skips pandas, which cost more than the page's SQL on every render.
     """
-    return _arrow(rows, columns, _json_value)
+    return pa.table({c: _chart_column(v) for c, v in _columns(rows, columns).items()})
 
 
 def display_table(rows: Iterable[Mapping[str, Any]], columns: Sequence[str]) -> pa.Table:
@@ -302,18 +302,28 @@ def display_table(rows: Iterable[Mapping[str, Any]], columns: Sequence[str]) -> 
     Streamlit sends an Arrow table as it is and converts a pandas frame to Arrow
     first, so the tables skip pandas as the chart datasets do.
     """
-    return _arrow(rows, columns, None)
+    return pa.table({c: pa.array(v) for c, v in _columns(rows, columns).items()})
 
 
-def _arrow(
-    rows: Iterable[Mapping[str, Any]], columns: Sequence[str], convert: Callable[[Any], Any] | None
-) -> pa.Table:
+def _columns(rows: Iterable[Mapping[str, Any]], columns: Sequence[str]) -> dict[str, list[Any]]:
     values: dict[str, list[Any]] = {c: [] for c in columns}
+    appends = [(c, values[c].append) for c in columns]
     for row in rows:
-        for c in columns:
-            v = row.get(c)
-            values[c].append(v if convert is None else convert(v))
-    return pa.table({c: pa.array(v) for c, v in values.items()})
+        for c, append in appends:
+            append(row.get(c))
+    return values
+
+
+def _chart_column(values: list[Any]) -> pa.Array:
+    """One dataset column, converted as a whole where it can be (a render has thousands of cells).
+
+    A column holds one kind of value: days or times become ISO text one by one;
+    anything else goes to Arrow as it is, NaN as null (`from_pandas`).
+    """
+    first = next((v for v in values if v is not None), None)
+    if isinstance(first, date):
+        return pa.array([_json_value(v) for v in values])
+    return pa.array(values, from_pandas=True)
 
 
 def iso_local(at: datetime) -> str:
