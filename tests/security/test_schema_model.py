@@ -296,6 +296,28 @@ def test_functions_belong_to_the_owner_and_definer_rights_are_reviewed(
     assert setter == [(False,)] * len(PERSON_AND_SERVICE_ROLES)
 
 
+def test_every_definer_function_searches_pg_temp_last(conn: psycopg.Connection[Any]) -> None:
+    # Without pg_temp in it, a search_path searches the caller's temporary schema first
+    # for relations and types ("Writing SECURITY DEFINER Functions Safely", CREATE
+    # FUNCTION in the PostgreSQL documentation): tests/security/test_temp_shadowing.py.
+    rows = conn.execute(
+        "SELECT p.oid::regprocedure::text, (SELECT substr(c, length('search_path=') + 1)"
+        "  FROM unnest(p.proconfig) c WHERE c LIKE 'search\\_path=%')"
+        " FROM pg_proc p WHERE p.prosecdef"
+        " AND p.pronamespace NOT IN ('pg_catalog'::regnamespace, 'information_schema'::regnamespace)"
+        # An extension's own functions (TimescaleDB's) are its maintainers' to keep safe.
+        " AND NOT EXISTS (SELECT 1 FROM pg_depend d WHERE d.classid = 'pg_proc'::regclass"
+        " AND d.objid = p.oid AND d.deptype = 'e')"
+    ).fetchall()
+    assert {name for name, _ in rows} >= set(SECURITY_DEFINER)
+    unsafe = {
+        name: path
+        for name, path in rows
+        if path is None or [s.strip() for s in path.split(",")][-1] != "pg_temp"
+    }
+    assert unsafe == {}
+
+
 def test_definer_functions_are_executable_by_their_reviewed_roles_only(
     conn: psycopg.Connection[Any],
 ) -> None:
