@@ -20,7 +20,8 @@ from paceline.pacing.exposure import (
     current_item,
     item_progress,
 )
-from paceline.store import Batch, HrRows, StepRows, write_batch
+from paceline.store import Batch, HrRows, StepRows, access, write_batch
+from paceline.store.identity import IdentityKey
 from tests.factories import patient_with_device
 
 DAY = date(2026, 3, 2)
@@ -110,6 +111,43 @@ def test_a_clinician_builds_and_edits_the_ladder_with_an_audit_trail(
         "SELECT action FROM audit_log WHERE patient_id = %s ORDER BY audit_id", (pid,)
     ).fetchall()
     assert [r[0] for r in actions] == ["ladder.add", "ladder.add", "ladder.edit", "ladder.edit"]
+
+
+def test_ladder_changes_made_for_the_patient_are_audited_as_that_patient(
+    conn: psycopg.Connection[Any],
+    patient: tuple[int, int],
+    dashboard_conn: psycopg.Connection[Any],
+    identity_key: IdentityKey,
+) -> None:
+    pid, _ = patient
+    a = ladder.add_item(conn, pid, activity="kneel to weed", fear_rating=50)
+    ladder.edit_item(conn, pid, a.item_id, fear_rating=45)
+    ladder.rerate(conn, pid, {a.item_id: 40})
+    ladder.retire_item(conn, pid, a.item_id, reason="moved house, no garden")
+    conn.commit()
+    actors = conn.execute(
+        "SELECT action, actor FROM audit_log WHERE patient_id = %s AND object = 'exposure_item'"
+        " ORDER BY audit_id",
+        (pid,),
+    ).fetchall()
+    me = f"patient:{pid}"
+    assert actors == [
+        ("ladder.add", me),
+        ("ladder.edit", me),
+        ("ladder.rerate", me),
+        ("ladder.retire", me),
+    ]
+    # The actor is the one the audit log's row policy accepts from the patient's own
+    # session; that session cannot change the ladder at all (clinicians set it).
+    with access.patient_session(dashboard_conn, pid, key=identity_key) as c:
+        assert c.execute("SELECT paceline_identity_actor()").fetchone() == (
+            access.editor_actor(pid, None),
+        )
+    with (
+        access.patient_session(dashboard_conn, pid, key=identity_key) as c,
+        pytest.raises(psycopg.errors.InsufficientPrivilege),
+    ):
+        ladder.add_item(c, pid, activity="dig the beds", fear_rating=60)
 
 
 def test_ladder_edits_are_validated(

@@ -23,13 +23,7 @@ from paceline.pacing.exposure import ItemProgress, LadderItem, SessionStatus, it
 from paceline.pacing.goals import Goal, GoalLink, GoalProgress, GoalStatus
 from paceline.pacing.milestones import Milestone
 from paceline.pacing.records import PatientContext
-from paceline.store.access import audit
-
-
-def _actor(patient_id: int, clinician_id: int | None) -> str:
-    # As the database names the person of a session (paceline_identity_actor), so
-    # that a patient's own change passes the audit log's row policy.
-    return f"patient:{patient_id}" if clinician_id is None else f"clinician:{clinician_id}"
+from paceline.store.access import audit, editor_actor
 
 
 def _audit(
@@ -41,7 +35,7 @@ def _audit(
 ) -> None:
     audit(
         conn,
-        actor=_actor(patient_id, clinician_id),
+        actor=editor_actor(patient_id, clinician_id),
         action=action,
         obj="valued_goal",
         patient_id=patient_id,

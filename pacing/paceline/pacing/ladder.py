@@ -31,15 +31,11 @@ from paceline.pacing.exposure import (
 )
 from paceline.pacing.progression import PlanSettings, version_on
 from paceline.pacing.records import FearRating
-from paceline.store.access import audit, current_person
+from paceline.store.access import audit, current_person, editor_actor
 
 ACTIVITY_MAX_CHARS: Final = 200
 #: Window used for the objective link of a done session recorded without start and end.
 DEFAULT_SESSION: Final = timedelta(minutes=60)
-
-
-def _actor(clinician_id: int | None) -> str:
-    return "patient" if clinician_id is None else f"clinician:{clinician_id}"
 
 
 def _audit(
@@ -52,7 +48,7 @@ def _audit(
 ) -> None:
     audit(
         conn,
-        actor=_actor(clinician_id),
+        actor=editor_actor(patient_id, clinician_id),
         action=action,
         obj="exposure_item",
         patient_id=patient_id,

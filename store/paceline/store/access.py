@@ -52,6 +52,17 @@ class Person:
         return f"{self.kind}:{self.person_id}"
 
 
+def editor_actor(patient_id: int, clinician_id: int | None) -> str:
+    """The audit actor of a change to a patient's record: the clinician's, else the patient's own.
+
+    Named as the database names the person of a session (`paceline_identity_actor`), so
+    that a person's own change passes the audit log's row policy.
+    """
+    if clinician_id is None:
+        return Person("patient", patient_id).actor
+    return Person("clinician", clinician_id).actor
+
+
 # The person of each connection inside a session, so that the query layer
 # (paceline.store.reads) knows a person is reading and audits it; a service's
 # connection is never in here, so service reads are not audited.
