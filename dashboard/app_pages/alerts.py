@@ -5,6 +5,7 @@ import streamlit as st
 from paceline.dashboard import alerts_view, ui
 from paceline.pacing import overview
 from paceline.pacing.alerts import AlertError, acknowledge, dead_letters, list_alerts, resolve
+from paceline.store import access
 from paceline.store.accounts import Role
 
 who = ui.require(Role.CLINICIAN)
@@ -25,6 +26,14 @@ with ui.person(who) as conn:
     found = list_alerts(conn, statuses=list(shown))
     names = overview.patient_names(conn)
     dead = dead_letters(conn, limit=100)
+    # One read row per patient whose alerts or failed deliveries the page shows, as
+    # the caseload and the timeline record theirs; the page view names the alerts.
+    access.record_reads(
+        conn,
+        obj="alerts",
+        patient_ids=[a.patient_id for a in found] + [d.patient_id for d in dead],
+        detail={"statuses": sorted(shown)},
+    )
     ui.audit(conn, who, page="alerts", detail={"alerts": [a.alert_id for a in found]})
 
 if not found:

@@ -376,6 +376,62 @@ def test_the_patient_page_reads_in_one_person_session_and_audits_each_minute_vie
     assert render(lambda: at.toggle(key="patient_intraday_show").set_value(False)) == (1, [], 2)
 
 
+def test_the_alerts_page_audits_a_read_for_each_patient_it_shows(
+    app: AppTest, clinic: Clinic
+) -> None:
+    mine, failed, theirs = clinic.team_a[0], clinic.team_a[2], clinic.team_b[0]
+    with connect(clinic.dsn) as c:
+        for days, pid, status in (
+            (2, mine, "open"),
+            (3, mine, "acknowledged"),
+            (2, theirs, "open"),
+        ):
+            c.execute(
+                "INSERT INTO alert (patient_id, rule_id, window_start, severity, status, summary)"
+                " VALUES (%s, 'bust.under_quota', now() - make_interval(days => %s), 'warning',"
+                " %s, 'x')",
+                (pid, days, status),
+            )
+        (resolved,) = c.execute(
+            "INSERT INTO alert (patient_id, rule_id, window_start, severity, status, summary)"
+            " VALUES (%s, 'flare.risk_high', now() - interval '3 days', 'critical', 'resolved',"
+            " 'x') RETURNING alert_id",
+            (failed,),
+        ).fetchone() or (0,)
+        c.execute(
+            "INSERT INTO alert_delivery (alert_id, patient_id, alert_ids, channel, recipient,"
+            " status, message_key, attempts, last_error) VALUES (%s, %s, ARRAY[%s]::bigint[],"
+            " 'webhook', 'endpoint:default', 'dead', gen_random_uuid(), 8, 'HTTP 503')",
+            (resolved, failed, resolved),
+        )
+        (before,) = c.execute("SELECT max(audit_id) FROM audit_log").fetchone() or (0,)
+        c.commit()
+    at = login(app, "dr.a")
+    at.switch_page("app_pages/alerts.py").run()
+    assert not at.exception, at.exception
+    with connect(clinic.dsn) as c:
+        shown = {
+            int(r[0])
+            for r in c.execute(
+                "SELECT patient_id FROM alert WHERE status IN ('open', 'acknowledged')"
+                " AND patient_id = ANY(%s) UNION SELECT patient_id FROM alert_delivery"
+                " WHERE status IN ('dead', 'failed', 'disabled') AND patient_id = ANY(%s)",
+                (list(clinic.team_a), list(clinic.team_a)),
+            ).fetchall()
+        }
+        reads = c.execute(
+            "SELECT actor, patient_id, clinician_id, detail FROM audit_log"
+            " WHERE audit_id > %s AND action = 'read' AND object = 'alerts' ORDER BY patient_id",
+            (before,),
+        ).fetchall()
+    assert {mine, failed} <= shown and theirs not in shown
+    actor = f"clinician:{clinic.clinician_a}"
+    assert reads == [
+        (actor, pid, clinic.clinician_a, {"statuses": ["acknowledged", "open"]})
+        for pid in sorted(shown)
+    ]
+
+
 def test_patient_logs_a_prescribed_session_and_the_clinician_sees_it_with_adherence(
     app: AppTest, clinic: Clinic
 ) -> None:
