@@ -248,6 +248,7 @@ def minute_buckets(
         patient_id,
         ctx.day_start(day),
         ctx.day_start(day + timedelta(days=1)),
+        tz=ctx.timezone,
         hr_view=hr_view,
         steps_view=steps_view,
     )

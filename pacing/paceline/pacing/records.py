@@ -1902,7 +1902,11 @@ def patient_alerts(
 
 @dataclass(frozen=True)
 class MinuteBucket:
-    """One minute of one day: mean and maximum heart rate and the steps counted."""
+    """One minute of one day: mean and maximum heart rate and the steps counted.
+
+    `minute` is the patient's wall-clock time (naive, in their zone) at which the
+    minute begins; on the night clocks go back two minutes share a wall time.
+    """
 
     minute: datetime
     mean_hr_bpm: float | None
@@ -1916,28 +1920,32 @@ def minute_buckets(
     lo: datetime,
     hi: datetime,
     *,
+    tz: str,
     hr_view: str,
     steps_view: str,
 ) -> list[MinuteBucket]:
     """`[lo, hi)` in one-minute `date_bin` buckets from `lo` (never the raw samples themselves).
 
+    Each bucket is labelled with its start in `tz` (the patient's zone), converted in SQL:
+    a timestamptz would reach Python in the session's time zone, whatever the patient's.
     `hr_view` and `steps_view` name the relations the session may read samples through
     (the person roles have no privilege on the raw tables).
     """
     query = sql.SQL(
-        "WITH hr AS (SELECT date_bin('1 minute', time, %(lo)s) AS minute, avg(bpm)::float8 AS m,"
+        "WITH hr AS (SELECT date_bin('1 minute', time, %(lo)s) AS at, avg(bpm)::float8 AS m,"
         "   max(bpm) AS x FROM {hr} WHERE patient_id = %(p)s AND time >= %(lo)s AND time < %(hi)s"
         "   GROUP BY 1),"
         # Steps: summed per device within the minute, the best-counting device kept (as the
         # rollup does), so that two wearables do not double the count.
-        " st AS (SELECT minute, max(n) AS s FROM (SELECT date_bin('1 minute', time, %(lo)s)"
-        "   AS minute, device_id, sum(steps) AS n FROM {st} WHERE patient_id = %(p)s"
+        " st AS (SELECT at, max(n) AS s FROM (SELECT date_bin('1 minute', time, %(lo)s)"
+        "   AS at, device_id, sum(steps) AS n FROM {st} WHERE patient_id = %(p)s"
         "   AND time >= %(lo)s AND time < %(hi)s GROUP BY 1, 2) per_device GROUP BY 1)"
-        " SELECT minute, hr.m AS mean_hr_bpm, hr.x AS max_hr_bpm, coalesce(st.s, 0) AS steps"
-        " FROM hr FULL JOIN st USING (minute) ORDER BY minute"
+        # Joined and ordered by the instant: the wall times of the hour clocks go back repeat.
+        " SELECT at AT TIME ZONE %(tz)s AS minute, hr.m AS mean_hr_bpm, hr.x AS max_hr_bpm,"
+        " coalesce(st.s, 0) AS steps FROM hr FULL JOIN st USING (at) ORDER BY at"
     ).format(hr=sql.Identifier(hr_view), st=sql.Identifier(steps_view))
     with conn.cursor(row_factory=class_row(MinuteBucket)) as cur:
-        cur.execute(query, {"p": patient_id, "lo": lo, "hi": hi})
+        cur.execute(query, {"p": patient_id, "lo": lo, "hi": hi, "tz": tz})
         return cur.fetchall()
 
 
