@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from aiosmtpd.controller import Controller
+from aiosmtpd.smtp import AuthResult, LoginPassword
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
@@ -44,6 +45,17 @@ class Mailbox:
     refuse: list[str] = field(default_factory=list)
     #: For each accepted message, whether it came over TLS (STARTTLS).
     tls: list[bool] = field(default_factory=list)
+    #: Each login the server accepted: user, password, and whether it came over TLS.
+    logins: list[tuple[str, str, bool]] = field(default_factory=list)
+
+    def authenticate(
+        self, server: Any, session: Any, envelope: Any, mechanism: str, auth_data: Any
+    ) -> AuthResult:
+        """Accept any login, noting what was sent and how (aiosmtpd's authenticator)."""
+        assert isinstance(auth_data, LoginPassword)
+        login = (auth_data.login.decode(), auth_data.password.decode(), session.ssl is not None)
+        self.logins.append(login)
+        return AuthResult(success=True)
 
     async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
         if self.refuse:
@@ -54,17 +66,33 @@ class Mailbox:
         return "250 Message accepted for delivery"
 
 
+def _subject_name(host: str) -> x509.GeneralName:
+    try:
+        return x509.IPAddress(ipaddress.ip_address(host))
+    except ValueError:
+        return x509.DNSName(host)
+
+
 @contextmanager
-def smtp_server(*, tls: ssl.SSLContext | None = None) -> Iterator[tuple[str, Mailbox]]:
+def smtp_server(
+    *, tls: ssl.SSLContext | None = None, login: bool = False
+) -> Iterator[tuple[str, Mailbox]]:
     """An SMTP server on 127.0.0.1; yields its smtp:// URL and the mailbox.
 
     With `tls`, the server offers STARTTLS with that context and refuses mail
-    sent without it (aiosmtpd's ``require_starttls``).
+    sent without it (aiosmtpd's ``require_starttls``). With `login`, it offers
+    AUTH (over TLS only when it has `tls`) and notes each login in the mailbox.
     """
     box = Mailbox()
     port = free_port()
     controller = Controller(
-        box, hostname="127.0.0.1", port=port, tls_context=tls, require_starttls=tls is not None
+        box,
+        hostname="127.0.0.1",
+        port=port,
+        tls_context=tls,
+        require_starttls=tls is not None,
+        authenticator=box.authenticate if login else None,
+        auth_require_tls=tls is not None,
     )
     controller.start()
     try:
@@ -74,7 +102,7 @@ def smtp_server(*, tls: ssl.SSLContext | None = None) -> Iterator[tuple[str, Mai
 
 
 def self_signed(directory: Path, host: str = "127.0.0.1") -> tuple[Path, ssl.SSLContext]:
-    """A self-signed certificate for `host` (an IP address) made now with `cryptography`.
+    """A self-signed certificate for `host` (an IP address or a name) made now with `cryptography`.
 
     Returns the certificate's PEM file (what a client must trust) and a server
     context that presents it.
@@ -91,7 +119,7 @@ def self_signed(directory: Path, host: str = "127.0.0.1") -> tuple[Path, ssl.SSL
         .not_valid_before(now - timedelta(minutes=5))
         .not_valid_after(now + timedelta(days=1))
         .add_extension(
-            x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address(host))]),
+            x509.SubjectAlternativeName([_subject_name(host)]),
             critical=False,
         )
         .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)

@@ -21,8 +21,9 @@ import pytest
 from paceline.pacing import records
 from paceline.pacing.alerts import Channels, dead_letters, deliver
 from paceline.pacing.alerts.channels import SmtpChannel
+from paceline.pacing.alerts.channels.smtp import cleartext_login_allowed
 from paceline.pacing.alerts.config import EMAIL
-from paceline.pacing.alerts.errors import SmtpTlsError
+from paceline.pacing.alerts.errors import SmtpCleartextError, SmtpTlsError
 from paceline.pacing.alerts.message import Message
 from paceline.pacing.alerts.retry import MAX_ATTEMPTS, Verdict
 from tests.pacing.alerts.helpers import CONFIG, START, enrol, morning_after, raise_flare_risk
@@ -123,16 +124,67 @@ def test_a_delivery_refused_for_its_certificate_is_delivered_once_the_certificat
     assert len(tls.box.messages) == 1 and tls.box.tls == [True]
 
 
-def test_no_password_goes_to_a_server_that_offers_no_starttls() -> None:
-    """A server without STARTTLS (or a stripped EHLO reply) never sees the credentials."""
-    with smtp_server() as (url, box):
+def _probe() -> Message:
+    return Message(
+        0, uuid4(), EMAIL, "clinician:0", "dr@clinic.example", "digest", 0, (), "", False
+    )
+
+
+def test_only_a_loopback_address_may_receive_a_login_without_tls() -> None:
+    allowed = ["127.0.0.1", "127.0.0.53", "::1"]
+    unspecified = "0.0.0.0"  # noqa: S104 - a host refused here, not an address bound
+    refused = ["localhost", "mail.clinic.example", "10.0.0.25", "192.168.1.2", "::", unspecified]
+    assert [cleartext_login_allowed(h) for h in allowed] == [True] * len(allowed)
+    assert [cleartext_login_allowed(h) for h in refused] == [False] * len(refused)
+
+
+def test_no_password_goes_to_a_named_server_that_offers_no_starttls(
+    conn: psycopg.Connection[Any],
+) -> None:
+    """A server without STARTTLS (or a stripped EHLO reply) never sees the credentials.
+
+    The server listens on 127.0.0.1, but the URL names it `localhost`, as it would
+    name any relay: a name is not a loopback address, whatever it resolves to here.
+    """
+    with smtp_server(login=True) as (url, box):
+        port = url.rsplit(":", 1)[1]
+        named = f"smtp://alerts:s3cret@localhost:{port}"
+        channel = SmtpChannel(named, CONFIG.alert_from)
+        result = channel.send(_probe())
+        config = replace(CONFIG, smtp_url=named, webhook_url=None)
+        channels = Channels(config, {EMAIL: channel})
+        did = _flare_risk_email(conn, channels)
+        out = deliver(conn, did, channels=channels, now=NOW)
+        conn.commit()
+    assert result.verdict is Verdict.FAILED
+    assert isinstance(result.error, SmtpCleartextError)
+    assert result.error.server == "smtp://alerts:***@localhost:" + port
+    assert "no STARTTLS" in str(result.error) and "smtps://" in str(result.error)
+    assert box.logins == [] and box.messages == []
+    # Not retried: the URL is the operator's to change; the inbox lists it as failed.
+    assert (out.status, out.retry_at, out.attempts) == ("failed", None, 1)
+    assert did in [d.delivery_id for d in dead_letters(conn)]
+
+
+def test_a_login_without_tls_goes_to_a_loopback_address_only() -> None:
+    with smtp_server(login=True) as (url, box):
         host_port = url.removeprefix("smtp://")
-        channel = SmtpChannel(f"smtp://alerts:s3cret@{host_port}", CONFIG.alert_from)
-        message = Message(
-            0, uuid4(), EMAIL, "clinician:0", "dr@clinic.example", "digest", 0, (), "", False
+        result = SmtpChannel(f"smtp://alerts:s3cret@{host_port}", CONFIG.alert_from).send(_probe())
+    assert result.verdict is Verdict.DELIVERED, result.detail
+    assert box.logins == [("alerts", "s3cret", False)]
+    assert len(box.messages) == 1
+
+
+def test_a_login_to_a_named_server_goes_over_starttls(tmp_path: Path) -> None:
+    cert, server = self_signed(tmp_path, host="localhost")
+    with smtp_server(tls=server, login=True) as (url, box):
+        port = url.rsplit(":", 1)[1]
+        channel = SmtpChannel(
+            f"smtp://alerts:s3cret@localhost:{port}",
+            CONFIG.alert_from,
+            ssl_context=ssl.create_default_context(cafile=cert),
         )
-        result = channel.send(message)
-    assert result.verdict is Verdict.RETRY
-    assert isinstance(result.error, SmtpTlsError)
-    assert "no STARTTLS" in str(result.error)
-    assert box.messages == []
+        result = channel.send(_probe())
+    assert result.verdict is Verdict.DELIVERED, result.detail
+    assert box.logins == [("alerts", "s3cret", True)]
+    assert box.tls == [True]

@@ -52,6 +52,25 @@ class ChannelConfigError(AlertError):
         super().__init__(f"{name}={value!r}: {reason}")
 
 
+class SmtpCleartextError(AlertError):
+    """An smtp:// server offers no STARTTLS, and the URL carries credentials for it.
+
+    Logging in would send them in clear (or to whoever stripped STARTTLS from the
+    EHLO reply). Not retried: the setting is the operator's to change, and the
+    message says how.
+    """
+
+    def __init__(self, server: str) -> None:
+        self.server = server
+        super().__init__(
+            f"{server} offers no STARTTLS and PACELINE_SMTP_URL carries credentials:"
+            " they are not sent in clear. Use smtps:// (implicit TLS, usually port 465),"
+            " a server that offers STARTTLS, or a relay on 127.0.0.1 or [::1] (loopback,"
+            " where a login without TLS is allowed); or leave the user out of the URL"
+            " if the server needs no login"
+        )
+
+
 class SmtpTlsError(AlertError):
     """The SMTP server's TLS (STARTTLS or smtps://) failed: its certificate does not verify.
 

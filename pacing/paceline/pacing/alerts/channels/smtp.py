@@ -1,7 +1,9 @@
 """E-mail over SMTP with `smtplib`: smtp:// (STARTTLS whenever the server offers it) or smtps://.
 
 With a user in the URL, smtp:// logs in only after STARTTLS: a server that does
-not offer it gets no password (an `SmtpTlsError`, retried like a bad certificate).
+not offer it gets no password (an `SmtpCleartextError`, not retried: the URL is
+the operator's to change), unless the host is a loopback address
+(`cleartext_login_allowed`), where the password never leaves the machine.
 
 TLS verifies the server's certificate and host name against the system's
 trust store (`ssl.create_default_context`, which honours `SSL_CERT_FILE`); a
@@ -18,6 +20,7 @@ receiving system can tell it is the same message.
 
 from __future__ import annotations
 
+import ipaddress
 import smtplib
 import ssl
 from email.message import EmailMessage
@@ -26,9 +29,21 @@ from urllib.parse import unquote, urlsplit
 
 from paceline.pacing.alerts.channels.base import SendResult
 from paceline.pacing.alerts.config import redact_url
-from paceline.pacing.alerts.errors import SmtpTlsError
+from paceline.pacing.alerts.errors import SmtpCleartextError, SmtpTlsError
 from paceline.pacing.alerts.message import Message
 from paceline.pacing.alerts.retry import Verdict, smtp_verdict
+
+
+def cleartext_login_allowed(host: str) -> bool:
+    """Whether credentials may go to `host` without TLS: only to a loopback address literal.
+
+    127.0.0.0/8 and ::1 never leave the machine. A name, even ``localhost``, is
+    resolved by whatever the resolver says, so it gets no exception.
+    """
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 class SmtpChannel:
@@ -75,13 +90,11 @@ class SmtpChannel:
         if client.has_extn("starttls"):
             client.starttls(context=self.ssl_context)
             client.ehlo()
-        elif self.user is not None:
+        elif self.user is not None and not cleartext_login_allowed(self.host):
             # A server that offers no STARTTLS (or a man in the middle stripping it
             # from the EHLO reply) would receive the password in clear: never log in.
             client.close()
-            raise SmtpTlsError(
-                self.shown, "the server offers no STARTTLS; not sending the password in clear"
-            )
+            raise SmtpCleartextError(self.shown)
         return client
 
     def send(self, message: Message) -> SendResult:
@@ -109,6 +122,8 @@ class SmtpChannel:
             return SendResult(Verdict.RETRY, str(error), error=error)
         except SmtpTlsError as error:
             return SendResult(Verdict.RETRY, str(error), error=error)
+        except SmtpCleartextError as error:
+            return SendResult(Verdict.FAILED, str(error), error=error)
         except (smtplib.SMTPException, OSError) as exc:
             return SendResult(Verdict.RETRY, f"{type(exc).__name__}: {exc} ({self.shown})")
         if refused:
