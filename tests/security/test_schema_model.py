@@ -154,6 +154,9 @@ COLUMN_GRANTS = {
         for column in _UPLOAD_OUTCOME
         for role in ("paceline_clinician", "paceline_patient")
     ),
+    # Migration 0027: the gateway's uploader stores each wearable's battery level.
+    ("device", "battery_at", "paceline_ingest", "UPDATE"),
+    ("device", "battery_pct", "paceline_ingest", "UPDATE"),
     ("device", "last_seen", "paceline_ingest", "UPDATE"),
     ("patient", "birth_year", "paceline_ingest", "SELECT"),
     ("patient", "patient_id", "paceline_ingest", "SELECT"),

@@ -100,6 +100,10 @@ class GatewayState:
         rows = self._conn.execute("SELECT device_id, last_count FROM step_state").fetchall()
         return {int(d): int(c) for d, c in rows}
 
+    def load_device_facts(self) -> dict[int, DeviceFacts]:
+        """What each device last said about itself (battery level, Device Information)."""
+        return load_device_facts(self._conn)
+
     def load_bindings(self) -> list[DeviceBinding]:
         """The bound devices saved last time."""
         rows = self._conn.execute(

@@ -32,6 +32,7 @@ import sqlite3
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from typing import Any, Final, Literal
 
 import numpy as np
@@ -51,9 +52,12 @@ from paceline.store import (
     connect,
     write_batch,
 )
+from paceline.store.registry import record_battery_levels
 from paceline.store.spools import record_incident, register_spool
 
 logger = logging.getLogger(__name__)
+#: Where the spool's epoch-microsecond times count from.
+_EPOCH: Final = datetime(1970, 1, 1, tzinfo=UTC)
 
 PRUNE_EVERY_S: Final = 600.0
 """How often uploaded records past their keep time are deleted (a cheap indexed DELETE)."""
@@ -154,6 +158,8 @@ class Uploader:
         self.uploaded_rows = 0
         self.regressions = 0
         self._registered: str | None = None
+        #: The battery reading (percent, epoch µs) last stored for each device.
+        self._sent_battery: dict[int, tuple[int, int]] = {}
         self._wake = asyncio.Event()
 
     def nudge(self) -> None:
@@ -186,6 +192,7 @@ class Uploader:
         """
         try:
             self._register()
+            self._send_battery_levels()
         except psycopg.Error as exc:
             self._drop_connection()
             raise UploadError("-", _describe(exc), transient=is_transient(exc)) from exc
@@ -233,6 +240,34 @@ class Uploader:
             reason=self.spool.replaced_reason,
         )
         self._registered = spool_id
+
+    def _send_battery_levels(self) -> None:
+        """Store the battery level each wearable last reported, once per new reading.
+
+        The daemon keeps what a device said on connecting in the spool (not in a batch:
+        it is a state, not a sample); it reaches the device row on the next upload.
+        """
+        try:
+            facts = self.spool.gateway.load_device_facts()
+        except sqlite3.OperationalError as exc:  # a busy spool: the next call tries again
+            logger.debug("device facts unreadable for now: %s", exc)
+            return
+        fresh = {
+            device_id: (f.battery_percent, f.battery_at_us)
+            for device_id, f in facts.items()
+            if f.battery_percent is not None
+            and f.battery_at_us is not None
+            and self._sent_battery.get(device_id) != (f.battery_percent, f.battery_at_us)
+        }
+        levels = {}
+        for device_id, (pct, at) in fresh.items():
+            if 0 <= pct <= 100:
+                levels[device_id] = (pct, _EPOCH + timedelta(microseconds=at))
+            else:  # only a damaged spool holds one (the codec refuses it): say so, once
+                logger.warning("device %s: battery level %s %% not stored", device_id, pct)
+        if levels:
+            record_battery_levels(self._connection(), levels)
+        self._sent_battery.update(fresh)
 
     def _lost_state(
         self, batch: SpoolBatch, exc: SpoolRegressionError | BatchConflictError

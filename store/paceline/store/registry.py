@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Final
@@ -26,6 +26,16 @@ class DuplicateError(StoreError, ValueError):
 
 class InvalidPatientError(StoreError, ValueError):
     """Patient details the database refuses (a birth year or heart rate out of range)."""
+
+
+class InvalidBatteryLevelError(StoreError, ValueError):
+    """A battery level outside 0-100 %, or read at a time without a time zone."""
+
+    def __init__(self, device_id: int, percent: int, at: datetime) -> None:
+        self.device_id = device_id
+        self.percent = percent
+        self.at = at
+        super().__init__(f"device {device_id}: battery level {percent} % at {at} is not storable")
 
 
 @dataclass(frozen=True)
@@ -360,3 +370,27 @@ def newest_sample_time(
             if row is not None and row[0] is not None and (newest is None or row[0] > newest):
                 newest = row[0]
     return newest
+
+
+def record_battery_levels(
+    conn: psycopg.Connection[Any], levels: Mapping[int, tuple[int, datetime]]
+) -> int:
+    """Store each device's battery level (percent, when it was read) unless a newer one is stored.
+
+    The reading's time decides, not the order of arrival: a gateway that was offline
+    uploads late, and a wearable may have moved to another gateway meanwhile. Devices
+    the database does not know are skipped. Returns how many device rows changed.
+    """
+    for device_id, (percent, at) in levels.items():
+        if not 0 <= percent <= 100 or at.tzinfo is None:
+            raise InvalidBatteryLevelError(device_id, percent, at)
+    if not levels:
+        return 0
+    ids = sorted(levels)
+    cur = conn.execute(
+        "UPDATE device d SET battery_pct = k.pct, battery_at = k.at"
+        " FROM unnest(%s::bigint[], %s::smallint[], %s::timestamptz[]) AS k(did, pct, at)"
+        " WHERE d.device_id = k.did AND (d.battery_at IS NULL OR d.battery_at < k.at)",
+        (ids, [levels[i][0] for i in ids], [levels[i][1] for i in ids]),
+    )
+    return max(cur.rowcount, 0)
