@@ -36,6 +36,7 @@ from paceline.pacing import (
     replay,
 )
 from paceline.pacing.exercise import Kind, Target
+from paceline.pacing.flag_wording import rule_title
 from paceline.pacing.intake import submit_questionnaire
 from paceline.pacing.report import ReportError, progress_report
 from paceline.pacing.simulate import Persona, SimPatient
@@ -247,6 +248,25 @@ def test_the_text_holds_the_numbers_of_the_data(built: Built, document: pdfium.P
     assert "Session-RPE load (Foster 2001" in text
     assert "Valued goals" in text and "carry the shopping home" in text
     assert "to shop without help" in text and "Milestone" in text
+
+
+def test_flags_and_alerts_are_named_in_the_dashboards_words(
+    db_dsn: str, built: Built, document: pdfium.PdfDocument
+) -> None:
+    text = " ".join(" ".join(_text(document[i]) for i in range(len(document))).split())
+    with connect(db_dsn) as conn:
+        rules = {
+            str(r[0])
+            for r in conn.execute(
+                "SELECT rule_id FROM flag WHERE patient_id = %(p)s"
+                " UNION SELECT rule_id FROM alert WHERE patient_id = %(p)s",
+                {"p": built.patient_id},
+            )
+        }
+    assert rules, "the boom-bust persona raises flags"
+    for rule_id in rules:
+        assert rule_title(rule_id) != rule_id, f"{rule_id} has a title"
+        assert rule_title(rule_id) in text, rule_id
 
 
 def _images(page: pdfium.PdfPage) -> list[tuple[float, float, float, float]]:

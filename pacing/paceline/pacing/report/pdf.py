@@ -36,10 +36,9 @@ from reportlab.platypus import (
 )
 
 from paceline.pacing import notes
+from paceline.pacing.flag_wording import rule_title
 from paceline.pacing.report import charts
 from paceline.pacing.report.content import Comparison, ReportContent, comparisons
-from paceline.pacing.rules import RULES
-from paceline.pacing.rules.flare import FLARE_RISK
 
 MARGIN: Final = 20 * mm
 FONT: Final = "DejaVuSans"
@@ -50,10 +49,6 @@ DISCLAIMER: Final = (
     " replace, clinical judgement."
 )
 RESOLUTIONS: Final = {"clinician": "by a clinician", "episode_ended": "episode ended"}
-SEVERITY_ORDER: Final = ("info", "warning", "critical")
-RULE_TITLES: Final = {r.spec.rule_id: r.spec.title for r in RULES} | {
-    FLARE_RISK.rule_id: FLARE_RISK.title
-}
 
 
 def _register_fonts() -> None:
@@ -203,11 +198,11 @@ def _flag_rows(c: ReportContent) -> list[list[object]]:
     for f in sorted(c.timeline.flags, key=lambda f: f.window_start):
         by_rule.setdefault(f.rule_id, []).append(f)
     for rule_id, flags in by_rule.items():
-        worst = max((f.severity.value for f in flags), key=SEVERITY_ORDER.index)
+        worst = max((f.severity for f in flags), key=lambda s: s.rank).value
         still = sum(1 for f in flags if f.status != "resolved")
         rows.append(
             [
-                RULE_TITLES.get(rule_id, rule_id),
+                rule_title(rule_id),
                 str(len(flags)),
                 f"{_day(flags[0].window_start)} – {_day(flags[-1].window_end)}",
                 f"{worst} · {still} open" if still else f"{worst} · all resolved",
@@ -432,7 +427,7 @@ def story(c: ReportContent) -> list[Flowable]:
                 resolved = f"{_day(a.resolved_at)}, {how}"
             rows.append(
                 [
-                    f"{RULE_TITLES.get(a.rule_id, a.rule_id)} ({a.severity})",
+                    f"{rule_title(a.rule_id)} ({a.severity})",
                     _day(a.opened_at),
                     a.status,
                     ack,
