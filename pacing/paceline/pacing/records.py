@@ -2,9 +2,12 @@
 
 Every module of `paceline.pacing` that reads or writes the database (the
 engine, intake, planning, ladders, the jobs, the alerts, the dashboard's read
-models and the exports) does it through the functions here. Rows come back as the frozen values the pure modules take (`MetricsRow`,
-`DiaryRecord`, `PlanVersion`, `SessionRecord`, …). Days are the patient's local
-days: timestamps are converted with the patient's time zone in SQL.
+models and the exports) does it through the functions here. Rows come back as
+the frozen values the pure modules take (`MetricsRow`, `DiaryRecord`,
+`PlanVersion`, `SessionRecord`, …), read straight into them by psycopg's row
+factories (`class_row`, `kwargs_row`) through `_fetch_all` and `_fetch_one`.
+Days are the patient's local days: timestamps are converted with the patient's
+time zone in SQL.
 """
 
 from __future__ import annotations
@@ -13,7 +16,7 @@ import dataclasses
 import json
 import uuid
 from collections import defaultdict
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import date, datetime, timedelta
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -23,7 +26,8 @@ import numpy as np
 import psycopg
 from numpy.typing import NDArray
 from psycopg import sql
-from psycopg.rows import class_row, dict_row
+from psycopg.abc import Params, QueryNoTemplate
+from psycopg.rows import BaseRowFactory, RowFactory, class_row, dict_row, kwargs_row
 from psycopg.types.json import Jsonb
 
 from paceline.pacing import localday
@@ -67,6 +71,39 @@ if TYPE_CHECKING:
 
 
 _Row = TypeVar("_Row")
+
+
+def _fetch_all(
+    conn: psycopg.Connection[Any],
+    rows: RowFactory[_Row],
+    query: QueryNoTemplate,
+    params: Params | None,
+) -> list[_Row]:
+    """Every row `query` returns, each made by `rows` (`class_row`, `dict_row`, `_as`)."""
+    with conn.cursor(row_factory=rows) as cur:
+        return cur.execute(query, params).fetchall()
+
+
+def _fetch_one(
+    conn: psycopg.Connection[Any],
+    rows: RowFactory[_Row],
+    query: QueryNoTemplate,
+    params: Params | None,
+) -> _Row | None:
+    """The first row `query` returns, made by `rows`; None when it returns none."""
+    with conn.cursor(row_factory=rows) as cur:
+        return cur.execute(query, params).fetchone()
+
+
+def _as(cls: Callable[..., _Row], **convert: Callable[[Any], Any]) -> BaseRowFactory[_Row]:
+    """`class_row` for a value whose named columns are converted first (stored text to enums)."""
+
+    def make(**row: Any) -> _Row:
+        for name, to_value in convert.items():
+            row[name] = to_value(row[name])
+        return cls(**row)
+
+    return kwargs_row(make)
 
 
 def to_json(value: object) -> str:
@@ -146,15 +183,15 @@ def _day_rows(
     end: date,
 ) -> list[_Row]:
     """`columns` of the patient's `daily_metrics` rows of days `start` … `end`, as `row`s."""
-    with conn.cursor(row_factory=class_row(row)) as cur:
-        cur.execute(
-            sql.SQL(
-                "SELECT {} FROM daily_metrics"
-                " WHERE patient_id = %s AND day BETWEEN %s AND %s ORDER BY day"
-            ).format(columns),
-            (patient_id, start, end),
-        )
-        return cur.fetchall()
+    return _fetch_all(
+        conn,
+        class_row(row),
+        sql.SQL(
+            "SELECT {} FROM daily_metrics"
+            " WHERE patient_id = %s AND day BETWEEN %s AND %s ORDER BY day"
+        ).format(columns),
+        (patient_id, start, end),
+    )
 
 
 def metrics_rows(
@@ -178,15 +215,15 @@ def diary_records(
     conn: psycopg.Connection[Any], ctx: PatientContext, start: date, end: date
 ) -> list[DiaryRecord]:
     """Diary entries of local days `start` … `end`, oldest first."""
-    with conn.cursor(row_factory=class_row(DiaryRecord)) as cur:
-        cur.execute(
-            "SELECT (reported_at AT TIME ZONE %(tz)s)::date AS day, reported_at, pain_now,"
-            " pain_average, pain_worst, fatigue, mood, sleep_quality, fear_of_movement, note"
-            " FROM self_report WHERE patient_id = %(p)s"
-            " AND reported_at >= %(lo)s AND reported_at < %(hi)s ORDER BY reported_at",
-            _local_days(ctx, start, end),
-        )
-        return cur.fetchall()
+    return _fetch_all(
+        conn,
+        class_row(DiaryRecord),
+        "SELECT (reported_at AT TIME ZONE %(tz)s)::date AS day, reported_at, pain_now,"
+        " pain_average, pain_worst, fatigue, mood, sleep_quality, fear_of_movement, note"
+        " FROM self_report WHERE patient_id = %(p)s"
+        " AND reported_at >= %(lo)s AND reported_at < %(hi)s ORDER BY reported_at",
+        _local_days(ctx, start, end),
+    )
 
 
 REPORT_COLUMNS = (*RATING_FIELDS, "note")
@@ -218,14 +255,14 @@ def _insert_once(
     ).fetchone()
     if row is not None:
         return int(row[0]), True, {}
-    with conn.cursor(row_factory=dict_row) as cur:
-        cur.execute(
-            sql.SQL(
-                "SELECT {id}, {cols} FROM {table} WHERE patient_id = %s AND idempotency_key = %s"
-            ).format(id=sql.Identifier(id_column), cols=cols, table=sql.Identifier(table)),
-            (patient_id, key),
-        )
-        stored = cur.fetchone()
+    stored = _fetch_one(
+        conn,
+        dict_row,
+        sql.SQL(
+            "SELECT {id}, {cols} FROM {table} WHERE patient_id = %s AND idempotency_key = %s"
+        ).format(id=sql.Identifier(id_column), cols=cols, table=sql.Identifier(table)),
+        (patient_id, key),
+    )
     assert stored is not None
     return int(stored.pop(id_column)), False, stored
 
@@ -271,13 +308,13 @@ def insert_questionnaire(
     ).fetchone()
     if row is not None:
         return int(row[0]), True, {}
-    with conn.cursor(row_factory=dict_row) as cur:
-        cur.execute(
-            "SELECT response_id, instrument, answered_at, items FROM questionnaire_response"
-            " WHERE patient_id = %s AND idempotency_key = %s",
-            (patient_id, key),
-        )
-        stored = cur.fetchone()
+    stored = _fetch_one(
+        conn,
+        dict_row,
+        "SELECT response_id, instrument, answered_at, items FROM questionnaire_response"
+        " WHERE patient_id = %s AND idempotency_key = %s",
+        (patient_id, key),
+    )
     assert stored is not None
     return int(stored.pop("response_id")), False, stored
 
@@ -298,16 +335,16 @@ def questionnaire_records(
     conn: psycopg.Connection[Any], ctx: PatientContext, start: date, end: date
 ) -> list[QuestionnaireRecord]:
     """The patient's questionnaires answered on local days `start` … `end`, oldest first."""
-    with conn.cursor(row_factory=class_row(QuestionnaireRecord)) as cur:
-        cur.execute(
-            "SELECT response_id, instrument, answered_at,"
-            " (answered_at AT TIME ZONE %(tz)s)::date AS day, total, scores"
-            " FROM questionnaire_response WHERE patient_id = %(p)s"
-            " AND answered_at >= %(lo)s AND answered_at < %(hi)s"
-            " ORDER BY answered_at, response_id",
-            _local_days(ctx, start, end),
-        )
-        return cur.fetchall()
+    return _fetch_all(
+        conn,
+        class_row(QuestionnaireRecord),
+        "SELECT response_id, instrument, answered_at,"
+        " (answered_at AT TIME ZONE %(tz)s)::date AS day, total, scores"
+        " FROM questionnaire_response WHERE patient_id = %(p)s"
+        " AND answered_at >= %(lo)s AND answered_at < %(hi)s"
+        " ORDER BY answered_at, response_id",
+        _local_days(ctx, start, end),
+    )
 
 
 def latest_answer_days(
@@ -341,7 +378,8 @@ def current_plan_params(
 # Plans -----------------------------------------------------------------------------------
 
 
-def _plan(row: Mapping[str, Any]) -> PlanVersion:
+def _plan(**row: Any) -> PlanVersion:
+    """A plan version from its `pacing_plan` columns (the settings are in `params`)."""
     params = row["params"] or {}
     flare_start = params.get("flare_start")
     try:
@@ -393,21 +431,21 @@ def plan_versions(
     With `since`, the result is the version in effect on that local day (the
     highest version that took effect by then) and every version after it.
     """
-    with conn.cursor(row_factory=dict_row) as cur:
-        cur.execute(
-            sql.SQL(
-                "SELECT {}, (valid_from AT TIME ZONE %(tz)s)::date AS valid_day FROM pacing_plan"
-                " WHERE patient_id = %(p)s AND version >= coalesce((SELECT max(version)"
-                "   FROM pacing_plan WHERE patient_id = %(p)s AND valid_from < %(lo)s), 0)"
-                " ORDER BY version"
-            ).format(_PLAN_COLS),
-            {
-                "tz": ctx.timezone,
-                "p": ctx.patient_id,
-                "lo": None if since is None else ctx.day_start(since + timedelta(days=1)),
-            },
-        )
-        return [_plan(r) for r in cur.fetchall()]
+    return _fetch_all(
+        conn,
+        kwargs_row(_plan),
+        sql.SQL(
+            "SELECT {}, (valid_from AT TIME ZONE %(tz)s)::date AS valid_day FROM pacing_plan"
+            " WHERE patient_id = %(p)s AND version >= coalesce((SELECT max(version)"
+            "   FROM pacing_plan WHERE patient_id = %(p)s AND valid_from < %(lo)s), 0)"
+            " ORDER BY version"
+        ).format(_PLAN_COLS),
+        {
+            "tz": ctx.timezone,
+            "p": ctx.patient_id,
+            "lo": None if since is None else ctx.day_start(since + timedelta(days=1)),
+        },
+    )
 
 
 def insert_plan_version(
@@ -465,14 +503,14 @@ def stored_flags(
     conn: psycopg.Connection[Any], patient_id: int, rule_ids: Sequence[str], since: datetime
 ) -> list[StoredFlag]:
     """The patient's flags of `rule_ids` that are unresolved or end after `since`."""
-    with conn.cursor(row_factory=class_row(StoredFlag)) as cur:
-        cur.execute(
-            "SELECT flag_id, rule_id, window_start, window_end, severity, status FROM flag"
-            " WHERE patient_id = %s AND rule_id = ANY(%s)"
-            " AND (status IN ('open', 'acknowledged') OR window_end >= %s) ORDER BY window_start",
-            (patient_id, list(rule_ids), since),
-        )
-        return cur.fetchall()
+    return _fetch_all(
+        conn,
+        class_row(StoredFlag),
+        "SELECT flag_id, rule_id, window_start, window_end, severity, status FROM flag"
+        " WHERE patient_id = %s AND rule_id = ANY(%s)"
+        " AND (status IN ('open', 'acknowledged') OR window_end >= %s) ORDER BY window_start",
+        (patient_id, list(rule_ids), since),
+    )
 
 
 def upsert_flag(
@@ -550,16 +588,15 @@ def flags_for(
 ) -> list[FlagView]:
     """The patient's flags, newest window first (open and acknowledged ones unless told)."""
     where = sql.SQL("" if include_resolved else " AND status <> 'resolved'")
-    with conn.cursor(row_factory=dict_row) as cur:
-        cur.execute(
-            sql.SQL(
-                "SELECT flag_id, rule_id, window_start, window_end, severity, status, evidence"
-                " FROM flag WHERE patient_id = %s{} ORDER BY window_start DESC, rule_id"
-            ).format(where),
-            (patient_id,),
-        )
-        rows = cur.fetchall()
-    return [FlagView(**{**r, "severity": Severity(r["severity"])}) for r in rows]
+    return _fetch_all(
+        conn,
+        _as(FlagView, severity=Severity),
+        sql.SQL(
+            "SELECT flag_id, rule_id, window_start, window_end, severity, status, evidence"
+            " FROM flag WHERE patient_id = %s{} ORDER BY window_start DESC, rule_id"
+        ).format(where),
+        (patient_id,),
+    )
 
 
 def acknowledge_flag(conn: psycopg.Connection[Any], flag_id: int) -> None:
@@ -602,41 +639,34 @@ def flare_risk_history(
 _ITEM_COLS = sql.SQL("item_id, activity, fear_rating, position, status")
 
 
-def _item(row: Mapping[str, Any]) -> LadderItem:
-    return LadderItem(
-        row["item_id"],
-        row["activity"],
-        row["fear_rating"],
-        row["position"],
-        ItemStatus(row["status"]),
-    )
+_LADDER_ITEM = _as(LadderItem, status=ItemStatus)
 
 
 def ladder_items(conn: psycopg.Connection[Any], patient_id: int) -> list[LadderItem]:
     """The patient's fear ladder, bottom rung first."""
-    with conn.cursor(row_factory=dict_row) as cur:
-        cur.execute(
-            sql.SQL(
-                "SELECT {} FROM exposure_item WHERE patient_id = %s ORDER BY position, item_id"
-            ).format(_ITEM_COLS),
-            (patient_id,),
-        )
-        return [_item(r) for r in cur.fetchall()]
+    return _fetch_all(
+        conn,
+        _LADDER_ITEM,
+        sql.SQL(
+            "SELECT {} FROM exposure_item WHERE patient_id = %s ORDER BY position, item_id"
+        ).format(_ITEM_COLS),
+        (patient_id,),
+    )
 
 
 def ladder_item(conn: psycopg.Connection[Any], patient_id: int, item_id: int) -> LadderItem:
     """One ladder item of the patient, or `UnknownExposureError`."""
-    with conn.cursor(row_factory=dict_row) as cur:
-        cur.execute(
-            sql.SQL("SELECT {} FROM exposure_item WHERE patient_id = %s AND item_id = %s").format(
-                _ITEM_COLS
-            ),
-            (patient_id, item_id),
-        )
-        row = cur.fetchone()
+    row = _fetch_one(
+        conn,
+        _LADDER_ITEM,
+        sql.SQL("SELECT {} FROM exposure_item WHERE patient_id = %s AND item_id = %s").format(
+            _ITEM_COLS
+        ),
+        (patient_id, item_id),
+    )
     if row is None:
         raise UnknownExposureError(f"patient {patient_id} has no ladder item {item_id}")
-    return _item(row)
+    return row
 
 
 def insert_item(
@@ -649,41 +679,41 @@ def insert_item(
     created_by: int | None,
 ) -> LadderItem:
     """Add a rung to the ladder."""
-    with conn.cursor(row_factory=dict_row) as cur:
-        cur.execute(
-            sql.SQL(
-                "INSERT INTO exposure_item (patient_id, activity, fear_rating, position,"
-                " created_by) VALUES (%s, %s, %s, %s, %s) RETURNING {}"
-            ).format(_ITEM_COLS),
-            (patient_id, activity, fear_rating, position, created_by),
-        )
-        row = cur.fetchone()
+    row = _fetch_one(
+        conn,
+        _LADDER_ITEM,
+        sql.SQL(
+            "INSERT INTO exposure_item (patient_id, activity, fear_rating, position,"
+            " created_by) VALUES (%s, %s, %s, %s, %s) RETURNING {}"
+        ).format(_ITEM_COLS),
+        (patient_id, activity, fear_rating, position, created_by),
+    )
     assert row is not None
-    return _item(row)
+    return row
 
 
 def update_item(conn: psycopg.Connection[Any], item: LadderItem, patient_id: int) -> LadderItem:
     """Write an edited rung back."""
-    with conn.cursor(row_factory=dict_row) as cur:
-        cur.execute(
-            sql.SQL(
-                "UPDATE exposure_item SET activity = %s, fear_rating = %s, position = %s,"
-                " status = %s, updated_at = now() WHERE item_id = %s AND patient_id = %s"
-                " RETURNING {}"
-            ).format(_ITEM_COLS),
-            (
-                item.activity,
-                item.fear_rating,
-                item.position,
-                item.status.value,
-                item.item_id,
-                patient_id,
-            ),
-        )
-        row = cur.fetchone()
+    row = _fetch_one(
+        conn,
+        _LADDER_ITEM,
+        sql.SQL(
+            "UPDATE exposure_item SET activity = %s, fear_rating = %s, position = %s,"
+            " status = %s, updated_at = now() WHERE item_id = %s AND patient_id = %s"
+            " RETURNING {}"
+        ).format(_ITEM_COLS),
+        (
+            item.activity,
+            item.fear_rating,
+            item.position,
+            item.status.value,
+            item.item_id,
+            patient_id,
+        ),
+    )
     if row is None:
         raise UnknownExposureError(f"patient {patient_id} has no ladder item {item.item_id}")
-    return _item(row)
+    return row
 
 
 @dataclass(frozen=True)
@@ -712,29 +742,29 @@ def insert_rating(
     rated_at: datetime | None = None,
 ) -> FearRating:
     """Append one rating to an item's history (the history is never rewritten)."""
-    with conn.cursor(row_factory=class_row(FearRating)) as cur:
-        cur.execute(
-            sql.SQL(
-                "INSERT INTO exposure_rating (item_id, patient_id, fear_rating, rated_at,"
-                " rated_by, kind) VALUES (%s, %s, %s, coalesce(%s, now()), %s, %s) RETURNING {}"
-            ).format(_RATING_COLS),
-            (item_id, patient_id, fear_rating, rated_at, rated_by, kind),
-        )
-        row = cur.fetchone()
+    row = _fetch_one(
+        conn,
+        class_row(FearRating),
+        sql.SQL(
+            "INSERT INTO exposure_rating (item_id, patient_id, fear_rating, rated_at,"
+            " rated_by, kind) VALUES (%s, %s, %s, coalesce(%s, now()), %s, %s) RETURNING {}"
+        ).format(_RATING_COLS),
+        (item_id, patient_id, fear_rating, rated_at, rated_by, kind),
+    )
     assert row is not None
     return row
 
 
 def fear_ratings(conn: psycopg.Connection[Any], patient_id: int) -> list[FearRating]:
     """Every rating of every ladder item of the patient, oldest first."""
-    with conn.cursor(row_factory=class_row(FearRating)) as cur:
-        cur.execute(
-            sql.SQL(
-                "SELECT {} FROM exposure_rating WHERE patient_id = %s ORDER BY rated_at, rating_id"
-            ).format(_RATING_COLS),
-            (patient_id,),
-        )
-        return cur.fetchall()
+    return _fetch_all(
+        conn,
+        class_row(FearRating),
+        sql.SQL(
+            "SELECT {} FROM exposure_rating WHERE patient_id = %s ORDER BY rated_at, rating_id"
+        ).format(_RATING_COLS),
+        (patient_id,),
+    )
 
 
 _SESSION_COLS = sql.SQL(
@@ -744,8 +774,7 @@ _SESSION_COLS = sql.SQL(
 )
 
 
-def _session(row: Mapping[str, Any]) -> SessionRecord:
-    return SessionRecord(**{**row, "status": SessionStatus(row["status"])})
+_SESSION = _as(SessionRecord, status=SessionStatus)
 
 
 def sessions(
@@ -768,29 +797,29 @@ def sessions(
     if end is not None:
         where.append(sql.SQL("planned_at < %(hi)s"))
         params["hi"] = ctx.day_start(end + timedelta(days=1))
-    with conn.cursor(row_factory=dict_row) as cur:
-        cur.execute(
-            sql.SQL(
-                "SELECT {} FROM exposure_session WHERE {} ORDER BY planned_at, session_id"
-            ).format(_SESSION_COLS, sql.SQL(" AND ").join(where)),
-            params,
-        )
-        return [_session(r) for r in cur.fetchall()]
+    return _fetch_all(
+        conn,
+        _SESSION,
+        sql.SQL("SELECT {} FROM exposure_session WHERE {} ORDER BY planned_at, session_id").format(
+            _SESSION_COLS, sql.SQL(" AND ").join(where)
+        ),
+        params,
+    )
 
 
 def session(conn: psycopg.Connection[Any], ctx: PatientContext, session_id: int) -> SessionRecord:
     """One session of the patient, or `UnknownExposureError`."""
-    with conn.cursor(row_factory=dict_row) as cur:
-        cur.execute(
-            sql.SQL(
-                "SELECT {} FROM exposure_session WHERE patient_id = %(p)s AND session_id = %(s)s"
-            ).format(_SESSION_COLS),
-            {"tz": ctx.timezone, "p": ctx.patient_id, "s": session_id},
-        )
-        row = cur.fetchone()
+    row = _fetch_one(
+        conn,
+        _SESSION,
+        sql.SQL(
+            "SELECT {} FROM exposure_session WHERE patient_id = %(p)s AND session_id = %(s)s"
+        ).format(_SESSION_COLS),
+        {"tz": ctx.timezone, "p": ctx.patient_id, "s": session_id},
+    )
     if row is None:
         raise UnknownExposureError(f"patient {ctx.patient_id} has no exposure session {session_id}")
-    return _session(row)
+    return row
 
 
 def insert_session(
@@ -913,21 +942,21 @@ def progress_notes(
     note_id: int | None = None,
 ) -> list[StoredNote]:
     """The patient's progress notes written in [`since`, `until`), newest first (or one note)."""
-    with conn.cursor(row_factory=class_row(StoredNote)) as cur:
-        cur.execute(
-            # A clinician's session sees only their own clinician row: colleagues by number.
-            "SELECT n.note_id, n.patient_id, n.clinician_id,"
-            " coalesce(c.display_name, 'clinician ' || n.clinician_id) AS clinician_name,"
-            " n.written_at, n.body, n.activity, n.confidence, n.task_independence,"
-            " n.perceived_capability, n.amends FROM progress_note n"
-            " LEFT JOIN clinician c USING (clinician_id) WHERE n.patient_id = %(p)s"
-            " AND (%(lo)s::timestamptz IS NULL OR n.written_at >= %(lo)s)"
-            " AND (%(hi)s::timestamptz IS NULL OR n.written_at < %(hi)s)"
-            " AND (%(id)s::bigint IS NULL OR n.note_id = %(id)s)"
-            " ORDER BY n.written_at DESC, n.note_id DESC",
-            {"p": patient_id, "lo": since, "hi": until, "id": note_id},
-        )
-        return cur.fetchall()
+    return _fetch_all(
+        conn,
+        class_row(StoredNote),
+        # A clinician's session sees only their own clinician row: colleagues by number.
+        "SELECT n.note_id, n.patient_id, n.clinician_id,"
+        " coalesce(c.display_name, 'clinician ' || n.clinician_id) AS clinician_name,"
+        " n.written_at, n.body, n.activity, n.confidence, n.task_independence,"
+        " n.perceived_capability, n.amends FROM progress_note n"
+        " LEFT JOIN clinician c USING (clinician_id) WHERE n.patient_id = %(p)s"
+        " AND (%(lo)s::timestamptz IS NULL OR n.written_at >= %(lo)s)"
+        " AND (%(hi)s::timestamptz IS NULL OR n.written_at < %(hi)s)"
+        " AND (%(id)s::bigint IS NULL OR n.note_id = %(id)s)"
+        " ORDER BY n.written_at DESC, n.note_id DESC",
+        {"p": patient_id, "lo": since, "hi": until, "id": note_id},
+    )
 
 
 # Job queue work lists and the clock's slots (paceline.pacing.jobs) -------------------------
@@ -944,12 +973,13 @@ class EnrolledPatient:
 
 def enrolled_patients(conn: psycopg.Connection[Any], now: datetime) -> list[EnrolledPatient]:
     """Every patient enrolled by `now`, in id order."""
-    with conn.cursor(row_factory=class_row(EnrolledPatient)) as cur:
-        return cur.execute(
-            "SELECT patient_id, timezone, enrolled_at FROM patient"
-            " WHERE enrolled_at <= %s ORDER BY patient_id",
-            (now,),
-        ).fetchall()
+    return _fetch_all(
+        conn,
+        class_row(EnrolledPatient),
+        "SELECT patient_id, timezone, enrolled_at FROM patient"
+        " WHERE enrolled_at <= %s ORDER BY patient_id",
+        (now,),
+    )
 
 
 # "roll" in ASCII: the rollup's advisory locks (whole pass; one patient in the second key).
@@ -1197,15 +1227,16 @@ def latest_alerts(
     The rows stay mappings: the policy's `AlertState` lives in
     `paceline.pacing.alerts`, which imports this module (not the other way round).
     """
-    with conn.cursor(row_factory=dict_row) as cur:
-        cur.execute(
-            "SELECT DISTINCT ON (rule_id) alert_id, rule_id, flag_id, window_start, severity,"
-            " status, urgency, notified_severity, last_notified_at, repeats, resolved_at,"
-            " acknowledged_at FROM alert WHERE patient_id = %s AND audience = %s"
-            " ORDER BY rule_id, window_start DESC",
-            (patient_id, audience.value),
-        )
-        return {r["rule_id"]: r for r in cur.fetchall()}
+    rows = _fetch_all(
+        conn,
+        dict_row,
+        "SELECT DISTINCT ON (rule_id) alert_id, rule_id, flag_id, window_start, severity,"
+        " status, urgency, notified_severity, last_notified_at, repeats, resolved_at,"
+        " acknowledged_at FROM alert WHERE patient_id = %s AND audience = %s"
+        " ORDER BY rule_id, window_start DESC",
+        (patient_id, audience.value),
+    )
+    return {r["rule_id"]: r for r in rows}
 
 
 def insert_alert(
@@ -1334,12 +1365,12 @@ def get_alert(
 ) -> AlertRow | None:
     """One alert, optionally locked for a life-cycle change."""
     lock = sql.SQL(" FOR UPDATE") if for_update else sql.SQL("")
-    with conn.cursor(row_factory=class_row(AlertRow)) as cur:
-        cur.execute(
-            sql.SQL("SELECT {} FROM alert WHERE alert_id = %s{}").format(_ALERT_COLS, lock),
-            (alert_id,),
-        )
-        return cur.fetchone()
+    return _fetch_one(
+        conn,
+        class_row(AlertRow),
+        sql.SQL("SELECT {} FROM alert WHERE alert_id = %s{}").format(_ALERT_COLS, lock),
+        (alert_id,),
+    )
 
 
 def list_alerts(
@@ -1370,9 +1401,7 @@ def list_alerts(
     query = sql.SQL(
         "SELECT {} FROM alert WHERE {} ORDER BY opened_at DESC, alert_id DESC LIMIT %(limit)s"
     ).format(_ALERT_COLS, sql.SQL(" AND ").join(where))
-    with conn.cursor(row_factory=class_row(AlertRow)) as cur:
-        cur.execute(query, params)
-        return cur.fetchall()
+    return _fetch_all(conn, class_row(AlertRow), query, params)
 
 
 def acknowledge_alert(
@@ -1406,15 +1435,15 @@ def resolve_alerts(
 
 def alerts_of(conn: psycopg.Connection[Any], alert_ids: Sequence[int]) -> list[AlertRow]:
     """The alerts a message carries, most severe first."""
-    with conn.cursor(row_factory=class_row(AlertRow)) as cur:
-        cur.execute(
-            sql.SQL(
-                "SELECT {} FROM alert WHERE alert_id = ANY(%s) ORDER BY"
-                " array_position(ARRAY['critical', 'warning', 'info'], severity), alert_id"
-            ).format(_ALERT_COLS),
-            (list(alert_ids),),
-        )
-        return cur.fetchall()
+    return _fetch_all(
+        conn,
+        class_row(AlertRow),
+        sql.SQL(
+            "SELECT {} FROM alert WHERE alert_id = ANY(%s) ORDER BY"
+            " array_position(ARRAY['critical', 'warning', 'info'], severity), alert_id"
+        ).format(_ALERT_COLS),
+        (list(alert_ids),),
+    )
 
 
 def insert_delivery(
@@ -1493,11 +1522,12 @@ def _deliveries(
     conn: psycopg.Connection[Any], rest: sql.Composable, params: Any
 ) -> list[DeliveryRow]:
     """Deliveries selected by `rest` (the condition and any order, limit or lock)."""
-    with conn.cursor(row_factory=class_row(DeliveryRow)) as cur:
-        cur.execute(
-            sql.SQL("SELECT {} FROM alert_delivery WHERE {}").format(_DELIVERY_COLS, rest), params
-        )
-        return cur.fetchall()
+    return _fetch_all(
+        conn,
+        class_row(DeliveryRow),
+        sql.SQL("SELECT {} FROM alert_delivery WHERE {}").format(_DELIVERY_COLS, rest),
+        params,
+    )
 
 
 def delivery(conn: psycopg.Connection[Any], delivery_id: int) -> DeliveryRow | None:
@@ -1642,20 +1672,20 @@ class ReminderCandidate:
 
 def reminder_candidates(conn: psycopg.Connection[Any], now: datetime) -> list[ReminderCandidate]:
     """Patients who chose a reminder time, with today's (their local today's) diary state."""
-    with conn.cursor(row_factory=class_row(ReminderCandidate)) as cur:
-        cur.execute(
-            "SELECT p.patient_id, p.timezone, p.diary_reminder_at,"
-            " EXISTS (SELECT 1 FROM self_report s WHERE s.patient_id = p.patient_id"
-            "   AND s.reported_at >= d.start AND s.reported_at < d.stop) AS logged_today,"
-            " EXISTS (SELECT 1 FROM alert a WHERE a.patient_id = p.patient_id"
-            "   AND a.rule_id = 'diary.reminder' AND a.window_start = d.start) AS reminded_today"
-            " FROM patient p, LATERAL (SELECT date_trunc('day', %(now)s AT TIME ZONE p.timezone)"
-            "   AS local_day) l, LATERAL (SELECT l.local_day AT TIME ZONE p.timezone AS start,"
-            "   (l.local_day + interval '1 day') AT TIME ZONE p.timezone AS stop) d"
-            " WHERE p.diary_reminder_at IS NOT NULL ORDER BY p.patient_id",
-            {"now": now},
-        )
-        return cur.fetchall()
+    return _fetch_all(
+        conn,
+        class_row(ReminderCandidate),
+        "SELECT p.patient_id, p.timezone, p.diary_reminder_at,"
+        " EXISTS (SELECT 1 FROM self_report s WHERE s.patient_id = p.patient_id"
+        "   AND s.reported_at >= d.start AND s.reported_at < d.stop) AS logged_today,"
+        " EXISTS (SELECT 1 FROM alert a WHERE a.patient_id = p.patient_id"
+        "   AND a.rule_id = 'diary.reminder' AND a.window_start = d.start) AS reminded_today"
+        " FROM patient p, LATERAL (SELECT date_trunc('day', %(now)s AT TIME ZONE p.timezone)"
+        "   AS local_day) l, LATERAL (SELECT l.local_day AT TIME ZONE p.timezone AS start,"
+        "   (l.local_day + interval '1 day') AT TIME ZONE p.timezone AS stop) d"
+        " WHERE p.diary_reminder_at IS NOT NULL ORDER BY p.patient_id",
+        {"now": now},
+    )
 
 
 def inbox_alert_ids(conn: psycopg.Connection[Any], recipient: str, *, limit: int) -> list[int]:
@@ -1698,31 +1728,31 @@ class CaseloadPatient:
 
 def caseload_patients(conn: psycopg.Connection[Any], now: datetime) -> list[CaseloadPatient]:
     """Every patient this session may see, by name, with their local yesterday of `now`."""
-    with conn.cursor(row_factory=class_row(CaseloadPatient)) as cur:
-        cur.execute(
-            "SELECT patient_id, external_ref, display_name, timezone, enrolled_at,"
-            " ((%s::timestamptz AT TIME ZONE timezone)::date - 1) AS yesterday"
-            " FROM patient ORDER BY display_name, patient_id",
-            (now,),
-        )
-        return cur.fetchall()
+    return _fetch_all(
+        conn,
+        class_row(CaseloadPatient),
+        "SELECT patient_id, external_ref, display_name, timezone, enrolled_at,"
+        " ((%s::timestamptz AT TIME ZONE timezone)::date - 1) AS yesterday"
+        " FROM patient ORDER BY display_name, patient_id",
+        (now,),
+    )
 
 
 def plans_of(conn: psycopg.Connection[Any], ids: Sequence[int]) -> dict[int, list[PlanVersion]]:
     """Every plan version of the given patients, each patient's oldest first."""
-    with conn.cursor(row_factory=dict_row) as cur:
-        cur.execute(
-            sql.SQL(
-                "SELECT patient_id, {}, (pacing_plan.valid_from AT TIME ZONE p.timezone)::date"
-                " AS valid_day FROM pacing_plan JOIN patient p USING (patient_id)"
-                " WHERE patient_id = ANY(%s) ORDER BY patient_id, pacing_plan.version"
-            ).format(_PLAN_COLS),
-            (list(ids),),
-        )
-        rows = cur.fetchall()
+    rows = _fetch_all(
+        conn,
+        dict_row,
+        sql.SQL(
+            "SELECT patient_id, {}, (pacing_plan.valid_from AT TIME ZONE p.timezone)::date"
+            " AS valid_day FROM pacing_plan JOIN patient p USING (patient_id)"
+            " WHERE patient_id = ANY(%s) ORDER BY patient_id, pacing_plan.version"
+        ).format(_PLAN_COLS),
+        (list(ids),),
+    )
     out: dict[int, list[PlanVersion]] = defaultdict(list)
     for r in rows:
-        out[r.pop("patient_id")].append(_plan(r))
+        out[r.pop("patient_id")].append(_plan(**r))
     return out
 
 
@@ -1730,15 +1760,15 @@ def metrics_of(
     conn: psycopg.Connection[Any], ids: Sequence[int], since: date
 ) -> dict[int, list[MetricsRow]]:
     """The daily-metrics rows of the given patients from `since` on, each patient's oldest first."""
-    with conn.cursor(row_factory=dict_row) as cur:
-        cur.execute(
-            sql.SQL(
-                "SELECT patient_id, {} FROM daily_metrics"
-                " WHERE patient_id = ANY(%s) AND day >= %s ORDER BY patient_id, day"
-            ).format(_METRICS_COLS),
-            (list(ids), since),
-        )
-        rows = cur.fetchall()
+    rows = _fetch_all(
+        conn,
+        dict_row,
+        sql.SQL(
+            "SELECT patient_id, {} FROM daily_metrics"
+            " WHERE patient_id = ANY(%s) AND day >= %s ORDER BY patient_id, day"
+        ).format(_METRICS_COLS),
+        (list(ids), since),
+    )
     out: dict[int, list[MetricsRow]] = defaultdict(list)
     for r in rows:
         out[r.pop("patient_id")].append(MetricsRow(**r))
@@ -1761,16 +1791,15 @@ class OpenFlag:
 
 def open_flags(conn: psycopg.Connection[Any], patient_ids: Sequence[int]) -> list[OpenFlag]:
     """The open and acknowledged flags of the given patients, most severe and newest first."""
-    with conn.cursor(row_factory=dict_row) as cur:
-        cur.execute(
-            "SELECT flag_id, patient_id, rule_id, severity, status, window_start, window_end,"
-            " evidence FROM flag WHERE patient_id = ANY(%s) AND status <> 'resolved'"
-            " ORDER BY patient_id, CASE severity WHEN 'critical' THEN 0 WHEN 'warning' THEN 1"
-            " ELSE 2 END, window_start DESC",
-            (list(patient_ids),),
-        )
-        rows = cur.fetchall()
-    return [OpenFlag(**{**r, "severity": Severity(r["severity"])}) for r in rows]
+    return _fetch_all(
+        conn,
+        _as(OpenFlag, severity=Severity),
+        "SELECT flag_id, patient_id, rule_id, severity, status, window_start, window_end,"
+        " evidence FROM flag WHERE patient_id = ANY(%s) AND status <> 'resolved'"
+        " ORDER BY patient_id, CASE severity WHEN 'critical' THEN 0 WHEN 'warning' THEN 1"
+        " ELSE 2 END, window_start DESC",
+        (list(patient_ids),),
+    )
 
 
 @dataclass(frozen=True)
@@ -1788,26 +1817,27 @@ class CaseloadFacts:
 
 def caseload_facts(conn: psycopg.Connection[Any], ids: Sequence[int]) -> dict[int, CaseloadFacts]:
     """The side facts a caseload row shows, for each of the given patients."""
-    with conn.cursor(row_factory=dict_row) as cur:
-        cur.execute(
-            "SELECT p.patient_id, fr.score::float8 AS flare_risk, fr.day AS flare_day,"
-            " (SELECT max(d.day) FROM daily_metrics d WHERE d.patient_id = p.patient_id"
-            "   AND d.wear_min > 0) AS last_wear_day,"
-            " (SELECT max(dv.last_seen) FROM device dv WHERE dv.patient_id = p.patient_id)"
-            "   AS last_upload,"
-            " (SELECT count(*) FROM alert a WHERE a.patient_id = p.patient_id"
-            "   AND a.audience = 'care_team' AND a.status <> 'resolved') AS open_alerts,"
-            " (SELECT count(*) FROM alert a WHERE a.patient_id = p.patient_id"
-            "   AND a.audience = 'care_team' AND a.status <> 'resolved'"
-            "   AND a.severity = 'critical') AS critical_alerts,"
-            " (SELECT max(r.reviewed_at) FROM patient_review r WHERE r.patient_id = p.patient_id)"
-            "   AS reviewed_at"
-            " FROM patient p LEFT JOIN LATERAL (SELECT score, day FROM flare_risk f"
-            "   WHERE f.patient_id = p.patient_id ORDER BY day DESC LIMIT 1) fr ON true"
-            " WHERE p.patient_id = ANY(%s)",
-            (list(ids),),
-        )
-        return {r.pop("patient_id"): CaseloadFacts(**r) for r in cur.fetchall()}
+    rows = _fetch_all(
+        conn,
+        dict_row,
+        "SELECT p.patient_id, fr.score::float8 AS flare_risk, fr.day AS flare_day,"
+        " (SELECT max(d.day) FROM daily_metrics d WHERE d.patient_id = p.patient_id"
+        "   AND d.wear_min > 0) AS last_wear_day,"
+        " (SELECT max(dv.last_seen) FROM device dv WHERE dv.patient_id = p.patient_id)"
+        "   AS last_upload,"
+        " (SELECT count(*) FROM alert a WHERE a.patient_id = p.patient_id"
+        "   AND a.audience = 'care_team' AND a.status <> 'resolved') AS open_alerts,"
+        " (SELECT count(*) FROM alert a WHERE a.patient_id = p.patient_id"
+        "   AND a.audience = 'care_team' AND a.status <> 'resolved'"
+        "   AND a.severity = 'critical') AS critical_alerts,"
+        " (SELECT max(r.reviewed_at) FROM patient_review r WHERE r.patient_id = p.patient_id)"
+        "   AS reviewed_at"
+        " FROM patient p LEFT JOIN LATERAL (SELECT score, day FROM flare_risk f"
+        "   WHERE f.patient_id = p.patient_id ORDER BY day DESC LIMIT 1) fr ON true"
+        " WHERE p.patient_id = ANY(%s)",
+        (list(ids),),
+    )
+    return {r.pop("patient_id"): CaseloadFacts(**r) for r in rows}
 
 
 def patient_names(conn: psycopg.Connection[Any]) -> dict[int, str]:
@@ -1852,16 +1882,15 @@ def timeline_days(
     conn: psycopg.Connection[Any], patient_id: int, start: date, end: date
 ) -> list[TimelineDay]:
     """The daily-metrics rows of days `start` … `end` with zones and recovery."""
-    with conn.cursor(row_factory=dict_row) as cur:
-        cur.execute(
-            "SELECT day, wear_min, active_min, steps,"
-            " coalesce(trimp_banister, trimp_edwards) AS trimp, zone_min, above_ceiling_min,"
-            " resting_hr_bpm, rmssd_ms, hr_samples, trimp_banister, trimp_edwards"
-            " FROM daily_metrics WHERE patient_id = %s AND day BETWEEN %s AND %s ORDER BY day",
-            (patient_id, start, end),
-        )
-        rows = cur.fetchall()
-    return [TimelineDay(**{**r, "zone_min": tuple(r["zone_min"] or ())}) for r in rows]
+    return _fetch_all(
+        conn,
+        _as(TimelineDay, zone_min=lambda zones: tuple(zones or ())),
+        "SELECT day, wear_min, active_min, steps,"
+        " coalesce(trimp_banister, trimp_edwards) AS trimp, zone_min, above_ceiling_min,"
+        " resting_hr_bpm, rmssd_ms, hr_samples, trimp_banister, trimp_edwards"
+        " FROM daily_metrics WHERE patient_id = %s AND day BETWEEN %s AND %s ORDER BY day",
+        (patient_id, start, end),
+    )
 
 
 @dataclass(frozen=True)
@@ -1877,27 +1906,27 @@ def flare_risks(
     conn: psycopg.Connection[Any], patient_id: int, start: date, end: date
 ) -> list[RiskDay]:
     """Stored daily flare-risk scores of days `start` … `end`, with their factors."""
-    with conn.cursor(row_factory=class_row(RiskDay)) as cur:
-        cur.execute(
-            "SELECT day, score::float8 AS score, factors FROM flare_risk"
-            " WHERE patient_id = %s AND day BETWEEN %s AND %s ORDER BY day",
-            (patient_id, start, end),
-        )
-        return cur.fetchall()
+    return _fetch_all(
+        conn,
+        class_row(RiskDay),
+        "SELECT day, score::float8 AS score, factors FROM flare_risk"
+        " WHERE patient_id = %s AND day BETWEEN %s AND %s ORDER BY day",
+        (patient_id, start, end),
+    )
 
 
 def patient_alerts(
     conn: psycopg.Connection[Any], patient_id: int, *, since: datetime
 ) -> list[dict[str, Any]]:
     """The patient's care-team alerts raised since `since`, newest first."""
-    with conn.cursor(row_factory=dict_row) as cur:
-        cur.execute(
-            "SELECT alert_id, rule_id, severity, status, created_at FROM alert"
-            " WHERE patient_id = %s AND audience = 'care_team' AND created_at >= %s"
-            " ORDER BY created_at DESC",
-            (patient_id, since),
-        )
-        return cur.fetchall()
+    return _fetch_all(
+        conn,
+        dict_row,
+        "SELECT alert_id, rule_id, severity, status, created_at FROM alert"
+        " WHERE patient_id = %s AND audience = 'care_team' AND created_at >= %s"
+        " ORDER BY created_at DESC",
+        (patient_id, since),
+    )
 
 
 @dataclass(frozen=True)
@@ -1944,9 +1973,9 @@ def minute_buckets(
         " SELECT at AT TIME ZONE %(tz)s AS minute, hr.m AS mean_hr_bpm, hr.x AS max_hr_bpm,"
         " coalesce(st.s, 0) AS steps FROM hr FULL JOIN st USING (at) ORDER BY at"
     ).format(hr=sql.Identifier(hr_view), st=sql.Identifier(steps_view))
-    with conn.cursor(row_factory=class_row(MinuteBucket)) as cur:
-        cur.execute(query, {"p": patient_id, "lo": lo, "hi": hi, "tz": tz})
-        return cur.fetchall()
+    return _fetch_all(
+        conn, class_row(MinuteBucket), query, {"p": patient_id, "lo": lo, "hi": hi, "tz": tz}
+    )
 
 
 def insert_review(
@@ -1975,13 +2004,12 @@ class ExportPatient(PatientContext):
 
 def export_patient(conn: psycopg.Connection[Any], patient_id: int) -> ExportPatient | None:
     """The patient, if this connection may see them."""
-    with conn.cursor(row_factory=class_row(ExportPatient)) as cur:
-        cur.execute(
-            "SELECT patient_id, timezone, enrolled_at, external_ref FROM patient"
-            " WHERE patient_id = %s",
-            (patient_id,),
-        )
-        return cur.fetchone()
+    return _fetch_one(
+        conn,
+        class_row(ExportPatient),
+        "SELECT patient_id, timezone, enrolled_at, external_ref FROM patient WHERE patient_id = %s",
+        (patient_id,),
+    )
 
 
 @dataclass(frozen=True)
@@ -2027,14 +2055,14 @@ def questionnaire_rows(
     conn: psycopg.Connection[Any], ctx: PatientContext, start: date, end: date
 ) -> list[QuestionnaireRow]:
     """Questionnaires answered on local days `start` … `end`, oldest first."""
-    with conn.cursor(row_factory=class_row(QuestionnaireRow)) as cur:
-        cur.execute(
-            "SELECT response_id, instrument, answered_at, items, total, scores"
-            " FROM questionnaire_response WHERE patient_id = %s"
-            " AND answered_at >= %s AND answered_at < %s ORDER BY answered_at, response_id",
-            (ctx.patient_id, ctx.day_start(start), ctx.day_start(end + timedelta(days=1))),
-        )
-        return cur.fetchall()
+    return _fetch_all(
+        conn,
+        class_row(QuestionnaireRow),
+        "SELECT response_id, instrument, answered_at, items, total, scores"
+        " FROM questionnaire_response WHERE patient_id = %s"
+        " AND answered_at >= %s AND answered_at < %s ORDER BY answered_at, response_id",
+        (ctx.patient_id, ctx.day_start(start), ctx.day_start(end + timedelta(days=1))),
+    )
 
 
 # The daily-metrics rollup's reads and writes (paceline.pacing.rollup) -----------------------
@@ -2126,15 +2154,15 @@ def physiology_row(
     conn: psycopg.Connection[Any], patient_id: int, day_end: datetime
 ) -> PhysiologyRow | None:
     """The patient's anchors and the HR ceiling of the plan in effect before `day_end`."""
-    with conn.cursor(row_factory=class_row(PhysiologyRow)) as cur:
-        cur.execute(
-            "SELECT p.birth_year, p.sex, p.hr_max_bpm, p.hr_rest_bpm,"
-            " (SELECT pp.hr_ceiling_bpm FROM pacing_plan pp WHERE pp.patient_id = p.patient_id"
-            "   AND pp.valid_from < %s ORDER BY pp.version DESC LIMIT 1) AS hr_ceiling_bpm"
-            " FROM patient p WHERE p.patient_id = %s",
-            (day_end, patient_id),
-        )
-        return cur.fetchone()
+    return _fetch_one(
+        conn,
+        class_row(PhysiologyRow),
+        "SELECT p.birth_year, p.sex, p.hr_max_bpm, p.hr_rest_bpm,"
+        " (SELECT pp.hr_ceiling_bpm FROM pacing_plan pp WHERE pp.patient_id = p.patient_id"
+        "   AND pp.valid_from < %s ORDER BY pp.version DESC LIMIT 1) AS hr_ceiling_bpm"
+        " FROM patient p WHERE p.patient_id = %s",
+        (day_end, patient_id),
+    )
 
 
 def upsert_daily_metrics(
@@ -2164,8 +2192,7 @@ _PRESCRIPTION_COLS = sql.SQL(
 )
 
 
-def _prescription(row: Mapping[str, Any]) -> Prescription:
-    return Prescription(**{**row, "kind": ExerciseKind(row["kind"])})
+_PRESCRIPTION = _as(Prescription, kind=ExerciseKind)
 
 
 def prescriptions(
@@ -2173,32 +2200,31 @@ def prescriptions(
 ) -> list[Prescription]:
     """The patient's exercise prescriptions, oldest first."""
     where = sql.SQL(" AND status = 'active'") if active_only else sql.SQL("")
-    with conn.cursor(row_factory=dict_row) as cur:
-        cur.execute(
-            sql.SQL(
-                "SELECT {} FROM exercise_prescription WHERE patient_id = %s{}"
-                " ORDER BY prescription_id"
-            ).format(_PRESCRIPTION_COLS, where),
-            (patient_id,),
-        )
-        return [_prescription(r) for r in cur.fetchall()]
+    return _fetch_all(
+        conn,
+        _PRESCRIPTION,
+        sql.SQL(
+            "SELECT {} FROM exercise_prescription WHERE patient_id = %s{} ORDER BY prescription_id"
+        ).format(_PRESCRIPTION_COLS, where),
+        (patient_id,),
+    )
 
 
 def prescription(
     conn: psycopg.Connection[Any], patient_id: int, prescription_id: int
 ) -> Prescription:
     """One prescription of the patient, or `UnknownPrescriptionError`."""
-    with conn.cursor(row_factory=dict_row) as cur:
-        cur.execute(
-            sql.SQL(
-                "SELECT {} FROM exercise_prescription WHERE patient_id = %s AND prescription_id = %s"
-            ).format(_PRESCRIPTION_COLS),
-            (patient_id, prescription_id),
-        )
-        row = cur.fetchone()
+    row = _fetch_one(
+        conn,
+        _PRESCRIPTION,
+        sql.SQL(
+            "SELECT {} FROM exercise_prescription WHERE patient_id = %s AND prescription_id = %s"
+        ).format(_PRESCRIPTION_COLS),
+        (patient_id, prescription_id),
+    )
     if row is None:
         raise UnknownPrescriptionError(patient_id, prescription_id)
-    return _prescription(row)
+    return row
 
 
 def insert_prescription(
@@ -2242,7 +2268,8 @@ def update_prescription(conn: psycopg.Connection[Any], patient_id: int, p: Presc
     )
 
 
-def _target_version(row: Mapping[str, Any]) -> TargetVersion:
+def _target_version(**row: Any) -> TargetVersion:
+    """A target version from its `exercise_target` columns (the zone in two columns)."""
     low, high = row["hr_zone_low"], row["hr_zone_high"]
     return TargetVersion(
         prescription_id=row["prescription_id"],
@@ -2279,20 +2306,21 @@ def target_versions(
         if ends_only
         else sql.SQL("")
     )
-    with conn.cursor(row_factory=dict_row) as cur:
-        cur.execute(
-            sql.SQL(
-                "SELECT t.prescription_id, t.version, t.duration_min, t.repetitions, t.sets,"
-                " t.hr_zone_low, t.hr_zone_high, t.valid_from, t.cause, t.reason, t.created_by,"
-                " t.flare_start, t.evidence FROM exercise_target t WHERE t.patient_id = %s{}"
-                " ORDER BY t.prescription_id, t.version"
-            ).format(ends),
-            (patient_id,),
-        )
-        out: dict[int, list[TargetVersion]] = {}
-        for r in cur.fetchall():
-            out.setdefault(r["prescription_id"], []).append(_target_version(r))
-        return out
+    versions = _fetch_all(
+        conn,
+        kwargs_row(_target_version),
+        sql.SQL(
+            "SELECT t.prescription_id, t.version, t.duration_min, t.repetitions, t.sets,"
+            " t.hr_zone_low, t.hr_zone_high, t.valid_from, t.cause, t.reason, t.created_by,"
+            " t.flare_start, t.evidence FROM exercise_target t WHERE t.patient_id = %s{}"
+            " ORDER BY t.prescription_id, t.version"
+        ).format(ends),
+        (patient_id,),
+    )
+    out: dict[int, list[TargetVersion]] = {}
+    for v in versions:
+        out.setdefault(v.prescription_id, []).append(v)
+    return out
 
 
 def insert_target_version(conn: psycopg.Connection[Any], patient_id: int, v: TargetVersion) -> int:
@@ -2359,24 +2387,19 @@ def exercise_sessions(
     where: list[sql.Composable] = [
         sql.SQL("patient_id = %(p)s AND performed_at >= %(lo)s AND performed_at < %(hi)s")
     ]
-    params: dict[str, Any] = {
-        "tz": ctx.timezone,
-        "p": ctx.patient_id,
-        "lo": ctx.day_start(start),
-        "hi": ctx.day_start(end + timedelta(days=1)),
-    }
+    params = _local_days(ctx, start, end)
     if prescription_id is not None:
         where.append(sql.SQL("prescription_id = %(rx)s"))
         params["rx"] = prescription_id
-    with conn.cursor(row_factory=class_row(ExerciseSession)) as cur:
-        cur.execute(
-            sql.SQL(
-                "SELECT session_id, {}, (performed_at AT TIME ZONE %(tz)s)::date AS day"
-                " FROM exercise_session WHERE {} ORDER BY performed_at, session_id"
-            ).format(_EXERCISE_COLS, sql.SQL(" AND ").join(where)),
-            params,
-        )
-        return cur.fetchall()
+    return _fetch_all(
+        conn,
+        class_row(ExerciseSession),
+        sql.SQL(
+            "SELECT session_id, {}, (performed_at AT TIME ZONE %(tz)s)::date AS day"
+            " FROM exercise_session WHERE {} ORDER BY performed_at, session_id"
+        ).format(_EXERCISE_COLS, sql.SQL(" AND ").join(where)),
+        params,
+    )
 
 
 def insert_exercise_session(
@@ -2410,13 +2433,13 @@ def insert_red_flag_screen(
     ).fetchone()
     if row is not None:
         return int(row[0]), True, {}
-    with conn.cursor(row_factory=dict_row) as cur:
-        cur.execute(
-            "SELECT screen_id, answered_at, source, answers FROM red_flag_screen"
-            " WHERE patient_id = %s AND idempotency_key = %s",
-            (patient_id, key),
-        )
-        stored = cur.fetchone()
+    stored = _fetch_one(
+        conn,
+        dict_row,
+        "SELECT screen_id, answered_at, source, answers FROM red_flag_screen"
+        " WHERE patient_id = %s AND idempotency_key = %s",
+        (patient_id, key),
+    )
     assert stored is not None
     return int(stored.pop("screen_id")), False, stored
 
@@ -2430,31 +2453,17 @@ def red_flag_screens(
     positive_only: bool = True,
 ) -> list[StoredScreen]:
     """Screens answered on local days `start` … `end` (by default the positive ones), oldest first."""
-    with conn.cursor(row_factory=dict_row) as cur:
-        cur.execute(
-            sql.SQL(
-                "SELECT screen_id, (answered_at AT TIME ZONE %(tz)s)::date AS day, answered_at,"
-                " source, positive FROM red_flag_screen WHERE patient_id = %(p)s"
-                " AND answered_at >= %(lo)s AND answered_at < %(hi)s {}"
-                " ORDER BY answered_at, screen_id"
-            ).format(sql.SQL("AND cardinality(positive) > 0" if positive_only else "")),
-            {
-                "tz": ctx.timezone,
-                "p": ctx.patient_id,
-                "lo": ctx.day_start(start),
-                "hi": ctx.day_start(end + timedelta(days=1)),
-            },
-        )
-        return [
-            StoredScreen(
-                r["screen_id"],
-                r["day"],
-                r["answered_at"],
-                Source(r["source"]),
-                tuple(r["positive"]),
-            )
-            for r in cur.fetchall()
-        ]
+    return _fetch_all(
+        conn,
+        _as(StoredScreen, source=Source, positive=tuple),
+        sql.SQL(
+            "SELECT screen_id, (answered_at AT TIME ZONE %(tz)s)::date AS day, answered_at,"
+            " source, positive FROM red_flag_screen WHERE patient_id = %(p)s"
+            " AND answered_at >= %(lo)s AND answered_at < %(hi)s {}"
+            " ORDER BY answered_at, screen_id"
+        ).format(sql.SQL("AND cardinality(positive) > 0" if positive_only else "")),
+        _local_days(ctx, start, end),
+    )
 
 
 def latest_screen_at(conn: psycopg.Connection[Any], patient_id: int) -> datetime | None:
@@ -2497,33 +2506,28 @@ def pauses(
     conn: psycopg.Connection[Any], ctx: PatientContext, start: date, end: date
 ) -> list[Pause]:
     """The patient's progression pauses that cover any local day of `start` … `end`."""
-    with conn.cursor(row_factory=class_row(Pause)) as cur:
-        cur.execute(
-            sql.SQL(
-                "SELECT {} FROM progression_pause WHERE patient_id = %(p)s"
-                " AND started_at < %(hi)s AND (cleared_at IS NULL OR cleared_at >= %(lo)s)"
-                " ORDER BY started_at, pause_id"
-            ).format(_PAUSE_COLS),
-            {
-                "tz": ctx.timezone,
-                "p": ctx.patient_id,
-                "lo": ctx.day_start(start),
-                "hi": ctx.day_start(end + timedelta(days=1)),
-            },
-        )
-        return cur.fetchall()
+    return _fetch_all(
+        conn,
+        class_row(Pause),
+        sql.SQL(
+            "SELECT {} FROM progression_pause WHERE patient_id = %(p)s"
+            " AND started_at < %(hi)s AND (cleared_at IS NULL OR cleared_at >= %(lo)s)"
+            " ORDER BY started_at, pause_id"
+        ).format(_PAUSE_COLS),
+        _local_days(ctx, start, end),
+    )
 
 
 def open_pause(conn: psycopg.Connection[Any], ctx: PatientContext) -> Pause | None:
     """The patient's uncleared progression pause, if any."""
-    with conn.cursor(row_factory=class_row(Pause)) as cur:
-        cur.execute(
-            sql.SQL(
-                "SELECT {} FROM progression_pause WHERE patient_id = %(p)s AND cleared_at IS NULL"
-            ).format(_PAUSE_COLS),
-            {"tz": ctx.timezone, "p": ctx.patient_id},
-        )
-        return cur.fetchone()
+    return _fetch_one(
+        conn,
+        class_row(Pause),
+        sql.SQL(
+            "SELECT {} FROM progression_pause WHERE patient_id = %(p)s AND cleared_at IS NULL"
+        ).format(_PAUSE_COLS),
+        {"tz": ctx.timezone, "p": ctx.patient_id},
+    )
 
 
 def insert_pause(
@@ -2570,35 +2574,34 @@ _GOAL_COLS = sql.SQL(
 )
 
 
-def _goal(row: Mapping[str, Any]) -> Goal:
-    return Goal(**{**row, "status": GoalStatus(row["status"])})
+_GOAL = _as(Goal, status=GoalStatus)
 
 
 def goals(conn: psycopg.Connection[Any], ctx: PatientContext) -> list[Goal]:
     """The patient's goals, oldest first."""
-    with conn.cursor(row_factory=dict_row) as cur:
-        cur.execute(
-            sql.SQL("SELECT {} FROM valued_goal WHERE patient_id = %(p)s ORDER BY goal_id").format(
-                _GOAL_COLS
-            ),
-            {"tz": ctx.timezone, "p": ctx.patient_id},
-        )
-        return [_goal(r) for r in cur.fetchall()]
+    return _fetch_all(
+        conn,
+        _GOAL,
+        sql.SQL("SELECT {} FROM valued_goal WHERE patient_id = %(p)s ORDER BY goal_id").format(
+            _GOAL_COLS
+        ),
+        {"tz": ctx.timezone, "p": ctx.patient_id},
+    )
 
 
 def goal(conn: psycopg.Connection[Any], ctx: PatientContext, goal_id: int) -> Goal:
     """One goal of the patient, or `UnknownGoalError`."""
-    with conn.cursor(row_factory=dict_row) as cur:
-        cur.execute(
-            sql.SQL(
-                "SELECT {} FROM valued_goal WHERE patient_id = %(p)s AND goal_id = %(g)s"
-            ).format(_GOAL_COLS),
-            {"tz": ctx.timezone, "p": ctx.patient_id, "g": goal_id},
-        )
-        row = cur.fetchone()
+    row = _fetch_one(
+        conn,
+        _GOAL,
+        sql.SQL("SELECT {} FROM valued_goal WHERE patient_id = %(p)s AND goal_id = %(g)s").format(
+            _GOAL_COLS
+        ),
+        {"tz": ctx.timezone, "p": ctx.patient_id, "g": goal_id},
+    )
     if row is None:
         raise UnknownGoalError(ctx.patient_id, goal_id)
-    return _goal(row)
+    return row
 
 
 def insert_goal(
@@ -2639,14 +2642,14 @@ _LINK_COLS = sql.SQL(
 
 def goal_links(conn: psycopg.Connection[Any], patient_id: int) -> list[GoalLink]:
     """Every link of the patient's goals."""
-    with conn.cursor(row_factory=class_row(GoalLink)) as cur:
-        cur.execute(
-            sql.SQL("SELECT {} FROM goal_link WHERE patient_id = %s ORDER BY link_id").format(
-                _LINK_COLS
-            ),
-            (patient_id,),
-        )
-        return cur.fetchall()
+    return _fetch_all(
+        conn,
+        class_row(GoalLink),
+        sql.SQL("SELECT {} FROM goal_link WHERE patient_id = %s ORDER BY link_id").format(
+            _LINK_COLS
+        ),
+        (patient_id,),
+    )
 
 
 def insert_goal_link(conn: psycopg.Connection[Any], patient_id: int, link: GoalLink) -> GoalLink:
