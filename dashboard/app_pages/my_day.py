@@ -2,12 +2,15 @@
 
 import uuid
 from datetime import timedelta
+from typing import Any
 
+import psycopg
 import streamlit as st
 
-from paceline.dashboard import charts, my_day, patient_view, ui
+from paceline.dashboard import charts, forms, my_day, patient_view, ui
 from paceline.pacing import goalsetting, intake, ladder, overview, planning, prescribing, wording
 from paceline.pacing.errors import PacingError
+from paceline.pacing.exposure import SessionRecord
 from paceline.pacing.questionnaires import InstrumentName, instrument
 from paceline.pacing.redflags import QUESTIONS, Source
 from paceline.store.accounts import Role
@@ -67,21 +70,20 @@ if weekly_due:
             if any(v is None for v in weekly.values()):
                 st.error("Please answer every question.")
             else:
-                try:
-                    with ui.person(who) as conn:
-                        checked = intake.submit_red_flag_screen(
-                            conn,
-                            patient_id,
-                            {c: v == "Yes" for c, v in weekly.items()},
-                            answered_at=ui.now(),
-                            source=Source.WEEKLY,
-                        )
-                        ui.audit(
-                            conn, who, page="my_day", action="safety.check", patient_id=patient_id
-                        )
-                except PacingError as exc:
-                    st.error(str(exc))
-                else:
+                checked = forms.save(
+                    who,
+                    lambda conn: intake.submit_red_flag_screen(
+                        conn,
+                        patient_id,
+                        {c: v == "Yes" for c, v in weekly.items()},
+                        answered_at=ui.now(),
+                        source=Source.WEEKLY,
+                    ),
+                    page="my_day",
+                    action="safety.check",
+                    patient_id=patient_id,
+                )
+                if checked is not None:
                     _told(checked)
                     if checked.message is None:
                         st.success("Saved. Thank you.")
@@ -113,47 +115,41 @@ st.subheader("Diary")
 if "diary_key" not in st.session_state:
     st.session_state["diary_key"] = uuid.uuid4().hex
 with st.form("diary", clear_on_submit=True):
-    pain = st.slider("Pain right now (0 = none, 10 = worst imaginable)", 0, 10, 3, key="diary_pain")
-    fatigue = st.slider("Fatigue (0-10)", 0, 10, 3, key="diary_fatigue")
-    fear = st.slider("Worry about moving (0-10)", 0, 10, 3, key="diary_fear")
-    sleep = st.slider(
-        "Last night's sleep (0 = very poor, 10 = very good)", 0, 10, 6, key="diary_sleep"
-    )
+    diary = forms.ratings(my_day.DIARY)
     note = st.text_area(
         "Anything you want your clinician to know", max_chars=2000, key="diary_note"
     )
     st.markdown("**Safety check.** Tick any of these that are new since your last diary:")
     ticks = {q.code: st.checkbox(q.text, key=f"diary_rf_{q.code}") for q in QUESTIONS}
     if st.form_submit_button("Save diary", type="primary"):
-        try:
-            with ui.person(who) as conn:
-                saved = intake.submit_diary(
-                    conn,
-                    patient_id,
-                    reported_at=ui.now(),
-                    pain_now=pain,
-                    fatigue=fatigue,
-                    fear_of_movement=fear,
-                    sleep_quality=sleep,
-                    note=note.strip() or None,
-                    idempotency_key=st.session_state["diary_key"],
-                    red_flags=ticks,
-                )
-                ui.audit(conn, who, page="my_day", action="diary.submit", patient_id=patient_id)
-        except PacingError as exc:
-            st.error(str(exc))
-        else:
+        saved = forms.save(
+            who,
+            lambda conn: intake.submit_diary(
+                conn,
+                patient_id,
+                reported_at=ui.now(),
+                pain_now=diary["pain_now"],
+                fatigue=diary["fatigue"],
+                fear_of_movement=diary["fear_of_movement"],
+                sleep_quality=diary["sleep_quality"],
+                note=note.strip() or None,
+                idempotency_key=st.session_state["diary_key"],
+                red_flags=ticks,
+            ),
+            page="my_day",
+            action="diary.submit",
+            patient_id=patient_id,
+        )
+        if saved is not None:
             st.session_state["diary_key"] = uuid.uuid4().hex
             _told(saved.red_flag)
             st.success("Saved. Thank you.")
 
-st.subheader("Questionnaires")
-tabs = st.tabs([n.value for n in (InstrumentName.TSK_11, InstrumentName.PCS, InstrumentName.PSEQ)])
-for tab, name in zip(
-    tabs, (InstrumentName.TSK_11, InstrumentName.PCS, InstrumentName.PSEQ), strict=True
-):
+
+def _questionnaire(name: InstrumentName) -> None:
+    """One instrument's answer sheet, scored and saved once every item is answered."""
     inst = instrument(name)
-    with tab, st.form(f"q_{name.value}", clear_on_submit=True):
+    with st.form(f"q_{name.value}", clear_on_submit=True):
         st.caption(my_day.instructions(inst))
         answers = [
             st.radio(
@@ -168,28 +164,30 @@ for tab, name in zip(
         if st.form_submit_button(f"Submit {name.value}"):
             if any(a is None for a in answers):
                 st.error("Please answer every item.")
-            else:
-                try:
-                    with ui.person(who) as conn:
-                        result = intake.submit_questionnaire(
-                            conn,
-                            patient_id,
-                            name,
-                            [int(a) for a in answers if a is not None],
-                            answered_at=ui.now(),
-                        )
-                        ui.audit(
-                            conn,
-                            who,
-                            page="my_day",
-                            action="questionnaire.submit",
-                            patient_id=patient_id,
-                            detail={"instrument": name.value},
-                        )
-                except PacingError as exc:
-                    st.error(str(exc))
-                else:
-                    st.success(f"Saved: total {result.score.total}.")
+                return
+            result = forms.save(
+                who,
+                lambda conn: intake.submit_questionnaire(
+                    conn,
+                    patient_id,
+                    name,
+                    [int(a) for a in answers if a is not None],
+                    answered_at=ui.now(),
+                ),
+                page="my_day",
+                action="questionnaire.submit",
+                patient_id=patient_id,
+                detail=lambda _: {"instrument": name.value},
+            )
+            if result is not None:
+                st.success(f"Saved: total {result.score.total}.")
+
+
+st.subheader("Questionnaires")
+instruments = (InstrumentName.TSK_11, InstrumentName.PCS, InstrumentName.PSEQ)
+for tab, name in zip(st.tabs([n.value for n in instruments]), instruments, strict=True):
+    with tab:
+        _questionnaire(name)
 
 st.subheader("Practice an exposure step")
 active = [i for i in x.items if i.status.value == "active"]
@@ -199,51 +197,49 @@ else:
     with st.form("exposure", clear_on_submit=True):
         names = {i.activity: i for i in active}
         item = names[st.selectbox("Which step did you practise?", list(names), key="exp_item")]
-        before = st.slider("Fear before (0-100)", 0, 100, item.fear_rating, key="exp_before")
-        peak = st.slider(
-            "Highest fear or distress during it (0-100)", 0, 100, item.fear_rating, key="exp_peak"
-        )
-        after = st.slider("Fear after (0-100)", 0, 100, item.fear_rating, key="exp_after")
-        expected = st.slider(
-            "How much harm did you expect? (0-100)", 0, 100, 50, key="exp_expected"
-        )
-        actual = st.slider("How much harm happened? (0-100)", 0, 100, 10, key="exp_actual")
+        fear = forms.ratings(my_day.exposure_ratings(item.fear_rating))
         stopped = st.checkbox("I stopped the session before the end", key="exp_stopped")
         words = st.text_area("What happened (optional)", max_chars=2000, key="exp_debrief")
         if st.form_submit_button("Log session"):
-            try:
-                with ui.person(who) as conn:
-                    done_at = ui.now()
-                    s = ladder.plan_session(conn, patient_id, item.item_id, planned_at=done_at)
-                    logged = ladder.record_session(
-                        conn,
-                        patient_id,
-                        s.session_id,
-                        done=True,
-                        fear_before=before,
-                        peak_distress=peak,
-                        fear_after=after,
-                        expected_harm=expected,
-                        actual_harm=actual,
-                        stopped=stopped,
-                        debrief=words.strip() or None,
-                        now=done_at,
+
+            def practised(conn: psycopg.Connection[Any]) -> SessionRecord:
+                """Plan the session now and record it done, with its ratings."""
+                done_at = ui.now()
+                s = ladder.plan_session(conn, patient_id, item.item_id, planned_at=done_at)
+                return ladder.record_session(
+                    conn,
+                    patient_id,
+                    s.session_id,
+                    done=True,
+                    fear_before=fear["fear_before"],
+                    peak_distress=fear["peak_distress"],
+                    fear_after=fear["fear_after"],
+                    expected_harm=fear["expected_harm"],
+                    actual_harm=fear["actual_harm"],
+                    stopped=stopped,
+                    debrief=words.strip() or None,
+                    now=done_at,
+                )
+
+            logged = forms.save(
+                who,
+                practised,
+                page="my_day",
+                action="exposure.log",
+                patient_id=patient_id,
+                detail=lambda s: {"session_id": s.session_id},
+            )
+            if logged is not None and logged.status.value == "stopped":
+                st.info(my_day.stopped_feedback(words.strip() or None))
+            elif logged is not None:
+                st.success(
+                    my_day.exposure_feedback(
+                        fear["fear_before"],
+                        fear["fear_after"],
+                        fear["expected_harm"],
+                        fear["actual_harm"],
                     )
-                    ui.audit(
-                        conn,
-                        who,
-                        page="my_day",
-                        action="exposure.log",
-                        patient_id=patient_id,
-                        detail={"session_id": s.session_id},
-                    )
-            except PacingError as exc:
-                st.error(str(exc))
-            else:
-                if logged.status.value == "stopped":
-                    st.info(my_day.stopped_feedback(words.strip() or None))
-                else:
-                    st.success(my_day.exposure_feedback(before, after, expected, actual))
+                )
 
 st.subheader("My exercise sessions")
 active_rx = [v for v in exercise.prescriptions if v.prescription.active and v.current]
@@ -270,44 +266,35 @@ else:
             "Repetitions (each set)", 0, 1000, int(goal.repetitions or 0), key="ex_reps"
         )
         sets = st.number_input("Sets", 0, 50, int(goal.sets or 0), key="ex_sets")
-        rpe = st.slider(
-            "How hard was the whole session? (0 = rest, 10 = maximal)", 0, 10, 4, key="ex_rpe"
-        )
-        pain_before = st.slider("Pain before (0-10)", 0, 10, 3, key="ex_pain_before")
-        pain_after = st.slider("Pain after (0-10)", 0, 10, 3, key="ex_pain_after")
+        felt = forms.ratings(my_day.EXERCISE)
         if st.form_submit_button("Log exercise"):
-            try:
-                with ui.person(who) as conn:
-                    done = intake.submit_exercise(
-                        conn,
-                        patient_id,
-                        rx.prescription.prescription_id,
-                        performed_at=ui.now(),
-                        duration_min=float(minutes),
-                        repetitions=int(reps) if goal.repetitions is not None else None,
-                        sets=int(sets) if goal.sets is not None else None,
-                        rpe=rpe,
-                        pain_before=pain_before,
-                        pain_after=pain_after,
-                        idempotency_key=st.session_state["exercise_key"],
-                    )
-                    ui.audit(
-                        conn,
-                        who,
-                        page="my_day",
-                        action="exercise.log",
-                        patient_id=patient_id,
-                        detail={"session_id": done.stored_id},
-                    )
-            except PacingError as exc:
-                st.error(str(exc))
-            else:
+            done = forms.save(
+                who,
+                lambda conn: intake.submit_exercise(
+                    conn,
+                    patient_id,
+                    rx.prescription.prescription_id,
+                    performed_at=ui.now(),
+                    duration_min=float(minutes),
+                    repetitions=int(reps) if goal.repetitions is not None else None,
+                    sets=int(sets) if goal.sets is not None else None,
+                    rpe=felt["rpe"],
+                    pain_before=felt["pain_before"],
+                    pain_after=felt["pain_after"],
+                    idempotency_key=st.session_state["exercise_key"],
+                ),
+                page="my_day",
+                action="exercise.log",
+                patient_id=patient_id,
+                detail=lambda done: {"session_id": done.stored_id},
+            )
+            if done is not None:
                 st.session_state["exercise_key"] = uuid.uuid4().hex
                 st.success(
                     wording.exercise_feedback(
                         completed=done.response.completed,
                         worsened=done.response.worsened,
-                        rpe=rpe,
+                        rpe=felt["rpe"],
                         minutes=float(minutes),
                     )
                 )

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import inspect
 import math
+from collections.abc import Callable
 from datetime import date, timedelta
 
 from paceline.dashboard import caseload, my_day
+from paceline.pacing import intake, ladder
 from paceline.pacing.days import Measure
 from paceline.pacing.progression import TodayState, TodayStatus
 
@@ -143,3 +146,23 @@ def test_the_questionnaire_chart_carries_its_totals_and_weeks_as_named_datasets(
     # No questionnaires yet: the chart still draws (its axes), from empty datasets.
     empty = Trends(1, start, end, (), ())
     alt.VConcatChart.from_dict(charts.as_json(record_view.trend_spec(empty)), validate=True)
+
+
+def test_each_rating_fills_a_keyword_of_the_call_it_feeds_and_starts_on_its_scale() -> None:
+    forms: dict[Callable[..., object], tuple[my_day.Rating, ...]] = {
+        intake.submit_diary: my_day.DIARY,
+        intake.submit_exercise: my_day.EXERCISE,
+        ladder.record_session: my_day.exposure_ratings(35),
+    }
+    for call, ratings in forms.items():
+        keywords = {
+            p.name
+            for p in inspect.signature(call).parameters.values()
+            if p.kind is inspect.Parameter.KEYWORD_ONLY
+        }
+        assert {r.name for r in ratings} <= keywords, call.__name__
+        assert all(r.low <= r.start <= r.high for r in ratings), call.__name__
+    keys = [r.key for ratings in forms.values() for r in ratings]
+    assert len(keys) == len(set(keys)), "one widget key a rating on the page"
+    fear = {r.name: r.start for r in my_day.exposure_ratings(35)}
+    assert fear["fear_before"] == fear["peak_distress"] == fear["fear_after"] == 35
