@@ -253,18 +253,38 @@ def _insert_once(
         ),
         (patient_id, *values, key),
     ).fetchone()
-    if row is not None:
-        return int(row[0]), True, {}
-    stored = _fetch_one(
+    return _once(
+        conn, row, table=table, id_column=id_column, stored=columns, patient_id=patient_id, key=key
+    )
+
+
+def _once(
+    conn: psycopg.Connection[Any],
+    inserted: tuple[Any, ...] | None,
+    *,
+    table: str,
+    id_column: str,
+    stored: Sequence[str],
+    patient_id: int,
+    key: str | None,
+) -> tuple[int, bool, dict[str, Any]]:
+    """(id, True, {}) for the row just `inserted`; else the key's stored row, (id, False, `stored`)."""
+    if inserted is not None:
+        return int(inserted[0]), True, {}
+    row = _fetch_one(
         conn,
         dict_row,
         sql.SQL(
             "SELECT {id}, {cols} FROM {table} WHERE patient_id = %s AND idempotency_key = %s"
-        ).format(id=sql.Identifier(id_column), cols=cols, table=sql.Identifier(table)),
+        ).format(
+            id=sql.Identifier(id_column),
+            cols=sql.SQL(", ").join(map(sql.Identifier, stored)),
+            table=sql.Identifier(table),
+        ),
         (patient_id, key),
     )
-    assert stored is not None
-    return int(stored.pop(id_column)), False, stored
+    assert row is not None
+    return int(row.pop(id_column)), False, row
 
 
 def insert_self_report(
@@ -306,17 +326,15 @@ def insert_questionnaire(
             key,
         ),
     ).fetchone()
-    if row is not None:
-        return int(row[0]), True, {}
-    stored = _fetch_one(
+    return _once(
         conn,
-        dict_row,
-        "SELECT response_id, instrument, answered_at, items FROM questionnaire_response"
-        " WHERE patient_id = %s AND idempotency_key = %s",
-        (patient_id, key),
+        row,
+        table="questionnaire_response",
+        id_column="response_id",
+        stored=("instrument", "answered_at", "items"),
+        patient_id=patient_id,
+        key=key,
     )
-    assert stored is not None
-    return int(stored.pop("response_id")), False, stored
 
 
 @dataclass(frozen=True)
@@ -2431,17 +2449,15 @@ def insert_red_flag_screen(
         " ON CONFLICT (patient_id, idempotency_key) DO NOTHING RETURNING screen_id",
         (patient_id, s.answered_at, s.source.value, Jsonb(dict(s.answers)), list(s.positive), key),
     ).fetchone()
-    if row is not None:
-        return int(row[0]), True, {}
-    stored = _fetch_one(
+    return _once(
         conn,
-        dict_row,
-        "SELECT screen_id, answered_at, source, answers FROM red_flag_screen"
-        " WHERE patient_id = %s AND idempotency_key = %s",
-        (patient_id, key),
+        row,
+        table="red_flag_screen",
+        id_column="screen_id",
+        stored=("answered_at", "source", "answers"),
+        patient_id=patient_id,
+        key=key,
     )
-    assert stored is not None
-    return int(stored.pop("screen_id")), False, stored
 
 
 def red_flag_screens(
