@@ -110,28 +110,17 @@ def estimate(excess: FloatArray, pain: FloatArray) -> PainResponse:
     x, y = design(excess, pain)
     rows = int(y.shape[0])
     spikes = int(np.sum(excess[~np.isnan(excess)] >= SPIKE_EXCESS))
+    short = None
     if rows < MIN_ROWS or spikes < MIN_SPIKE_DAYS:
-        return PainResponse(
-            ResponseStatus.NOT_ENOUGH_DATA,
-            rows,
-            spikes,
-            None,
-            None,
-            None,
-            None,
+        short = (
             f"Not enough data yet: {rows} of {MIN_ROWS} days with load and pain,"
-            f" {spikes} of {MIN_SPIKE_DAYS} days with load clearly above usual.",
+            f" {spikes} of {MIN_SPIKE_DAYS} days with load clearly above usual."
         )
-    if np.linalg.matrix_rank(x) < x.shape[1]:
+    elif np.linalg.matrix_rank(x) < x.shape[1]:
+        short = "Not enough data yet: the load has not varied enough to see how pain follows it."
+    if short is not None:
         return PainResponse(
-            ResponseStatus.NOT_ENOUGH_DATA,
-            rows,
-            spikes,
-            None,
-            None,
-            None,
-            None,
-            "Not enough data yet: the load has not varied enough to see how pain follows it.",
+            ResponseStatus.NOT_ENOUGH_DATA, rows, spikes, None, None, None, None, short
         )
     beta, *_ = np.linalg.lstsq(x, y, rcond=None)
     resid = y - x @ beta

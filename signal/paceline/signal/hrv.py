@@ -44,15 +44,33 @@ def _intervals(rr_ms: npt.ArrayLike) -> FloatArray:
     return np.asarray(rr_ms, dtype=np.float64).reshape(-1)
 
 
+def _stamped(
+    time: npt.ArrayLike, rr_ms: npt.ArrayLike, start: TimeLike, end: TimeLike
+) -> tuple[IntArray, FloatArray, int, int]:
+    """Checked time stamps (epoch µs, sorted), intervals of the same length, window ends."""
+    time_us = as_epoch_us(time)
+    rr = _intervals(rr_ms)
+    if rr.shape[0] != time_us.shape[0]:
+        raise InputShapeError("rr_ms", time_us.shape[0], rr.shape[0])
+    check_sorted(time_us)
+    return time_us, rr, scalar_us(start, "start"), scalar_us(end, "end")
+
+
+def _adjacency(adjacent: npt.ArrayLike | None, n_intervals: int) -> BoolArray | None:
+    """The adjacency of successive pairs (one fewer than the intervals), checked; None if not given."""
+    if adjacent is None:
+        return None
+    adj = np.asarray(adjacent, dtype=np.bool_).reshape(-1)
+    if adj.shape[0] != max(n_intervals - 1, 0):
+        raise InputShapeError("adjacent", max(n_intervals - 1, 0), adj.shape[0])
+    return adj
+
+
 def _successive(rr: FloatArray, adjacent: npt.ArrayLike | None) -> FloatArray:
     """Successive differences ``RR_{i+1} - RR_i`` over adjacent pairs only."""
     diff = np.diff(rr)
-    if adjacent is None:
-        return diff
-    adj = np.asarray(adjacent, dtype=np.bool_).reshape(-1)
-    if adj.shape[0] != diff.shape[0]:
-        raise InputShapeError("adjacent", diff.shape[0], adj.shape[0])
-    return diff[adj]
+    adj = _adjacency(adjacent, rr.shape[0])
+    return diff if adj is None else diff[adj]
 
 
 def _segment_sums(values: FloatArray, lo: IntArray, hi: IntArray) -> FloatArray:
@@ -209,20 +227,10 @@ def between(
     InsufficientDataError
         With fewer than two intervals or no adjacent pair in the window.
     """
-    time_us = as_epoch_us(time)
-    rr = _intervals(rr_ms)
-    if rr.shape[0] != time_us.shape[0]:
-        raise InputShapeError("rr_ms", time_us.shape[0], rr.shape[0])
-    check_sorted(time_us)
-    start_us = scalar_us(start, "start")
-    end_us = scalar_us(end, "end")
+    time_us, rr, start_us, end_us = _stamped(time, rr_ms, start, end)
     sl = window_slice(time_us, start_us, end_us)
-    adj = None
-    if adjacent is not None:
-        full = np.asarray(adjacent, dtype=np.bool_).reshape(-1)
-        if full.shape[0] != max(rr.shape[0] - 1, 0):
-            raise InputShapeError("adjacent", max(rr.shape[0] - 1, 0), full.shape[0])
-        adj = full[sl.start : max(sl.stop - 1, sl.start)]
+    full = _adjacency(adjacent, rr.shape[0])
+    adj = None if full is None else full[sl.start : max(sl.stop - 1, sl.start)]
     return time_domain(rr[sl], adjacent=adj)
 
 
@@ -271,21 +279,10 @@ def windows(
     """
     if min_intervals < 2:
         raise ParameterError("min_intervals", min_intervals, "must be >= 2")
-    time_us = as_epoch_us(time)
-    rr = _intervals(rr_ms)
-    if rr.shape[0] != time_us.shape[0]:
-        raise InputShapeError("rr_ms", time_us.shape[0], rr.shape[0])
-    check_sorted(time_us)
-    start_us = scalar_us(start, "start")
-    end_us = scalar_us(end, "end")
+    time_us, rr, start_us, end_us = _stamped(time, rr_ms, start, end)
     window_us, n_win = grid_cells(start_us, end_us, window_s)
-    adj_full: BoolArray
-    if adjacent is None:
-        adj_full = np.ones(max(rr.shape[0] - 1, 0), dtype=np.bool_)
-    else:
-        adj_full = np.asarray(adjacent, dtype=np.bool_).reshape(-1)
-        if adj_full.shape[0] != max(rr.shape[0] - 1, 0):
-            raise InputShapeError("adjacent", max(rr.shape[0] - 1, 0), adj_full.shape[0])
+    given = _adjacency(adjacent, rr.shape[0])
+    adj_full = np.ones(max(rr.shape[0] - 1, 0), dtype=np.bool_) if given is None else given
     sl = window_slice(time_us, start_us, end_us)
     t = time_us[sl]
     x = rr[sl]
