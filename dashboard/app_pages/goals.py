@@ -12,10 +12,7 @@ from paceline.pacing.goals import GoalStatus
 from paceline.store.accounts import Role
 
 who = ui.require(Role.CLINICIAN)
-patient_id = ui.query_int("patient") or st.session_state.get("patient_id")
-if patient_id is None:
-    ui.deny("Choose a patient on the caseload first.")
-st.session_state["patient_id"] = patient_id
+patient_id = ui.chosen_patient()
 today = ui.now().date()
 clinician_id = who.clinician_id or 0
 

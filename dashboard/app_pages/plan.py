@@ -5,7 +5,7 @@ from datetime import date
 
 import streamlit as st
 
-from paceline.dashboard import plan_view, ui
+from paceline.dashboard import forms, plan_view, ui
 from paceline.pacing import ladder, overview, planning
 from paceline.pacing.days import Measure
 from paceline.pacing.errors import PacingError, UnknownPatientError
@@ -13,11 +13,10 @@ from paceline.pacing.exposure import ItemStatus
 from paceline.pacing.progression import PlanVersion
 from paceline.store.accounts import Role
 
+LADDER_REASON = "a ladder change needs a reason"
+
 who = ui.require(Role.CLINICIAN)
-patient_id = ui.query_int("patient") or st.session_state.get("patient_id")
-if patient_id is None:
-    ui.deny("Choose a patient on the caseload first.")
-st.session_state["patient_id"] = patient_id
+patient_id = ui.chosen_patient()
 
 versions: list[PlanVersion] | None
 with ui.person(who) as conn:
@@ -122,25 +121,21 @@ with st.form("plan_change"):
             int(ceiling),
             reason,
         )
-        try:
-            with ui.person(who) as conn:
-                new = planning.set_plan(
-                    conn,
-                    patient_id,
-                    clinician_id=who.clinician_id or 0,
-                    **plan_view.set_plan_arguments(change, current),
-                )
-                ui.audit(
-                    conn,
-                    who,
-                    page="plan",
-                    action="plan.change",
-                    patient_id=patient_id,
-                    detail={"version": new.version, "reason": reason},
-                )
-        except (PacingError, ValueError) as exc:
-            st.error(str(exc))
-        else:
+        new = forms.save(
+            who,
+            lambda conn: planning.set_plan(
+                conn,
+                patient_id,
+                clinician_id=who.clinician_id or 0,
+                **plan_view.set_plan_arguments(change, current),
+            ),
+            page="plan",
+            action="plan.change",
+            patient_id=patient_id,
+            detail=lambda new: {"version": new.version, "reason": reason},
+            refused=ValueError,
+        )
+        if new is not None:
             st.success(f"Saved as version {new.version}.")
             st.rerun()
 
@@ -219,29 +214,26 @@ with st.form("ladder_add", clear_on_submit=True):
     fear = st.slider("Fear rating (0-100)", 0, 100, 50, key="ladder_fear")
     why = st.text_input("Reason", key="ladder_add_reason")
     if st.form_submit_button("Add"):
-        try:
-            if not why.strip():
-                raise ValueError("a ladder change needs a reason")
-            with ui.person(who) as conn:
-                item = ladder.add_item(
+        if not why.strip():
+            st.error(LADDER_REASON)
+        else:
+            added = forms.save(
+                who,
+                lambda conn: ladder.add_item(
                     conn,
                     patient_id,
                     activity=activity,
                     fear_rating=fear,
                     clinician_id=who.clinician_id,
-                )
-                ui.audit(
-                    conn,
-                    who,
-                    page="plan",
-                    action="ladder.add",
-                    patient_id=patient_id,
-                    detail={"item_id": item.item_id, "reason": why},
-                )
-        except (PacingError, ValueError) as exc:
-            st.error(str(exc))
-        else:
-            st.rerun()
+                ),
+                page="plan",
+                action="ladder.add",
+                patient_id=patient_id,
+                detail=lambda item: {"item_id": item.item_id, "reason": why},
+                refused=ValueError,
+            )
+            if added is not None:
+                st.rerun()
 if x.items:
     with st.form("ladder_edit"):
         st.markdown("**Change a rung**")
@@ -256,27 +248,24 @@ if x.items:
         )
         why = st.text_input("Reason", key="ladder_edit_reason")
         if st.form_submit_button("Save rung"):
-            try:
-                if not why.strip():
-                    raise ValueError("a ladder change needs a reason")
-                with ui.person(who) as conn:
-                    ladder.edit_item(
+            if not why.strip():
+                st.error(LADDER_REASON)
+            else:
+                edited = forms.save(
+                    who,
+                    lambda conn: ladder.edit_item(
                         conn,
                         patient_id,
                         pick.item_id,
                         fear_rating=new_fear,
                         status=new_status,
                         clinician_id=who.clinician_id,
-                    )
-                    ui.audit(
-                        conn,
-                        who,
-                        page="plan",
-                        action="ladder.edit",
-                        patient_id=patient_id,
-                        detail={"item_id": pick.item_id, "reason": why},
-                    )
-            except (PacingError, ValueError) as exc:
-                st.error(str(exc))
-            else:
-                st.rerun()
+                    ),
+                    page="plan",
+                    action="ladder.edit",
+                    patient_id=patient_id,
+                    detail=lambda _: {"item_id": pick.item_id, "reason": why},
+                    refused=ValueError,
+                )
+                if edited is not None:
+                    st.rerun()

@@ -35,8 +35,13 @@ def save(
     action: str,
     patient_id: int,
     detail: Callable[[T], dict[str, Any]] | None = None,
+    refused: type[ValueError] = PacingError,
 ) -> T | None:
-    """`write`, audited as `action`, in one transaction; None (the error shown) if pacing refuses."""
+    """`write`, audited as `action`, in one transaction; None (the error shown) if it is `refused`.
+
+    `refused` is what the form shows rather than fails on: pacing's refusals by
+    default, any `ValueError` where the page's own view model checks the input too.
+    """
     try:
         with ui.person(who) as conn:
             result = write(conn)
@@ -48,7 +53,7 @@ def save(
                 patient_id=patient_id,
                 detail=None if detail is None else detail(result),
             )
-    except PacingError as exc:
+    except refused as exc:
         st.error(str(exc))
         return None
     return result

@@ -191,3 +191,12 @@ def query_int(name: str) -> int | None:
         return int(raw)
     except ValueError:
         return None
+
+
+def chosen_patient() -> int:
+    """The patient a clinician's page is about: the query's, else the one chosen last; or stop."""
+    patient_id = query_int("patient") or st.session_state.get("patient_id")
+    if patient_id is None:
+        deny("Choose a patient on the caseload first.")
+    st.session_state["patient_id"] = patient_id
+    return int(patient_id)
