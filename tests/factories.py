@@ -10,7 +10,7 @@ from zoneinfo import ZoneInfo
 import numpy as np
 import psycopg
 
-from paceline.signal.simulate import simulate_day
+from paceline.signal.simulate import SimulatedDay, simulate_day
 from paceline.store import Batch, HrRows, RrRows, StepRows, registry, write_batch
 
 
@@ -48,12 +48,23 @@ def store_simulated_day(
     """Store one simulated local day of samples as the ingest path would (queues its span)."""
     start = datetime.combine(day, time(0), tzinfo=ZoneInfo(tz)).astimezone(UTC)
     sim = simulate_day(start_us=int(start.timestamp()) * 1_000_000, seed=patient_id)
+    store_simulated(conn, patient_id, device_id, sim)
+
+
+def store_simulated(
+    conn: psycopg.Connection[Any],
+    patient_id: int,
+    device_id: int,
+    sim: SimulatedDay,
+    label: str = "sim",
+) -> None:
+    """Store a simulated day as the ingest path would: no-reading (0 bpm) samples are not stored."""
     reading = sim.hr_bpm > 0
     n_hr, n_rr, n_st = int(reading.sum()), sim.rr_time_us.size, sim.step_time_us.size
     write_batch(
         conn,
         Batch(
-            f"sim-{uuid.uuid4()}",
+            f"{label}-{uuid.uuid4()}",
             hr=HrRows.of(
                 patient_id=np.full(n_hr, patient_id),
                 device_id=np.full(n_hr, device_id),

@@ -14,8 +14,9 @@ import pytest
 from paceline.pacing.localday import day_bounds, days_touched
 from paceline.pacing.rollup import physiology, rollup
 from paceline.signal.daily import daily_metrics
-from paceline.signal.simulate import SimulatedDay, simulate_day
+from paceline.signal.simulate import simulate_day
 from paceline.store import Batch, HrRows, RrRows, StepRows, registry, write_batch
+from tests.factories import store_simulated as _store_day
 
 US_PER_DAY = 86_400_000_000
 DAY1 = date(2026, 3, 2)
@@ -41,41 +42,6 @@ def _patient(conn: psycopg.Connection[Any], tz: str = "UTC") -> tuple[int, int]:
 def _start_us(day: date, tz: str = "UTC") -> int:
     start, _ = day_bounds(day, ZoneInfo(tz))
     return int(start.timestamp()) * 1_000_000
-
-
-def _store_day(
-    conn: psycopg.Connection[Any], pid: int, did: int, sim: SimulatedDay, label: str
-) -> None:
-    """Store a simulated day as the ingest path would: no-reading (0 bpm) samples are not stored."""
-    reading = sim.hr_bpm > 0
-    hr_t = sim.hr_time_us[reading].astype("datetime64[us]")
-    contact = [None if c < 0 else bool(c) for c in sim.hr_contact[reading]]
-    n_hr, n_rr, n_st = int(reading.sum()), sim.rr_time_us.size, sim.step_time_us.size
-    write_batch(
-        conn,
-        Batch(
-            f"{label}-{uuid.uuid4()}",
-            hr=HrRows.of(
-                patient_id=np.full(n_hr, pid),
-                device_id=np.full(n_hr, did),
-                time=hr_t,
-                bpm=np.round(sim.hr_bpm[reading]),
-                sensor_contact=contact,
-            ),
-            rr=RrRows.of(
-                patient_id=np.full(n_rr, pid),
-                device_id=np.full(n_rr, did),
-                time=sim.rr_time_us.astype("datetime64[us]"),
-                rr_ms=sim.rr_ms,
-            ),
-            steps=StepRows.of(
-                patient_id=np.full(n_st, pid),
-                device_id=np.full(n_st, did),
-                time=sim.step_time_us.astype("datetime64[us]"),
-                steps=sim.steps,
-            ),
-        ),
-    )
 
 
 def _computed_at(conn: psycopg.Connection[Any], pid: int) -> dict[date, datetime]:
