@@ -175,6 +175,11 @@ def _chart(png: bytes | None, s: dict[str, ParagraphStyle], empty: str) -> Flowa
     return img
 
 
+def _charted(title: str, png: bytes | None, s: dict[str, ParagraphStyle], empty: str) -> Flowable:
+    """A section's heading kept on one page with its chart (or the line saying there is none)."""
+    return KeepTogether([Paragraph(title, s["h2"]), _chart(png, s, empty)])
+
+
 def _comparison_rows(items: Sequence[Comparison]) -> list[list[object]]:
     rows: list[list[object]] = [["", "Start of range", "Now", "Change", "Better is"]]
     for item in items:
@@ -277,11 +282,11 @@ def story(c: ReportContent) -> list[Flowable]:
     )
 
     out.append(
-        KeepTogether(
-            [
-                Paragraph("Activity and the quota", s["h2"]),
-                _chart(charts.quota_chart(c), s, "No activity recorded in this range."),
-            ]
+        _charted(
+            "Activity and the quota",
+            charts.quota_chart(c),
+            s,
+            "No activity recorded in this range.",
         )
     )
     versions = [v for v in c.timeline.plans if v.valid_from <= c.end]
@@ -297,11 +302,11 @@ def story(c: ReportContent) -> list[Flowable]:
         )
 
     out.append(
-        KeepTogether(
-            [
-                Paragraph("Questionnaires and activity", s["h2"]),
-                _chart(charts.questionnaire_chart(c), s, "No questionnaires or activity in range."),
-            ]
+        _charted(
+            "Questionnaires and activity",
+            charts.questionnaire_chart(c),
+            s,
+            "No questionnaires or activity in range.",
         )
     )
     if c.trends.questionnaires:
@@ -318,12 +323,7 @@ def story(c: ReportContent) -> list[Flowable]:
         out.append(Paragraph("No fear ladder.", s["muted"]))
     else:
         out.append(
-            KeepTogether(
-                [
-                    Paragraph("Fear ladder", s["h2"]),
-                    _chart(charts.ladder_chart(c), s, "No ratings or sessions yet."),
-                ]
-            )
+            _charted("Fear ladder", charts.ladder_chart(c), s, "No ratings or sessions yet.")
         )
         rows = [["Rung", "Status", "First → latest rating", "Sessions done / skipped", "Move up?"]]
         for r in c.ladder:
@@ -348,12 +348,7 @@ def story(c: ReportContent) -> list[Flowable]:
         out.append(Paragraph("No exercise prescribed.", s["muted"]))
     else:
         out.append(
-            KeepTogether(
-                [
-                    Paragraph("Prescribed exercise", s["h2"]),
-                    _chart(charts.exercise_chart(c), s, "No sessions logged."),
-                ]
-            )
+            _charted("Prescribed exercise", charts.exercise_chart(c), s, "No sessions logged.")
         )
         rows = [["Session", "First → current target", "Per week", "Done in range", "Pain rose"]]
         for v in ex.prescriptions:
