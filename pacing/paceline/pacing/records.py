@@ -27,7 +27,14 @@ import psycopg
 from numpy.typing import NDArray
 from psycopg import sql
 from psycopg.abc import Params, QueryNoTemplate
-from psycopg.rows import BaseRowFactory, RowFactory, class_row, dict_row, kwargs_row
+from psycopg.rows import (
+    BaseRowFactory,
+    RowFactory,
+    class_row,
+    dict_row,
+    kwargs_row,
+    scalar_row,
+)
 from psycopg.types.json import Jsonb
 
 from paceline.pacing import localday
@@ -93,6 +100,13 @@ def _fetch_one(
     """The first row `query` returns, made by `rows`; None when it returns none."""
     with conn.cursor(row_factory=rows) as cur:
         return cur.execute(query, params).fetchone()
+
+
+def _returned_int(conn: psycopg.Connection[Any], query: QueryNoTemplate, params: Params) -> int:
+    """The integer (an id, a count) a write's `RETURNING` gives for the one row it wrote."""
+    new_id = _fetch_one(conn, scalar_row, query, params)
+    assert new_id is not None
+    return int(new_id)
 
 
 def _as(cls: Callable[..., _Row], **convert: Callable[[Any], Any]) -> BaseRowFactory[_Row]:
@@ -472,7 +486,8 @@ def insert_plan_version(
     """Store one plan version; a version number already taken raises `PlanError`."""
     try:
         with conn.transaction():
-            row = conn.execute(
+            new_id = _returned_int(
+                conn,
                 "INSERT INTO pacing_plan (patient_id, version, measure, baseline, quota,"
                 " start_fraction, step_fraction, period_days, hr_ceiling_bpm, valid_from, params,"
                 " created_by, reason) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s::jsonb,"
@@ -492,14 +507,13 @@ def insert_plan_version(
                     plan.created_by,
                     plan.reason,
                 ),
-            ).fetchone()
+            )
     except psycopg.errors.UniqueViolation:
         raise PlanError(
             f"plan version {plan.version} of patient {ctx.patient_id} was written concurrently;"
             " reload the plan and try again"
         ) from None
-    assert row is not None
-    return int(row[0])
+    return new_id
 
 
 # Flags and flare risk ----------------------------------------------------------------------
@@ -844,13 +858,13 @@ def insert_session(
     conn: psycopg.Connection[Any], ctx: PatientContext, item_id: int, planned_at: datetime
 ) -> SessionRecord:
     """Plan a session against an item."""
-    row = conn.execute(
+    new_id = _returned_int(
+        conn,
         "INSERT INTO exposure_session (item_id, patient_id, planned_at) VALUES (%s, %s, %s)"
         " RETURNING session_id",
         (item_id, ctx.patient_id, planned_at),
-    ).fetchone()
-    assert row is not None
-    return session(conn, ctx, int(row[0]))
+    )
+    return session(conn, ctx, new_id)
 
 
 def update_session(conn: psycopg.Connection[Any], ctx: PatientContext, s: SessionRecord) -> None:
@@ -940,15 +954,14 @@ def insert_note(conn: psycopg.Connection[Any], values: Mapping[str, Any]) -> int
     unknown = set(values) - set(_NOTE_FIELDS)
     assert not unknown, unknown
     names = [k for k in _NOTE_FIELDS if k in values]
-    row = conn.execute(
+    return _returned_int(
+        conn,
         sql.SQL("INSERT INTO progress_note ({}) VALUES ({}) RETURNING note_id").format(
             sql.SQL(", ").join(map(sql.Identifier, names)),
             sql.SQL(", ").join(sql.Placeholder() * len(names)),
         ),
         [values[k] for k in names],
-    ).fetchone()
-    assert row is not None
-    return int(row[0])
+    )
 
 
 def progress_notes(
@@ -1334,14 +1347,13 @@ def mark_notified(
     now: datetime,
 ) -> int:
     """Record a push of the alert; returns its notice number (0 for the first)."""
-    row = conn.execute(
+    return _returned_int(
+        conn,
         "UPDATE alert SET notified_severity = %s, last_notified_at = %s,"
         " repeats = repeats + %s, notices = notices + 1, updated_at = %s WHERE alert_id = %s"
         " RETURNING notices - 1",
         (severity.value, now, int(repeat), now, alert_id),
-    ).fetchone()
-    assert row is not None
-    return int(row[0])
+    )
 
 
 @dataclass(frozen=True)
@@ -2249,7 +2261,8 @@ def insert_prescription(
     conn: psycopg.Connection[Any], patient_id: int, p: Prescription
 ) -> Prescription:
     """Store a new prescription (its id comes from the database)."""
-    row = conn.execute(
+    new_id = _returned_int(
+        conn,
         "INSERT INTO exercise_prescription (patient_id, kind, name, sessions_per_week,"
         " consistent_sessions, step_fraction, status, created_by)"
         " VALUES (%s, %s, %s, %s, %s, %s, %s, %s) RETURNING prescription_id",
@@ -2263,9 +2276,8 @@ def insert_prescription(
             "active" if p.active else "ended",
             p.created_by,
         ),
-    ).fetchone()
-    assert row is not None
-    return prescription(conn, patient_id, int(row[0]))
+    )
+    return prescription(conn, patient_id, new_id)
 
 
 def update_prescription(conn: psycopg.Connection[Any], patient_id: int, p: Prescription) -> None:
@@ -2347,7 +2359,8 @@ def insert_target_version(conn: psycopg.Connection[Any], patient_id: int, v: Tar
     low, high = (None, None) if t.hr_zone is None else t.hr_zone
     try:
         with conn.transaction():
-            row = conn.execute(
+            new_id = _returned_int(
+                conn,
                 "INSERT INTO exercise_target (prescription_id, patient_id, version, duration_min,"
                 " repetitions, sets, hr_zone_low, hr_zone_high, valid_from, cause, reason,"
                 " flare_start, evidence, created_by) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s,"
@@ -2368,14 +2381,13 @@ def insert_target_version(conn: psycopg.Connection[Any], patient_id: int, v: Tar
                     to_json(v.evidence),
                     v.created_by,
                 ),
-            ).fetchone()
+            )
     except psycopg.errors.UniqueViolation:
         raise ExerciseError(
             f"target version {v.version} of prescription {v.prescription_id} was written"
             " concurrently; reload and try again"
         ) from None
-    assert row is not None
-    return int(row[0])
+    return new_id
 
 
 EXERCISE_SESSION_COLUMNS = (
@@ -2555,13 +2567,12 @@ def insert_pause(
     screen_id: int | None,
 ) -> int:
     """Open a progression pause; its id."""
-    row = conn.execute(
+    return _returned_int(
+        conn,
         "INSERT INTO progression_pause (patient_id, started_at, reason, screen_id)"
         " VALUES (%s, %s, %s, %s) RETURNING pause_id",
         (ctx.patient_id, started_at, reason, screen_id),
-    ).fetchone()
-    assert row is not None
-    return int(row[0])
+    )
 
 
 def clear_pause(
@@ -2629,13 +2640,13 @@ def insert_goal(
     created_by: int | None,
 ) -> Goal:
     """Store a new goal."""
-    row = conn.execute(
+    new_id = _returned_int(
+        conn,
         "INSERT INTO valued_goal (patient_id, title, why, created_by) VALUES (%s, %s, %s, %s)"
         " RETURNING goal_id",
         (ctx.patient_id, title, why, created_by),
-    ).fetchone()
-    assert row is not None
-    return goal(conn, ctx, int(row[0]))
+    )
+    return goal(conn, ctx, new_id)
 
 
 def update_goal(
@@ -2672,7 +2683,8 @@ def insert_goal_link(conn: psycopg.Connection[Any], patient_id: int, link: GoalL
     """Store a link; linking the same rung or prescription twice raises `GoalError`."""
     try:
         with conn.transaction():
-            row = conn.execute(
+            new_id = _returned_int(
+                conn,
                 "INSERT INTO goal_link (goal_id, patient_id, item_id, prescription_id,"
                 " needed_duration_min, needed_repetitions) VALUES (%s, %s, %s, %s, %s, %s)"
                 " RETURNING link_id",
@@ -2684,13 +2696,12 @@ def insert_goal_link(conn: psycopg.Connection[Any], patient_id: int, link: GoalL
                     link.needed_duration_min,
                     link.needed_repetitions,
                 ),
-            ).fetchone()
+            )
     except psycopg.errors.UniqueViolation:
         raise GoalError(f"goal {link.goal_id} is already linked to that") from None
     except psycopg.errors.ForeignKeyViolation:
         raise GoalError(f"patient {patient_id} has no such rung or prescription") from None
-    assert row is not None
-    return replace(link, link_id=int(row[0]))
+    return replace(link, link_id=new_id)
 
 
 def delete_goal_link(conn: psycopg.Connection[Any], patient_id: int, link_id: int) -> bool:
