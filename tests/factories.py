@@ -42,6 +42,20 @@ def enrolled_patient(
     return pid, did
 
 
+#: When `hr_rows` starts by default.
+HR_START = datetime(2026, 3, 2, 8, 0, tzinfo=UTC)
+
+
+def hr_rows(
+    patient_id: int, device_id: int, n: int, start: datetime = HR_START, bpm: int = 70
+) -> HrRows:
+    """`n` heart-rate rows of one device, one a second from `start`, all at `bpm`."""
+    times = np.datetime64(start.replace(tzinfo=None), "us") + np.arange(n) * np.timedelta64(1, "s")
+    return HrRows.of(
+        patient_id=[patient_id] * n, device_id=[device_id] * n, time=times, bpm=[bpm] * n
+    )
+
+
 def store_simulated_day(
     conn: psycopg.Connection[Any], patient_id: int, device_id: int, day: date, tz: str = "UTC"
 ) -> None:

@@ -22,14 +22,9 @@ from paceline.store import (
 )
 from paceline.store.columns import MAX_RR_MS
 from paceline.store.copybinary import encode_hr
+from tests.factories import HR_START as T0
+from tests.factories import hr_rows as _hr
 from tests.factories import patient_with_device
-
-T0 = datetime(2026, 3, 2, 8, 0, tzinfo=UTC)
-
-
-def _hr(pid: int, did: int, n: int, start: datetime = T0, bpm: int = 70) -> HrRows:
-    times = np.datetime64(start.replace(tzinfo=None), "us") + np.arange(n) * np.timedelta64(1, "s")
-    return HrRows.of(patient_id=[pid] * n, device_id=[did] * n, time=times, bpm=[bpm] * n)
 
 
 def _count(conn: psycopg.Connection[Any], table: str, pid: int) -> int:
