@@ -32,7 +32,7 @@ PAGES = {
     ],
 }
 
-who = ui.current()
+who = ui.signed_in()
 if who is None:
     page = st.navigation([st.Page(ui.login_page, title="Sign in", url_path="login")])
 else:

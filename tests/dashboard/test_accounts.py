@@ -71,8 +71,92 @@ def test_the_email_address_also_names_the_account(conn: psycopg.Connection[Any])
     assert auth.authenticate(conn, f"{username}@CLINIC.example", PASSWORD, now=NOW).username == (
         username
     )
-    assert auth.identity_for_email(conn, f"{username}@clinic.example", now=NOW) is not None
-    assert auth.identity_for_email(conn, "stranger@clinic.example", now=NOW) is None
+
+
+def test_single_sign_on_maps_an_email_to_its_account_and_records_the_sign_in(
+    conn: psycopg.Connection[Any],
+) -> None:
+    username = _account(conn)
+    who = auth.identity_for_email(conn, f"{username}@CLINIC.example", now=NOW)
+    assert who.username == username and who.role is Role.CLINICIAN
+    assert who.clinician_id is not None
+    account = accounts.get_account(conn, username)
+    assert account.last_login_at == NOW
+    with pytest.raises(auth.UnknownEmailError, match=r"stranger@clinic\.example"):
+        auth.identity_for_email(conn, "stranger@clinic.example", now=NOW)
+
+
+def test_single_sign_on_matches_the_email_never_the_username(
+    conn: psycopg.Connection[Any],
+) -> None:
+    # A username may contain "@": a provider vouching for that address must not reach it.
+    accounts.create_account(
+        conn,
+        username="looks.like@mail.example",
+        role=Role.CLINICIAN,
+        clinician_id=_clinician(conn),
+        password_hash=auth.hash_password(PASSWORD),
+        email="someone.else@clinic.example",
+    )
+    with pytest.raises(auth.UnknownEmailError):
+        auth.identity_for_email(conn, "looks.like@mail.example", now=NOW)
+    assert accounts.get_account(conn, "looks.like@mail.example").last_login_at is None
+
+
+def test_single_sign_on_refuses_locked_and_disabled_accounts_and_keeps_the_count(
+    conn: psycopg.Connection[Any],
+) -> None:
+    username = _account(conn)
+    email = f"{username}@clinic.example"
+    for _ in range(auth.MAX_FAILURES):
+        with pytest.raises((auth.BadCredentialsError, auth.LockedOutError)):
+            auth.authenticate(conn, username, "wrong password", now=NOW)
+    with pytest.raises(auth.LockedOutError):
+        auth.identity_for_email(conn, email, now=NOW + timedelta(minutes=14))
+    assert accounts.get_account(conn, username).last_login_at is None
+    later = NOW + timedelta(minutes=16)
+    assert auth.identity_for_email(conn, email, now=later).username == username
+    accounts.set_disabled(conn, username, disabled=True)
+    with pytest.raises(auth.DisabledError):
+        auth.identity_for_email(conn, email, now=later + timedelta(hours=1))
+    assert accounts.get_account(conn, username).last_login_at == later
+    # Two wrong passwords, then a single sign-on: the password count is not reset by it.
+    accounts.set_disabled(conn, username, disabled=False)
+    for _ in range(2):
+        with pytest.raises(auth.BadCredentialsError):
+            auth.authenticate(conn, username, "wrong password", now=later)
+    auth.identity_for_email(conn, email, now=later)
+    assert accounts.get_account(conn, username).failed_attempts == 2
+
+
+def _claims(**more: object) -> dict[str, object]:
+    return {"email": "lee@clinic.example", "iat": NOW.timestamp() - 60, **more}
+
+
+def test_the_providers_email_must_be_there_verified_and_recent() -> None:
+    age = timedelta(minutes=30)
+    assert auth.verified_email(_claims(), now=NOW, max_age=age) == "lee@clinic.example"
+    for verified in (True, "true"):
+        claims = _claims(email_verified=verified)
+        assert auth.verified_email(claims, now=NOW, max_age=age) == "lee@clinic.example"
+    for unverified in (False, "false", None, 0):
+        with pytest.raises(auth.UnverifiedEmailError, match="has not verified"):
+            auth.verified_email(_claims(email_verified=unverified), now=NOW, max_age=age)
+    for email in (None, "", "not an address", 7):
+        with pytest.raises(auth.SignOnClaimsError, match="no e-mail address"):
+            auth.verified_email(_claims(email=email), now=NOW, max_age=age)
+    for iat in (None, "yesterday", True):
+        with pytest.raises(auth.SignOnClaimsError, match="issue time"):
+            auth.verified_email(_claims(iat=iat), now=NOW, max_age=age)
+    stale = _claims(iat=(NOW - age - timedelta(seconds=1)).timestamp())
+    with pytest.raises(auth.StaleSignOnError, match="more than 30 minutes old"):
+        auth.verified_email(stale, now=NOW, max_age=age)
+
+
+def test_the_sign_on_button_follows_what_paceline_dashboard_configured() -> None:
+    assert auth.oidc_label({}) is None
+    assert auth.oidc_label({"PACELINE_DASHBOARD_OIDC": " "}) is None
+    assert auth.oidc_label({"PACELINE_DASHBOARD_OIDC": "Clinic login"}) == "Clinic login"
 
 
 def test_five_failures_lock_the_account_for_fifteen_minutes(conn: psycopg.Connection[Any]) -> None:

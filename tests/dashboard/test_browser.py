@@ -11,39 +11,17 @@ from __future__ import annotations
 
 import os
 import re
-import socket
-import subprocess
-import sys
-import urllib.request
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 
 import pytest
 from playwright.sync_api import Page, expect, sync_playwright
 
-from paceline.store import roles
 from paceline.store.connection import connect
-from paceline.store.secrets import write_secret
-from paceline.store.testing import role_password
+from tests.dashboard.browser import WAIT_MS, dashboard, launch, new_page, require_chromium
 from tests.dashboard.conftest import PASSWORD, ROOT, Clinic
 
-CHROMIUM = Path(os.environ.get("PACELINE_CHROMIUM", "/usr/bin/chromium"))
 DOCS_SHOTS = ROOT / "docs" / "screenshots"
-WAIT_MS = 90_000  # a loaded 2-core machine; a wait, not a timed assertion
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def _healthy(url: str) -> bool:
-    try:
-        with urllib.request.urlopen(f"{url}/_stcore/health", timeout=2) as r:  # noqa: S310 - loopback
-            return bool(r.status == 200)
-    except OSError:
-        return False
 
 
 @pytest.fixture(scope="module")
@@ -51,12 +29,7 @@ def server(
     clinic: Clinic, dashboard_dsn: str, key_file: Path, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[str]:
     """`paceline dashboard` on a free loopback port, as a subprocess, until the module ends."""
-    if not CHROMIUM.exists():
-        pytest.fail(
-            f"the browser test needs Chromium at {CHROMIUM}: run `apt-get install -y chromium`"
-            " as root (python3 dev.py test does this when run as root), or point"
-            " PACELINE_CHROMIUM at a Chromium binary"
-        )
+    require_chromium()
     with connect(clinic.dsn) as c:
         # An open alert for the clinician to acknowledge (as an evaluation would raise it).
         c.execute(
@@ -66,36 +39,10 @@ def server(
             (clinic.patient_id,),
         )
         c.commit()
-    port = _free_port()
-    url = f"http://127.0.0.1:{port}"
-    log = (tmp_path_factory.mktemp("dashboard") / "server.log").open("w")
-    # As a deployment runs it: the dashboard's URL, and the login role's password
-    # as a secret file (compose mounts it in /run/secrets).
-    secrets = tmp_path_factory.mktemp("secrets")
-    write_secret(secrets / f"{roles.LOGIN}.password", role_password(clinic.dsn, roles.LOGIN))
-    env = {
-        **os.environ,
-        "PACELINE_DATABASE_URL": dashboard_dsn,
-        "PACELINE_IDENTITY_KEY_FILE": str(key_file),
-        "PACELINE_SECRETS_DIR": str(secrets),
-    }
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "paceline.cli.main", "dashboard", "--port", str(port)],
-        env=env,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        cwd=ROOT,
-    )
-    try:
-        while not _healthy(url):
-            if proc.poll() is not None:
-                pytest.fail(f"paceline dashboard exited with {proc.returncode}; see {log.name}")
-            subprocess.run(["sleep", "0.2"], check=True)
+    with dashboard(
+        clinic.dsn, dashboard_dsn, key_file, tmp_path_factory.mktemp("dashboard")
+    ) as url:
         yield url
-    finally:
-        proc.terminate()
-        proc.wait(timeout=60)
-        log.close()
 
 
 def _sign_in(page: Page, url: str, username: str) -> None:
@@ -160,12 +107,8 @@ def test_clinician_and_patient_walk_through_the_dashboard(
     note = "<b>Walked</b> to the shop and back, knee fine"
     shots.mkdir(parents=True, exist_ok=True)
     with sync_playwright() as pw:
-        browser = pw.chromium.launch(
-            executable_path=str(CHROMIUM), args=["--no-sandbox"], headless=True
-        )
-        page = browser.new_page(viewport={"width": 1400, "height": 1000})
-        page.set_default_timeout(WAIT_MS)
-        expect.set_options(timeout=WAIT_MS)
+        browser = launch(pw)
+        page = new_page(browser)
 
         # A clinician: the caseload, one patient, the plan.
         _sign_in(page, server, "dr.a")
@@ -189,8 +132,7 @@ def test_clinician_and_patient_walk_through_the_dashboard(
         _sign_out(page)
 
         # The patient, on a phone-sized screen: today's plan and the diary.
-        phone = browser.new_page(viewport={"width": 390, "height": 844})
-        phone.set_default_timeout(WAIT_MS)
+        phone = new_page(browser, 390, 844)
         _sign_in(phone, server, clinic.patient_login)
         expect(phone.get_by_role("heading", name="Hello, Alex")).to_be_visible()
         phone.get_by_label("Anything you want your clinician to know").fill(note)

@@ -65,7 +65,7 @@ class Target:
     def state(self, conn: psycopg.Connection[Any]) -> tuple[Any, ...]:
         """The columns an attacker would read or change."""
         row = conn.execute(
-            "SELECT password_hash, email, failed_attempts, locked_until, disabled"
+            "SELECT password_hash, email, failed_attempts, locked_until, disabled, last_login_at"
             " FROM account WHERE account_id = %s",
             (self.account_id,),
         ).fetchone()
@@ -86,6 +86,11 @@ def _attacks(t: Target) -> dict[str, tuple[sql.SQL, tuple[Any, ...]]]:
         "read_table": (sql.SQL("SELECT password_hash, email FROM account"), ()),
         "lookup": (sql.SQL("SELECT * FROM paceline_login_lookup(%s)"), (t.username,)),
         "lookup_by_email": (sql.SQL("SELECT * FROM paceline_login_lookup(%s)"), (t.email,)),
+        # Single sign-on's mapping: who an e-mail is, and a recorded sign-in (migration 0026).
+        "sign_on_by_email": (
+            sql.SQL("SELECT * FROM paceline_login_by_email(%s, now())"),
+            (t.email,),
+        ),
         "lock": (
             sql.SQL("SELECT paceline_login_outcome(%s, false, now(), 1, interval '1 year')"),
             (t.account_id,),
@@ -221,6 +226,8 @@ def test_the_login_role_checks_passwords_and_can_do_nothing_else(
     with connect(service_dsn(db_dsn, roles.LOGIN)) as login:
         who = auth.authenticate(login, target.username, PASSWORD, now=auth_now(login))
         assert who.account_id == target.account_id
+        signed_on = auth.identity_for_email(login, target.email, now=auth_now(login))
+        assert signed_on == who
         for statement in (
             "SELECT password_hash FROM account",
             "SELECT display_name FROM patient",

@@ -51,9 +51,9 @@ def app_script() -> Path:
     raise FileNotFoundError(f"streamlit_app.py not found beside {package}")
 
 
-def streamlit_argv(script: Path, *, host: str, port: int) -> list[str]:
-    """The command line that serves the app headless on `host:port`."""
-    return [
+def streamlit_argv(script: Path, *, host: str, port: int, secrets: Path | None = None) -> list[str]:
+    """The command line that serves the app headless on `host:port` (with `secrets`, only them)."""
+    argv = [
         sys.executable,
         "-m",
         "streamlit",
@@ -71,6 +71,10 @@ def streamlit_argv(script: Path, *, host: str, port: int) -> list[str]:
         # rewrite each page's syntax tree when it compiles it.
         "--runner.magicEnabled=false",
     ]
+    if secrets is not None:
+        # Only this file: no secrets.toml in the checkout or the home directory mixes in.
+        argv.append(f"--secrets.files={secrets}")
+    return argv
 
 
 @dataclass(frozen=True)
@@ -126,8 +130,12 @@ def run_dashboard(args: argparse.Namespace, settings: Settings) -> int:
             file=sys.stderr,
         )
         return 2
+    # Imported here: the single sign-on settings need the dashboard extra's modules.
+    from paceline.cli import oidc  # noqa: PLC0415
+
     script = app_script()
-    with database_dsn(settings) as dsn:
+    sign_on = oidc.oidc_from_env(os.environ, host=args.host, port=args.port)
+    with database_dsn(settings) as dsn, oidc.streamlit_secrets(sign_on) as secrets:
         access = _access(settings, dsn)
         env = {
             **os.environ,
@@ -135,8 +143,12 @@ def run_dashboard(args: argparse.Namespace, settings: Settings) -> int:
             "PACELINE_DASHBOARD_LOGIN_DSN": access.login_dsn,
             "PACELINE_IDENTITY_KEY_FILE": str(access.key_path),
         }
+        env.pop(oidc.APP_FLAG, None)
+        if sign_on is not None:
+            env[oidc.APP_FLAG] = sign_on.name
         print(f"paceline dashboard: http://{args.host}:{args.port}/", file=sys.stderr, flush=True)
-        proc = subprocess.Popen(streamlit_argv(script, host=args.host, port=args.port), env=env)
+        argv = streamlit_argv(script, host=args.host, port=args.port, secrets=secrets)
+        proc = subprocess.Popen(argv, env=env)
         # SIGTERM stops the server first, so the embedded database stops after its last user.
         signal.signal(signal.SIGTERM, lambda _sig, _frame: proc.terminate())
         try:

@@ -147,6 +147,44 @@ SETTINGS: Final[tuple[Setting, ...]] = (
         "dashboard",
     ),
     Setting(
+        "PACELINE_OIDC_ISSUER",
+        "unset: password sign-in only",
+        "single sign-on: the OpenID provider's issuer URL (https://; http only on loopback);"
+        " its /.well-known/openid-configuration is read",
+        "dashboard",
+    ),
+    Setting(
+        "PACELINE_OIDC_CLIENT_ID",
+        "required with PACELINE_OIDC_ISSUER",
+        "single sign-on: the dashboard's client id at the provider",
+        "dashboard",
+    ),
+    Setting(
+        "PACELINE_OIDC_CLIENT_SECRET_FILE",
+        "required with PACELINE_OIDC_ISSUER",
+        "single sign-on: file (mode 0600) holding the client secret",
+        "dashboard",
+    ),
+    Setting(
+        "PACELINE_OIDC_COOKIE_SECRET_FILE",
+        "unset: a new secret each run",
+        "single sign-on: file (mode 0600, 32+ characters) signing Streamlit's identity cookie",
+        "dashboard",
+    ),
+    Setting(
+        "PACELINE_OIDC_NAME",
+        "the issuer's host name",
+        'single sign-on: the provider as the login page names it ("Sign in with ...")',
+        "dashboard",
+    ),
+    Setting(
+        "PACELINE_DASHBOARD_OIDC",
+        "set by paceline dashboard",
+        "the provider's name when paceline dashboard has written the app's single sign-on"
+        " secrets (a private 0600 secrets.toml for the run); unset without single sign-on",
+        "dashboard",
+    ),
+    Setting(
         "PACELINE_CHROMIUM",
         "/usr/bin/chromium",
         "the Chromium binary the browser test drives",
@@ -216,7 +254,9 @@ SETTINGS: Final[tuple[Setting, ...]] = (
     Setting(
         "PACELINE_DASHBOARD_URL",
         "http://localhost:8501",
-        "dashboard address that alert e-mail and webhooks link to",
+        "dashboard address that alert e-mail and webhooks link to; with single sign-on the"
+        " provider sends people back to it (/oauth2callback; default http://HOST:PORT of"
+        " paceline dashboard)",
         "alerts",
     ),
     Setting(

@@ -15,7 +15,7 @@ import contextlib
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any, Final
 
 import argon2
@@ -29,6 +29,9 @@ LOCKOUT: Final = timedelta(minutes=15)
 #: Sessions end after this long without a request (`PACELINE_DASHBOARD_IDLE_TIMEOUT`).
 DEFAULT_IDLE_TIMEOUT: Final = timedelta(minutes=30)
 MIN_PASSWORD_CHARS: Final = 10
+#: The `[auth.<name>]` section of the Streamlit secrets `paceline dashboard` writes for
+#: single sign-on, and so the provider `st.login` is given (Streamlit forbids "_" in it).
+OIDC_PROVIDER: Final = "paceline"
 
 _hasher = argon2.PasswordHasher()  # argon2id, RFC 9106 low-memory profile
 # Verified against when the username is unknown, so that both paths cost one argon2 hash.
@@ -62,6 +65,55 @@ class DisabledError(LoginError):
 
     def __init__(self) -> None:
         super().__init__("This account is locked. Ask an administrator to unlock it.")
+
+
+class EmailRefusedError(LoginError):
+    """A single sign-on refused for its e-mail address (`email`)."""
+
+    def __init__(self, email: str, message: str) -> None:
+        self.email = email
+        super().__init__(message)
+
+
+class UnknownEmailError(EmailRefusedError):
+    """A single sign-on whose (verified) e-mail address belongs to no account."""
+
+    def __init__(self, email: str) -> None:
+        super().__init__(
+            email,
+            f"No Paceline account has the e-mail address {email}. Ask an administrator to"
+            " add it to your account, or sign in with your username and password.",
+        )
+
+
+class UnverifiedEmailError(EmailRefusedError):
+    """The identity provider says it has not verified the e-mail address."""
+
+    def __init__(self, email: str) -> None:
+        super().__init__(
+            email,
+            f"Your identity provider has not verified the e-mail address {email},"
+            " so Paceline cannot sign you in with it.",
+        )
+
+
+class SignOnClaimsError(LoginError):
+    """The identity provider's answer lacks what a sign-in needs."""
+
+    def __init__(self, what: str) -> None:
+        self.what = what
+        super().__init__(f"Single sign-on failed: {what}.")
+
+
+class StaleSignOnError(LoginError):
+    """The identity provider's sign-in is older than the idle timeout."""
+
+    def __init__(self, max_age: timedelta) -> None:
+        self.max_age = max_age
+        super().__init__(
+            f"Your single sign-on is more than {int(max_age.total_seconds() // 60)} minutes"
+            " old: sign in again."
+        )
 
 
 class WeakPasswordError(LoginError, ValueError):
@@ -161,14 +213,64 @@ def authenticate(
     return _identity(rec)
 
 
-def identity_for_email(
-    conn: psycopg.Connection[Any], email: str, *, now: datetime
-) -> Identity | None:
-    """The account an identity provider's verified e-mail maps to (None if none, or refused)."""
-    rec = accounts.login_lookup(conn, email)
-    if rec is None or rec.disabled or (rec.locked_until is not None and rec.locked_until > now):
-        return None
-    return _identity(rec)
+def identity_for_email(conn: psycopg.Connection[Any], email: str, *, now: datetime) -> Identity:
+    """The account a single sign-on's verified e-mail names, recording the sign-in.
+
+    Runs on the login role's connection (`paceline_login_by_email`); matches
+    the account's e-mail only, never its username. Raises
+    `UnknownEmailError`, `DisabledError` or `LockedOutError`.
+    """
+    rec = accounts.login_by_email(conn, email, at=now)
+    if rec is None:
+        raise UnknownEmailError(email)
+    if rec.disabled:
+        raise DisabledError
+    if rec.locked_until is not None and rec.locked_until > now:
+        raise LockedOutError(rec.locked_until)
+    return Identity(
+        account_id=rec.account_id,
+        username=rec.username,
+        role=Role(rec.role),
+        display_name=rec.display_name,
+        clinician_id=rec.clinician_id,
+        patient_id=rec.patient_id,
+    )
+
+
+def verified_email(claims: Mapping[str, object], *, now: datetime, max_age: timedelta) -> str:
+    """The e-mail address an identity provider vouches for in `claims` (its ID token's).
+
+    The address must be present and well-formed; `email_verified`, when the
+    provider sends it, must be true (OpenID Connect Core 1.0 §5.1: "false"
+    means the provider has not checked that the person controls it); and the
+    provider's sign-in (`iat`, the ID token's issue time) must be younger than
+    `max_age`, the idle timeout, so that Streamlit's 30-day identity cookie
+    cannot open a session long after the person last proved who they are.
+    Raises `SignOnClaimsError`, `UnverifiedEmailError` or `StaleSignOnError`.
+    """
+    email = claims.get("email")
+    if not isinstance(email, str) or not accounts.EMAIL.match(email.strip()):
+        raise SignOnClaimsError("the identity provider sent no e-mail address")
+    email = email.strip()
+    verified = claims.get("email_verified", True)
+    if verified is not True and verified != "true":  # some providers send the string
+        raise UnverifiedEmailError(email)
+    issued = claims.get("iat")
+    if isinstance(issued, bool) or not isinstance(issued, int | float):
+        raise SignOnClaimsError("the identity provider's token has no issue time (iat)")
+    if now - datetime.fromtimestamp(issued, UTC) > max_age:
+        raise StaleSignOnError(max_age)
+    return email
+
+
+def oidc_label(env: Mapping[str, str] | None = None) -> str | None:
+    """The identity provider's name for the sign-in button, or None without single sign-on.
+
+    `paceline dashboard` sets `PACELINE_DASHBOARD_OIDC` for the app when (and
+    only when) it has written the Streamlit secrets that `st.login` needs.
+    """
+    env = os.environ if env is None else env
+    return env.get("PACELINE_DASHBOARD_OIDC", "").strip() or None
 
 
 def idle_timeout(env: Mapping[str, str] | None = None) -> timedelta:
@@ -194,6 +296,9 @@ class Session:
 
     identity: Identity
     last_seen: datetime
+    #: How they signed in: "password", or "oidc" (their sign-out also ends Streamlit's
+    #: identity cookie through `st.logout`).
+    method: str = "password"
 
     def expired(self, now: datetime, timeout: timedelta) -> bool:
         """Whether the session has been idle longer than `timeout`."""

@@ -25,6 +25,7 @@ from paceline.store.accounts import Role
 
 _SESSION = "paceline_session"
 _NOTICE = "paceline_notice"
+_OIDC_REFUSED = "paceline_oidc_refused"
 
 
 _OPEN: list[Backend] = []
@@ -62,37 +63,79 @@ def current() -> Identity | None:
     moment = now()
     timeout = auth.idle_timeout()
     if session.expired(moment, timeout):
-        st.session_state.clear()
-        st.session_state[_NOTICE] = (
-            f"You were signed out after {timeout.seconds // 60} minutes without activity."
+        _end(
+            session,
+            f"You were signed out after {timeout.seconds // 60} minutes without activity.",
         )
         return None
     session.touch(moment)
     return session.identity
 
 
-def sign_in(who: Identity) -> None:
-    """Start a session for `who` (and record the login in the audit log)."""
+def signed_in() -> Identity | None:
+    """Who is signed in: this browser session's login, or a single sign-on just completed."""
+    return current() or _oidc_return()
+
+
+def _oidc_return() -> Identity | None:
+    """Map the identity provider's verified e-mail (`st.user`) to an account and sign it in.
+
+    The account is found on the login role's connection, as a password is
+    checked; the session that follows is the same as after a password login.
+    A refusal is kept for this browser session (and shown on the login page)
+    instead of being asked again at every rerun.
+    """
+    if auth.oidc_label() is None or not st.user.get("is_logged_in"):
+        return None
+    if _OIDC_REFUSED in st.session_state:
+        return None
+    moment = now()
+    try:
+        email = auth.verified_email(st.user.to_dict(), now=moment, max_age=auth.idle_timeout())
+        with backend().login() as conn:
+            who = auth.identity_for_email(conn, email, now=moment)
+    except auth.LoginError as exc:
+        st.session_state[_OIDC_REFUSED] = str(exc)
+        return None
+    sign_in(who, method="oidc")
+    return who
+
+
+def sign_in(who: Identity, *, method: str = "password") -> None:
+    """Start a session for `who` (and record the login, and how it was made, in the audit log)."""
     st.session_state.clear()
-    st.session_state[_SESSION] = Session(who, now())
+    st.session_state[_SESSION] = Session(who, now(), method=method)
     if who.role in (Role.CLINICIAN, Role.PATIENT):
         with backend().person(who) as conn:
-            audit(conn, who, page="login", action="login")
+            audit(conn, who, page="login", action="login", detail={"method": method})
 
 
 def sign_out() -> None:
-    """End the session."""
+    """End the session (and a single sign-on's identity cookie with it)."""
+    _end(st.session_state.get(_SESSION), "You are signed out.")
+
+
+def _end(session: Session | None, notice: str) -> None:
     st.session_state.clear()
-    st.session_state[_NOTICE] = "You are signed out."
+    st.session_state[_NOTICE] = notice
+    if session is not None and session.method == "oidc":
+        # Without this Streamlit's identity cookie would sign the browser straight back
+        # in; st.logout removes it and sends the browser to the provider's own logout.
+        # Nothing may follow in this run: a rerun can drop the redirect it queued.
+        st.logout()
+        st.stop()
 
 
 def login_page() -> None:
-    """The sign-in form."""
+    """The sign-in form, and the single sign-on button when it is configured."""
     st.title("Paceline")
     st.caption("Graded activity and exposure, for clinicians and patients.")
     notice = st.session_state.pop(_NOTICE, None)
     if notice:
         st.info(notice)
+    provider = auth.oidc_label()
+    if provider is not None:
+        _oidc_buttons(provider)
     with st.form("login", clear_on_submit=False):
         username = st.text_input("Username or e-mail", key="login_username")
         password = st.text_input("Password", type="password", key="login_password")
@@ -107,6 +150,25 @@ def login_page() -> None:
         return
     sign_in(who)
     st.rerun()
+
+
+def _oidc_buttons(provider: str) -> None:
+    refused = st.session_state.get(_OIDC_REFUSED)
+    if refused:
+        st.error(refused)
+    if st.button(f"Sign in with {provider}", key="oidc_login"):
+        st.session_state.pop(_OIDC_REFUSED, None)
+        st.login(auth.OIDC_PROVIDER)
+        st.stop()  # the browser leaves for the provider; nothing else belongs in this run
+    if (
+        refused
+        and st.user.get("is_logged_in")
+        and st.button(f"Sign out of {provider}", key="oidc_logout")
+    ):
+        st.session_state.pop(_OIDC_REFUSED, None)
+        st.logout()
+        st.stop()
+    st.caption("Or with your Paceline username and password:")
 
 
 def sidebar(who: Identity) -> None:

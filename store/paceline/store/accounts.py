@@ -3,8 +3,8 @@
 Only SQL lives here. Hashing passwords and the lockout policy belong to
 `paceline.dashboard.auth`. The dashboard reaches the table in two ways only:
 `login_lookup` and `login_outcome` (SECURITY DEFINER functions of migration
-0007) on a connection as `paceline_login`, the one role that may call them
-(migration 0025), and the administrator functions in a signed admin session
+0007) and `login_by_email` (single sign-on, migration 0026) on a connection
+as `paceline_login`, the one role that may call them (migration 0025), and the administrator functions in a signed admin session
 as `paceline_dashboard`. The owner (the `paceline accounts` command) uses the
 rest.
 """
@@ -86,6 +86,20 @@ class LoginRecord:
     patient_id: int | None
     password_hash: str
     failed_attempts: int
+    locked_until: datetime | None
+    disabled: bool
+    display_name: str
+
+
+@dataclass(frozen=True)
+class EmailLoginRecord:
+    """The account a single sign-on's e-mail names: no password hash, and its lockout state."""
+
+    account_id: int
+    username: str
+    role: str
+    clinician_id: int | None
+    patient_id: int | None
     locked_until: datetime | None
     disabled: bool
     display_name: str
@@ -204,6 +218,19 @@ def login_lookup(conn: psycopg.Connection[Any], login: str) -> LoginRecord | Non
     """The account a username or e-mail names, with its hash and lockout state (None if none)."""
     with conn.cursor(row_factory=class_row(LoginRecord)) as cur:
         cur.execute("SELECT * FROM paceline_login_lookup(%s)", (login,))
+        return cur.fetchone()
+
+
+def login_by_email(
+    conn: psycopg.Connection[Any], email: str, *, at: datetime
+) -> EmailLoginRecord | None:
+    """The account whose e-mail (never username) is `email`, recording a sign-in it may make at `at`.
+
+    `last_login_at` is set only when the account is neither disabled nor
+    locked at `at`; the caller refuses the others by what is returned.
+    """
+    with conn.transaction(), conn.cursor(row_factory=class_row(EmailLoginRecord)) as cur:
+        cur.execute("SELECT * FROM paceline_login_by_email(%s, %s)", (email, at))
         return cur.fetchone()
 
 
