@@ -86,7 +86,7 @@ def _attacks(t: Target) -> dict[str, tuple[sql.SQL, tuple[Any, ...]]]:
         "read_table": (sql.SQL("SELECT password_hash, email FROM account"), ()),
         "lookup": (sql.SQL("SELECT * FROM paceline_login_lookup(%s)"), (t.username,)),
         "lookup_by_email": (sql.SQL("SELECT * FROM paceline_login_lookup(%s)"), (t.email,)),
-        # Single sign-on's mapping: who an e-mail is, and a recorded sign-in (migration 0026).
+        # Single sign-on's mapping: who an e-mail is, and a recorded sign-in (migration 0028).
         "sign_on_by_email": (
             sql.SQL("SELECT * FROM paceline_login_by_email(%s, now())"),
             (t.email,),

@@ -205,7 +205,7 @@ SECURITY_DEFINER: dict[str, frozenset[str]] = {
     "paceline_login_outcome(bigint,boolean,timestamp with time zone,integer,interval,text)": (
         frozenset({"login"})
     ),
-    # Migration 0026: maps a single sign-on's e-mail to its account (no hash) and records
+    # Migration 0028: maps a single sign-on's e-mail to its account (no hash) and records
     # the sign-in; the login role's only, like the two above.
     "paceline_login_by_email(text,timestamp with time zone)": frozenset({"login"}),
     # Migration 0013: each refuses unless a signed administrator identity is present,

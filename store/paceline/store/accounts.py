@@ -3,7 +3,7 @@
 Only SQL lives here. Hashing passwords and the lockout policy belong to
 `paceline.dashboard.auth`. The dashboard reaches the table in two ways only:
 `login_lookup` and `login_outcome` (SECURITY DEFINER functions of migration
-0007) and `login_by_email` (single sign-on, migration 0026) on a connection
+0007) and `login_by_email` (single sign-on, migration 0028) on a connection
 as `paceline_login`, the one role that may call them (migration 0025), and the administrator functions in a signed admin session
 as `paceline_dashboard`. The owner (the `paceline accounts` command) uses the
 rest.

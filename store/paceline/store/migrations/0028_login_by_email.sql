@@ -11,8 +11,8 @@
 -- The failure count is left alone: it counts wrong passwords, and a sign-on
 -- proves nothing about the password. Like the other login functions it is
 -- the login role's only (migration 0025); no dashboard session can call it.
--- pg_temp is named last in its search_path so that no temporary object can
--- shadow what it refers to.
+-- pg_temp is named last in its search_path (as migration 0026 made every
+-- definer function do) so that no temporary object can shadow what it uses.
 CREATE FUNCTION paceline_login_by_email(address text, at timestamptz)
     RETURNS TABLE (
         account_id bigint, username text, role text, clinician_id bigint, patient_id bigint,
