@@ -31,6 +31,7 @@ import pytest
 
 from paceline.pacing import records, replay
 from paceline.pacing.alerts import DeliveryConfig
+from paceline.pacing.alerts.retry import BASE_DELAY, JITTER
 from paceline.pacing.engine import evaluate_patient
 from paceline.pacing.jobs import tasks
 from paceline.pacing.simulate import Persona, SimPatient
@@ -555,6 +556,83 @@ def test_three_workers_deliver_each_alert_once_per_channel(
         assert len(ids) == len(hooks)
         assert len(set(ids)) == len(hooks)  # no duplicate delivery
         assert all(r.verified for r in receiver.requests)
+
+
+def test_workers_remind_deliver_and_retry_on_the_schedulers_clock(
+    dsn: str, fleet_factory: Callable[..., Fleet]
+) -> None:
+    # A clock forty days ahead of the real time, at 12:00 UTC: a worker that decided by
+    # the real time would find the reminder "not yet due" forever and date its attempts
+    # and backoff forty days early.
+    start = datetime.combine(datetime.now(UTC).date() + timedelta(days=40), dtime(12), UTC)
+    with (
+        connect(dsn) as conn,
+        smtp_server() as (smtp_url, box),
+        webhook_receiver(SECRET, default=500) as (hook_url, receiver),
+    ):
+        config = DeliveryConfig(webhook_url=hook_url, webhook_secret=SECRET)
+        pid, _ = alert_helpers.enrol(conn)
+        records.set_patient_contact(conn, pid, email="p@example.org", diary_reminder_at=dtime(11))
+        # A critical alert raised a minute before the clock starts: pushed at once, the
+        # e-mail delivered, the webhook answered 500 and retried.
+        due = alert_helpers.raise_flare_risk(
+            conn, pid, score=0.7, config=config, now=start - timedelta(minutes=1)
+        )
+        (hook,) = _webhook_deliveries(conn, due)
+        conn.commit()
+        fleet = fleet_factory(
+            PACELINE_CLOCK_START=start.isoformat(),
+            PACELINE_SMTP_URL=smtp_url,
+            PACELINE_ALERT_FROM="alerts@paceline.test",
+            PACELINE_WEBHOOK_URL=hook_url,
+            PACELINE_WEBHOOK_SECRET=SECRET,
+        )
+        real_before = datetime.now(UTC)
+        fleet.start("scheduler", "run")
+        fleet.start("worker", "--concurrency", "2")
+        reminder = (
+            "SELECT d.status FROM alert_delivery d JOIN alert a USING (alert_id)"
+            " WHERE a.patient_id = %s AND a.rule_id = 'diary.reminder' AND d.channel = 'email'"
+        )
+        attempt = (
+            "SELECT status, attempts, last_attempt_at, next_attempt_at FROM alert_delivery"
+            " WHERE delivery_id = %s"
+        )
+
+        def reminded_and_tried() -> bool:
+            """The reminder e-mail delivered and the webhook's first attempt recorded."""
+            sent = conn.execute(reminder, (pid,)).fetchall()
+            tried = conn.execute(attempt, (hook,)).fetchone()
+            conn.commit()
+            return sent == [("delivered",)] and tried is not None and tried[1] >= 1
+
+        _wait(reminded_and_tried, fleet, "the reminder e-mail and the first webhook attempt")
+        real_after = datetime.now(UTC)
+        row = conn.execute(attempt, (hook,)).fetchone()
+        assert row is not None
+        status, attempts, last_at, next_at = row
+        retry = conn.execute(
+            "SELECT scheduled_at FROM procrastinate_jobs WHERE task_name = %s"
+            " AND (args->>'delivery_id')::bigint = %s AND status = 'todo'",
+            (tasks.DELIVER, hook),
+        ).fetchall()
+        conn.commit()
+    assert "p@example.org" in {rcpt for _, rcpts in box.envelopes for rcpt in rcpts}
+    assert [r.answered for r in receiver.requests] == [500]
+    # The attempt and its backoff are on the scheduler's clock ...
+    assert (status, attempts) == ("pending", 1)
+    assert start <= last_at <= start + (real_after - real_before)
+    low, high = retry_backoff_bounds(1)
+    assert low <= next_at - last_at <= high
+    # ... and the retry job waits for the real instant at which that clock shows it.
+    assert len(retry) == 1
+    assert real_before + low <= retry[0][0] <= real_after + high
+
+
+def retry_backoff_bounds(attempt: int) -> tuple[timedelta, timedelta]:
+    """The least and the most `alerts.retry.backoff(attempt)` can be (its jitter)."""
+    base = BASE_DELAY * 2 ** (attempt - 1)
+    return base * (1 - JITTER), base * (1 + JITTER)
 
 
 def _midday_zone(now: datetime) -> str:

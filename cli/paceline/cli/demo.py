@@ -41,6 +41,7 @@ from paceline.cli.database import administrator_secrets, database_dsn, identity_
 from paceline.cli.demo_cohort import KIND, Member, Progress, backfill, enrol, plan_history
 from paceline.cli.demo_sinks import Sink, smtp_sink, webhook_receiver, webhook_secret
 from paceline.cli.errors import CliError
+from paceline.cli.scheduler import SchedulerSettings
 from paceline.cli.settings import Settings
 from paceline.devices.simulator import SimulatedBleakClient
 from paceline.ingest.daemon import DaemonConfig, IngestDaemon
@@ -50,6 +51,7 @@ from paceline.ingest.spool import Spool
 from paceline.ingest.spool_file import spool_path
 from paceline.ingest.uploader import Uploader
 from paceline.pacing.alerts import DeliveryConfig
+from paceline.pacing.jobs.timesource import REAL_TIME, TimeSource
 from paceline.pacing.records import set_clinician_contact
 from paceline.store import accounts, registry, roles
 from paceline.store.accounts import Role
@@ -205,6 +207,9 @@ class Demo:
     hooks: Sink
     env: dict[str, str]
     """The `PACELINE_*` settings the child processes and the in-process jobs get."""
+    clock: TimeSource = REAL_TIME
+    """The scheduler's clock (`PACELINE_CLOCK_START`): the history ends at its yesterday,
+    the live stream stays behind it, as the worker and the scheduler children do."""
 
 
 @dataclass(frozen=True)
@@ -299,11 +304,12 @@ def _run(args: argparse.Namespace, settings: Settings, log_path: Path) -> int:
             "PACELINE_DASHBOARD_URL": url.rstrip("/"),
             "PACELINE_ROLLUP_EVERY": DEMO_ROLLUP_EVERY,
         }
-        demo = Demo(args, settings, log_path, dsn, worker_dsn, ingest_dsn, mail, hooks, env)
+        clock = SchedulerSettings.from_env().now()
+        demo = Demo(args, settings, log_path, dsn, worker_dsn, ingest_dsn, mail, hooks, env, clock)
         print(f"2. alert e-mails are saved in {mail.folder} (SMTP sink at {mail.url})")
         print(f"   webhooks are saved in {hooks.folder} (receiver at {hooks.url})", flush=True)
 
-        today = datetime.now(UTC).date()
+        today = clock.now().date()
         with connect(dsn) as conn:
             clinician_id = _clinician_id(conn)
             members = enrol(
@@ -378,6 +384,7 @@ def _backfill(demo: Demo, members: list[Member], total: int) -> None:
                 uploader=uploader,
                 spool=spool,
                 config=DeliveryConfig.from_env(demo.env),
+                now=demo.clock,
                 progress=Progress(
                     spooled=lambda n: bars.advance(spooled, n),
                     uploaded=lambda n: bars.advance(uploaded, n),
@@ -500,7 +507,9 @@ async def _live_stretch(
         newest = registry.newest_sample_time(conn, [(m.patient_id, m.device_id) for m in members])
     if resume is not None and (newest is None or resume > newest):
         newest = resume  # spooled, perhaps not uploaded yet: never lay samples over them
-    span = continue_after(newest, speed=demo.args.speed, covers_s=chunk_s, daytime=True)
+    span = continue_after(
+        newest, speed=demo.args.speed, covers_s=chunk_s, now=demo.clock.now(), daytime=True
+    )
     fleet = build_fleet(len(members), speed=span.speed, start=span.start, kinds=(KIND,))
     bindings = [
         DeviceBinding(m.address, m.device_id, m.patient_id, f"PineTime {m.number:02d}", "pinetime")

@@ -37,6 +37,7 @@ from paceline.ingest.uploader import Uploader
 from paceline.pacing import intake, planning, records
 from paceline.pacing.alerts import DeliveryConfig
 from paceline.pacing.jobs.tasks import defer_evaluation, evaluate_due
+from paceline.pacing.jobs.timesource import REAL_TIME
 from paceline.pacing.questionnaires import InstrumentName
 from paceline.pacing.records import set_patient_contact
 from paceline.pacing.rollup import rollup
@@ -230,9 +231,13 @@ def backfill(
     spool: Spool,
     config: DeliveryConfig,
     progress: Progress,
-    now: Callable[[], datetime] = lambda: datetime.now(UTC),
+    now: Callable[[], datetime] = REAL_TIME,
 ) -> None:
-    """Back-fill every member's planned days, the whole cohort one day at a time."""
+    """Back-fill every member's planned days, the whole cohort one day at a time.
+
+    `now` is the scheduler's clock: a day is evaluated as of the next morning, or of
+    `now()` when that morning has not come yet.
+    """
     days = sorted({d for m in members for d in m.days})
     with psycopg.connect(admin_dsn) as admin, psycopg.connect(worker_dsn) as worker:
         for d in days:

@@ -8,11 +8,10 @@ import os
 import signal
 import sys
 import threading
-import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from types import FrameType
 from typing import Any
 
@@ -38,6 +37,7 @@ from paceline.pacing.jobs.clock import (
     defer_due,
 )
 from paceline.pacing.jobs.leader import LEADER_LOCK_KEY
+from paceline.pacing.jobs.timesource import TimeSource
 from paceline.store import roles
 from paceline.store.connection import connect
 from paceline.store.status import database_status
@@ -91,12 +91,13 @@ class SchedulerSettings:
             clock_start=start,
         )
 
-    def now(self) -> Callable[[], datetime]:
-        """The clock's time: real, or `clock_start` advancing with the real time elapsed."""
-        if self.clock_start is None:
-            return lambda: datetime.now(UTC)
-        start, origin = self.clock_start.astimezone(UTC), time.monotonic()
-        return lambda: start + timedelta(seconds=time.monotonic() - origin)
+    def now(self) -> TimeSource:
+        """The clock's time: real, or `clock_start` advancing with the real time elapsed.
+
+        The one source of "now" for the scheduler, `paceline worker` (evaluations,
+        deliveries, reminders), `paceline demo` and `ingest run --simulate`.
+        """
+        return TimeSource.starting_at(self.clock_start)
 
 
 def _epilog() -> str:

@@ -75,6 +75,7 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
     with database_dsn(settings) as dsn:
         if schema_pending(dsn):
             return 2
-        # Evaluations follow the scheduler's clock (PACELINE_CLOCK_START in replays and tests).
-        run_worker(dsn, own, now=SchedulerSettings.from_env().now())
+        # Evaluations, deliveries and reminders follow the scheduler's clock
+        # (PACELINE_CLOCK_START in replays, demos and tests).
+        run_worker(dsn, own, clock=SchedulerSettings.from_env().now())
     return 0

@@ -6,5 +6,6 @@
   deliver an alert, and the periodic fan-outs the clock defers);
 - `clock`: the APScheduler leader that only defers periodic jobs;
 - `leader`: the advisory-lock election the clock runs under;
-- `worker`: running workers (`paceline worker`).
+- `worker`: running workers (`paceline worker`);
+- `timesource`: what "now" is for all of them (the real time, or `PACELINE_CLOCK_START`).
 """

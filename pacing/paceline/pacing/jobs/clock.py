@@ -46,6 +46,7 @@ from paceline.pacing.errors import PacingError
 from paceline.pacing.jobs import tasks
 from paceline.pacing.jobs.leader import LEADER_LOCK_KEY, LeaderLock
 from paceline.pacing.jobs.queue import CLOCK_QUEUE, JobsError, defer
+from paceline.pacing.jobs.timesource import REAL_TIME
 from paceline.store.connection import connect
 from paceline.store.errors import StoreError
 
@@ -175,11 +176,6 @@ def _positive(name: str, value: timedelta) -> timedelta:
     return value
 
 
-def _utc_now() -> datetime:
-    """The current instant in UTC."""
-    return datetime.now(UTC)
-
-
 class Clock:
     """One instance of the clock: competes for leadership and, while leader, defers periodic jobs."""
 
@@ -198,7 +194,7 @@ class Clock:
         rejoin_delay_s: float | None = None,
         stop_timeout_s: float = DEFAULT_STOP_TIMEOUT_S,
         lock_key: int = LEADER_LOCK_KEY,
-        now: Callable[[], datetime] = _utc_now,
+        now: Callable[[], datetime] = REAL_TIME,
         name: str | None = None,
     ) -> None:
         self._dsn = dsn

@@ -37,7 +37,7 @@ Periodic fan-outs (deferred by `paceline.pacing.jobs.clock`, one per slot):
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any, Final
@@ -62,6 +62,7 @@ from paceline.pacing.jobs.queue import (
     defer_batch,
     patient_lock,
 )
+from paceline.pacing.jobs.timesource import REAL_TIME, TimeSource
 from paceline.pacing.rollup import rollup
 
 logger = logging.getLogger(__name__)
@@ -96,11 +97,6 @@ DELIVERIES: Final = "paceline.deliveries"
 REMINDERS: Final = "paceline.reminders"
 
 
-def utc_now() -> datetime:
-    """The real time in UTC (the clock a worker's evaluations use unless given another)."""
-    return datetime.now(UTC)
-
-
 @dataclass(frozen=True)
 class Resources:
     """What a worker gives its tasks: a pool of connections, the clinical work's own."""
@@ -108,8 +104,8 @@ class Resources:
     pool: ConnectionPool[psycopg.Connection[Any]]
     channels: alerts.Channels
     stalled_after_s: float = DEFAULT_STALLED_AFTER_S
-    now: Callable[[], datetime] = utc_now
-    """The time evaluations decide "today" by: the real time, or the scheduler's clock."""
+    clock: TimeSource = REAL_TIME
+    """What "now" is for evaluations, alerts and delivery retries: the scheduler's clock."""
 
     @property
     def delivery(self) -> alerts.DeliveryConfig:
@@ -244,22 +240,31 @@ def evaluate(context: JobContext, patient_id: int) -> int:
     """Evaluate the patient's due days (the job the rollup and the nightly pass defer)."""
     resources = _resources(context)
     with resources.pool.connection() as conn:
-        return len(evaluate_due(conn, patient_id, config=resources.delivery, now=resources.now()))
+        return len(
+            evaluate_due(conn, patient_id, config=resources.delivery, now=resources.clock.now())
+        )
 
 
 def deliver_once(
-    conn: psycopg.Connection[Any], delivery_id: int, *, channels: alerts.Channels, now: datetime
+    conn: psycopg.Connection[Any],
+    delivery_id: int,
+    *,
+    channels: alerts.Channels,
+    clock: TimeSource = REAL_TIME,
 ) -> alerts.DeliveryOutcome:
-    """One attempt at a delivery, and its retry deferred in the same transaction.
+    """One attempt at a delivery on `clock`'s time, and its retry deferred in the same transaction.
 
-    A crash after the channel accepted the message and before this commits
+    Whether the delivery is due and when it is retried are decided on `clock`
+    (the scheduler's, so `PACELINE_CLOCK_START` moves them with the sweep that
+    finds due deliveries); the retry job is scheduled at the real instant at
+    which `clock` shows the retry time, since the queue runs on real time. A crash after the channel accepted the message and before this commits
     leaves the delivery pending: the attempt is made again (the documented
     duplicate, with the same Message-ID or webhook-id).
     """
     with conn.transaction():
-        outcome = alerts.deliver(conn, delivery_id, channels=channels, now=now)
+        outcome = alerts.deliver(conn, delivery_id, channels=channels, now=clock.now())
         if outcome.retry_at is not None:
-            defer_deliveries(conn, [delivery_id], at=outcome.retry_at)
+            defer_deliveries(conn, [delivery_id], at=clock.real(outcome.retry_at))
     return outcome
 
 
@@ -269,7 +274,7 @@ def deliver(context: JobContext, delivery_id: int) -> str:
     resources = _resources(context)
     with resources.pool.connection() as conn:
         outcome = deliver_once(
-            conn, delivery_id, channels=resources.channels, now=datetime.now(UTC)
+            conn, delivery_id, channels=resources.channels, clock=resources.clock
         )
     return outcome.status
 

@@ -12,9 +12,7 @@ another worker runs it (its transaction rolled back with the dead connection).
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime
 from typing import Final
 
 import procrastinate
@@ -23,6 +21,7 @@ from psycopg_pool import ConnectionPool
 from paceline.pacing.alerts import Channels
 from paceline.pacing.jobs import tasks
 from paceline.pacing.jobs.queue import QUEUES, JobsError, app
+from paceline.pacing.jobs.timesource import REAL_TIME, TimeSource
 
 logger = logging.getLogger(__name__)
 
@@ -61,13 +60,12 @@ class WorkerSettings:
         return 3 * self.heartbeat_s
 
 
-def run_worker(
-    dsn: str, settings: WorkerSettings, *, now: Callable[[], datetime] | None = None
-) -> None:
+def run_worker(dsn: str, settings: WorkerSettings, *, clock: TimeSource = REAL_TIME) -> None:
     """Run one worker until SIGTERM or Ctrl-C (or, with `until_idle`, until the queue is empty).
 
-    `now` is the time evaluations decide the patient's "today" by (default: the real time;
-    `paceline worker` passes the scheduler's clock, so `PACELINE_CLOCK_START` moves both).
+    `clock` is what "now" is for the worker's evaluations (the patient's "today"), alerts
+    and deliveries (due or not, when to retry); `paceline worker` passes the scheduler's
+    clock, so `PACELINE_CLOCK_START` moves the scheduler and the workers alike.
     """
     pool: ConnectionPool = ConnectionPool(
         dsn, min_size=1, max_size=settings.concurrency, open=False, name=settings.name
@@ -81,7 +79,7 @@ def run_worker(
             pool=pool,
             channels=Channels.from_env(),
             stalled_after_s=settings.stalled_after_s,
-            now=now or tasks.utc_now,
+            clock=clock,
         )
         logger.info(
             "worker %s: %d job(s) at once on queues %s",
