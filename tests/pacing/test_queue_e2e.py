@@ -61,7 +61,12 @@ class Fleet:
             **os.environ,
             "PACELINE_DATABASE_URL": service_dsn(dsn, roles.WORKER),
             "PACELINE_STANDBY_POLL": "0.2s",
-            "PACELINE_WORKER_HEARTBEAT": "0.5s",
+            # The production heartbeat (10 s; jobs put back after 30 s without one). A
+            # short one made live workers on a loaded machine look dead: their running
+            # jobs were put back and run twice, and a worker starting up deleted their
+            # rows (procrastinate prunes stale workers), so their next fetch failed on
+            # the foreign key and they exited. A killed worker's heartbeat is aged
+            # instead (`_age_heartbeat`).
             "PACELINE_RECOVER_EVERY": "1s",
             **env,
         }
@@ -136,6 +141,23 @@ def _wait(check: Callable[[], bool], fleet: Fleet, what: str) -> None:
         assert not dead, f"{dead} exited while waiting for {what}\n{fleet.logs()}"
         time.sleep(0.2)
     pytest.fail(f"timed out waiting for {what}\n{fleet.logs()}")
+
+
+def _age_heartbeat(conn: psycopg.Connection[Any], task: str) -> int:
+    """Make the worker running `task`'s job (killed by the test) look silent for a day.
+
+    What 30 s without its heartbeats would show, without waiting for them and without
+    making live workers' thresholds tight. How many workers were aged (0 if a worker
+    starting up has already pruned it, which leaves its job to be put back too).
+    """
+    aged = conn.execute(
+        "UPDATE procrastinate_workers SET last_heartbeat = now() - interval '1 day'"
+        " WHERE id IN (SELECT worker_id FROM procrastinate_jobs"
+        " WHERE task_name = %s AND status = 'doing')",
+        (task,),
+    ).rowcount
+    conn.commit()
+    return aged
 
 
 def _one(conn: psycopg.Connection[Any], query: str, *params: Any) -> Any:
@@ -310,11 +332,12 @@ def test_a_worker_killed_mid_job_leaves_the_job_to_be_finished_after_restart(
 
         _wait(waiting_in_job, fleet, "the evaluation to be running")
         victim.send_signal(signal.SIGKILL)
-        victim.wait(timeout=30)
+        victim.wait(timeout=HANG_GUARD_S)
         blocker.execute("SELECT pg_advisory_unlock(%s, %s)", (ENGINE_LOCK_CLASS, pid))
         # The killed worker's transaction rolled back: nothing evaluated, the job still
         # shows as running until its missing heartbeats get it put back.
         assert _one(conn, "SELECT count(*) FROM pacing_plan WHERE patient_id = %s", pid) == 0
+        _age_heartbeat(conn, tasks.EVALUATE)
         fleet.start("worker")
 
         def finished() -> bool:
@@ -493,11 +516,12 @@ def test_a_worker_killed_mid_delivery_finishes_it_after_restart_with_at_most_one
         victim = fleet.start("worker")
         _wait(hook.first.is_set, fleet, "the webhook request to arrive")
         victim.send_signal(signal.SIGKILL)  # the receiver has the message; no commit yet
-        victim.wait(timeout=30)
+        victim.wait(timeout=HANG_GUARD_S)
         hook.release.set()
         status = "SELECT status, attempts FROM alert_delivery WHERE delivery_id = %s"
         assert conn.execute(status, hooks).fetchone() == ("pending", 0)
         conn.commit()
+        _age_heartbeat(conn, tasks.DELIVER)
         fleet.start("worker")
 
         def delivered() -> bool:
