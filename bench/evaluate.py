@@ -7,16 +7,27 @@
    `cost_365_over_30` is the reference measured in the same run: target <= 1.5
    (an evaluation must read a bounded window plus stored state, not the whole
    history).
-2. A nightly pass over `--patients` (default 10,000) simulated patients with
-   `HISTORY_DAYS` days of daily metrics and diary each, seeded with COPY: the
-   nightly job (`paceline.pacing.jobs.tasks.nightly_pass`) lists each patient's
-   day and defers one `evaluate` job per patient, then `paceline worker
-   --until-idle` processes (1 for one day, then 2 for the next) drain the queue.
-   The time from the first job's start to the last one's end (procrastinate's
-   event log: process start-up is not per patient) gives `patients_per_s_1` and
-   `patients_per_s_2`; `scaling` is their ratio (target >= 1.6 on 2 cores). The
-   first pass is each patient's first evaluation and the second a repeat; in
-   process the two cost the same within a few per cent.
+2. A nightly pass over `--patients` (default 10,000) simulated patients, the same
+   work timed with 1 and with 2 `paceline worker --until-idle` processes:
+
+   - set-up, once: `HISTORY_DAYS` days of daily metrics and diary per patient
+     loaded with COPY; the night before the measured one evaluated through the
+     queue by 2 workers (each patient's first evaluation, from enrolment: it
+     leaves the stored state a nightly pass continues from, as in production);
+     then the measured night's fan-out (`paceline.pacing.jobs.tasks.nightly_pass`:
+     one `evaluate` job and one work-list row per patient);
+   - that database is the template of two copies (`CREATE DATABASE ... TEMPLATE`,
+     made just before each pass): the same patients, night, stored state and
+     queued jobs, down to the job ids. Each copy is drained by 1 or 2 workers
+     whose clock (`PACELINE_CLOCK_START`) starts at the same instant, the
+     measured night's 01:00 UTC;
+   - the time from the first job's start to the last one's end (procrastinate's
+     event log: process start-up is not per patient) gives `patients_per_s_1` and
+     `patients_per_s_2`; `scaling` is their ratio (target >= 1.6 on 2 cores);
+   - the two copies must then hold the same flags, alerts, deliveries, plans,
+     flare risk, stored state and audit rows (compared as row sets without
+     surrogate ids and the instants rows were written at); a difference fails
+     the run, since the passes would not have done the same work.
 
 The last line is one JSON object; the exit status is 1 if a target is missed.
 
@@ -33,14 +44,18 @@ import subprocess
 import sys
 import tempfile
 import time
-from contextlib import ExitStack
+from collections import Counter
+from collections.abc import Iterator
+from contextlib import ExitStack, contextmanager
 from datetime import UTC, date, datetime, timedelta
 from datetime import time as dtime
 from pathlib import Path
-from typing import Any
+from typing import Any, Final
 from zoneinfo import ZoneInfo
 
 import psycopg
+from psycopg import sql
+from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
 from paceline.pacing.engine import evaluate_patient
 from paceline.pacing.jobs import tasks
@@ -167,12 +182,17 @@ def seed_cohort(conn: psycopg.Connection[Any], n_patients: int, days: int) -> li
 
 def nightly_for(conn: psycopg.Connection[Any], day: date) -> tuple[int, float]:
     """Run the nightly fan-out that lists `day` for every (UTC) patient; how many, in seconds."""
-    night = tasks.nightly_instant(day + timedelta(days=1), ZoneInfo("UTC"))
+    night = night_of(day)
     t0 = time.perf_counter()
     queued = tasks.nightly_pass(conn, night - timedelta(minutes=15), night)
     conn.commit()
     print(f"nightly pass for {day}: {queued} patients queued", file=sys.stderr, flush=True)
     return queued, time.perf_counter() - t0
+
+
+def night_of(day: date) -> datetime:
+    """The instant `day`'s nightly pass comes for a UTC patient (01:00 the next day)."""
+    return tasks.nightly_instant(day + timedelta(days=1), ZoneInfo("UTC"))
 
 
 def last_job(conn: psycopg.Connection[Any]) -> int:
@@ -182,29 +202,45 @@ def last_job(conn: psycopg.Connection[Any]) -> int:
     return int(row[0]) if row else 0
 
 
-def drain(
-    conn: psycopg.Connection[Any], dsn: str, workers: int, log: Path, *, after_job: int
-) -> float:
+@contextmanager
+def database_copy(server: str, template_dsn: str, label: str) -> Iterator[str]:
+    """A copy of the database at `template_dsn` (which nobody may be connected to); dropped after."""
+    template = str(conninfo_to_dict(template_dsn)["dbname"])
+    name = f"{template}_{label}"
+    with connect(server, autocommit=True) as admin:
+        admin.execute(
+            sql.SQL("CREATE DATABASE {} TEMPLATE {}").format(
+                sql.Identifier(name), sql.Identifier(template)
+            )
+        )
+    try:
+        yield make_conninfo(server, dbname=name)
+    finally:
+        with connect(server, autocommit=True) as admin:
+            admin.execute(
+                sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
+            )
+
+
+def drain(dsn: str, workers: int, log: Path, *, after_job: int, clock_start: datetime) -> float:
     """Run `workers` `paceline worker --until-idle` processes; seconds of work they did.
 
-    Measured in the queue's own event log over the jobs after `after_job`, from
-    the first one's start to the last one's end, so that the processes' start-up
-    (seconds of imports on a loaded machine, once per process, not per patient)
-    is left out.
+    Their clock starts at `clock_start` (`PACELINE_CLOCK_START`), so that passes over
+    copies of one database see the same "now" at their start. Measured in the queue's
+    own event log over the jobs after `after_job`, from the first one's start to the
+    last one's end, so that the processes' start-up (seconds of imports on a loaded
+    machine, once per process, not per patient) is left out.
     """
-    env = {**os.environ, "PACELINE_DATABASE_URL": dsn}
+    env = {
+        **os.environ,
+        "PACELINE_DATABASE_URL": dsn,
+        "PACELINE_CLOCK_START": clock_start.isoformat(),
+    }
+    argv = [sys.executable, "-m", "paceline.cli.main", "worker", "--until-idle"]
     with log.open("ab") as out:
         procs = [
             subprocess.Popen(
-                [
-                    sys.executable,
-                    "-m",
-                    "paceline.cli.main",
-                    "worker",
-                    "--until-idle",
-                    "--queue",
-                    "evaluate",
-                ],
+                [*argv, "--queue", "evaluate"],
                 cwd=ROOT,
                 env=env,
                 stdout=out,
@@ -215,24 +251,141 @@ def drain(
         codes = [p.wait() for p in procs]
     if any(codes):
         raise SystemExit(f"a worker failed ({codes}); see {log}")
-    span = conn.execute(
-        "SELECT extract(epoch FROM max(e.at) - min(e.at)) FROM procrastinate_events e"
-        " WHERE e.job_id IN (SELECT id FROM procrastinate_jobs WHERE id > %s)"
-        " AND e.type IN ('started', 'succeeded')",
-        (after_job,),
-    ).fetchone()
-    conn.commit()
+    with connect(dsn) as conn:
+        span = conn.execute(
+            "SELECT extract(epoch FROM max(e.at) - min(e.at)) FROM procrastinate_events e"
+            " WHERE e.job_id IN (SELECT id FROM procrastinate_jobs WHERE id > %s)"
+            " AND e.type IN ('started', 'succeeded')",
+            (after_job,),
+        ).fetchone()
+        left = leftover(conn)
+    if left:
+        raise SystemExit(f"{left} jobs or work-list rows left after the pass; see {log}")
     return float(span[0]) if span and span[0] is not None else 0.0
 
 
 def leftover(conn: psycopg.Connection[Any]) -> int:
-    """Jobs not succeeded and work-list rows left after a pass (must be 0)."""
+    """Evaluations not succeeded, failed jobs and work-list rows left after a pass (must be 0)."""
     row = conn.execute(
-        "SELECT (SELECT count(*) FROM procrastinate_jobs WHERE status <> 'succeeded')"
+        "SELECT (SELECT count(*) FROM procrastinate_jobs WHERE status <> 'succeeded'"
+        "  AND (queue_name = 'evaluate' OR status = 'failed'))"
         " + (SELECT count(*) FROM evaluation_due)"
     ).fetchone()
     conn.commit()
     return int(row[0]) if row else -1
+
+
+#: What an evaluation writes, and the columns left out when two passes are compared:
+#: surrogate ids (and the references made of them: rows are inserted in a different
+#: order by one worker than by two) and the instants rows were written at (the real
+#: time, or the clock a few seconds further on in one pass than in the other).
+OUTCOME: Final[dict[str, tuple[str, ...]]] = {
+    "flag": ("flag_id", "created_at", "updated_at"),
+    "alert": (
+        "alert_id",
+        "flag_id",
+        "created_at",
+        "opened_at",
+        "last_notified_at",
+        "updated_at",
+        "acknowledged_at",
+        "resolved_at",
+    ),
+    "alert_delivery": (
+        "delivery_id",
+        "alert_id",
+        "alert_ids",
+        "digest_of",
+        "message_key",
+        "next_attempt_at",
+        "last_attempt_at",
+        "delivered_at",
+        "created_at",
+    ),
+    "pacing_plan": ("plan_id", "created_at"),
+    "flare_risk": ("computed_at",),
+    "pacing_state": ("computed_at",),
+    "audit_log": ("audit_id", "at", "seq", "prev_hash", "row_hash", "detail"),
+}
+
+
+def outcome(dsn: str) -> dict[str, Counter[str]]:
+    """Each `OUTCOME` table's rows (as JSON, without the columns left out), counted."""
+    out: dict[str, Counter[str]] = {}
+    with connect(dsn) as conn:
+        for table, skip in OUTCOME.items():
+            query = sql.SQL("SELECT (to_jsonb(t) - %s::text[])::text FROM {} t").format(
+                sql.Identifier(table)
+            )
+            out[table] = Counter(r[0] for r in conn.execute(query, (list(skip),)))
+        conn.commit()
+    return out
+
+
+def scored(dsn: str, day: date) -> int:
+    """How many patients have a flare-risk score for `day` (one per patient evaluated)."""
+    with connect(dsn) as conn:
+        row = conn.execute("SELECT count(*) FROM flare_risk WHERE day = %s", (day,)).fetchone()
+    return int(row[0]) if row else 0
+
+
+def differences(one: dict[str, Counter[str]], two: dict[str, Counter[str]]) -> list[str]:
+    """What one table holds after the first pass and not after the second, or back."""
+    found = []
+    for table in OUTCOME:
+        only_one, only_two = one[table] - two[table], two[table] - one[table]
+        if only_one or only_two:
+            example = next(iter(only_one or only_two))
+            found.append(
+                f"{table}: {sum(only_one.values())} row(s) only after 1 worker,"
+                f" {sum(only_two.values())} only after 2; e.g. {example[:300]}"
+            )
+    return found
+
+
+def nightly_scaling(server: str, n_patients: int, log: Path) -> dict[str, Any]:
+    """The nightly pass over `n_patients`, timed with 1 and 2 workers on copies of one state."""
+    figures: dict[str, Any] = {"patients": n_patients}
+    warm_day = START + timedelta(days=HISTORY_DAYS - 1)
+    day = warm_day + timedelta(days=1)
+    with ExitStack() as stack:
+        t_setup = time.perf_counter()
+        base = stack.enter_context(temporary_database(server, "bench_nightly"))
+        with connect(base) as conn:
+            t0 = time.perf_counter()
+            seed_cohort(conn, n_patients, HISTORY_DAYS + 1)
+            figures["seed_s"] = round(time.perf_counter() - t0, 1)
+            warm_queued, _ = nightly_for(conn, warm_day)
+        # Set-up: the night before, each patient's first evaluation (from enrolment).
+        warm_s = drain(base, 2, log, after_job=0, clock_start=night_of(warm_day))
+        figures["first_evaluations_per_s_2"] = round(warm_queued / warm_s, 1)
+        with connect(base) as conn:
+            before = last_job(conn)
+            queued, fanout_s = nightly_for(conn, day)
+        with connect(base, autocommit=True) as conn:
+            conn.execute("VACUUM ANALYZE")  # the copies start from settled tables alike
+        figures["nightly_fanout_s"] = round(fanout_s, 2)
+        figures["setup_s"] = round(time.perf_counter() - t_setup, 1)
+        print(f"set-up in {figures['setup_s']} s", file=sys.stderr, flush=True)
+        results = {}
+        for workers in (1, 2):
+            t0 = time.perf_counter()
+            copy = stack.enter_context(database_copy(server, base, f"w{workers}"))
+            figures[f"copy_s_{workers}"] = round(time.perf_counter() - t0, 1)
+            elapsed = drain(copy, workers, log, after_job=before, clock_start=night_of(day))
+            print(f"{day}: {workers} worker(s) in {elapsed:.1f} s", file=sys.stderr, flush=True)
+            figures[f"patients_per_s_{workers}"] = round(queued / elapsed, 1)
+            evaluated = scored(copy, day)
+            if evaluated != queued:
+                raise SystemExit(f"{evaluated} of {queued} patients evaluated for {day}; see {log}")
+            results[workers] = outcome(copy)
+        different = differences(results[1], results[2])
+        if different:
+            raise SystemExit(
+                "the passes with 1 and 2 workers did not do the same work:\n" + "\n".join(different)
+            )
+        figures["same_rows"] = {t: sum(c.values()) for t, c in results[1].items()}
+    return figures
 
 
 def main() -> int:
@@ -240,39 +393,21 @@ def main() -> int:
     parser.add_argument(
         "--patients", type=int, default=10_000, help="cohort of the nightly pass (0: skip it)"
     )
-    parser.add_argument("--dsn", help="a server to use instead of a throwaway embedded one")
+    parser.add_argument(
+        "--dsn", help="a server to use (superuser: it copies databases) instead of an embedded one"
+    )
     args = parser.parse_args()
     log = Path(tempfile.gettempdir()) / f"bench-evaluate-{os.getpid()}.log"
     with ExitStack() as stack:
         server = args.dsn or stack.enter_context(temporary_server())
-        dsn = stack.enter_context(temporary_database(server, "bench_evaluate"))
-        figures: dict[str, Any] = dict(cost_against_history(dsn))
+        with temporary_database(server, "bench_evaluate") as dsn:
+            figures: dict[str, Any] = dict(cost_against_history(dsn))
         figures["cost_365_over_30"] = round(figures["cost_365_ms"] / figures["cost_30_ms"], 2)
         print(json.dumps(figures), file=sys.stderr, flush=True)
         if args.patients == 0:
             print(json.dumps(figures))
             return 1 if figures["cost_365_over_30"] > COST_TARGET else 0
-        conn = stack.enter_context(connect(dsn))
-        t0 = time.perf_counter()
-        seed_cohort(conn, args.patients, HISTORY_DAYS + 2)
-        figures["seed_s"] = round(time.perf_counter() - t0, 1)
-        figures["patients"] = args.patients
-        last = START + timedelta(days=HISTORY_DAYS - 1)
-        fanouts = []
-        for day, workers, key in (
-            (last, 1, "patients_per_s_1"),
-            (last + timedelta(days=1), 2, "patients_per_s_2"),
-        ):
-            before = last_job(conn)
-            queued, fanout_s = nightly_for(conn, day)
-            fanouts.append(fanout_s)
-            elapsed = drain(conn, dsn, workers, log, after_job=before)
-            left = leftover(conn)
-            if left:
-                raise SystemExit(f"{left} jobs or work-list rows left after the pass; see {log}")
-            print(f"{day}: {workers} worker(s) in {elapsed:.1f} s", file=sys.stderr, flush=True)
-            figures[key] = round(queued / elapsed, 1)
-        figures["nightly_fanout_s"] = round(statistics.median(fanouts), 2)
+        figures.update(nightly_scaling(server, args.patients, log))
     figures["scaling"] = round(figures["patients_per_s_2"] / figures["patients_per_s_1"], 2)
     figures["patients_per_node_nightly_hour"] = int(figures["patients_per_s_2"] * NIGHTLY_WINDOW_S)
     misses = []

@@ -110,7 +110,8 @@ SETTINGS: Final[tuple[Setting, ...]] = (
         "PACELINE_CLOCK_START",
         "unset: the real time",
         "an ISO 8601 instant the clock starts from, then advancing in real time (replays,"
-        " tests); `ingest run --simulate` places simulated time from it too",
+        " demos, tests); `paceline worker` (evaluations, reminders, delivery retries),"
+        " `paceline demo` and `ingest run --simulate` follow the same clock",
         "scheduler",
     ),
     Setting(
