@@ -7,6 +7,8 @@ and the new-data sweep would.
 
 from __future__ import annotations
 
+import json
+from dataclasses import replace
 from datetime import UTC, datetime, time, timedelta
 from typing import Any
 
@@ -14,7 +16,7 @@ import psycopg
 import pytest
 
 from paceline.pacing import intake, planning, records, replay, wording
-from paceline.pacing.alerts import list_alerts, raise_alerts
+from paceline.pacing.alerts import Channels, acknowledge, deliver, list_alerts, raise_alerts
 from paceline.pacing.alerts.policy import (
     DEFAULT_POLICY,
     AlertState,
@@ -32,7 +34,8 @@ from paceline.pacing.progression import Cause
 from paceline.pacing.records import deliveries_of
 from paceline.pacing.redflags import CODES, Care, RedFlagError, Source, screen
 from paceline.pacing.simulate import Persona, SimPatient
-from tests.pacing.alerts.helpers import CONFIG, START, enrol, morning_after
+from tests.pacing.alerts.helpers import CONFIG, SECRET, START, enrol, morning_after
+from tests.pacing.alerts.servers import smtp_server, webhook_receiver
 
 NO = dict.fromkeys(CODES, False)
 
@@ -256,3 +259,91 @@ def test_a_clinician_cannot_clear_without_a_note(conn: psycopg.Connection[Any]) 
         planning.clear_pause(conn, pid, clinician_id=team[0], note="  ", now=at(2))
     assert planning.progression_pause(conn, pid) is not None
     conn.rollback()
+
+
+def test_a_second_yes_while_the_pause_is_open_is_pushed_again_once_per_channel(
+    conn: psycopg.Connection[Any],
+) -> None:
+    """The second yes re-notifies the one open alert (acknowledged or not); one pause."""
+    pid, team = enrol(conn)
+    sim = SimPatient(Persona.STEADY, seed=3)
+    quota: float | None = None
+    first_day, second_day = 10, 12
+    with smtp_server() as (smtp_url, box), webhook_receiver(SECRET) as (hook_url, receiver):
+        config = replace(CONFIG, smtp_url=smtp_url, webhook_url=hook_url)
+        channels = Channels.from_config(config)
+        for i in range(15):
+            d = START + timedelta(days=i)
+            replay.store_sim_day(conn, pid, sim.next_day(d, quota))
+            now = morning_after(d)
+            if i == first_day:
+                now = at(i, 21)
+                intake.submit_red_flag_screen(
+                    conn, pid, yes("night_pain"), answered_at=at(i, 20, 50), now=now
+                )
+            if i == second_day:
+                now = at(i, 21)
+                second = intake.submit_diary(
+                    conn,
+                    pid,
+                    reported_at=at(i, 20, 50),
+                    pain_now=4,
+                    red_flags=yes("saddle_numbness"),
+                    now=now,
+                ).red_flag
+            for _ in range(2 if i == second_day else 1):  # evaluated twice: pushed once
+                ev = evaluate_patient(conn, pid, d, now=now)
+                due = raise_alerts(conn, ev, now=now, config=config)
+                conn.commit()
+                for did in due:
+                    assert deliver(conn, did, channels=channels, now=now).status == "delivered"
+                    conn.commit()
+            quota = ev.next_plan.quota if ev.next_plan is not None else None
+            if i == first_day:
+                (red,) = list_alerts(conn, patient_id=pid, statuses=("open",))
+                acknowledge(conn, red.alert_id, clinician_id=team[0], note="rang her", now=now)
+                conn.commit()
+
+    alerts = [
+        a
+        for a in list_alerts(conn, patient_id=pid, statuses=("open", "acknowledged", "resolved"))
+        if a.rule_id == "safety.red_flag"
+    ]
+    assert len(alerts) == 1, "one alert per episode"
+    (alert,) = alerts
+    assert alert.status == "open", "the new answer needs attention again"
+    assert second is not None and second.pause_id is not None
+    assert conn.execute(
+        "SELECT count(*) FROM progression_pause WHERE patient_id = %s", (pid,)
+    ).fetchone() == (1,)
+    pushes = [x for x in deliveries_of(conn, alert.alert_id) if x.channel != "inbox"]
+    assert sorted((x.notice, x.channel) for x in pushes) == [
+        (0, "email"),
+        (0, "webhook"),
+        (1, "email"),
+        (1, "webhook"),
+    ]
+    assert all(x.status == "delivered" and x.attempts == 1 for x in pushes)
+    again = [x for x in pushes if x.notice == 1]
+    assert all(x.delivered_at == at(second_day, 21) for x in again), "at once, in quiet hours"
+    # What the care team received: two e-mails, the second saying what is new in the
+    # minimum necessary (the screen, its day, the care it asks for; no symptom).
+    assert len(box.messages) == 2
+    mail = box.messages[1]
+    assert mail["Subject"].endswith("(new answer)")
+    raw = mail.get_payload(decode=True)
+    assert isinstance(raw, bytes)
+    body = raw.decode()
+    assert "New since the last notice: positive red-flag answer: " in body
+    assert f"screen {second.screen_id} answered {START + timedelta(days=second_day)}" in body
+    assert "emergency care" in body
+    for secret in ("saddle", "numb", "cauda", "night"):
+        assert secret not in body.lower()
+    assert len(receiver.accepted) == 2
+    payload = json.loads(receiver.accepted[1].body)
+    assert payload["notice"] == 1 and str(second.screen_id) in payload["news"]
+    audits = conn.execute(
+        "SELECT action FROM audit_log WHERE patient_id = %s AND action LIKE 'alert.%%' ORDER BY audit_id",
+        (pid,),
+    ).fetchall()
+    assert ("alert.new_finding",) in audits and ("alert.reopen",) in audits

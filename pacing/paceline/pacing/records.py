@@ -1263,7 +1263,7 @@ def latest_alerts(
         dict_row,
         "SELECT DISTINCT ON (rule_id) alert_id, rule_id, flag_id, window_start, severity,"
         " status, urgency, notified_severity, last_notified_at, repeats, resolved_at,"
-        " acknowledged_at FROM alert WHERE patient_id = %s AND audience = %s"
+        " acknowledged_at, notified_findings FROM alert WHERE patient_id = %s AND audience = %s"
         " ORDER BY rule_id, window_start DESC",
         (patient_id, audience.value),
     )
@@ -1344,15 +1344,18 @@ def mark_notified(
     severity: Severity,
     *,
     repeat: bool,
+    findings: Sequence[int] = (),
     now: datetime,
 ) -> int:
-    """Record a push of the alert; returns its notice number (0 for the first)."""
+    """Record a push of the alert (and the findings it told about); its notice number (0 first)."""
     return _returned_int(
         conn,
         "UPDATE alert SET notified_severity = %s, last_notified_at = %s,"
-        " repeats = repeats + %s, notices = notices + 1, updated_at = %s WHERE alert_id = %s"
-        " RETURNING notices - 1",
-        (severity.value, now, int(repeat), now, alert_id),
+        " repeats = repeats + %s, notices = notices + 1, updated_at = %s,"
+        " notified_findings = ARRAY(SELECT DISTINCT f FROM"
+        "   unnest(notified_findings || %s::bigint[]) AS f ORDER BY f)"
+        " WHERE alert_id = %s RETURNING notices - 1",
+        (severity.value, now, int(repeat), now, list(findings), alert_id),
     )
 
 
@@ -1489,14 +1492,15 @@ def insert_delivery(
     kind: str,
     next_attempt_at: datetime | None,
     delivered_at: datetime | None = None,
+    news: str | None = None,
     now: datetime,
 ) -> int | None:
     """Write one delivery (None if the (alert, channel, recipient, notice) row exists)."""
     status = "delivered" if delivered_at is not None else "pending"
     row = conn.execute(
         "INSERT INTO alert_delivery (alert_id, patient_id, alert_ids, notice, channel, recipient,"
-        " address, kind, status, message_key, next_attempt_at, delivered_at, created_at)"
-        " VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)"
+        " address, kind, status, message_key, next_attempt_at, delivered_at, created_at, news)"
+        " VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)"
         " ON CONFLICT (alert_id, channel, recipient, notice) DO NOTHING RETURNING delivery_id",
         (
             alert_id,
@@ -1512,6 +1516,7 @@ def insert_delivery(
             next_attempt_at,
             delivered_at,
             now,
+            news,
         ),
     ).fetchone()
     return None if row is None else int(row[0])
@@ -1539,12 +1544,14 @@ class DeliveryRow:
     delivered_at: datetime | None
     digest_of: int | None
     created_at: datetime
+    #: What the notice is the first to tell about (a new red-flag answer), if anything.
+    news: str | None = None
 
 
 _DELIVERY_COLS = sql.SQL(
     "delivery_id, alert_id, patient_id, alert_ids, notice, channel, recipient, address, kind,"
     " status, message_key, attempts, next_attempt_at, last_attempt_at, last_error,"
-    " delivered_at, digest_of, created_at"
+    " delivered_at, digest_of, created_at, news"
 )
 
 

@@ -86,6 +86,7 @@ def _message(
         items=items,
         dashboard_url=channels.config.dashboard_url,
         detail=row.channel in channels.config.detail,
+        news="; ".join(m.news for m in members if m.news) or None,
     )
 
 

@@ -6,7 +6,11 @@ or the numbers behind a flag: whoever reads a mailbox or a webhook log learns
 that patient 12 has an open overexertion alert, not their pain scores. A
 channel listed in `PACELINE_ALERT_DETAIL` also gets each alert's summary (the
 rule in words and, for flare risk, the contributing factors with their values).
-Messages to patients carry fixed wording only.
+A re-notification about a new finding (a new positive red-flag answer while
+the pause is open) says what is new in the same minimum (`Message.news`: the
+screen's id, the day it was answered and the care it asks for, emergency or
+urgent, never the question or the pathology). Messages to patients carry
+fixed wording only.
 """
 
 from __future__ import annotations
@@ -70,6 +74,8 @@ class Message:
     items: tuple[Item, ...]
     link: str
     detail: bool
+    #: What this notice is the first to tell about (None: nothing new beyond the alert).
+    news: str | None = None
 
     @property
     def webhook_id(self) -> str:
@@ -94,7 +100,7 @@ class Message:
             "notice": self.notice,
             "alerts": [i.as_json(detail=self.detail) for i in self.items],
             "link": self.link,
-        }
+        } | ({"news": self.news} if self.news else {})
 
     def subject(self) -> str:
         """An e-mail subject that names no clinical detail beyond rule and severity."""
@@ -104,7 +110,7 @@ class Message:
             return f"Paceline daily digest: {len(self.items)} alert(s)"
         lead = self.items[0]
         more = f" and {len(self.items) - 1} more" if len(self.items) > 1 else ""
-        again = " (reminder)" if self.notice > 0 else ""
+        again = " (new answer)" if self.news else " (reminder)" if self.notice > 0 else ""
         return f"Paceline {lead.severity}: {lead.rule_id}{more}, patient {lead.patient_id}{again}"
 
     def text(self) -> str:
@@ -126,6 +132,8 @@ class Message:
             )
             if self.detail:
                 lines.append(f"  {i.summary}")
+        if self.news:
+            lines += ["", f"New since the last notice: {self.news}."]
         return "\n".join([*lines, "", f"Open the dashboard: {self.link}"]) + "\n"
 
 
@@ -141,6 +149,7 @@ def render(
     items: Sequence[Item],
     dashboard_url: str,
     detail: bool,
+    news: str | None = None,
 ) -> Message:
     """A message with a link to the dashboard's alert (or inbox, for a digest)."""
     if kind == "digest" or not items:
@@ -158,4 +167,5 @@ def render(
         tuple(items),
         link,
         detail,
+        news,
     )

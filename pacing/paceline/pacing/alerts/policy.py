@@ -82,6 +82,15 @@ rules would buy them at the base rate.
   3 or later, added burden for a few onsets each. Acknowledging stops repeats.
 - Escalation: on a route that escalates, a rise in severity above what was
   last pushed is pushed at once.
+- New findings: an episode made of separate findings (a red flag's positive
+  screens: `Episode.findings`) pushes each finding the care team has not yet
+  been told about as a re-notification of the same alert, on any route that
+  pushes, acknowledged or not, and even after a clinician resolved the alert
+  while the episode (the pause) stays open: the alert goes back to open. A
+  second "yes" while the pause is open may be a new, worse symptom (saddle
+  numbness after night pain), and a clinician who saw the first must not
+  miss it; one alert per episode still holds, so the inbox shows one red
+  flag with its history rather than two.
 - Hysteresis (re-arm): a new episode of a rule within 3 days of that rule's
   last alert resolving continues that alert instead of opening a new one, and
   is pushed only if more severe than what was already pushed; an
@@ -144,6 +153,8 @@ class Reason(StrEnum):
     NEW = "new"
     REPEAT = "repeat"
     ESCALATED = "escalated"
+    #: The episode holds a finding the last notice did not tell about (a new red-flag answer).
+    NEW_FINDING = "new_finding"
 
 
 class Status(StrEnum):
@@ -261,6 +272,8 @@ class Episode:
     detail: Mapping[str, object] = field(default_factory=dict)
     #: Whether today is above the rule's entry threshold, not merely held open.
     hot: bool = True
+    #: Ids of the separate findings the episode is made of (a red flag's positive screens).
+    findings: tuple[int, ...] = ()
 
     @property
     def days(self) -> int:
@@ -284,6 +297,8 @@ class AlertState:
     repeats: int
     resolved_at: datetime | None
     acknowledged: bool = False
+    #: The findings the care team was told about by the notices so far.
+    notified_findings: tuple[int, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -313,6 +328,10 @@ class Notice:
     reason: Reason
     severity: Severity
     urgency: Urgency
+    #: Every finding of the episode (what the alert has told about after this notice).
+    findings: tuple[int, ...] = ()
+    #: The findings this notice is the first to tell about (for NEW_FINDING).
+    new_findings: tuple[int, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -380,16 +399,26 @@ def decide(
             op = Open(ep, urgency)
             opens.append(op)
             if urgency is not Urgency.INBOX:
-                notices.append(Notice(op, Reason.NEW, ep.severity, urgency))
+                notices.append(Notice(op, Reason.NEW, ep.severity, urgency, ep.findings))
             continue
-        if a.flag_id == ep.flag_id and (a.alert_id in resolves or a.status is Status.RESOLVED):
-            # A clinician resolved it while the episode goes on: it stays resolved.
+        known = set(a.notified_findings)
+        new_findings = tuple(f for f in ep.findings if f not in known)
+        pushes = max(urgency, a.urgency, key=lambda u: u.rank) is not Urgency.INBOX
+        if (
+            a.flag_id == ep.flag_id
+            and (a.alert_id in resolves or a.status is Status.RESOLVED)
+            and not (pushes and new_findings and a.notified_severity is not None)
+        ):
+            # A clinician resolved it while the episode goes on: it stays resolved (unless
+            # the episode brings a finding nobody was told about, below).
             continue
         urgency = max(urgency, a.urgency, key=lambda u: u.rank)
         status = a.status
         pushed = urgency is not Urgency.INBOX
         if pushed and a.notified_severity is None:
             reason: Reason | None = Reason.NEW
+        elif pushed and new_findings:
+            reason = Reason.NEW_FINDING
         elif pushed and route.escalates and _escalates(ep.severity, a.notified_severity):
             reason = Reason.ESCALATED
         elif (
@@ -406,7 +435,7 @@ def decide(
             reason = Reason.REPEAT
         else:
             reason = None
-        if reason is Reason.ESCALATED:
+        if reason in (Reason.ESCALATED, Reason.NEW_FINDING):
             status = Status.OPEN
         elif status is Status.RESOLVED:
             # Re-armed within the hysteresis: a clinician's acknowledgement still holds.
@@ -415,7 +444,8 @@ def decide(
         if a.alert_id in resolves:
             resolves.remove(a.alert_id)
         if reason is not None:
-            notices.append(Notice(a.alert_id, reason, ep.severity, urgency))
+            news = new_findings if reason is Reason.NEW_FINDING else ()
+            notices.append(Notice(a.alert_id, reason, ep.severity, urgency, ep.findings, news))
     return Decision(tuple(opens), tuple(continues), tuple(resolves), tuple(notices))
 
 

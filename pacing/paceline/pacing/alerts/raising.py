@@ -61,6 +61,7 @@ def _state(row: Mapping[str, Any]) -> AlertState:
         repeats=row["repeats"],
         resolved_at=row["resolved_at"],
         acknowledged=row["acknowledged_at"] is not None,
+        notified_findings=tuple(row["notified_findings"]),
     )
 
 
@@ -72,6 +73,49 @@ class Push:
     notice: int
     severity: Severity
     urgency: Urgency
+    #: What this notice is the first to tell about, in the minimum necessary (None: nothing).
+    news: str | None = None
+
+
+#: The key of a day's evidence that lists the findings the episode is made of: the
+#: positive red-flag screens of `paceline.pacing.rules.safety.red_flag`.
+FINDINGS_KEY: Final = "screen_ids"
+
+
+def _findings(evidence: Mapping[str, Any]) -> tuple[int, ...]:
+    """The ids of the findings listed in an episode's daily evidence, in order."""
+    daily = evidence.get("daily")
+    found: list[int] = []
+    for day in daily if isinstance(daily, Sequence) else ():
+        ids = day.get(FINDINGS_KEY) if isinstance(day, Mapping) else None
+        for i in ids if isinstance(ids, Sequence) else ():
+            if isinstance(i, int) and i not in found:
+                found.append(i)
+    return tuple(found)
+
+
+def news_of(evidence: Mapping[str, Any], new: Sequence[int]) -> str | None:
+    """What a re-notification says about its new findings: ids, local day and care, no symptom.
+
+    The minimum necessary for a clinician on call: which screen (the dashboard
+    shows its answers), the day it was answered and how soon the answer asks
+    for medical care (emergency or urgent: the triage level, like the
+    severity, naming neither the question nor the pathology).
+    """
+    daily = evidence.get("daily")
+    parts = []
+    for day in daily if isinstance(daily, Sequence) else ():
+        if not isinstance(day, Mapping):
+            continue
+        ids = list(day.get(FINDINGS_KEY) or ())
+        cares = list(day.get("screen_care") or ())
+        for n, i in enumerate(ids):
+            if i in new:
+                care = cares[n] if n < len(cares) and cares[n] else "unknown"
+                parts.append(f"screen {i} answered {day.get('day')} ({care} care)")
+    if not parts:
+        return None
+    return ("positive red-flag answer: " + "; ".join(parts))[:1000]
 
 
 def _audit(
@@ -112,6 +156,7 @@ def episodes_of(conn: psycopg.Connection[Any], evaluation: Evaluation) -> list[E
                 summary=summarize(o.flag.rule_id, o.flag.severity, o.flag.evidence),
                 detail={"last_day": last, "thresholds": o.flag.evidence.get("thresholds")},
                 hot=hot(o.flag.evidence, evaluation.day),
+                findings=_findings(o.flag.evidence),
             )
         )
     return out
@@ -146,6 +191,7 @@ def fan_out(
         address: str | None,
         kind: str,
         at: datetime,
+        news: str | None,
     ) -> None:
         did = records.insert_delivery(
             conn,
@@ -158,6 +204,7 @@ def fan_out(
             address=address,
             kind=kind,
             next_attempt_at=at,
+            news=news,
             now=now,
         )
         if did is not None and kind == "immediate" and at <= now:
@@ -165,6 +212,7 @@ def fan_out(
 
     lead = immediate[0] if immediate else None
     group = [p.alert_id for p in immediate]
+    news = "; ".join(p.news for p in immediate if p.news) or None
     for person in people:
         if EMAIL not in enabled or not person.email:
             continue
@@ -179,6 +227,7 @@ def fan_out(
                 address=person.email,
                 kind="immediate",
                 at=at,
+                news=news,
             )
         for p in pushes:
             if p.urgency is Urgency.DIGEST:
@@ -191,6 +240,7 @@ def fan_out(
                     address=person.email,
                     kind="digest",
                     at=at,
+                    news=p.news,
                 )
     if (
         webhook
@@ -206,6 +256,7 @@ def fan_out(
             address=None,
             kind="immediate",
             at=now,
+            news=news,
         )
     return due
 
@@ -253,7 +304,9 @@ def open_message(
     if alert_id is None:
         return None, []
     _audit(conn, patient_id, alert_id, "alert.open", rule_id=episode.rule_id, audience="patient")
-    notice = records.mark_notified(conn, alert_id, episode.severity, repeat=False, now=now)
+    notice = records.mark_notified(
+        conn, alert_id, episode.severity, repeat=False, findings=(), now=now
+    )
     person = records.patient_person(conn, patient_id)
     to_inbox(conn, patient_id, alert_id, [person], now=now)
     push = Push(alert_id, notice, episode.severity, Urgency.IMMEDIATE)
@@ -285,6 +338,7 @@ def raise_alerts(
     with conn.transaction():
         records.lock_patient(conn, pid)
         episodes = episodes_of(conn, evaluation)
+        evidence = {o.flag_id: o.flag.evidence for o in evaluation.flags}
         alerts = {
             rule: _state(row)
             for rule, row in records.latest_alerts(conn, pid, Audience.CARE_TEAM).items()
@@ -341,9 +395,21 @@ def raise_alerts(
             if target is None:
                 continue
             notice = records.mark_notified(
-                conn, target, n.severity, repeat=n.reason is Reason.REPEAT, now=now
+                conn,
+                target,
+                n.severity,
+                repeat=n.reason is Reason.REPEAT,
+                findings=n.findings,
+                now=now,
             )
-            pushes.append(Push(target, notice, n.severity, n.urgency))
+            news = None
+            if n.reason is Reason.NEW_FINDING:
+                flag_id = next(
+                    c.episode.flag_id for c in decision.continues if c.alert_id == target
+                )
+                news = news_of(evidence.get(flag_id, {}), n.new_findings)
+                _audit(conn, pid, target, "alert.new_finding", findings=list(n.new_findings))
+            pushes.append(Push(target, notice, n.severity, n.urgency, news))
         due = fan_out(conn, pid, pushes, team, webhook=True, config=config, policy=policy, now=now)
         due += _good_news(conn, evaluation, config=config, policy=policy, now=now)
     return due

@@ -51,6 +51,9 @@ def red_flag(h: History) -> list[DaySignal]:
                     "positive": list(positive),
                     "screens_for": [pathology(c) for c in positive],
                     "screen_ids": [s.screen_id for s in screens],
+                    # Each screen's own care, beside its id: a re-notification about a
+                    # new screen says how soon that answer needs care.
+                    "screen_care": [None if s.care is None else s.care.value for s in screens],
                     "care": sorted({c.value for s in screens if (c := s.care) is not None}),
                     "paused": paused,
                 },
