@@ -26,6 +26,7 @@ from paceline.pacing.alerts import (
     deliver,
     due_deliveries,
     due_digests,
+    resolve,
 )
 from paceline.pacing.alerts.channels import WebhookChannel
 from paceline.pacing.alerts.config import DeliveryConfig
@@ -351,6 +352,66 @@ def test_a_digest_sends_one_email_per_clinician_for_every_waiting_alert(
         assert due_digests(conn, at + timedelta(days=1)) == []
     subjects = sorted(m["Subject"] for m in box.messages)
     assert subjects == ["Paceline daily digest: 1 alert(s)", "Paceline daily digest: 2 alert(s)"]
+
+
+def test_an_alert_resolved_before_its_push_is_sent_is_cancelled_not_sent_and_audited(
+    conn: psycopg.Connection[Any],
+) -> None:
+    pid, team = enrol(conn)
+    with smtp_server() as (url, box), webhook_receiver(SECRET) as (hook, receiver):
+        config = replace(CONFIG, smtp_url=url, webhook_url=hook)
+        channels = Channels.from_config(config)
+        due = raise_flare_risk(conn, pid, config=config)
+        assert {row_of(conn, d).channel for d in due} == {"email", "webhook"}
+        (alert_id,) = {row_of(conn, d).alert_id for d in due}
+        # The clinician resolved it from the inbox before any worker took the pushes.
+        resolve(conn, alert_id, clinician_id=team[0], note="seen in clinic", now=NOW)
+        outcomes = [deliver(conn, d, channels=channels, now=NOW) for d in due]
+        conn.commit()
+        again = [deliver(conn, d, channels=channels, now=NOW + timedelta(hours=1)) for d in due]
+        conn.commit()
+    assert [o.status for o in outcomes] == ["cancelled", "cancelled"]
+    assert not any(o.attempted for o in outcomes + again)
+    assert box.messages == [] and receiver.requests == []
+    rows = [row_of(conn, d) for d in due]
+    assert all(r.status == "cancelled" and r.attempts == 0 for r in rows)
+    assert all(r.last_error == "its alerts were over (resolved) before it was sent" for r in rows)
+    assert not set(due_deliveries(conn, NOW + timedelta(days=1))) & set(due), "nothing left"
+    assert not {d.delivery_id for d in dead_letters(conn)} & set(due), "not a failure"
+    audits = conn.execute(
+        "SELECT actor, detail->'delivery_ids' FROM audit_log WHERE patient_id = %s"
+        " AND action = 'alert.delivery.cancelled' ORDER BY audit_id",
+        (pid,),
+    ).fetchall()
+    assert sorted(ids for _, ids in audits) == sorted([d] for d in due)
+    assert {actor for actor, _ in audits} == {"alert-policy"}
+
+
+def test_a_message_of_several_alerts_leaves_the_resolved_ones_out(
+    conn: psycopg.Connection[Any],
+) -> None:
+    pid, team = enrol(conn)
+    with smtp_server() as (url, box):
+        config = replace(CONFIG, smtp_url=url, webhook_url=None)
+        (did,) = raise_flare_risk(conn, pid, config=config)
+        (first,) = row_of(conn, did).alert_ids
+        # Another alert to the same e-mail address, grouped with the first into one
+        # message by hand (as one evaluation's pushes are): the first is resolved meanwhile.
+        neighbour, _ = enrol(conn)
+        (other,) = raise_flare_risk(conn, neighbour, config=config)
+        second = row_of(conn, other).alert_id
+        conn.execute(
+            "UPDATE alert_delivery SET alert_ids = %s WHERE delivery_id = %s",
+            ([first, second], other),
+        )
+        resolve(conn, first, clinician_id=team[0], note="rang", now=NOW)
+        sent = deliver(conn, other, channels=Channels.from_config(config), now=NOW)
+        conn.commit()
+    assert sent.status == "delivered"
+    (mail,) = box.messages
+    raw = mail.get_payload(decode=True)
+    assert isinstance(raw, bytes)
+    assert f"alert {second}," in raw.decode() and f"alert {first}," not in raw.decode()
 
 
 def test_backoff_doubles_with_bounded_jitter_and_statuses_classify() -> None:

@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import UTC, datetime, time
 from typing import Any
 
 import psycopg
 
 from paceline.pacing import records
-from paceline.pacing.alerts import due_reminders
+from paceline.pacing.alerts import Channels, deliver, due_reminders
 from paceline.store import registry
 from tests.pacing.alerts.helpers import CONFIG, enrol
+from tests.pacing.alerts.servers import smtp_server
 
 
 def test_a_patient_who_has_not_logged_by_their_time_gets_one_reminder_a_day(
@@ -57,3 +59,24 @@ def test_a_patient_who_has_not_logged_by_their_time_gets_one_reminder_a_day(
         (logged,),
     ).fetchone()
     assert none_for_logged == (0,)
+
+
+def test_a_reminder_still_unsent_when_its_day_is_over_is_cancelled_not_sent(
+    conn: psycopg.Connection[Any],
+) -> None:
+    pid, _ = enrol(conn)
+    records.set_patient_contact(conn, pid, email="late@example.org", diary_reminder_at=time(19))
+    conn.commit()
+    with smtp_server() as (url, box):
+        config = replace(CONFIG, smtp_url=url, webhook_url=None)
+        (did,) = due_reminders(conn, datetime(2026, 6, 1, 19, 5, tzinfo=UTC), config=config)
+        conn.commit()
+        # The mail server was away until after midnight: yesterday's reminder is stale.
+        late = deliver(
+            conn,
+            did,
+            channels=Channels.from_config(config),
+            now=datetime(2026, 6, 2, 0, 30, tzinfo=UTC),
+        )
+        conn.commit()
+    assert (late.status, late.attempted, box.messages) == ("cancelled", False, [])

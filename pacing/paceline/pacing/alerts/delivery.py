@@ -11,6 +11,17 @@ attempt, with the same Message-ID (e-mail) and the same `webhook-id`
 (webhook), both made from the row's stored `message_key`, so the receiver
 can recognise the resend. Nothing else resends: a failure to record is a
 failure of the whole transaction, and the lock keeps two workers apart.
+
+A delivery whose alerts were all resolved before it is sent (or, for a
+message to the patient, whose window is over) is cancelled
+(status ``cancelled``, audited as ``alert.delivery.cancelled``), not sent: an
+episode that ended while the message waited (held by quiet hours, for the
+digest, or for a retry), a reminder the patient has answered, or a history
+back-filled at once (the demo) is in the inbox with its resolution, and an
+e-mail about it would be stale. A message that carries several alerts (a
+grouped push, a digest) leaves out the resolved ones and is sent with the
+rest, under its lead row's key. A delivery that was sent is
+never cancelled: resolving an alert recalls nothing.
 """
 
 from __future__ import annotations
@@ -52,15 +63,25 @@ class DeliveryOutcome:
         return self.next_attempt_at if self.status == "pending" else None
 
 
+def _over(alert: records.AlertRow, now: datetime) -> bool:
+    """Whether a message about `alert` would be stale: it is resolved, or its day is over.
+
+    A message to the patient (a diary reminder, good news) is about its window
+    (`due_reminders` resolves it when the window ends, on its next pass): one
+    still waiting when the window is over is stale already.
+    """
+    if alert.status == "resolved":
+        return True
+    return alert.audience == "patient" and alert.window_end is not None and alert.window_end <= now
+
+
 def _message(
-    conn: psycopg.Connection[Any],
     row: records.DeliveryRow,
     members: list[records.DeliveryRow],
     channels: Channels,
+    alerts: list[records.AlertRow],
+    now: datetime,
 ) -> Message:
-    ids: list[int] = []
-    for m in members:
-        ids += [a for a in m.alert_ids if a not in ids]
     items = [
         Item(
             a.alert_id,
@@ -73,7 +94,8 @@ def _message(
             a.window_end,
             a.summary,
         )
-        for a in records.alerts_of(conn, ids)
+        for a in alerts
+        if not _over(a, now)
     ]
     return render(
         delivery_id=row.delivery_id,
@@ -141,6 +163,20 @@ def deliver(
                 for m in records.claim_digest_members(conn, row, now)
                 if m.delivery_id != row.delivery_id
             ]
+        alerts = records.alerts_of(conn, sorted({a for m in members for a in m.alert_ids}))
+        live = {a.alert_id for a in alerts if not _over(a, now)}
+        stale = [m for m in members if not live.intersection(m.alert_ids)]
+        if len(stale) < len(members):
+            # The lead row carries the message (its key, its retries) while anything in
+            # it is live; only the other stale rows of a digest drop out.
+            stale = [m for m in stale if m.delivery_id != row.delivery_id]
+        if stale:
+            over = "its alerts were over (resolved) before it was sent"
+            records.set_delivery_status(conn, [m.delivery_id for m in stale], "cancelled", over)
+            _audit(conn, stale, "cancelled", over)
+            members = [m for m in members if m not in stale]
+            if not members:
+                return DeliveryOutcome(delivery_id, "cancelled", False, row.attempts, None, over)
         ids = [m.delivery_id for m in members]
         if row.channel == WEBHOOK and records.endpoint_disabled(conn, row.recipient):
             gone = "the endpoint is disabled (it answered 410 Gone)"
@@ -151,7 +187,7 @@ def deliver(
         if channel is None:
             result = SendResult(Verdict.RETRY, f"channel {row.channel} is not configured")
         else:
-            result = channel.send(_message(conn, row, members, channels))
+            result = channel.send(_message(row, members, channels, alerts, now))
         attempts = row.attempts + 1
         next_at: datetime | None = None
         if result.verdict is Verdict.DELIVERED:
