@@ -4,6 +4,7 @@ re-ratings as history, clinicians' progress notes (audited, row security), and t
 from __future__ import annotations
 
 import uuid
+from dataclasses import replace
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 
@@ -11,7 +12,7 @@ import psycopg
 import pytest
 
 from paceline.pacing import ladder, notes, planning, reassessment, records
-from paceline.pacing.alerts import due_questionnaire_reminders, due_reminders
+from paceline.pacing.alerts import Channels, deliver, due_questionnaire_reminders, due_reminders
 from paceline.pacing.days import Measure
 from paceline.pacing.errors import ExposureError, NotAnIntegerError, OutOfRangeError
 from paceline.pacing.exposure import ItemStatus
@@ -24,6 +25,7 @@ from paceline.store import registry
 from paceline.store.access import clinician_session
 from paceline.store.identity import IdentityKey
 from tests.pacing.alerts.helpers import CONFIG
+from tests.pacing.alerts.servers import smtp_server
 
 ENROLLED = date(2026, 3, 2)
 TSK, PCS, PSEQ = InstrumentName.TSK_11, InstrumentName.PCS, InstrumentName.PSEQ
@@ -161,6 +163,49 @@ def test_questionnaire_reminders_go_once_per_occasion_and_stop_when_answered(
         (answered, nxt - timedelta(days=1)),
     ).fetchone()
     assert others == (0,)
+
+
+def test_answering_the_occasion_resolves_its_reminder_and_cancels_its_waiting_email(
+    conn: psycopg.Connection[Any],
+) -> None:
+    pid = enrol(conn, tz="Europe/Berlin")
+    conn.execute("UPDATE patient SET email = 'r@example.org' WHERE patient_id = %s", (pid,))
+    conn.commit()
+    # 22:00 in Berlin (UTC+1 in March): the reminder's e-mail waits for 07:00.
+    evening = datetime.combine(ENROLLED + timedelta(days=1), time(21), UTC)
+    with smtp_server() as (url, box):
+        config = replace(CONFIG, smtp_url=url, webhook_url=None)
+        assert due_questionnaire_reminders(conn, evening, config=config) == []
+        conn.commit()
+        ((did, alert_id),) = conn.execute(
+            "SELECT delivery_id, alert_id FROM alert_delivery WHERE patient_id = %s"
+            " AND channel = 'email'",
+            (pid,),
+        ).fetchall()
+        # One questionnaire answered: the others are still due, the reminder stays.
+        submit_questionnaire(conn, pid, TSK, [3] * 11, answered_at=evening, now=evening)
+        due_questionnaire_reminders(conn, evening + timedelta(minutes=15), config=config)
+        conn.commit()
+        assert records.get_alert(conn, alert_id).status == "open"  # type: ignore[union-attr]
+        answer_all(conn, pid, evening + timedelta(minutes=20))
+        due_questionnaire_reminders(conn, evening + timedelta(minutes=30), config=config)
+        conn.commit()
+        after = records.get_alert(conn, alert_id)
+        assert after is not None and after.status == "resolved"
+        morning = datetime.combine(ENROLLED + timedelta(days=2), time(6), UTC)
+        assert deliver(conn, did, channels=Channels.from_config(config), now=morning).status == (
+            "cancelled"
+        )
+        conn.commit()
+    assert box.messages == []
+    audited = conn.execute(
+        "SELECT actor, detail->>'why' FROM audit_log WHERE patient_id = %s"
+        " AND action = 'alert.resolve'",
+        (pid,),
+    ).fetchall()
+    assert audited == [("alert-policy", "answered")]
+    # Answered, the occasion asks for nothing more: no new reminder.
+    assert due_questionnaire_reminders(conn, morning, config=CONFIG) == []
 
 
 # The ladder: re-ratings, retiring ------------------------------------------------------------

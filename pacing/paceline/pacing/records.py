@@ -1735,6 +1735,18 @@ def inbox_alert_ids(conn: psycopg.Connection[Any], recipient: str, *, limit: int
     return [int(r[0]) for r in rows]
 
 
+def open_patient_messages(
+    conn: psycopg.Connection[Any], rule_id: str, now: datetime
+) -> list[tuple[int, int, datetime]]:
+    """(alert, patient, window start) of unresolved patient messages of `rule_id` still current, locked."""
+    rows = conn.execute(
+        "SELECT alert_id, patient_id, window_start FROM alert WHERE audience = 'patient'"
+        " AND rule_id = %s AND status <> 'resolved' AND window_end > %s FOR UPDATE",
+        (rule_id, now),
+    ).fetchall()
+    return [(int(a), int(p), w) for a, p, w in rows]
+
+
 def stale_patient_messages(conn: psycopg.Connection[Any], now: datetime) -> list[tuple[int, int]]:
     """(alert, patient) of unresolved patient messages whose window ended by `now`, locked."""
     rows = conn.execute(

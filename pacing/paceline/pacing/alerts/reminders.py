@@ -2,7 +2,12 @@
 
 A patient who has not logged the diary by their chosen local time hears about
 it once that day; a patient with reassessment questionnaires due hears about
-it once per occasion (`paceline.pacing.reassessment`).
+it once per occasion (`paceline.pacing.reassessment`), and the reminder is
+resolved (by the system, audited) as soon as the occasion is answered, on the
+next reminders pass (`DEFAULT_REMINDERS_EVERY`, 15 min): the patient's role
+cannot write alerts, so the intake does not. An e-mail of it still waiting
+then (held by quiet hours) is cancelled, not sent
+(`paceline.pacing.alerts.delivery`).
 """
 
 from __future__ import annotations
@@ -28,6 +33,30 @@ from paceline.pacing.flags import Severity
 from paceline.store.access import audit
 
 
+def _resolve(
+    conn: psycopg.Connection[Any],
+    patient_of: dict[int, int],
+    *,
+    now: datetime,
+    why: str | None = None,
+) -> None:
+    """Resolve the patient messages `patient_of` lists (alert -> patient) as the system, audited."""
+    for aid in records.resolve_alerts(
+        conn, list(patient_of), resolution="episode_ended", clinician_id=None, now=now
+    ):
+        detail: dict[str, Any] = {"alert_id": aid, "resolution": "episode_ended"}
+        if why is not None:
+            detail["why"] = why
+        audit(
+            conn,
+            actor=ALERT_ACTOR,
+            action="alert.resolve",
+            obj="alert",
+            patient_id=patient_of[aid],
+            detail=detail,
+        )
+
+
 def due_reminders(
     conn: psycopg.Connection[Any],
     now: datetime,
@@ -45,19 +74,7 @@ def due_reminders(
     config = DeliveryConfig.from_env() if config is None else config
     due: list[int] = []
     with conn.transaction():
-        stale = records.stale_patient_messages(conn, now)
-        for aid in records.resolve_alerts(
-            conn, [r[0] for r in stale], resolution="episode_ended", clinician_id=None, now=now
-        ):
-            pid = next(r[1] for r in stale if r[0] == aid)
-            audit(
-                conn,
-                actor=ALERT_ACTOR,
-                action="alert.resolve",
-                obj="alert",
-                patient_id=pid,
-                detail={"alert_id": aid, "resolution": "episode_ended"},
-            )
+        _resolve(conn, dict(records.stale_patient_messages(conn, now)), now=now)
         for c in records.reminder_candidates(conn, now):
             zone = ZoneInfo(c.timezone)
             if c.reminded_today or not reminder_due(
@@ -100,12 +117,20 @@ def due_questionnaire_reminders(
 
     The message is unique per patient and occasion (its window is the
     occasion's), so a patient who has not answered yet is not told again every
-    pass; `due_reminders` resolves it when the next occasion begins. It waits
-    out quiet hours.
+    pass. A reminder whose occasion has nothing left to answer is resolved
+    here (the patient answered every questionnaire it asked for);
+    `due_reminders` resolves one still open when the next occasion begins. It
+    waits out quiet hours.
     """
     config = DeliveryConfig.from_env() if config is None else config
     due: list[int] = []
-    for r in reassessment.due_reminders(conn, now):
+    wanted = reassessment.due_reminders(conn, now)
+    still_due = {(r.patient_id, r.window_start) for r in wanted}
+    with conn.transaction():
+        current = records.open_patient_messages(conn, reassessment.QUESTIONNAIRE_REMINDER, now)
+        answered = {a: p for a, p, start in current if (p, start) not in still_due}
+        _resolve(conn, answered, now=now, why="answered")
+    for r in wanted:
         episode = Episode(
             flag_id=0,
             rule_id=reassessment.QUESTIONNAIRE_REMINDER,
