@@ -196,6 +196,8 @@ def test_the_dashboard_reaches_only_definer_functions_that_need_a_signed_identit
         "paceline_admin_set_disabled(text,boolean)",
         # Stores an upload for a patient the verified person may see (migration 0022).
         "paceline_request_import(bigint,text,bytea)",
+        # Queues the verified patient's own red-flag evaluation (migration 0028).
+        "paceline_queue_red_flag_evaluation(bigint)",
     }
 
 

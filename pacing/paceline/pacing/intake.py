@@ -243,7 +243,12 @@ def _store_screen(
         return ScreenOutcome(screen_id, created, (), None, None)
     pause = records.open_pause(conn, ctx)
     pause_id = pause.pause_id if pause is not None else None
-    actor = None if current_person(conn) is not None else "pacing-intake"
+    person = current_person(conn)
+    actor = None if person is not None else "pacing-intake"
+    if created and person is not None and person.kind == "patient":
+        # The critical alert's evaluation is queued with the answer (migration 0028);
+        # service sessions (the CLI, imports) leave it to the rollup tick's sweep.
+        records.queue_red_flag_evaluation(conn, screen_id)
     if pause_id is None:
         pause_id = records.insert_pause(
             conn,
@@ -292,8 +297,10 @@ def submit_red_flag_screen(
     A yes to any question pauses progression until a clinician clears it (the
     pause is opened and audited in the same transaction), and the outcome
     carries the sentence telling the patient to seek care; the engine raises
-    the critical `safety.red_flag` alert when it next evaluates the patient,
-    which the new-data sweep defers at once for a positive screen. A pain
+    the critical `safety.red_flag` alert when it next evaluates the patient.
+    In a patient's own session that evaluation is queued in this transaction
+    (`paceline_queue_red_flag_evaluation`), so a worker takes it at once;
+    otherwise the new-data sweep defers it within one rollup tick. A pain
     rating is not an answer here: a high pain score alone never pauses anything.
     """
     s = screen(answers, answered_at=answered_at, source=source)

@@ -2532,6 +2532,17 @@ def mark_screens_evaluated(
     )
 
 
+def queue_red_flag_evaluation(conn: psycopg.Connection[Any], screen_id: int) -> bool:
+    """In a patient session: queue the evaluation of their own unread positive screen.
+
+    `paceline_queue_red_flag_evaluation` (migration 0028) lists the screen's
+    day as due and defers the patient's `evaluate` job in the caller's
+    transaction; False if the screen is not such a screen of theirs.
+    """
+    row = conn.execute("SELECT paceline_queue_red_flag_evaluation(%s)", (screen_id,)).fetchone()
+    return bool(row and row[0])
+
+
 def unevaluated_red_flags(conn: psycopg.Connection[Any]) -> list[tuple[int, date]]:
     """(patient, local day) of every positive screen no evaluation has read yet."""
     rows = conn.execute(

@@ -1,10 +1,12 @@
-"""Red flags through the real queue: `paceline worker` and `paceline scheduler run` as subprocesses.
+"""Red flags through the real queue: `paceline worker` as a subprocess, and no clock.
 
-A patient answers yes to a red-flag question; later, while the pause is
-still open, yes to another. Each answer reaches the care team's mailbox (a
-real aiosmtpd on 127.0.0.1) once: the first as the new critical alert, the
-second as a re-notification of the same alert saying what is new. Every
-wait ends as soon as its condition holds; the deadline is a hang guard.
+A patient answers yes to a red-flag question in their own dashboard session;
+later, while the pause is still open, yes to another. Each answer reaches the
+care team's mailbox (a real aiosmtpd on 127.0.0.1) once: the first as the
+new critical alert, the second as a re-notification of the same alert saying
+what is new. No scheduler runs, so no rollup tick: the answer's own
+transaction queued its evaluation (migration 0028). Every wait ends as soon
+as its condition holds; the deadline is a hang guard.
 """
 
 from __future__ import annotations
@@ -23,10 +25,13 @@ import psycopg
 import pytest
 
 from paceline.pacing import intake, replay
+from paceline.pacing.intake import ScreenOutcome
 from paceline.pacing.redflags import CODES
 from paceline.pacing.simulate import Persona, SimPatient
 from paceline.store import roles
+from paceline.store.access import patient_session
 from paceline.store.connection import connect
+from paceline.store.identity import IdentityKey
 from paceline.store.testing import service_dsn
 from tests.pacing.alerts import helpers
 from tests.pacing.alerts.servers import Mailbox, smtp_server
@@ -51,7 +56,7 @@ def _start(argv: list[str], env: dict[str, str], log: Path) -> subprocess.Popen[
 
 @pytest.fixture
 def services(db_dsn: str, tmp_path: Path) -> Iterator[Callable[[str], list[Path]]]:
-    """Start the worker and the scheduler (rollup tick every second) against `smtp_url`."""
+    """Start the worker (nothing else: no clock) against `smtp_url`."""
     procs: list[subprocess.Popen[bytes]] = []
 
     def start(smtp_url: str) -> list[Path]:
@@ -61,13 +66,10 @@ def services(db_dsn: str, tmp_path: Path) -> Iterator[Callable[[str], list[Path]
             "PACELINE_SMTP_URL": smtp_url,
             "PACELINE_ALERT_FROM": "alerts@paceline.test",
             "PACELINE_DASHBOARD_URL": "https://dash.example",
-            "PACELINE_ROLLUP_EVERY": "1s",
-            "PACELINE_STANDBY_POLL": "0.2s",
             "PACELINE_WORKER_HEARTBEAT": "0.5s",
         }
-        logs = [tmp_path / "worker.log", tmp_path / "scheduler.log"]
+        logs = [tmp_path / "worker.log"]
         procs.append(_start(["worker", "--concurrency", "2"], env, logs[0]))
-        procs.append(_start(["scheduler", "run"], env, logs[1]))
         return logs
 
     yield start
@@ -157,10 +159,23 @@ def _red(box: Mailbox) -> list[Any]:
 
 
 def test_each_red_flag_yes_reaches_the_care_team_once_through_the_worker(
-    db_dsn: str, services: Callable[[str], list[Path]]
+    db_dsn: str,
+    dashboard_dsn: str,
+    identity_key: IdentityKey,
+    services: Callable[[str], list[Path]],
 ) -> None:
     now = datetime.now(UTC)
-    with connect(db_dsn) as conn, smtp_server() as (smtp_url, box):
+    with (
+        connect(db_dsn) as conn,
+        connect(dashboard_dsn) as dashboard,
+        smtp_server() as (smtp_url, box),
+    ):
+
+        def answer(code: str, at: datetime) -> ScreenOutcome:
+            """The patient ticks `code` on the dashboard (their own session)."""
+            with patient_session(dashboard, pid, key=identity_key) as mine:
+                return intake.submit_red_flag_screen(mine, pid, {**NO, code: True}, answered_at=at)
+
         pid, _ = helpers.enrol(conn)
         enrolled = now - timedelta(days=6)
         conn.execute("UPDATE patient SET enrolled_at = %s WHERE patient_id = %s", (enrolled, pid))
@@ -169,15 +184,9 @@ def test_each_red_flag_yes_reaches_the_care_team_once_through_the_worker(
             replay.store_sim_day(conn, pid, sim.next_day(enrolled.date() + timedelta(days=i), None))
         conn.commit()
         logs = services(smtp_url)
-        first = intake.submit_red_flag_screen(
-            conn, pid, {**NO, "night_pain": True}, answered_at=now - timedelta(minutes=5)
-        )
-        conn.commit()
+        first = answer("night_pain", now - timedelta(minutes=5))
         _wait(conn, lambda: _settled(conn, box, pid, 1), logs, "the first yes e-mailed")
-        second = intake.submit_red_flag_screen(
-            conn, pid, {**NO, "bladder_bowel": True}, answered_at=datetime.now(UTC)
-        )
-        conn.commit()
+        second = answer("bladder_bowel", datetime.now(UTC))
         assert second.pause_id == first.pause_id, "one pause"
         _wait(conn, lambda: _settled(conn, box, pid, 2), logs, "the second yes e-mailed")
         emails = _emails(conn, pid)
