@@ -34,6 +34,7 @@ from paceline.pacing.progression import Cause
 from paceline.pacing.records import deliveries_of
 from paceline.pacing.redflags import CODES, Care, RedFlagError, Source, screen
 from paceline.pacing.simulate import Persona, SimPatient
+from paceline.store.migrate import load_migrations
 from tests.pacing.alerts.helpers import CONFIG, SECRET, START, enrol, morning_after
 from tests.pacing.alerts.servers import smtp_server, webhook_receiver
 
@@ -347,3 +348,27 @@ def test_a_second_yes_while_the_pause_is_open_is_pushed_again_once_per_channel(
         (pid,),
     ).fetchall()
     assert ("alert.new_finding",) in audits and ("alert.reopen",) in audits
+
+
+def test_the_upgrade_counts_the_screens_already_pushed_as_notified(
+    conn: psycopg.Connection[Any],
+) -> None:
+    """The back-fill of migration alert_findings: an alert pushed before it is not pushed again for old screens."""
+    pid, _ = enrol(conn)
+    replay.store_sim_day(conn, pid, SimPatient(Persona.STEADY, seed=6).next_day(START, None))
+    first = intake.submit_red_flag_screen(conn, pid, yes("fever"), answered_at=at(0), now=at(0, 21))
+    ev = evaluate_patient(conn, pid, START, now=at(0, 21))
+    raise_alerts(conn, ev, now=at(0, 21), config=CONFIG)
+    # As the alert stood before the upgrade: pushed, with no findings recorded.
+    conn.execute("UPDATE alert SET notified_findings = '{}' WHERE patient_id = %s", (pid,))
+    (sql_text,) = [m.sql for m in load_migrations() if m.name == "alert_findings"]
+    backfill = sql_text[sql_text.index("UPDATE alert a") :]
+    conn.execute(backfill.encode())
+    row = conn.execute(
+        "SELECT notified_findings FROM alert WHERE patient_id = %s AND rule_id = 'safety.red_flag'",
+        (pid,),
+    ).fetchone()
+    assert row == ([first.screen_id],)
+    again = evaluate_patient(conn, pid, START, now=at(0, 22))
+    assert raise_alerts(conn, again, now=at(0, 22), config=CONFIG) == []
+    conn.rollback()
