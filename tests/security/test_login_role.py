@@ -86,7 +86,7 @@ def _attacks(t: Target) -> dict[str, tuple[sql.SQL, tuple[Any, ...]]]:
         "read_table": (sql.SQL("SELECT password_hash, email FROM account"), ()),
         "lookup": (sql.SQL("SELECT * FROM paceline_login_lookup(%s)"), (t.username,)),
         "lookup_by_email": (sql.SQL("SELECT * FROM paceline_login_lookup(%s)"), (t.email,)),
-        # Single sign-on's mapping: who an e-mail is, and a recorded sign-in (migration 0028).
+        # Single sign-on's mapping: who an e-mail is, and a recorded sign-in (migration 0031).
         "sign_on_by_email": (
             sql.SQL("SELECT * FROM paceline_login_by_email(%s, now())"),
             (t.email,),
@@ -196,7 +196,7 @@ def test_the_dashboard_reaches_only_definer_functions_that_need_a_signed_identit
         "paceline_admin_set_disabled(text,boolean)",
         # Stores an upload for a patient the verified person may see (migration 0022).
         "paceline_request_import(bigint,text,bytea)",
-        # Queues the verified patient's own red-flag evaluation (migration 0028).
+        # Queues the verified patient's own red-flag evaluation (migration 0031).
         "paceline_queue_red_flag_evaluation(bigint)",
     }
 

@@ -1,4 +1,4 @@
-"""The red-flag queueing function (migration 0028): the patient queues their own evaluation, only.
+"""The red-flag queueing function (migration 0031): the patient queues their own evaluation, only.
 
 `paceline_queue_red_flag_evaluation` runs with the owner's rights so that a
 patient's positive answer gets its evaluation queued in the same

@@ -220,7 +220,7 @@ SECURITY_DEFINER: dict[str, frozenset[str]] = {
     # patient (the person themself, or a clinician of the care team): it stores their
     # upload and defers its import, nothing a person could not ask for on the page.
     "paceline_request_import(bigint,text,bytea)": frozenset({"clinician", "patient"}),
-    # Migration 0028: refuses unless a signed patient identity is present; queues only
+    # Migration 0031: refuses unless a signed patient identity is present; queues only
     # that patient's evaluation, for one of their own unread positive red-flag screens.
     "paceline_queue_red_flag_evaluation(bigint)": frozenset({"patient"}),
 }

@@ -246,7 +246,7 @@ def _store_screen(
     person = current_person(conn)
     actor = None if person is not None else "pacing-intake"
     if created and person is not None and person.kind == "patient":
-        # The critical alert's evaluation is queued with the answer (migration 0028);
+        # The critical alert's evaluation is queued with the answer (migration 0031);
         # service sessions (the CLI, imports) leave it to the rollup tick's sweep.
         records.queue_red_flag_evaluation(conn, screen_id)
     if pause_id is None:

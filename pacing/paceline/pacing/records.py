@@ -2535,7 +2535,7 @@ def mark_screens_evaluated(
 def queue_red_flag_evaluation(conn: psycopg.Connection[Any], screen_id: int) -> bool:
     """In a patient session: queue the evaluation of their own unread positive screen.
 
-    `paceline_queue_red_flag_evaluation` (migration 0028) lists the screen's
+    `paceline_queue_red_flag_evaluation` (migration 0031) lists the screen's
     day as due and defers the patient's `evaluate` job in the caller's
     transaction; False if the screen is not such a screen of theirs.
     """

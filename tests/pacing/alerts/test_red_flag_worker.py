@@ -5,7 +5,7 @@ later, while the pause is still open, yes to another. Each answer reaches the
 care team's mailbox (a real aiosmtpd on 127.0.0.1) once: the first as the
 new critical alert, the second as a re-notification of the same alert saying
 what is new. No scheduler runs, so no rollup tick: the answer's own
-transaction queued its evaluation (migration 0028). Every wait ends as soon
+transaction queued its evaluation (migration 0031). Every wait ends as soon
 as its condition holds; the deadline is a hang guard.
 """
 
