@@ -219,6 +219,8 @@ class PatientRun:
     policy_pushes: list[int]
     policy_digests: list[int]
     naive_pushes: list[int]
+    #: The rules of the naive policy's alerts by evaluation day.
+    naive_rules: dict[int, list[str]]
     digest_items: int
     open_push_days: list[int]
 
@@ -237,6 +239,7 @@ def replay(p: CohortPatient, policy: AlertPolicy, *, check_at: Sequence[int] = (
     ledger = Ledger(policy)
     ids: dict[tuple[str, date], int] = {}
     naive: list[int] = []
+    naive_rules: dict[int, list[str]] = {}
     open_push: list[int] = []
     seen: set[tuple[str, date]] = set()
     for t in range(len(days)):
@@ -250,6 +253,8 @@ def replay(p: CohortPatient, policy: AlertPolicy, *, check_at: Sequence[int] = (
         if t >= FIRST_DAY:
             new = [f for f in flags if (f.rule_id, f.start) not in seen and f.active]
             naive += [t] * len(new)
+            if new:
+                naive_rules[t] = [f.rule_id for f in new]
         seen |= {(f.rule_id, f.start) for f in flags}
         today = START + timedelta(days=t)
         episodes_now = [as_episode(f, ids, today) for f in flags]
@@ -261,6 +266,7 @@ def replay(p: CohortPatient, policy: AlertPolicy, *, check_at: Sequence[int] = (
         policy_pushes=[t for t in ledger.pushes if t >= FIRST_DAY],
         policy_digests=[t for t in ledger.digests if t >= FIRST_DAY],
         naive_pushes=naive,
+        naive_rules=naive_rules,
         digest_items=ledger.digest_items,
         open_push_days=open_push,
     )
@@ -270,6 +276,22 @@ def recalled(onset_days: list[int], push_days: list[int]) -> int:
     """Onsets with a push from the evaluation of day o-2 or o-1."""
     pushed = set(push_days)
     return sum(1 for o in onset_days if (o - 1) in pushed or (o - 2) in pushed)
+
+
+def naive_only(runs: Sequence[PatientRun]) -> dict[str, int]:
+    """Onsets the naive policy caught and the policy missed, by the rules of the naive alerts.
+
+    An onset counts once per rule that alerted (naively) in its 48 h.
+    """
+    out: dict[str, int] = {}
+    for r in runs:
+        pushed = set(r.policy_pushes)
+        for o in r.onsets:
+            if (o - 1) in pushed or (o - 2) in pushed:
+                continue
+            for rule in sorted({*r.naive_rules.get(o - 1, []), *r.naive_rules.get(o - 2, [])}):
+                out[rule] = out.get(rule, 0) + 1
+    return dict(sorted(out.items(), key=lambda kv: -kv[1]))
 
 
 def chance_recall(runs: Sequence[PatientRun], days: int, seed: int) -> float:
@@ -326,6 +348,21 @@ def main() -> int:
         "open_push_route_onset_recall": round(open_push_hit / max(n_onsets, 1), 4),
         "open_push_route_per_patient_day": round(open_push / patient_days, 4),
         "burden_ratio_to_naive": round(pushes / max(naive, 1), 4),
+        "naive_only_onsets": sum(
+            1
+            for r in runs
+            for o in r.onsets
+            if not ({o - 1, o - 2} & set(r.policy_pushes))
+            and ({o - 1, o - 2} & set(r.naive_pushes))
+        ),
+        "policy_only_onsets": sum(
+            1
+            for r in runs
+            for o in r.onsets
+            if ({o - 1, o - 2} & set(r.policy_pushes))
+            and not ({o - 1, o - 2} & set(r.naive_pushes))
+        ),
+        "naive_only_onsets_by_rule": naive_only(runs),
         "seconds": round(elapsed, 1),
     }
     ok = (
@@ -356,6 +393,11 @@ def main() -> int:
         f"a push on every day a flag of an immediate route is open would catch"
         f" {result['open_push_route_onset_recall']:.1%} at"
         f" {result['open_push_route_per_patient_day']:.3f} per patient-day"
+    )
+    print(
+        f"onsets only the naive policy caught: {result['naive_only_onsets']}"
+        f" (its alerts in their 48 h, by rule: {result['naive_only_onsets_by_rule']});"
+        f" onsets only the policy caught: {result['policy_only_onsets']}"
     )
     print(json.dumps(result))
     return 0 if ok else 1

@@ -38,12 +38,7 @@ import numpy as np
 from numpy.typing import NDArray
 from scipy.stats import rankdata
 
-from paceline.pacing.flare import (
-    SPIKE_DAYS,
-    W_LOAD_SPIKE,
-    personal_response,
-    risk_series,
-)
+from paceline.pacing.flare import WEIGHTS, design, personal_response, risk_series
 from paceline.pacing.load import load_state
 from paceline.pacing.rules.flare import RISK_ENTER
 from paceline.pacing.simulate import REFRACTORY_DAYS, cohort
@@ -65,19 +60,25 @@ def auc(score: NDArray[np.float64], outcome: NDArray[np.bool_]) -> float:
 #: The score's terms, as `paceline.pacing.flare.Factor.name`.
 TERMS = (
     "load_spike",
-    "acute_chronic_ratio",
+    "pain_build_up",
     "pain_trend",
-    "pain_above_usual",
+    "no_diary",
     "sleep_deficit",
 )
+#: The load-spike reference: the largest load excess of the last 3 days (days t-2 to t).
+SPIKE_DAYS = 3
 #: The development cohort the weights were chosen on (never the one validated).
 DEV_SEED = 11
 #: What each term must add to the AUC to earn its place (dropping it must cost this much).
 MIN_TERM_GAIN = 0.002
 
 
-def evaluate(patients: int, days: int, seed: int) -> dict[str, Any]:
-    """Simulate the cohort and collect, per eligible day, the outcome, each factor and scores."""
+def evaluate(patients: int, days: int, seed: int, *, eligible_only: bool = True) -> dict[str, Any]:
+    """Simulate the cohort and collect, per eligible day, the outcome, each factor and scores.
+
+    With `eligible_only` false every day from `FIRST_DAY` is kept, flares and
+    non-wear days included: the days the score runs on, which is what it is fitted to.
+    """
     rows: list[dict[str, Any]] = []
     flares = 0
     t0 = time.perf_counter()
@@ -90,9 +91,9 @@ def evaluate(patients: int, days: int, seed: int) -> dict[str, Any]:
         ratio, excess = state.ratio, state.excess
         onsets = set(p.flare_onsets)
         for t in range(FIRST_DAY, days - HORIZON_DAYS):
-            if p.in_flare[max(0, t - REFRACTORY_DAYS - 1) : t + 1].any():
-                continue
-            if np.isnan(p.loads[t]):
+            if eligible_only and (
+                p.in_flare[max(0, t - REFRACTORY_DAYS - 1) : t + 1].any() or np.isnan(p.loads[t])
+            ):
                 continue
             recent = excess[max(0, t - SPIKE_DAYS + 1) : t + 1]
             factors = {f.name: f for f in risks[t].factors}
@@ -104,42 +105,51 @@ def evaluate(patients: int, days: int, seed: int) -> dict[str, Any]:
                     "score": risks[t].score,
                     "value": {n: factors[n].value for n in TERMS},
                     "contribution": {n: factors[n].contribution for n in TERMS},
-                    "personal_response": personal_response(excess[: t + 1], p.pain[: t + 1])[1],
+                    "personal_response": personal_response(excess[: t + 1], p.pain[: t + 1])[1]
+                    if eligible_only
+                    else 0.0,
                     "load": float(p.loads[t]),
                     "acwr": 0.0 if np.isnan(ratio[t]) else float(ratio[t]),
                     "spike": float(np.nanmax(recent)) if not np.isnan(recent).all() else 0.0,
+                    "design": design(excess, p.pain, p.sleep, t),
                 }
             )
     elapsed = time.perf_counter() - t0
     return {"rows": rows, "flares": flares, "seconds": elapsed, "evaluations": evaluations}
 
 
-def fit_weights(patients: int, days: int) -> dict[str, float]:
-    """Logistic regression of the outcome on the terms' values, on the development cohort.
+def fit_weights(patients: int, days: int) -> dict[str, Any]:
+    """Logistic regression of the outcome on the model's inputs, on the development cohort.
 
-    This is how the weights in `paceline.pacing.flare` were chosen (then rounded);
-    it runs on `DEV_SEED`, never on the validation cohort.
+    This is how the weights in `paceline.pacing.flare` were chosen (then rounded to
+    two decimals); it runs on `DEV_SEED`, never on the validation cohort. The
+    inputs are `paceline.pacing.flare.design` (pain above usual as piecewise-linear
+    pieces, so that the weights can say that a rise of 1-2 points is a build-up
+    and pain already at flare level is not); a small ridge penalty (0.05 per
+    squared weight, the intercept free) keeps the pieces that few days reach
+    from running away.
     """
     from scipy.optimize import minimize  # noqa: PLC0415 - only the --fit mode needs it
 
-    rows = evaluate(patients, days, DEV_SEED)["rows"]
-    x = np.array([[1.0, *(r["value"][n] for n in TERMS)] for r in rows])
+    rows = evaluate(patients, days, DEV_SEED, eligible_only=False)["rows"]
+    x = np.array([[1.0, *r["design"]] for r in rows])
     y = np.array([r["outcome"] for r in rows], dtype=float)
+    ridge = np.full(x.shape[1], 0.05)
+    ridge[0] = 0.0
 
     def loss(w: NDArray[np.float64]) -> float:
         z = x @ w
-        return float(np.sum(np.logaddexp(0.0, z) - y * z))
+        return float(np.sum(np.logaddexp(0.0, z) - y * z) + np.sum(ridge * w * w))
 
     def grad(w: NDArray[np.float64]) -> NDArray[np.float64]:
         p = 1.0 / (1.0 + np.exp(-(x @ w)))
-        return np.asarray(x.T @ (p - y), dtype=np.float64)
+        return np.asarray(x.T @ (p - y) + 2 * ridge * w, dtype=np.float64)
 
-    # Weights are log-odds per unit of a term that can only raise the risk: bounded at 0.
-    bounds = [(None, None)] + [(0.0, None)] * len(TERMS)
-    res = minimize(loss, np.zeros(x.shape[1]), jac=grad, bounds=bounds, method="L-BFGS-B")
+    res = minimize(loss, np.zeros(x.shape[1]), jac=grad, method="L-BFGS-B")
     return {
-        "intercept": float(res.x[0]),
-        **{n: float(w) for n, w in zip(TERMS, res.x[1:], strict=True)},
+        "intercept": round(float(res.x[0]), 2),
+        "weights": [round(float(w), 2) for w in res.x[1:]],
+        "in_use": list(WEIGHTS),
     }
 
 
@@ -177,7 +187,7 @@ def main() -> int:
     # The personal load -> pain response (shown to clinicians, not in the score) as the
     # spike term's slope: what the score would gain from it.
     scores["personal_response_times_spike"] = scores["without_load_spike"] + np.array(
-        [W_LOAD_SPIKE * max(r["personal_response"] * r["spike"], 0.0) for r in rows]
+        [max(r["personal_response"], 0.0) * r["contribution"]["load_spike"] for r in rows]
     )
     point = {name: auc(s, y) for name, s in scores.items()}
 

@@ -158,15 +158,16 @@ def test_the_flare_risk_of_the_day_is_stored_with_its_factors(
     conn: psycopg.Connection[Any],
 ) -> None:
     pid = enrol(conn)
-    ev = run(conn, pid, [40] * 12 + [95])
+    # A spike on day 12 raises the risk from day 13 (the next 48 h after it).
+    ev = run(conn, pid, [40] * 12 + [95, 40])
     assert ev.flare_risk is not None
-    stored = records.flare_risk_history(conn, pid, START, START + timedelta(days=12))
-    assert stored[-1][0] == START + timedelta(days=12)
+    stored = records.flare_risk_history(conn, pid, START, START + timedelta(days=13))
+    assert stored[-1][0] == START + timedelta(days=13)
     assert stored[-1][1] == pytest.approx(ev.flare_risk.score, abs=1e-6)
     assert stored[-1][1] > stored[-2][1]
     factors = conn.execute(
         "SELECT factors FROM flare_risk WHERE patient_id = %s AND day = %s",
-        (pid, START + timedelta(days=12)),
+        (pid, START + timedelta(days=13)),
     ).fetchone()
     assert factors is not None
     assert factors[0]["factors"][0]["name"] == "load_spike"

@@ -63,17 +63,43 @@ def test_the_personal_response_is_shrunk_toward_the_prior_by_its_precision() -> 
     assert min(PRIOR_RESPONSE, r.cumulative) <= shrunk <= max(PRIOR_RESPONSE, r.cumulative)
 
 
-def test_flare_risk_rises_after_a_spike_and_names_it_first() -> None:
+def test_flare_risk_rises_in_the_days_after_a_spike_and_names_it_first() -> None:
     n = 40
     loads = np.full(n, 40.0)
     pain = np.full(n, 4.0)
     sleep = np.full(n, 7.0)
     calm = risk_series(loads, pain, sleep)[-1]
     loads[-1] = 100.0
-    spiked = risk_series(loads, pain, sleep)[-1]
-    assert spiked.score > calm.score
-    assert spiked.contributing[0].name == "load_spike"
+    # Today's spike cannot show in the next 48 h yet (the cohort's flares start 3-4
+    # days after one): it counts from the next day, most two days after.
+    assert risk_series(loads, pain, sleep)[-1].score == pytest.approx(calm.score)
+    after = [
+        risk_series(np.append(loads, [40.0] * k), *(np.full(n + k, v) for v in (4.0, 7.0)))[-1]
+        for k in (1, 2, 3, 4)
+    ]
+    assert after[1].score > after[0].score > calm.score
+    assert after[2].score > calm.score
+    assert after[3].score == pytest.approx(calm.score)
+    assert all(a.contributing[0].name == "load_spike" for a in after[:3])
     assert calm.contributing == ()
+
+
+def test_a_rise_toward_flare_level_raises_the_risk_and_pain_already_there_does_not() -> None:
+    n = 30
+    loads = np.full(n, 40.0)
+    sleep = np.full(n, 7.0)
+    excess = load_state(loads).excess
+    pain = np.full(n, 4.0)
+    calm = flare_risk(excess, pain, sleep, n - 1)
+    pain[-1] = 6.0  # 2 points above usual today, after usual days: a flare's build-up
+    rising = flare_risk(excess, pain, sleep, n - 1)
+    pain[-4:] = 8.0  # 4 points above usual for four days: the flare itself is under way
+    under_way = flare_risk(excess, pain, sleep, n - 1)
+    assert rising.score > 5 * calm.score
+    assert rising.contributing[0].name == "pain_build_up"
+    assert under_way.score < rising.score
+    build_up = next(f for f in under_way.factors if f.name == "pain_build_up")
+    assert build_up.contribution < 0 and "flare under way" in build_up.text
 
 
 def test_flare_risk_counts_poor_sleep_and_rising_pain() -> None:
@@ -82,12 +108,12 @@ def test_flare_risk_counts_poor_sleep_and_rising_pain() -> None:
     state = load_state(loads)
     pain = np.full(n, 4.0)
     sleep = np.full(n, 7.0)
-    base = flare_risk(state.excess, state.ratio, pain, sleep, n - 1)
-    pain[-3:] = [5.0, 6.0, 7.0]
+    base = flare_risk(state.excess, pain, sleep, n - 1)
+    pain[-3:] = [4.0, 5.0, 6.0]
     sleep[-2:] = 3.0
-    worse = flare_risk(state.excess, state.ratio, pain, sleep, n - 1)
+    worse = flare_risk(state.excess, pain, sleep, n - 1)
     names = {f.name for f in worse.contributing}
-    assert {"pain_trend", "pain_above_usual", "sleep_deficit"} <= names
+    assert {"pain_trend", "pain_build_up", "sleep_deficit"} <= names
     assert worse.score > base.score
 
 

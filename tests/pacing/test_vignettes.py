@@ -91,17 +91,17 @@ def test_boom_buster_cycles_booms_and_flare_risk_rises_after_spikes(
     assert {"cycling.boom_bust", "boom.over_quota", "boom.pain_followed"} <= rules
     assert not {r for r in rules if r.startswith("data.")}
     assert all(p.cause is not Cause.PROGRESSION for p in plan_history(conn, pid))
-    spike_days = [e for i, e in enumerate(evals) if i >= 14 and i % 4 == 0]
-    calm_days = [e for i, e in enumerate(evals) if i >= 14 and i % 4 == 3]
+    boom_days = [e for i, e in enumerate(evals) if i >= 14 and i % 4 == 0]
+    after_days = [e for i, e in enumerate(evals) if i >= 14 and i % 4 == 2]
 
     def spike_term(e: Evaluation) -> float:
         assert e.flare_risk is not None
         return next(f.contribution for f in e.flare_risk.factors if f.name == "load_spike")
 
-    # Every boom day's risk carries the load spike, the calm day before the next boom
-    # hardly any (its pain, still above usual after the bust days, may keep the risk
-    # up: that is the model fitted in bench/flare_risk.py speaking).
-    assert min(spike_term(e) for e in spike_days) > 2 * max(spike_term(e) for e in calm_days)
+    # A boom counts in the next 48 h from the day after it (the fitted model,
+    # bench/flare_risk.py: flares start 3-4 days after a spike), most two days after;
+    # on the boom day itself the days before it were bust days.
+    assert min(spike_term(e) for e in after_days) > 2 * max(spike_term(e) for e in boom_days)
     assert "cycling.boom_bust" in evals[-1].active_rules()
 
 
@@ -140,10 +140,10 @@ def test_a_flare_after_a_spike_steps_the_quota_back_and_it_is_rebuilt(
     assert len(rebuilt) >= 2
     assert rebuilt[0].valid_from == stepped.valid_from + timedelta(days=7)
     risk = {i: e.flare_risk.score for i, e in enumerate(evals) if e.flare_risk}
-    # The fitted model (bench/flare_risk.py) gives a lone 2.2x spike about +1.4 log-odds.
-    assert risk[20] > 1.5 * risk[19]
-    spiked = evals[20].flare_risk
-    assert spiked is not None and spiked.contributing[0].name == "load_spike"
+    # The fitted model (bench/flare_risk.py) counts a lone 2.2x spike from the next day.
+    assert risk[21] > 1.5 * risk[19]
+    spiked = evals[21].flare_risk
+    assert spiked is not None and "load_spike" in {f.name for f in spiked.contributing}
     audit = conn.execute(
         "SELECT count(*) FROM audit_log WHERE patient_id = %s AND action = 'plan.change'", (pid,)
     ).fetchone()

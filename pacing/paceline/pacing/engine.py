@@ -422,7 +422,7 @@ def evaluate_patient(
         records.mark_screens_evaluated(conn, ctx, day, now or datetime.now(UTC))
 
         excess = h.load.excess
-        risk = flare_risk(excess, h.load.ratio, h.pain, h.sleep, len(h) - 1)
+        risk = flare_risk(excess, h.pain, h.sleep, len(h) - 1)
         response, shrunk = personal_response(excess[-window_days:], h.pain[-window_days:])
         records.upsert_flare_risk(
             conn,

@@ -5,29 +5,40 @@ days cannot hide their own rise. The flag rules built on it (a flare episode,
 flare risk above threshold) are `paceline.pacing.rules.flare`.
 
 The risk score is a logistic model whose weights were fitted (then rounded) on
-a development cohort (`simulate.cohort`, seed 11, `bench/flare_risk.py --fit`)
-and are validated on a different seed by `bench/flare_risk.py`, which fails
-unless every term adds to the AUC. Its log-odds add, each only when positive:
+a development cohort (`simulate.cohort`, seed 11, every day from day 28,
+`bench/flare_risk.py --fit`) and are validated on a different seed by
+`bench/flare_risk.py`, which fails unless every term adds to the AUC. Its
+log-odds are the intercept (-4.24, about 1.4 % over 48 h with no factor) plus:
 
-=====================  ==============================================================  ======
-factor                 value                                                           weight
-=====================  ==============================================================  ======
-load spike             the largest load excess over chronic load of the last 3 days     0.9
-                       (the spikes whose 0-48 h response can still reach the next day)
-acute:chronic ratio    rolling 7-day over 28-day mean load minus 1 (Gabbett 2016)       2.3
-pain trend             least-squares slope of pain over the last 5 days, points/day    4.7
-pain above usual       mean pain of the last 2 days minus the usual level              0.8
-sleep deficit          usual sleep quality minus the mean of the last 2 nights         1.2
-=====================  ==============================================================  ======
+=================  ===================================================================
+factor             what it adds (weights in `W_PAIN`, `W_LOAD_SPIKE` ...)
+=================  ===================================================================
+pain build-up      pain above the usual level today, yesterday and the day before,
+                   piecewise linear per point (0-1, 1-2, 2-3, above 3): today +1.49,
+                   +0.52, then -1.56 and -1.34; yesterday and the day before lower
+                   it, most at 2-3 points. A rise of 1-2 points from the usual level
+                   after usual days is a flare's build-up; pain at flare level
+                   already, or on the days before, is a flare under way, not one
+                   about to start (its contribution is then negative)
+pain trend         least-squares slope of pain over the last 5 days, 2.38 per
+                   point a day (negative when pain falls)
+no diary           no pain reported today (+1.08: the build-up cannot be seen)
+sleep deficit      usual sleep quality minus last night's (0.45 a point) and the
+                   night before's (0.17)
+load spike         load excess over chronic load 1, 2 and 3 days ago (1.18, 2.03,
+                   0.73 per unit of excess); today's load cannot show in the next
+                   48 h yet (in the cohort a spike's flares start 3-4 days later)
+=================  ===================================================================
 
-with an intercept of -4.6 (about 1 % over 48 h with no factor present). Poor
-sleep precedes next-day pain in people with chronic pain (Affleck et al. 1996),
-and a flare's pain builds up over the days before it (the cohort's flares do).
-The patient's personal load → pain response (`paceline.pacing.response`,
-shrunk toward a prior of 1 point per doubling of load by the normal-normal
-posterior mean) is reported with the score for the clinician, but it is not a
-term of the score: multiplied into the load spike it lowered the validation
-AUC (0.892 against 0.894), so it has not earned a weight.
+Poor sleep precedes next-day pain in people with chronic pain (Affleck et al.
+1996), and a flare's pain builds up over the days before it (the cohort's
+flares do). The acute:chronic ratio (Gabbett 2016) was a term of the previous
+model; with the lagged load excess in the model its fitted weight was
+negative (collinear with the excess), so it is no longer scored. The
+patient's personal load → pain response (`paceline.pacing.response`, shrunk
+toward a prior of 1 point per doubling of load by the normal-normal posterior
+mean) is reported with the score for the clinician, but it is not a term of
+the score (`bench/flare_risk.py` reports what it would change).
 
 References
 ----------
@@ -55,19 +66,30 @@ USUAL_FIRST_LAG: Final = 16
 USUAL_LAST_LAG: Final = 3
 MIN_USUAL_DAYS: Final = 5
 
-# Risk model: weights fixed a priori (see the module docstring).
-INTERCEPT: Final = -4.6
-W_LOAD_SPIKE: Final = 0.9
-W_ACWR: Final = 2.3
-W_PAIN_TREND: Final = 4.7
-W_PAIN_ABOVE_USUAL: Final = 0.8
-W_SLEEP_DEFICIT: Final = 1.2
+# Risk model: weights fitted on a development cohort (see the module docstring).
+INTERCEPT: Final = -4.24
+#: Log-odds per point of pain above the usual level on today, yesterday and the day
+#: before, piecewise linear between 0, 1, 2 and 3 points (the last slope goes on above
+#: 3): a rise of 1-2 points from the usual level is a flare's build-up, pain already at
+#: flare level on the days before is a flare under way, not one about to start.
+PAIN_KNOTS: Final = (0.0, 1.0, 2.0, 3.0)
+W_PAIN: Final = (
+    (1.49, 0.52, -1.56, -1.34),  # today
+    (-0.44, -0.45, -1.63, 0.04),  # yesterday
+    (-0.76, -1.53, -1.90, -0.38),  # the day before
+)
+W_PAIN_TREND: Final = 2.38
+W_NO_DIARY: Final = 1.08
+#: Sleep below the usual on the last night and the one before.
+W_SLEEP: Final = (0.45, 0.17)
+#: Load excess over chronic load 1, 2 and 3 days ago (today's load cannot yet show in
+#: the next 48 h: in the cohort a spike's flares start 3-4 days later).
+W_LOAD_SPIKE: Final = (1.18, 2.03, 0.73)
 PRIOR_RESPONSE: Final = 1.0
 PRIOR_RESPONSE_SD: Final = 1.0
-SPIKE_DAYS: Final = 3
+SPIKE_LAGS: Final = len(W_LOAD_SPIKE)
 TREND_DAYS: Final = 5
-RECENT_DAYS: Final = 2
-MODEL: Final = "flare-risk-v2"
+MODEL: Final = "flare-risk-v3"
 
 
 def usual(series: FloatArray, t: int, *, last_lag: int = USUAL_LAST_LAG) -> float:
@@ -126,11 +148,6 @@ def shrunk_response(r: PainResponse) -> float:
     return (w_data * r.cumulative + w_prior * PRIOR_RESPONSE) / (w_data + w_prior)
 
 
-def _last(series: FloatArray, t: int, n: int) -> FloatArray:
-    window = series[max(0, t - n + 1) : t + 1]
-    return window[~np.isnan(window)]
-
-
 def _slope(series: FloatArray, t: int, n: int) -> float:
     lo = max(0, t - n + 1)
     y = series[lo : t + 1]
@@ -141,68 +158,102 @@ def _slope(series: FloatArray, t: int, n: int) -> float:
     return float(np.polyfit(x[ok], y[ok], 1)[0])
 
 
-def flare_risk(
-    excess: FloatArray,
-    ratio_series: FloatArray,
-    pain: FloatArray,
-    sleep: FloatArray,
-    t: int,
-) -> FlareRisk:
+def _pain_terms(above: float) -> tuple[float, float, float, float]:
+    """Pain above usual as the four pieces of `PAIN_KNOTS` (0 when unknown or below usual)."""
+    lo = PAIN_KNOTS
+    last = len(lo) - 1
+    return tuple(  # type: ignore[return-value]
+        max(above - k, 0.0) if i == last else min(max(above - k, 0.0), lo[i + 1] - k)
+        for i, k in enumerate(lo)
+    )
+
+
+def _known(x: float) -> float:
+    return 0.0 if math.isnan(x) else x
+
+
+def design(excess: FloatArray, pain: FloatArray, sleep: FloatArray, t: int) -> list[float]:
+    """The model's inputs on day `t`, in the order of its weights (what `--fit` regresses on).
+
+    Pain above usual today, yesterday and the day before as `PAIN_KNOTS` pieces
+    (zeros when unknown), the 5-day pain slope, no diary today, sleep below usual
+    on the last two nights, load excess 1-3 days ago.
+    """
+    usual_pain = usual(pain, t)
+    pieces: list[float] = []
+    for k in range(len(W_PAIN)):
+        a = math.nan if t - k < 0 else float(pain[t - k]) - usual_pain
+        pieces += [0.0] * len(PAIN_KNOTS) if math.isnan(a) else list(_pain_terms(a))
+    usual_sleep = usual(sleep, t, last_lag=len(W_SLEEP))
+    below = [
+        0.0 if t - k < 0 or math.isnan(usual_sleep) else _known(usual_sleep - float(sleep[t - k]))
+        for k in range(len(W_SLEEP))
+    ]
+    lags = [0.0 if t - k < 0 else _known(float(excess[t - k])) for k in range(1, SPIKE_LAGS + 1)]
+    no_diary = 1.0 if math.isnan(pain[t]) else 0.0
+    return [*pieces, _slope(pain, t, TREND_DAYS), no_diary, *below, *lags]
+
+
+#: The weights in `design` order.
+WEIGHTS: Final = (
+    *(w for row in W_PAIN for w in row),
+    W_PAIN_TREND,
+    W_NO_DIARY,
+    *W_SLEEP,
+    *W_LOAD_SPIKE,
+)
+
+
+def flare_risk(excess: FloatArray, pain: FloatArray, sleep: FloatArray, t: int) -> FlareRisk:
     """Flare risk for the 48 h after day `t`, from data up to and including day `t`.
 
-    `excess` and `ratio_series` are `LoadState.excess` and `LoadState.ratio`
-    (both causal: day t uses loads up to day t only).
+    `excess` is `LoadState.excess` (causal: day t uses loads up to day t only).
     """
-    spikes = _last(excess, t, SPIKE_DAYS)
-    spike = float(spikes.max()) if spikes.size else 0.0
-    ratio = float(ratio_series[t])
-    acwr_excess = 0.0 if math.isnan(ratio) else max(ratio - 1.0, 0.0)
-    trend = max(_slope(pain, t, TREND_DAYS), 0.0)
+    x = design(excess, pain, sleep, t)
+    c = [w * v for w, v in zip(WEIGHTS, x, strict=True)]
+    n_pain = len(W_PAIN) * len(PAIN_KNOTS)
+    trend, no_diary = x[n_pain], x[n_pain + 1]
+    below = x[n_pain + 2 : n_pain + 2 + len(W_SLEEP)]
+    lags = x[n_pain + 2 + len(W_SLEEP) :]
     usual_pain = usual(pain, t)
-    recent_pain = _last(pain, t, RECENT_DAYS)
-    above = (
-        max(float(recent_pain.mean()) - usual_pain, 0.0)
-        if recent_pain.size and not math.isnan(usual_pain)
-        else 0.0
+    today, yesterday = (
+        0.0
+        if t - k < 0 or math.isnan(float(pain[t - k]) - usual_pain)
+        else float(pain[t - k]) - usual_pain
+        for k in (0, 1)
     )
-    usual_sleep = usual(sleep, t, last_lag=RECENT_DAYS)
-    recent_sleep = _last(sleep, t, RECENT_DAYS)
-    deficit = (
-        max(usual_sleep - float(recent_sleep.mean()), 0.0)
-        if recent_sleep.size and not math.isnan(usual_sleep)
-        else 0.0
-    )
+    build_up = sum(c[:n_pain])
+    peak = max(lags)
     factors = [
         Factor(
             "load_spike",
-            spike,
-            W_LOAD_SPIKE * spike,
-            f"load in the last {SPIKE_DAYS} days up to {1 + spike:.1f}× your usual",
+            peak,
+            sum(c[n_pain + 2 + len(W_SLEEP) :]),
+            f"load 1-{SPIKE_LAGS} days ago up to {1 + max(peak, 0.0):.1f}× your usual",
         ),
         Factor(
-            "acute_chronic_ratio",
-            acwr_excess,
-            W_ACWR * acwr_excess,
-            "not yet known"
-            if math.isnan(ratio)
-            else f"last week's load {ratio:.2f}× your 4-week load",
+            "pain_build_up",
+            today,
+            build_up,
+            f"pain {today:+.1f} points against your usual today, {yesterday:+.1f} yesterday"
+            + (" (already at flare level: a flare under way)" if build_up < 0 else ""),
         ),
-        Factor("pain_trend", trend, W_PAIN_TREND * trend, f"pain rising {trend:.1f} points a day"),
         Factor(
-            "pain_above_usual",
-            above,
-            W_PAIN_ABOVE_USUAL * above,
-            f"pain {above:.1f} points above your usual",
+            "pain_trend",
+            trend,
+            c[n_pain],
+            f"pain {'rising' if trend >= 0 else 'falling'} {abs(trend):.1f} points a day",
         ),
+        Factor("no_diary", no_diary, c[n_pain + 1], "no diary today: pain unknown"),
         Factor(
             "sleep_deficit",
-            deficit,
-            W_SLEEP_DEFICIT * deficit,
-            f"sleep {deficit:.1f} points below your usual",
+            below[0],
+            sum(c[n_pain + 2 : n_pain + 2 + len(W_SLEEP)]),
+            f"sleep {below[0]:.1f} points below your usual last night",
         ),
     ]
     factors.sort(key=lambda f: f.contribution, reverse=True)
-    z = INTERCEPT + sum(f.contribution for f in factors)
+    z = INTERCEPT + sum(c)
     return FlareRisk(1.0 / (1.0 + math.exp(-z)), z, tuple(factors))
 
 
@@ -210,9 +261,8 @@ def risk_series(
     loads: FloatArray, pain: FloatArray, sleep: FloatArray, first: int = 0
 ) -> list[FlareRisk]:
     """Flare risk for each day from `first` on, each from the data known on that day only."""
-    state = load_state(loads)
-    excess, ratio = state.excess, state.ratio
-    return [flare_risk(excess, ratio, pain, sleep, t) for t in range(first, loads.shape[0])]
+    excess = load_state(loads).excess
+    return [flare_risk(excess, pain, sleep, t) for t in range(first, loads.shape[0])]
 
 
 def personal_response(excess: FloatArray, pain: FloatArray) -> tuple[PainResponse, float]:
