@@ -74,7 +74,7 @@ def test_flare_risk_rises_in_the_days_after_a_spike_and_names_it_first() -> None
     # days after one): it counts from the next day, most two days after.
     assert risk_series(loads, pain, sleep)[-1].score == pytest.approx(calm.score)
     after = [
-        risk_series(np.append(loads, [40.0] * k), *(np.full(n + k, v) for v in (4.0, 7.0)))[-1]
+        risk_series(np.append(loads, [40.0] * k), np.full(n + k, 4.0), np.full(n + k, 7.0))[-1]
         for k in (1, 2, 3, 4)
     ]
     assert after[1].score > after[0].score > calm.score
