@@ -675,10 +675,11 @@ def test_a_boom_vignette_emails_each_alert_once_to_the_care_team_over_starttls(
 ) -> None:
     now = datetime.now(UTC)
     today = now.date()
-    # The vignette's day 0; day 24 was yesterday, while the flare risk of days 21-25 is
-    # still high: a push whose alert resolves before it is sent is cancelled (a flare
-    # risk that a later missed night closed would not be e-mailed at all).
-    first = today - timedelta(days=25)
+    # The vignette's day 0; day 22 was yesterday, while the flare risk of days 21-22 is
+    # still open (from day 23 the pain is at flare level: a flare under way, not one
+    # about to start, so the risk falls): a push whose alert resolves before it is sent
+    # is cancelled (a flare risk that a later missed night closed would not be e-mailed).
+    first = today - timedelta(days=23)
     clinic_zone = _midday_zone(now)
     sim = SimPatient(Persona.FLARE_AFTER_SPIKE, seed=4, spike_day=20)
     cert, server = self_signed(tmp_path)
@@ -702,7 +703,7 @@ def test_a_boom_vignette_emails_each_alert_once_to_the_care_team_over_starttls(
             ev = evaluate_patient(conn, pid, d)
             conn.commit()
             quota = ev.next_plan.quota if ev.next_plan is not None else None
-        for i in range(20, 25):
+        for i in range(20, 23):
             replay.store_sim_day(conn, pid, sim.next_day(first + timedelta(days=i), quota))
         missed_since = tasks.nightly_instant(first + timedelta(days=21), ZoneInfo("UTC"))
         conn.execute(
