@@ -4,13 +4,22 @@ from __future__ import annotations
 
 import subprocess
 import sys
+import threading
+import time
 from typing import Any
 
 import psycopg
 import pytest
+from psycopg.conninfo import conninfo_to_dict
 
 from paceline.store import MigrationError, connect
-from paceline.store.migrate import load_migrations, migrate, pending
+from paceline.store.migrate import (
+    MIGRATE_APPLICATION,
+    MIGRATION_LOCK_KEY,
+    load_migrations,
+    migrate,
+    pending,
+)
 from paceline.store.status import database_status
 from paceline.store.testing import temporary_database
 
@@ -121,3 +130,56 @@ def test_a_patient_with_an_unknown_time_zone_is_refused(conn: psycopg.Connection
 
     with pytest.raises(InvalidTimezoneError, match="Mars/Olympus_Mons"):
         create_patient(conn, external_ref="tz-x", display_name="X", timezone="Mars/Olympus_Mons")
+
+
+def test_roles_are_set_up_under_the_migration_lock(pg_server_dsn: str) -> None:
+    """Bootstrap's grants wait for a migration in progress instead of racing its grants.
+
+    A migration that grants on schema public holds the catalog row until it commits;
+    a bootstrap updating the same row meanwhile failed with "tuple concurrently
+    updated" (seen when two processes migrated one database at once).
+    """
+    with (
+        temporary_database(pg_server_dsn, "bootlock", migrated=False) as dsn,
+        connect(dsn, autocommit=True) as holder,
+        connect(dsn, autocommit=True) as watcher,
+    ):
+        holder.execute("SELECT set_config('application_name', %s, false)", (MIGRATE_APPLICATION,))
+        holder.execute("SELECT pg_advisory_lock(%s)", (MIGRATION_LOCK_KEY,))
+        holder.execute("BEGIN")
+        holder.execute("REVOKE CREATE ON SCHEMA public FROM PUBLIC")  # as a migration's grant
+        errors: list[BaseException] = []
+
+        def run() -> None:
+            try:
+                with connect(dsn, autocommit=True) as c:
+                    migrate(c)
+            except BaseException as exc:  # noqa: BLE001 - reported below
+                errors.append(exc)
+
+        thread = threading.Thread(target=run)
+        thread.start()
+        deadline = time.monotonic() + 120
+        while not _waiting(watcher, dsn, holder.info.backend_pid):
+            assert thread.is_alive(), errors
+            assert time.monotonic() < deadline, "migrate() never waited for the holder"
+            time.sleep(0.1)
+        holder.execute("COMMIT")
+        holder.execute("SELECT pg_advisory_unlock(%s)", (MIGRATION_LOCK_KEY,))
+        thread.join(timeout=240)
+        assert not thread.is_alive()
+        assert errors == []
+
+
+def _waiting(watcher: psycopg.Connection[Any], dsn: str, holder_pid: int) -> bool:
+    """Whether the migrating session (neither the watcher nor the holder) waits."""
+    dbname = conninfo_to_dict(dsn)["dbname"]
+    row = watcher.execute(
+        # Blocked on a lock (bootstrap before the migration lock), or past bootstrap's
+        # place before it (the session names itself, then polls for the lock).
+        "SELECT count(*) FROM pg_stat_activity WHERE datname = %s"
+        " AND pid NOT IN (pg_backend_pid(), %s)"
+        " AND (wait_event_type = 'Lock' OR application_name = %s)",
+        (dbname, holder_pid, MIGRATE_APPLICATION),
+    ).fetchone()
+    return bool(row and row[0])

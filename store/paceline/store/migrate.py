@@ -114,10 +114,7 @@ def migrate(
         raise MigrationError("migrate() needs a connection in autocommit mode")
     migrations = load_migrations()
     superuser = roles.is_superuser(conn)
-    if superuser:
-        roles.bootstrap(conn, passwords=passwords)
-        ts_ready = timescale.enable_extension(conn)
-    elif not _can_become_owner(conn):
+    if not superuser and not _can_become_owner(conn):
         raise MigrationError(
             f"{conn.info.user!r} cannot migrate: migrations run as {roles.OWNER}, which only"
             f" {roles.MIGRATE} or a superuser can become; the first migration of a server"
@@ -125,9 +122,14 @@ def migrate(
         )
     previous_name = conn.execute("SHOW application_name").fetchone()
     conn.execute("SELECT set_config('application_name', %s, false)", (MIGRATE_APPLICATION,))
+    # The roles are set up under the migration lock too: another process's migrations
+    # grant on schema public and the database while bootstrap revokes and grants on
+    # them, and two such catalog updates at once fail with "tuple concurrently updated".
     _take_migration_lock(conn)
     try:
         if superuser:
+            roles.bootstrap(conn, passwords=passwords)
+            ts_ready = timescale.enable_extension(conn)
             _adopt_objects(conn)
         conn.execute(sql.SQL("SET ROLE {}").format(sql.Identifier(roles.OWNER)))
         conn.execute(
