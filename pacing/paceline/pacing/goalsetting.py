@@ -11,7 +11,8 @@ from __future__ import annotations
 
 from dataclasses import replace
 from datetime import UTC, date, datetime
-from typing import Any
+from functools import partial
+from typing import Any, Final
 
 import psycopg
 
@@ -23,25 +24,9 @@ from paceline.pacing.exposure import ItemProgress, LadderItem, SessionStatus, it
 from paceline.pacing.goals import Goal, GoalLink, GoalProgress, GoalStatus
 from paceline.pacing.milestones import Milestone
 from paceline.pacing.records import PatientContext
-from paceline.store.access import audit, editor_actor
+from paceline.store.access import audit_edit
 
-
-def _audit(
-    conn: psycopg.Connection[Any],
-    patient_id: int,
-    clinician_id: int | None,
-    action: str,
-    detail: dict[str, Any],
-) -> None:
-    audit(
-        conn,
-        actor=editor_actor(patient_id, clinician_id),
-        action=action,
-        obj="valued_goal",
-        patient_id=patient_id,
-        clinician_id=clinician_id,
-        detail=detail,
-    )
+_audit: Final = partial(audit_edit, obj="valued_goal")
 
 
 def add_goal(

@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
+from functools import partial
 from typing import Any, Final
 
 import psycopg
@@ -31,30 +32,14 @@ from paceline.pacing.exposure import (
 )
 from paceline.pacing.progression import PlanSettings, version_on
 from paceline.pacing.records import FearRating
-from paceline.store.access import audit, current_person, editor_actor
+from paceline.store.access import audit, audit_edit, current_person
 
 ACTIVITY_MAX_CHARS: Final = 200
 #: Window used for the objective link of a done session recorded without start and end.
 DEFAULT_SESSION: Final = timedelta(minutes=60)
 
 
-def _audit(
-    conn: psycopg.Connection[Any],
-    patient_id: int,
-    clinician_id: int | None,
-    *,
-    action: str,
-    detail: dict[str, Any],
-) -> None:
-    audit(
-        conn,
-        actor=editor_actor(patient_id, clinician_id),
-        action=action,
-        obj="exposure_item",
-        patient_id=patient_id,
-        clinician_id=clinician_id,
-        detail=detail,
-    )
+_audit: Final = partial(audit_edit, obj="exposure_item")
 
 
 def _check_activity(activity: str) -> None:

@@ -63,6 +63,27 @@ def editor_actor(patient_id: int, clinician_id: int | None) -> str:
     return Person("clinician", clinician_id).actor
 
 
+def audit_edit(
+    conn: psycopg.Connection[Any],
+    patient_id: int,
+    clinician_id: int | None,
+    action: str,
+    detail: dict[str, Any],
+    *,
+    obj: str,
+) -> None:
+    """Audit a change to a patient's record (`obj`) in the name of its editor (`editor_actor`)."""
+    audit(
+        conn,
+        actor=editor_actor(patient_id, clinician_id),
+        action=action,
+        obj=obj,
+        patient_id=patient_id,
+        clinician_id=clinician_id,
+        detail=detail,
+    )
+
+
 # The person of each connection inside a session, so that the query layer
 # (paceline.store.reads) knows a person is reading and audits it; a service's
 # connection is never in here, so service reads are not audited.
