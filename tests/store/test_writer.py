@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import logging
+import threading
+import time
 import uuid
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -338,3 +342,98 @@ def test_binary_encoding_groups_null_patterns_without_losing_rows() -> None:
     with_energy = sum(e is not None for e in energy)
     # header 19 + trailer 2; per row: 2 + 3*(4+8) + (4+2) + 4 [+1] + 4 [+4]
     assert len(payload) == 19 + 2 + n * (2 + 36 + 6 + 4 + 4) + with_contact + 4 * with_energy
+
+
+def _wait_for_lock(watch: psycopg.Connection[Any], backend_pid: int) -> None:
+    """Until the backend `backend_pid` waits on a lock (30 s at most)."""
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        row = watch.execute(
+            "SELECT wait_event_type FROM pg_stat_activity WHERE pid = %s", (backend_pid,)
+        ).fetchone()
+        if row is not None and row[0] == "Lock":
+            return
+        time.sleep(0.02)
+    raise AssertionError(f"backend {backend_pid} never waited on a lock")
+
+
+def _write_into_a_deadlock(
+    conn: psycopg.Connection[Any], db_dsn: str, did: int, batch_id: str, write: Callable[[], Any]
+) -> Any:
+    """Run `write` (of batch `batch_id` on `conn`) into a real deadlock; its result or error.
+
+    Another session holds the row of the batch's device `did`, which the writer waits for
+    (it updates the device's last_seen), then waits for the writer's uncommitted
+    batch id: a lock cycle. The server aborts the writer, which waited first, so
+    its deadlock check runs first; then the other session rolls back.
+    """
+    writer_pid = conn.info.backend_pid
+    outcome: list[Any] = []
+
+    def run() -> None:
+        try:
+            outcome.append(write())
+        except psycopg.Error as exc:  # handed to the test's thread
+            outcome.append(exc)
+
+    with psycopg.connect(db_dsn, autocommit=True) as watch, psycopg.connect(db_dsn) as other:
+        other.execute("UPDATE device SET last_seen = last_seen WHERE device_id = %s", (did,))
+        thread = threading.Thread(target=run)
+        thread.start()
+        _wait_for_lock(watch, writer_pid)
+        other.execute(
+            "INSERT INTO ingest_batch (batch_id, source, first_time, last_time, row_count)"
+            " VALUES (%s, 'intruder', now(), now(), 0) ON CONFLICT DO NOTHING",
+            (batch_id,),
+        )
+        other.rollback()
+        thread.join(60)
+    assert not thread.is_alive()
+    (result,) = outcome
+    return result
+
+
+def test_a_deadlock_victim_batch_is_tried_again_and_stored_once(
+    conn: psycopg.Connection[Any], db_dsn: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The writer, aborted as a deadlock's victim, tries again once the lock is free; the
+    batch is stored exactly once, under the source it was sent with."""
+    pid, did = patient_with_device(conn)
+    conn.commit()
+    batch = Batch(_bid(), hr=_hr(pid, did, 50))
+    with caplog.at_level(logging.WARNING, logger="paceline.store.writer"):
+        outcome = _write_into_a_deadlock(
+            conn,
+            db_dsn,
+            did,
+            batch.batch_id,
+            lambda: write_batch(conn, batch, source="gw-deadlock"),
+        )
+    assert not isinstance(outcome, psycopg.Error), outcome
+    assert (outcome.replayed, outcome.hr_rows) == (False, 50)
+    assert any("DeadlockDetected on try 1 of 3" in r.getMessage() for r in caplog.records)
+    assert _count(conn, "hr_sample", pid) == 50
+    row = conn.execute(
+        "SELECT source, hr_rows FROM ingest_batch WHERE batch_id = %s", (batch.batch_id,)
+    ).fetchone()
+    conn.commit()
+    assert row == ("gw-deadlock", 50)
+
+
+def test_a_deadlock_within_the_callers_transaction_is_left_to_the_caller(
+    conn: psycopg.Connection[Any], db_dsn: str
+) -> None:
+    """Inside the caller's transaction the writer does not try again: the error reaches the
+    caller, the savepoint is rolled back and nothing of the batch is stored."""
+    pid, did = patient_with_device(conn)
+    conn.commit()
+    batch = Batch(_bid(), hr=_hr(pid, did, 5))
+
+    def write() -> None:
+        with conn.transaction():
+            write_batch(conn, batch, within_transaction=True)
+
+    outcome = _write_into_a_deadlock(conn, db_dsn, did, batch.batch_id, write)
+    assert isinstance(outcome, psycopg.errors.DeadlockDetected)
+    assert _count(conn, "hr_sample", pid) == 0
+    conn.commit()

@@ -16,6 +16,8 @@ import hashlib
 import json
 import logging
 import math
+import random
+import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, fields
 from datetime import UTC, datetime, timedelta
@@ -36,6 +38,12 @@ logger = logging.getLogger(__name__)
 # Devices stamp samples with the gateway's clock; a sample further ahead than
 # this is a clock fault, not data, and is refused rather than stored.
 MAX_FUTURE_S = 300
+#: Tries of a batch whose transaction the server aborted as a deadlock victim or for a
+#: serialization failure: TimescaleDB's compression policy locks the chunks a COPY
+#: writes to, and either side may lose. The batch is whole or absent after each try.
+RETRY_ATTEMPTS = 3
+#: The pause before the second try (the third waits twice as long), jittered ±50 %.
+RETRY_PAUSE_S = 0.2
 # COPY data is streamed to the server in pieces of this size so that memory
 # stays flat however large a batch is.
 COPY_CHUNK_BYTES = 4 * 1024 * 1024
@@ -153,6 +161,13 @@ def write_batch(
     from this batch; they go to `ingest_quarantine` in the batch's own
     transaction, so the rows stored and the rows set aside are decided once, by
     whichever attempt claims the batch id (a replay inserts neither).
+
+    A transaction the server aborted as a deadlock's victim or for a
+    serialization failure (TimescaleDB's compression job locks the chunks a COPY
+    writes to) held nothing that survives, so the batch is tried again, up to
+    `RETRY_ATTEMPTS` tries in all with a short jittered pause; the last try's
+    error propagates. Within the caller's transaction the error propagates at
+    once: the caller owns the transaction and decides whether to try it again.
     """
     _check_text(batch.batch_id, "batch id", batch.batch_id, 200)
     _check_text(batch.batch_id, "source", source, 10_000, empty=True)
@@ -167,6 +182,41 @@ def write_batch(
         for i, (stream, row, reason) in enumerate(quarantined)
     ]
     streams = [_dedupe_within(batch.batch_id, rows) for rows in batch.streams()]
+
+    def attempt() -> WriteResult:
+        return _write_once(conn, batch, source=source, ident=ident, held=held, streams=streams)
+
+    if within_transaction:
+        return attempt()
+    for tried in range(1, RETRY_ATTEMPTS):
+        try:
+            return attempt()
+        except (pgerrors.DeadlockDetected, pgerrors.SerializationFailure) as exc:
+            # The server rolled the whole transaction back (the batch id with it), so the
+            # next try decides afresh; only the try that claims the id commits.
+            pause = RETRY_PAUSE_S * tried * random.uniform(0.5, 1.5)
+            logger.warning(
+                "batch %s: %s on try %s of %s; trying again in %.2f s",
+                batch.batch_id,
+                type(exc).__name__,
+                tried,
+                RETRY_ATTEMPTS,
+                pause,
+            )
+            time.sleep(pause)
+    return attempt()
+
+
+def _write_once(
+    conn: psycopg.Connection[Any],
+    batch: Batch,
+    *,
+    source: str,
+    ident: BatchIdentity,
+    held: Sequence[tuple[str, str, str]],
+    streams: Sequence[Rows],
+) -> WriteResult:
+    """One transaction (or savepoint) of `write_batch`: claim the id, check, copy, account."""
     with conn.transaction():
         acked = _spool_acked(conn, ident, source)
         first_us, last_us = _span(streams)
@@ -228,7 +278,7 @@ def write_batch(
         rr_rows=counts["rr"],
         step_rows=counts["steps"],
         duplicate_rows=duplicates,
-        quarantined_rows=len(quarantined),
+        quarantined_rows=len(held),
         sdnn_rows=counts["sdnn"],
     )
 
