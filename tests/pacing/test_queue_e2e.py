@@ -673,7 +673,9 @@ def _midday_zone(now: datetime) -> str:
 def test_a_boom_vignette_emails_each_alert_once_to_the_care_team_over_starttls(
     dsn: str, fleet_factory: Callable[..., Fleet], tmp_path: Path
 ) -> None:
-    now = datetime.now(UTC)
+    # The fleet's clock starts at 03:00 UTC today, whatever the real time: the patient
+    # (in UTC) is in quiet hours, the clinicians (in a zone where it is about noon) are not.
+    now = datetime.combine(datetime.now(UTC).date(), dtime(3), UTC)
     today = now.date()
     # The vignette's day 0; day 22 was yesterday, while the flare risk of days 21-22 is
     # still open (from day 23 the pain is at flare level: a flare under way, not one
@@ -715,6 +717,7 @@ def test_a_boom_vignette_emails_each_alert_once_to_the_care_team_over_starttls(
             PACELINE_SMTP_URL=smtp_url,
             PACELINE_ALERT_FROM="alerts@paceline.test",
             PACELINE_DASHBOARD_URL="https://dash.example",
+            PACELINE_CLOCK_START=now.isoformat(),
             SSL_CERT_FILE=str(cert),  # the worker trusts the test's certificate, nothing else
         )
         fleet.start("scheduler", "run")
