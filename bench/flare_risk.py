@@ -38,7 +38,7 @@ import numpy as np
 from numpy.typing import NDArray
 from scipy.stats import rankdata
 
-from paceline.pacing.flare import WEIGHTS, design, personal_response, risk_series
+from paceline.pacing.flare import WEIGHTS, design, risk_series
 from paceline.pacing.load import load_state
 from paceline.pacing.rules.flare import RISK_ENTER
 from paceline.pacing.simulate import REFRACTORY_DAYS, cohort
@@ -105,13 +105,10 @@ def evaluate(patients: int, days: int, seed: int, *, eligible_only: bool = True)
                     "score": risks[t].score,
                     "value": {n: factors[n].value for n in TERMS},
                     "contribution": {n: factors[n].contribution for n in TERMS},
-                    "personal_response": personal_response(excess[: t + 1], p.pain[: t + 1])[1]
-                    if eligible_only
-                    else 0.0,
                     "load": float(p.loads[t]),
                     "acwr": 0.0 if np.isnan(ratio[t]) else float(ratio[t]),
                     "spike": float(np.nanmax(recent)) if not np.isnan(recent).all() else 0.0,
-                    "design": design(excess, p.pain, p.sleep, t),
+                    "design": design(excess, p.pain, p.sleep, t, risks[t].shrunk_response),
                 }
             )
     elapsed = time.perf_counter() - t0
@@ -184,11 +181,6 @@ def main() -> int:
     # Drop-one ablations: the score without one term (same weights for the others).
     for name in TERMS:
         scores[f"without_{name}"] = log_odds - np.array([r["contribution"][name] for r in rows])
-    # The personal load -> pain response (shown to clinicians, not in the score) as the
-    # spike term's slope: what the score would gain from it.
-    scores["personal_response_times_spike"] = scores["without_load_spike"] + np.array(
-        [max(r["personal_response"], 0.0) * r["contribution"]["load_spike"] for r in rows]
-    )
     point = {name: auc(s, y) for name, s in scores.items()}
 
     rng = np.random.default_rng(args.seed + 1)

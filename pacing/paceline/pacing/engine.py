@@ -49,7 +49,7 @@ from paceline.pacing.errors import FutureDayError, PacingError
 from paceline.pacing.evidence import JSON, num
 from paceline.pacing.exercise import TargetVersion
 from paceline.pacing.flags import Flag, RuleState, current_flag, run_rule
-from paceline.pacing.flare import MODEL, FlareRisk, flare_risk, personal_response
+from paceline.pacing.flare import MODEL, FlareRisk, flare_risk
 from paceline.pacing.history import History, build
 from paceline.pacing.load import ChronicBase, LoadState, load_state
 from paceline.pacing.progression import (
@@ -423,7 +423,6 @@ def evaluate_patient(
 
         excess = h.load.excess
         risk = flare_risk(excess, h.pain, h.sleep, len(h) - 1)
-        response, shrunk = personal_response(excess[-window_days:], h.pain[-window_days:])
         records.upsert_flare_risk(
             conn,
             patient_id,
@@ -432,8 +431,8 @@ def evaluate_patient(
             model=MODEL,
             factors={
                 **risk.as_json(),
-                "personal_response": num(shrunk),
-                "response": response.as_json(),
+                "personal_response": num(risk.shrunk_response),
+                "response": risk.response.as_json(),
             },
         )
         if capture >= start.first_stepped and len(captured) == len(RULES):
@@ -471,7 +470,7 @@ def evaluate_patient(
         flags=tuple(outcomes),
         resolved_flag_ids=tuple(resolved),
         flare_risk=risk,
-        response=response,
+        response=risk.response,
         today=status,
         exercise_changes=tuple(exercise_changes),
     )
