@@ -123,3 +123,30 @@ def test_flare_risk_uses_only_data_up_to_the_day() -> None:
     full = risk_series(loads, pain, sleep, 30)
     cut = risk_series(loads[:41], pain[:41], sleep[:41], 30)
     assert [r.score for r in full[:11]] == [r.score for r in cut]
+
+
+def test_the_load_spike_counts_more_for_a_patient_whose_pain_follows_load() -> None:
+    """The personal response (v4) weighs the same spike: more for a patient whose pain has
+    followed load over the last 61 days, and the factor says so in words."""
+    n = 70
+    loads = np.full(n, 40.0)
+    loads[5:n:6] = 90.0  # a spike every sixth day to learn the response from
+    loads[-2] = 100.0  # the spike the score is about: yesterday
+    loads[-1] = 40.0
+    excess = np.nan_to_num(load_state(loads).excess)
+    follows = np.array(
+        [4.0 + 1.5 * sum(excess[t - k] for k in range(3) if t - k >= 0) for t in range(n)]
+    )
+    follows[-2:] = follows[-3]  # no pain rise yesterday or today: only the load speaks
+    calm = np.full(n, 4.0)
+    sleep = np.full(n, 7.0)
+    sensitive = risk_series(loads, np.round(follows, 1), sleep)[-1]
+    indifferent = risk_series(loads, calm, sleep)[-1]
+    assert sensitive.response.status is ResponseStatus.ESTIMATED
+    assert sensitive.shrunk_response > 1.0
+    spike = {
+        r: next(f for f in r.factors if f.name == "load_spike") for r in (sensitive, indifferent)
+    }
+    assert spike[sensitive].contribution > spike[indifferent].contribution
+    assert "your pain follows load" in spike[sensitive].text
+    assert "follows load" not in spike[indifferent].text

@@ -115,6 +115,9 @@ W_LOAD_RESPONSE: Final = 0.77
 #: The personal response is estimated over the last 61 days, the engine's look-back, so
 #: that a day scores the same from a stored state as from enrolment.
 LOAD_RESPONSE_DAYS: Final = 61
+#: A personal response from which the load-spike factor says that pain follows load
+#: (half a point a day after a day at double the usual load).
+FOLLOWS: Final = 0.5
 PRIOR_RESPONSE: Final = 1.0
 PRIOR_RESPONSE_SD: Final = 1.0
 SPIKE_LAGS: Final = len(W_LOAD_SPIKE)
@@ -298,7 +301,11 @@ def flare_risk(excess: FloatArray, pain: FloatArray, sleep: FloatArray, t: int) 
             peak,
             sum(c[_LOAD]),
             f"load 1-{SPIKE_LAGS} days ago up to {1 + max(peak, 0.0):.1f}× your usual"
-            + (f" (your pain follows load: {shrunk:+.1f} a day)" if peak > 0 else ""),
+            + (
+                f"; your pain follows load ({shrunk:+.1f} points after double your usual)"
+                if peak > 0 and response.status is ResponseStatus.ESTIMATED and shrunk >= FOLLOWS
+                else ""
+            ),
         ),
         Factor(
             "pain_build_up",
