@@ -1,10 +1,11 @@
 """Admin: accounts (lock and unlock), care teams, and the audit log with filters."""
 
-from datetime import datetime, time, timedelta
+from datetime import UTC, datetime, time, timedelta
 
 import streamlit as st
 
 from paceline.dashboard import ui
+from paceline.dashboard.times import shown_at
 from paceline.store import accounts
 from paceline.store.accounts import AccountError, Role
 
@@ -29,7 +30,7 @@ with tab_accounts:
                 if a.locked_at(moment)
                 else "active",
                 "failed logins": a.failed_attempts,
-                "last login": a.last_login_at,
+                "last login": None if a.last_login_at is None else shown_at(a.last_login_at, UTC),
             }
             for a in found
         ],
@@ -60,7 +61,7 @@ with tab_teams:
                 "patient": link.patient,
                 "reference": link.patient_ref,
                 "as": link.team_role,
-                "since": link.since,
+                "since": shown_at(link.since, UTC),
             }
             for link in links
         ],
@@ -87,7 +88,7 @@ with tab_audit:
     st.dataframe(
         [
             {
-                "at": e.at,
+                "at": shown_at(e.at, UTC),
                 "actor": e.actor,
                 "action": e.action,
                 "object": e.object,

@@ -256,7 +256,7 @@ with st.form("progress_note", clear_on_submit=True):
         except PacingError as exc:
             st.error(str(exc))
 if written:
-    st.dataframe(record_view.note_rows(written[:50]), hide_index=True)
+    st.dataframe(record_view.note_rows(written[:50], t.patient.zone), hide_index=True)
 else:
     st.text("No progress notes yet.")
 
@@ -331,6 +331,6 @@ with st.expander("Import a wearable export"):
         else:
             st.success(f"Upload {upload_id} is queued for import.")
     if recent:
-        st.dataframe(uploads_view.upload_table(recent), hide_index=True)
+        st.dataframe(uploads_view.upload_table(recent, t.patient.zone), hide_index=True)
     else:
         st.text("No uploads yet.")

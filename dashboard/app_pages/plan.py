@@ -6,11 +6,13 @@ from datetime import date
 import streamlit as st
 
 from paceline.dashboard import forms, plan_view, ui
+from paceline.dashboard.times import shown_at
 from paceline.pacing import ladder, overview, planning
 from paceline.pacing.days import Measure
 from paceline.pacing.errors import PacingError, UnknownPatientError
 from paceline.pacing.exposure import ItemStatus
 from paceline.pacing.progression import PlanVersion
+from paceline.pacing.records import patient_context
 from paceline.store.accounts import Role
 
 LADDER_REASON = "a ladder change needs a reason"
@@ -24,6 +26,7 @@ with ui.person(who) as conn:
         versions = planning.plan_history(conn, patient_id)
         x = overview.exposure(conn, patient_id)
         pause = planning.progression_pause(conn, patient_id)
+        zone = patient_context(conn, patient_id).zone
         ahead = planning.upcoming(conn, patient_id)
     except UnknownPatientError:
         ui.audit(conn, who, page="plan", action="denied", detail={"asked_for": patient_id})
@@ -48,7 +51,7 @@ else:
 
 if pause is not None:
     st.error(
-        f"Progression paused since {pause.started_at:%d %b %Y %H:%M} UTC: {pause.reason}."
+        f"Progression paused since {shown_at(pause.started_at, zone)}: {pause.reason}."
         " The quota does not rise until you clear the pause."
     )
     with st.form("clear_pause"):

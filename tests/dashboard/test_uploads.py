@@ -8,12 +8,14 @@ import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import psycopg
 import pytest
 from streamlit.testing.v1 import AppTest
 
 from paceline.cli.importing import run_upload
+from paceline.dashboard.times import shown_at
 from paceline.store import roles, uploads
 from paceline.store.connection import connect
 from paceline.store.testing import service_dsn
@@ -94,6 +96,15 @@ def test_a_clinician_uploads_a_fit_file_and_a_worker_imports_it(
     table = _upload_table(at)
     assert list(table["status"]) == ["waiting for a worker"]
     assert list(table["uploaded by"]) == [f"clinician:{clinic.clinician_a}"]
+    with connect(db_dsn) as conn:
+        row = conn.execute(
+            "SELECT u.requested_at, p.timezone FROM import_upload u JOIN patient p"
+            " USING (patient_id) WHERE patient_id = %s",
+            (clinic.patient_id,),
+        ).fetchone()
+    assert row is not None
+    # The patient's data, so the patient's wall time, with the zone's label.
+    assert list(table["uploaded"]) == [shown_at(row[0], ZoneInfo(row[1]))]
 
     _worker(db_dsn)
 

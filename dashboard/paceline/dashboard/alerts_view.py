@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from datetime import UTC, datetime, tzinfo
 
+from paceline.dashboard.times import shown_at
 from paceline.pacing.alerts import AlertRow, DeliveryRow
 from paceline.pacing.flag_wording import rule_title
 
@@ -12,11 +14,18 @@ def _who(names: Mapping[int, str], patient_id: int) -> str:
     return names.get(patient_id, f"patient {patient_id}")
 
 
-def alert_table(alerts: Sequence[AlertRow], names: Mapping[int, str]) -> list[dict[str, object]]:
-    """The alerts, newest first, as the inbox lists them."""
+def _when(at: datetime, zones: Mapping[int, tzinfo], patient_id: int) -> str:
+    # A patient the session cannot see has no zone to hand: UTC, labelled as such.
+    return shown_at(at, zones.get(patient_id, UTC))
+
+
+def alert_table(
+    alerts: Sequence[AlertRow], names: Mapping[int, str], zones: Mapping[int, tzinfo]
+) -> list[dict[str, object]]:
+    """The alerts, newest first, as the inbox lists them; each opened in its patient's zone."""
     return [
         {
-            "opened": f"{a.opened_at:%Y-%m-%d %H:%M}",
+            "opened": _when(a.opened_at, zones, a.patient_id),
             "patient": _who(names, a.patient_id),
             "about": rule_title(a.rule_id),
             "severity": a.severity,
@@ -37,9 +46,9 @@ def choices(alerts: Sequence[AlertRow], names: Mapping[int, str]) -> dict[str, A
 
 
 def dead_table(
-    deliveries: Sequence[DeliveryRow], names: Mapping[int, str]
+    deliveries: Sequence[DeliveryRow], names: Mapping[int, str], zones: Mapping[int, tzinfo]
 ) -> list[dict[str, object]]:
-    """Deliveries that gave up, with why."""
+    """Deliveries that gave up, with why; each last try in its patient's zone."""
     return [
         {
             "alert": d.alert_id,
@@ -50,7 +59,7 @@ def dead_table(
             "attempts": d.attempts,
             "last try": None
             if d.last_attempt_at is None
-            else f"{d.last_attempt_at:%Y-%m-%d %H:%M}",
+            else _when(d.last_attempt_at, zones, d.patient_id),
             "last error": d.last_error or "",
         }
         for d in deliveries

@@ -21,6 +21,7 @@ from typing import Any, Final
 import argon2
 import psycopg
 
+from paceline.dashboard.times import shown_at
 from paceline.store import accounts
 from paceline.store.accounts import Role
 
@@ -56,7 +57,7 @@ class LockedOutError(LoginError):
         self.until = until
         super().__init__(
             "Too many failed logins: this account is locked for"
-            f" {LOCKOUT.seconds // 60} minutes (until {until:%H:%M} UTC)."
+            f" {LOCKOUT.seconds // 60} minutes (until {shown_at(until, UTC)})."
         )
 
 

@@ -16,6 +16,7 @@ import pyarrow as pa
 
 from paceline.dashboard.caseload import BAND
 from paceline.dashboard.charts import chart_table, display_table, iso_local
+from paceline.dashboard.times import shown_at
 from paceline.pacing.days import Measure
 from paceline.pacing.flag_wording import rule_title, sentences
 from paceline.pacing.overview import Exposure, MinuteBucket, PatientTimeline
@@ -135,7 +136,8 @@ def diary_table(t: PatientTimeline) -> pa.Table:
 
 def notes(t: PatientTimeline) -> list[tuple[str, str]]:
     """The patient's own diary notes, newest first: (when, text). Plain text, never markup."""
-    return [(f"{e.reported_at:%Y-%m-%d %H:%M}", e.note) for e in reversed(t.diary) if e.note]
+    zone = t.patient.zone
+    return [(shown_at(e.reported_at, zone), e.note) for e in reversed(t.diary) if e.note]
 
 
 def recovery_table(t: PatientTimeline) -> pa.Table:
@@ -273,10 +275,11 @@ def alert_table(t: PatientTimeline) -> pa.Table:
 
 
 def alert_rows(t: PatientTimeline) -> list[dict[str, object]]:
-    """The alerts of the range in words."""
+    """The alerts of the range in words, raised at the patient's wall time with its zone."""
+    zone = t.patient.zone
     return [
         {
-            "raised": f"{a['created_at']:%Y-%m-%d %H:%M}",
+            "raised": shown_at(a["created_at"], zone),
             "about": rule_title(str(a["rule_id"])),
             "severity": a["severity"],
             "status": a["status"],

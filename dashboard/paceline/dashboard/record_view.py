@@ -8,12 +8,13 @@ reads the database.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import date
+from datetime import date, tzinfo
 from typing import Any
 
 import pyarrow as pa
 
 from paceline.dashboard.charts import chart_table, display_table, questionnaire_spec, with_data
+from paceline.dashboard.times import shown_at
 from paceline.pacing import notes
 from paceline.pacing.reassessment import ReassessmentStatus, Trends
 from paceline.pacing.records import StoredNote
@@ -70,11 +71,11 @@ def due_text(s: ReassessmentStatus) -> str:
     return ("; ".join(parts) or "nothing due") + f" ({when})."
 
 
-def note_rows(items: Sequence[StoredNote]) -> pa.Table:
-    """The notes as a table: when, who, the task, the three ratings, the text."""
+def note_rows(items: Sequence[StoredNote], zone: tzinfo) -> pa.Table:
+    """The notes as a table: when (in the patient's `zone`), who, the task, the ratings, the text."""
     rows: list[dict[str, Any]] = [
         {
-            "written": n.written_at,
+            "written": shown_at(n.written_at, zone),
             "by": n.clinician_name,
             "task": n.activity or "",
             **{

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from datetime import tzinfo
 
 import pandas as pd
 
+from paceline.dashboard.times import shown_at
 from paceline.store.uploads import Upload
 
 #: What the page says about each status.
@@ -30,13 +32,16 @@ def _stored(upload: Upload) -> str:
     return ", ".join(parts)
 
 
-def upload_table(uploads: Sequence[Upload]) -> pd.DataFrame:
-    """One row per upload, newest first: file, who, when, status, rows stored, what was refused."""
+def upload_table(uploads: Sequence[Upload], zone: tzinfo) -> pd.DataFrame:
+    """One row per upload, newest first: file, who, when, status, rows stored, what was refused.
+
+    The uploads are the patient's data, so when is the patient's wall time in `zone`.
+    """
     return pd.DataFrame(
         {
             "file": [u.filename for u in uploads],
             "uploaded by": [u.requested_by for u in uploads],
-            "uploaded": [f"{u.requested_at:%d %b %Y %H:%M}" for u in uploads],
+            "uploaded": [shown_at(u.requested_at, zone) for u in uploads],
             "status": [STATUS_TEXT.get(u.status, u.status) for u in uploads],
             "stored": [_stored(u) for u in uploads],
             "duplicates": [

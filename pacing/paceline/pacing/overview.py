@@ -35,6 +35,7 @@ from paceline.pacing.records import (
     TimelineDay,
     patient_alerts,
     patient_names,
+    patient_zones,
 )
 from paceline.store import access
 
@@ -53,6 +54,7 @@ __all__ = [
     "minute_buckets",
     "patient_alerts",
     "patient_names",
+    "patient_zones",
     "timeline",
 ]
 

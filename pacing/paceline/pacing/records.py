@@ -1895,6 +1895,12 @@ def patient_names(conn: psycopg.Connection[Any]) -> dict[int, str]:
     return {int(r[0]): str(r[1]) for r in rows}
 
 
+def patient_zones(conn: psycopg.Connection[Any]) -> dict[int, ZoneInfo]:
+    """The time zone of every patient this session may see, by id (to show their instants)."""
+    rows = conn.execute("SELECT patient_id, timezone FROM patient").fetchall()
+    return {int(r[0]): ZoneInfo(str(r[1])) for r in rows}
+
+
 @dataclass(frozen=True)
 class TimelineDay:
     """One day of a patient's timeline: load, zones, HRV and resting heart rate."""
