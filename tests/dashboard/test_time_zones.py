@@ -107,6 +107,13 @@ def app(la_patient: int, app_env: None) -> Iterator[AppTest]:
     yield AppTest.from_file(str(APP), default_timeout=60)
 
 
+def _open(app: AppTest, page: str, patient_id: int) -> AppTest:
+    at = login(app, "dr.ito")
+    at.switch_page(f"app_pages/{page}.py")
+    at.query_params["patient"] = str(patient_id)
+    return at.run()
+
+
 def test_the_dashboards_sessions_run_in_the_servers_zone(
     la_patient: int, dashboard_dsn: str
 ) -> None:
@@ -120,10 +127,7 @@ def test_the_dashboards_sessions_run_in_the_servers_zone(
 def test_the_patient_page_shows_alerts_and_notes_in_the_patients_zone(
     app: AppTest, la_patient: int
 ) -> None:
-    at = login(app, "dr.ito")
-    at.switch_page("app_pages/patient.py")
-    at.query_params["patient"] = str(la_patient)
-    at.run()
+    at = _open(app, "patient", la_patient)
     at.segmented_control(key="patient_range").set_value(Range.CUSTOM).run()
     at.date_input(key="patient_custom").set_value((date(2026, 10, 25), date(2026, 12, 1))).run()
     assert not at.exception, at.exception
@@ -172,10 +176,7 @@ def test_a_wall_time_without_a_zone_is_refused() -> None:
 def test_the_plan_page_says_when_progression_paused_in_the_patients_zone(
     app: AppTest, la_patient: int
 ) -> None:
-    at = login(app, "dr.ito")
-    at.switch_page("app_pages/plan.py")
-    at.query_params["patient"] = str(la_patient)
-    at.run()
+    at = _open(app, "plan", la_patient)
     assert not at.exception, at.exception
     assert [e.value for e in at.error][:1] == [
         "Progression paused since 2026-11-29 19:10 PST: pain at night on the screen."
