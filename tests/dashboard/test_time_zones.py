@@ -17,11 +17,12 @@ import pytest
 from psycopg import sql
 from streamlit.testing.v1 import AppTest
 
-from paceline.dashboard import auth
+from paceline.dashboard import auth, caseload
 from paceline.dashboard.auth import hash_password
 from paceline.dashboard.patient_view import Range
 from paceline.dashboard.times import shown_at
 from paceline.pacing import intake
+from paceline.pacing.overview import CaseloadEntry
 from paceline.store import accounts, registry
 from paceline.store.accounts import Role
 from paceline.store.connection import connect
@@ -188,3 +189,27 @@ def test_the_lockout_message_says_utc_and_means_it() -> None:
     # The lockout's end comes from the database, in the session's zone.
     tokyo = EVENING.astimezone(ZoneInfo(SERVER_ZONE))
     assert "(until 2026-11-30 03:10 UTC)." in str(auth.LockedOutError(tokyo))
+
+
+def test_the_caseload_counts_days_since_a_review_in_the_dashboards_zone() -> None:
+    # Reviewed at 20:00 UTC on 1 December, which the Tokyo session hands over as the 2nd.
+    reviewed = datetime(2026, 12, 1, 20, tzinfo=UTC).astimezone(ZoneInfo(SERVER_ZONE))
+    entry = CaseloadEntry(
+        patient_id=1,
+        external_ref="LA-1",
+        display_name="Lou Angel",
+        yesterday=date(2026, 12, 1),
+        plan=None,
+        days=(),
+        quotas=(),
+        flags=(),
+        flare_risk=None,
+        flare_day=None,
+        last_wear_day=None,
+        last_upload=reviewed,
+        open_alerts=0,
+        critical_alerts=0,
+        reviewed_at=reviewed,
+    )
+    row = caseload.row(entry, now=datetime(2026, 12, 2, 1, tzinfo=UTC))
+    assert (row.reviewed, row.last_upload) == ("yesterday", "yesterday")

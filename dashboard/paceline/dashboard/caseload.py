@@ -136,7 +136,8 @@ def _ago(day: date | None, today: date) -> str:
 
 
 def _when(at: datetime | None, now: datetime) -> str:
-    return "never" if at is None else _ago(at.date(), now.date())
+    # The day in `now`'s zone, not in the session's TimeZone the value came in.
+    return "never" if at is None else _ago(at.astimezone(now.tzinfo).date(), now.date())
 
 
 def row(e: CaseloadEntry, *, now: datetime) -> Row:
