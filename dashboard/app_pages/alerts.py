@@ -24,8 +24,7 @@ shown = st.segmented_control(
 
 with ui.person(who) as conn:
     found = list_alerts(conn, statuses=list(shown))
-    names = overview.patient_names(conn)
-    zones = overview.patient_zones(conn)
+    patients = overview.patient_labels(conn)
     dead = dead_letters(conn, limit=100)
     # One read row per patient whose alerts or failed deliveries the page shows, as
     # the caseload and the timeline record theirs; the page view names the alerts.
@@ -40,8 +39,8 @@ with ui.person(who) as conn:
 if not found:
     st.info("No alerts to show.")
 else:
-    st.dataframe(alerts_view.alert_table(found, names, zones), hide_index=True)
-    labels = alerts_view.choices(found, names)
+    st.dataframe(alerts_view.alert_table(found, patients), hide_index=True)
+    labels = alerts_view.choices(found, patients)
     pick = st.selectbox("Alert", list(labels), key="alerts_pick")
     alert = labels[pick]
     note = st.text_area("Note (what you did or will do)", max_chars=2000, key="alerts_note")
@@ -85,4 +84,4 @@ st.caption(
 if not dead:
     st.text("None.")
 else:
-    st.dataframe(alerts_view.dead_table(dead, names, zones), hide_index=True)
+    st.dataframe(alerts_view.dead_table(dead, patients), hide_index=True)

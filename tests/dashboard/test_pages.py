@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
+import psycopg
 import pytest
+from psycopg import sql
 from streamlit.testing.v1 import AppTest
 
 from paceline.dashboard.auth import Identity, Session
@@ -430,6 +433,37 @@ def test_the_alerts_page_audits_a_read_for_each_patient_it_shows(
         (actor, pid, clinic.clinician_a, {"statuses": ["acknowledged", "open"]})
         for pid in sorted(shown)
     ]
+
+
+def test_the_alerts_page_reads_its_patients_names_and_zones_in_one_statement(
+    app: AppTest, clinic: Clinic, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    mine = clinic.team_a[0]
+    with connect(clinic.dsn) as c:
+        c.execute(
+            "INSERT INTO alert (patient_id, rule_id, window_start, severity, status, summary)"
+            " VALUES (%s, 'bust.under_quota', now() - interval '1 day', 'warning', 'open', 'x')",
+            (mine,),
+        )
+        (name,) = c.execute(
+            "SELECT display_name FROM patient WHERE patient_id = %s", (mine,)
+        ).fetchone() or ("",)
+        c.commit()
+    at = login(app, "dr.a")
+    statements: list[str] = []
+    original = psycopg.Cursor.execute
+
+    def noting(cur: psycopg.Cursor[Any], query: Any, *args: Any, **kwargs: Any) -> Any:
+        text = query.as_string(cur.connection) if isinstance(query, sql.Composable) else query
+        statements.append(text if isinstance(text, str) else bytes(text).decode())
+        return original(cur, query, *args, **kwargs)
+
+    monkeypatch.setattr(psycopg.Cursor, "execute", noting)
+    at.switch_page("app_pages/alerts.py").run()
+    assert not at.exception, at.exception
+    assert len([q for q in statements if re.search(r"\bFROM patient\b", q)]) == 1
+    inbox = next(df.value for df in at.dataframe if "opened" in df.value.columns)
+    assert name in set(inbox["patient"])
 
 
 def test_patient_logs_a_prescribed_session_and_the_clinician_sees_it_with_adherence(

@@ -3,30 +3,33 @@
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from datetime import UTC, datetime, tzinfo
+from datetime import UTC, datetime
 
 from paceline.dashboard.times import shown_at
 from paceline.pacing.alerts import AlertRow, DeliveryRow
 from paceline.pacing.flag_wording import rule_title
+from paceline.pacing.overview import PatientLabel
 
 
-def _who(names: Mapping[int, str], patient_id: int) -> str:
-    return names.get(patient_id, f"patient {patient_id}")
+def _who(patients: Mapping[int, PatientLabel], patient_id: int) -> str:
+    label = patients.get(patient_id)
+    return f"patient {patient_id}" if label is None else label.name
 
 
-def _when(at: datetime, zones: Mapping[int, tzinfo], patient_id: int) -> str:
+def _when(at: datetime, patients: Mapping[int, PatientLabel], patient_id: int) -> str:
     # A patient the session cannot see has no zone to hand: UTC, labelled as such.
-    return shown_at(at, zones.get(patient_id, UTC))
+    label = patients.get(patient_id)
+    return shown_at(at, UTC if label is None else label.zone)
 
 
 def alert_table(
-    alerts: Sequence[AlertRow], names: Mapping[int, str], zones: Mapping[int, tzinfo]
+    alerts: Sequence[AlertRow], patients: Mapping[int, PatientLabel]
 ) -> list[dict[str, object]]:
     """The alerts, newest first, as the inbox lists them; each opened in its patient's zone."""
     return [
         {
-            "opened": _when(a.opened_at, zones, a.patient_id),
-            "patient": _who(names, a.patient_id),
+            "opened": _when(a.opened_at, patients, a.patient_id),
+            "patient": _who(patients, a.patient_id),
             "about": rule_title(a.rule_id),
             "severity": a.severity,
             "status": a.status,
@@ -37,29 +40,31 @@ def alert_table(
     ]
 
 
-def choices(alerts: Sequence[AlertRow], names: Mapping[int, str]) -> dict[str, AlertRow]:
+def choices(
+    alerts: Sequence[AlertRow], patients: Mapping[int, PatientLabel]
+) -> dict[str, AlertRow]:
     """The alerts by the label the picker shows."""
     return {
-        f"#{a.alert_id} {_who(names, a.patient_id)}: {rule_title(a.rule_id)} ({a.status})": a
+        f"#{a.alert_id} {_who(patients, a.patient_id)}: {rule_title(a.rule_id)} ({a.status})": a
         for a in alerts
     }
 
 
 def dead_table(
-    deliveries: Sequence[DeliveryRow], names: Mapping[int, str], zones: Mapping[int, tzinfo]
+    deliveries: Sequence[DeliveryRow], patients: Mapping[int, PatientLabel]
 ) -> list[dict[str, object]]:
     """Deliveries that gave up, with why; each last try in its patient's zone."""
     return [
         {
             "alert": d.alert_id,
-            "patient": _who(names, d.patient_id),
+            "patient": _who(patients, d.patient_id),
             "channel": d.channel,
             "to": d.recipient,
             "status": d.status,
             "attempts": d.attempts,
             "last try": None
             if d.last_attempt_at is None
-            else _when(d.last_attempt_at, zones, d.patient_id),
+            else _when(d.last_attempt_at, patients, d.patient_id),
             "last error": d.last_error or "",
         }
         for d in deliveries

@@ -31,11 +31,12 @@ from paceline.pacing.progression import PlanVersion, version_on
 from paceline.pacing.records import (
     MinuteBucket,
     OpenFlag,
+    PatientLabel,
     RiskDay,
     TimelineDay,
     patient_alerts,
+    patient_labels,
     patient_names,
-    patient_zones,
 )
 from paceline.store import access
 
@@ -45,6 +46,7 @@ __all__ = [
     "Exposure",
     "MinuteBucket",
     "OpenFlag",
+    "PatientLabel",
     "PatientTimeline",
     "RiskDay",
     "TimelineDay",
@@ -53,8 +55,8 @@ __all__ = [
     "mark_reviewed",
     "minute_buckets",
     "patient_alerts",
+    "patient_labels",
     "patient_names",
-    "patient_zones",
     "timeline",
 ]
 

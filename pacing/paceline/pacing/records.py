@@ -1895,10 +1895,18 @@ def patient_names(conn: psycopg.Connection[Any]) -> dict[int, str]:
     return {int(r[0]): str(r[1]) for r in rows}
 
 
-def patient_zones(conn: psycopg.Connection[Any]) -> dict[int, ZoneInfo]:
-    """The time zone of every patient this session may see, by id (to show their instants)."""
-    rows = conn.execute("SELECT patient_id, timezone FROM patient").fetchall()
-    return {int(r[0]): ZoneInfo(str(r[1])) for r in rows}
+@dataclass(frozen=True)
+class PatientLabel:
+    """How a page names a patient and shows their instants: display name and time zone."""
+
+    name: str
+    zone: ZoneInfo
+
+
+def patient_labels(conn: psycopg.Connection[Any]) -> dict[int, PatientLabel]:
+    """The name and time zone of every patient this session may see, by id, in one read."""
+    rows = conn.execute("SELECT patient_id, display_name, timezone FROM patient").fetchall()
+    return {int(r[0]): PatientLabel(name=str(r[1]), zone=ZoneInfo(str(r[2]))) for r in rows}
 
 
 @dataclass(frozen=True)
