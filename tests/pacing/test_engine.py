@@ -11,10 +11,11 @@ from typing import Any
 import psycopg
 import pytest
 
-from paceline.pacing import planning, records
+from paceline.pacing import planning, records, rules
 from paceline.pacing.days import Measure
 from paceline.pacing.engine import Evaluation, evaluate_patient
 from paceline.pacing.errors import FutureDayError, PacingError, PlanError, UnknownPatientError
+from paceline.pacing.flare import FlareRisk, flare_risk
 from paceline.pacing.progression import Cause
 from paceline.pacing.replay import store_sim_day as insert_sim_day
 from paceline.pacing.simulate import SimDay
@@ -172,6 +173,25 @@ def test_the_flare_risk_of_the_day_is_stored_with_its_factors(
     assert factors is not None
     assert factors[0]["factors"][0]["name"] == "load_spike"
     assert factors[0]["response"]["status"] == "not_enough_data"
+
+
+def test_each_decided_day_is_scored_once_and_the_last_score_is_the_one_stored(
+    conn: psycopg.Connection[Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    pid = enrol(conn)
+    run(conn, pid, [40] * 12 + [95, 40])
+    scored: list[FlareRisk] = []
+
+    def noting(*args: Any) -> FlareRisk:
+        scored.append(flare_risk(*args))
+        return scored[-1]
+
+    monkeypatch.setattr(rules.flare, "flare_risk", noting)
+    # Recomputed from enrolment: the rules decide on all 14 days.
+    ev = evaluate_patient(conn, pid, START + timedelta(days=13), recompute=True)
+    conn.commit()
+    assert len(scored) == 14
+    assert ev.flare_risk is scored[-1]
 
 
 def test_a_clinician_override_is_a_new_version_with_who_and_why(

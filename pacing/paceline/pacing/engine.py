@@ -49,7 +49,7 @@ from paceline.pacing.errors import FutureDayError, PacingError
 from paceline.pacing.evidence import JSON, num
 from paceline.pacing.exercise import TargetVersion
 from paceline.pacing.flags import Flag, RuleState, current_flag, run_rule
-from paceline.pacing.flare import MODEL, FlareRisk, flare_risk
+from paceline.pacing.flare import MODEL, FlareRisk
 from paceline.pacing.history import History, build
 from paceline.pacing.load import ChronicBase, LoadState, load_state
 from paceline.pacing.progression import (
@@ -63,7 +63,14 @@ from paceline.pacing.progression import (
 from paceline.pacing.records import PatientContext
 from paceline.pacing.response import PainResponse
 from paceline.pacing.rules import RULE_IDS, RULES
-from paceline.pacing.rules.flare import FLARE_EPISODE, flare_episode, onsets
+from paceline.pacing.rules.flare import (
+    FLARE_EPISODE,
+    FLARE_RISK,
+    day_risks,
+    flare_episode,
+    onsets,
+    risk_signals,
+)
 from paceline.pacing.state import EngineState
 from paceline.store.access import audit
 
@@ -397,15 +404,19 @@ def evaluate_patient(
             changes.extend(due)
             h = history(plans)
 
+        # Each decided day's flare risk, scored once: the flare-risk rule decides on them,
+        # and the last (the day evaluated: the rules always decide on it) is stored.
+        risks = day_risks(h)
         flags: list[Flag] = []
         captured: dict[str, RuleState] = {}
         for rule in RULES:
             if rule.spec is FLARE_EPISODE:
                 ran = flare_run
             else:
+                signals = risk_signals(h, risks) if rule.spec is FLARE_RISK else rule.detect(h)
                 ran = run_rule(
                     rule.spec,
-                    rule.detect(h),
+                    signals,
                     rule_states.get(rule.spec.rule_id),
                     capture=capture,
                 )
@@ -421,8 +432,7 @@ def evaluate_patient(
         )
         records.mark_screens_evaluated(conn, ctx, day, now or datetime.now(UTC))
 
-        excess = h.load.excess
-        risk = flare_risk(excess, h.pain, h.sleep, len(h) - 1)
+        risk = risks[-1]
         records.upsert_flare_risk(
             conn,
             patient_id,

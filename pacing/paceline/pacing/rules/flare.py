@@ -31,7 +31,13 @@ from typing import Final
 
 from paceline.pacing.evidence import num
 from paceline.pacing.flags import DaySignal, Flag, RuleSpec, Severity
-from paceline.pacing.flare import USUAL_FIRST_LAG, USUAL_LAST_LAG, flare_risk, usual
+from paceline.pacing.flare import (
+    USUAL_FIRST_LAG,
+    USUAL_LAST_LAG,
+    FlareRisk,
+    flare_risk,
+    usual,
+)
 from paceline.pacing.history import History
 from paceline.pacing.load import FloatArray
 from paceline.pacing.progression import FlareOnset
@@ -92,16 +98,23 @@ def onsets(flags: Sequence[Flag]) -> list[FlareOnset]:
     return [FlareOnset(f.start, f.opened) for f in flags if f.rule_id == FLARE_EPISODE.rule_id]
 
 
-def risk_high(h: History) -> list[DaySignal]:
-    """The flare-risk rule on the days of a history the rules decide on."""
+def day_risks(h: History) -> list[FlareRisk]:
+    """The flare risk of each day of a history the rules decide on, from the data known that day.
+
+    The engine scores the days once: the flare-risk rule decides on these scores
+    and the day evaluated (the last) is stored with its factors.
+    """
     excess = h.load.excess
+    return [flare_risk(excess, h.pain, h.sleep, t) for t, _ in h.evaluated()]
+
+
+def risk_signals(h: History, risks: Sequence[FlareRisk]) -> list[DaySignal]:
+    """The flare-risk rule on the days of a history the rules decide on, given their `risks`."""
     out = []
-    for t, day in h.evaluated():
-        r = flare_risk(excess, h.pain, h.sleep, t)
-        d = day.day
+    for (_, day), r in zip(h.evaluated(), risks, strict=True):
         out.append(
             DaySignal(
-                d,
+                day.day,
                 enter=r.score >= RISK_ENTER,
                 hold=r.score >= RISK_HOLD,
                 severity=Severity.CRITICAL if r.score >= RISK_CRITICAL else Severity.WARNING,
@@ -113,3 +126,8 @@ def risk_high(h: History) -> list[DaySignal]:
             )
         )
     return out
+
+
+def risk_high(h: History) -> list[DaySignal]:
+    """The flare-risk rule on the days of a history the rules decide on."""
+    return risk_signals(h, day_risks(h))
