@@ -224,7 +224,13 @@ def _pieces(above: float) -> list[float]:
 
 
 def design(
-    excess: FloatArray, pain: FloatArray, sleep: FloatArray, t: int, response: float
+    excess: FloatArray,
+    pain: FloatArray,
+    sleep: FloatArray,
+    t: int,
+    response: float,
+    *,
+    usual_pain: float | None = None,
 ) -> list[float]:
     """The model's inputs on day `t`, in the order of its weights (what `--fit` regresses on).
 
@@ -234,9 +240,11 @@ def design(
     days after it) expects from the excess of today and the two days before; the
     highest pain above usual 3-6 days ago; the 5-day pain slope; no diary today;
     sleep below usual on the last four nights; load excess 1-3 days ago; and the
-    larger excess of 1-2 days ago times `response`.
+    larger excess of 1-2 days ago times `response`. `usual_pain` is `usual(pain, t)`
+    when the caller has it already.
     """
-    usual_pain = usual(pain, t)
+    if usual_pain is None:
+        usual_pain = usual(pain, t)
     pieces: list[float] = []
     for k in range(len(W_PAIN)):
         pieces += _pieces(_above(pain, t, k, usual_pain))
@@ -288,9 +296,9 @@ def flare_risk(excess: FloatArray, pain: FloatArray, sleep: FloatArray, t: int) 
     `excess` is `LoadState.excess` (causal: day t uses loads up to day t only).
     """
     response, shrunk = day_response(excess, pain, t)
-    x = design(excess, pain, sleep, t, shrunk)
-    c = [w * v for w, v in zip(WEIGHTS, x, strict=True)]
     usual_pain = usual(pain, t)
+    x = design(excess, pain, sleep, t, shrunk, usual_pain=usual_pain)
+    c = [w * v for w, v in zip(WEIGHTS, x, strict=True)]
     today, yesterday = (_known(_above(pain, t, k, usual_pain)) for k in (0, 1))
     build_up = sum(c[:_N_PAIN])
     peak = max(x[_LOAD][:SPIKE_LAGS])
