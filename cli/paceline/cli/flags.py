@@ -56,7 +56,7 @@ def run_list(args: argparse.Namespace, settings: Settings) -> int:
         if args.patient is not None:
             ids = [registry.get_patient(conn, args.patient).patient_id]
         else:
-            ids = sorted(overview.patient_names(conn))
+            ids = sorted(overview.patient_labels(conn))
         if args.clinician is not None:
             registry.get_clinician(conn, args.clinician)
             team = set(registry.patients_of(conn, args.clinician))

@@ -36,7 +36,6 @@ from paceline.pacing.records import (
     TimelineDay,
     patient_alerts,
     patient_labels,
-    patient_names,
 )
 from paceline.store import access
 
@@ -56,7 +55,6 @@ __all__ = [
     "minute_buckets",
     "patient_alerts",
     "patient_labels",
-    "patient_names",
     "timeline",
 ]
 

@@ -1889,12 +1889,6 @@ def caseload_facts(conn: psycopg.Connection[Any], ids: Sequence[int]) -> dict[in
     return {r.pop("patient_id"): CaseloadFacts(**r) for r in rows}
 
 
-def patient_names(conn: psycopg.Connection[Any]) -> dict[int, str]:
-    """The names of every patient this session may see, by id."""
-    rows = conn.execute("SELECT patient_id, display_name FROM patient").fetchall()
-    return {int(r[0]): str(r[1]) for r in rows}
-
-
 @dataclass(frozen=True)
 class PatientLabel:
     """How a page names a patient and shows their instants: display name and time zone."""
