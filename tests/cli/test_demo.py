@@ -139,6 +139,13 @@ def test_the_demo_serves_the_clinic_and_stops_cleanly_then_continues(server_dir:
     finally:
         proc.send_signal(signal.SIGINT)
         out, err = proc.communicate(timeout=STOP_LIMIT_S)
+        # Shown by pytest when the test fails, a wait's timeout included: what the demo
+        # had done by then (its story and the tail of its log).
+        print(out)
+        print(err, file=sys.stderr)
+        log = data / demo.LOG_FILE
+        if log.exists():
+            print("\n".join(log.read_text().splitlines()[-60:]))
     assert proc.returncode == 0, err
     # The story on stdout, the log lines in the log file.
     assert not [line for line in out.splitlines() if LOG_LINE.match(line)], out
