@@ -177,7 +177,9 @@ def test_each_red_flag_yes_reaches_the_care_team_once_through_the_worker(
                 return intake.submit_red_flag_screen(mine, pid, {**NO, code: True}, answered_at=at)
 
         pid, _ = helpers.enrol(conn)
-        enrolled = now - timedelta(days=6)
+        # Midnight six days ago: the simulated days' diaries (20:00) are all after it,
+        # whatever the time of day the test runs at.
+        enrolled = datetime.combine((now - timedelta(days=6)).date(), datetime.min.time(), UTC)
         conn.execute("UPDATE patient SET enrolled_at = %s WHERE patient_id = %s", (enrolled, pid))
         sim = SimPatient(Persona.STEADY, seed=5)
         for i in range(5):
